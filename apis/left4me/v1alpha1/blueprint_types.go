@@ -1,0 +1,83 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Blueprint says how to run a server: which overlays, which server.cfg lines,
+// which srcds arguments, and how much of the host it may use. Many Instances
+// share one Blueprint.
+type Blueprint struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BlueprintSpec   `json:"spec"`
+	Status BlueprintStatus `json:"status,omitempty"`
+}
+
+// BlueprintSpec is the desired shape of every Instance made from it.
+type BlueprintSpec struct {
+	// Overlays are names of Overlays in the same namespace, topmost first: a
+	// file in overlays[0] hides the same file in overlays[1] and in the
+	// installation.
+	Overlays []string `json:"overlays,omitempty"`
+	// Game holds the srcds arguments every server needs.
+	Game GameSpec `json:"game,omitempty"`
+	// Cvars become server.cfg lines, in order: `name "value"`.
+	Cvars []Cvar `json:"cvars,omitempty"`
+	// Args are extra srcds arguments, passed as argv (never through a shell).
+	// The node owns -game, +ip, +hostport, +clientport and +tv_port.
+	Args []string `json:"args,omitempty"`
+	// Resources limit what one server may use on its host.
+	Resources Resources `json:"resources,omitempty"`
+}
+
+// GameSpec holds the srcds arguments with a meaning the scheduler and the
+// status care about.
+type GameSpec struct {
+	// Map is the starting map, e.g. c1m1_hotel.
+	Map string `json:"map,omitempty"`
+	// Mode is the game mode (coop, versus, survival, scavenge, realism, ...).
+	Mode string `json:"mode,omitempty"`
+	// MaxPlayers is the number of player slots.
+	MaxPlayers int32 `json:"maxPlayers,omitempty"`
+	// Tickrate is the server's simulation rate.
+	Tickrate int32 `json:"tickrate,omitempty"`
+}
+
+// Cvar is one server.cfg line.
+type Cvar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Resources become the game unit's cgroup limits.
+type Resources struct {
+	// MemoryHigh throttles the server above this amount (systemd MemoryHigh=).
+	MemoryHigh *resource.Quantity `json:"memoryHigh,omitempty"`
+	// MemoryMax is the hard limit (systemd MemoryMax=); it is also what the
+	// scheduler reserves on a node.
+	MemoryMax *resource.Quantity `json:"memoryMax,omitempty"`
+	// CPUWeight is systemd's CPUWeight= (1..10000).
+	CPUWeight int32 `json:"cpuWeight,omitempty"`
+	// TasksMax limits processes and threads (systemd TasksMax=).
+	TasksMax int32 `json:"tasksMax,omitempty"`
+}
+
+// BlueprintStatus reports what the control plane knows about the Blueprint.
+type BlueprintStatus struct {
+	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
+	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// BlueprintList is a list of Blueprints.
+type BlueprintList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Blueprint `json:"items"`
+}

@@ -1,0 +1,66 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Node is one game host running l4m-node. Its labels are what
+// Instance.spec.nodeSelector matches.
+type Node struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   NodeSpec   `json:"spec,omitempty"`
+	Status NodeStatus `json:"status,omitempty"`
+}
+
+// NodeSpec is what an operator decides about a host.
+type NodeSpec struct {
+	// PortRange is where game ports are allocated from.
+	PortRange PortRange `json:"portRange,omitempty"`
+	// Capacity caps what the scheduler places here.
+	Capacity NodeCapacity `json:"capacity,omitempty"`
+	// Unschedulable keeps new Instances away (l4mctl cordon).
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+// PortRange is an inclusive range of game ports.
+type PortRange struct {
+	Min int32 `json:"min"`
+	Max int32 `json:"max"`
+}
+
+// NodeCapacity is the most a node takes.
+type NodeCapacity struct {
+	Instances int32              `json:"instances,omitempty"`
+	Memory    *resource.Quantity `json:"memory,omitempty"`
+}
+
+// NodeStatus is what the agent reports.
+type NodeStatus struct {
+	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
+	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	Addresses          []string           `json:"addresses,omitempty"`
+	HeartbeatTime      *metav1.Time       `json:"heartbeatTime,omitempty"`
+	AgentVersion       string             `json:"agentVersion,omitempty"`
+	Installation       InstallationStatus `json:"installation,omitempty"`
+}
+
+// InstallationStatus describes the shared game installation on a node.
+type InstallationStatus struct {
+	Present bool `json:"present"`
+	// Build is PatchVersion from left4dead2/steam.inf.
+	Build string `json:"build,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// NodeList is a list of Nodes.
+type NodeList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Node `json:"items"`
+}

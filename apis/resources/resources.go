@@ -1,0 +1,182 @@
+// Package resources describes each left4me kind once (its URL plural, scope,
+// subresources and selectable fields) so that the storage, the API server
+// and l4mctl agree on them without a Scheme.
+package resources
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+)
+
+// Resource is one kind as the API serves it.
+type Resource struct {
+	Kind       string
+	Plural     string
+	Singular   string
+	ShortNames []string
+	Namespaced bool
+	// HasStatus means the kind has a status subresource: the main resource
+	// never changes status, and the status subresource changes nothing else.
+	HasStatus bool
+	New       func() v1.Object
+	NewList   func() v1.ListObject
+	// fields returns the values field selectors can match, beyond
+	// metadata.name and metadata.namespace.
+	fields func(v1.Object) fields.Set
+}
+
+// GroupResource names the resource in errors ("instances.left4me.io").
+func (r *Resource) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Group: v1.Group, Resource: r.Plural}
+}
+
+// GroupVersionKind is the apiVersion and kind its objects carry.
+func (r *Resource) GroupVersionKind() schema.GroupVersionKind {
+	return v1.GroupVersion.WithKind(r.Kind)
+}
+
+// Fields returns every field a field selector may name for obj.
+func (r *Resource) Fields(obj v1.Object) fields.Set {
+	set := fields.Set{"metadata.name": obj.GetName()}
+	if r.Namespaced {
+		set["metadata.namespace"] = obj.GetNamespace()
+	}
+	if r.fields != nil {
+		for k, v := range r.fields(obj) {
+			set[k] = v
+		}
+	}
+	return set
+}
+
+// FieldLabels lists the field names selectors may use, for error messages.
+func (r *Resource) FieldLabels() []string {
+	names := make([]string, 0, 8)
+	for k := range r.Fields(r.New()) {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CheckFieldSelector refuses selectors that name fields this kind does not
+// index, instead of silently matching nothing.
+func (r *Resource) CheckFieldSelector(sel fields.Selector) error {
+	known := r.Fields(r.New())
+	for _, req := range sel.Requirements() {
+		if _, ok := known[req.Field]; !ok {
+			return fmt.Errorf("field label not supported for %s: %q (supported: %s)", r.Plural, req.Field, strings.Join(r.FieldLabels(), ", "))
+		}
+	}
+	return nil
+}
+
+// All lists every kind, in the order l4mctl applies them: what others
+// refer to comes first.
+var All = []*Resource{
+	{
+		Kind: "Namespace", Plural: "namespaces", Singular: "namespace", ShortNames: []string{"ns"},
+		HasStatus: true,
+		New:       func() v1.Object { return &v1.Namespace{} },
+		NewList:   func() v1.ListObject { return &v1.NamespaceList{} },
+		fields: func(o v1.Object) fields.Set {
+			return fields.Set{"status.phase": string(o.(*v1.Namespace).Status.Phase)}
+		},
+	},
+	{
+		Kind: "Node", Plural: "nodes", Singular: "node", ShortNames: []string{"no"},
+		HasStatus: true,
+		New:       func() v1.Object { return &v1.Node{} },
+		NewList:   func() v1.ListObject { return &v1.NodeList{} },
+		fields: func(o v1.Object) fields.Set {
+			return fields.Set{"spec.unschedulable": strconv.FormatBool(o.(*v1.Node).Spec.Unschedulable)}
+		},
+	},
+	{
+		Kind: "Overlay", Plural: "overlays", Singular: "overlay", ShortNames: []string{"ov"},
+		Namespaced: true, HasStatus: true,
+		New:     func() v1.Object { return &v1.Overlay{} },
+		NewList: func() v1.ListObject { return &v1.OverlayList{} },
+	},
+	{
+		Kind: "Blueprint", Plural: "blueprints", Singular: "blueprint", ShortNames: []string{"bp"},
+		Namespaced: true, HasStatus: true,
+		New:     func() v1.Object { return &v1.Blueprint{} },
+		NewList: func() v1.ListObject { return &v1.BlueprintList{} },
+	},
+	{
+		Kind: "Instance", Plural: "instances", Singular: "instance", ShortNames: []string{"inst"},
+		Namespaced: true, HasStatus: true,
+		New:     func() v1.Object { return &v1.Instance{} },
+		NewList: func() v1.ListObject { return &v1.InstanceList{} },
+		fields: func(o v1.Object) fields.Set {
+			i := o.(*v1.Instance)
+			return fields.Set{
+				"spec.nodeName":          i.Spec.NodeName,
+				"spec.blueprintRef.name": i.Spec.BlueprintRef.Name,
+				"spec.state":             string(i.Spec.State),
+				"status.phase":           string(i.Status.Phase),
+			}
+		},
+	},
+	{
+		Kind: "Event", Plural: "events", Singular: "event", ShortNames: []string{"ev"},
+		Namespaced: true,
+		New:        func() v1.Object { return &v1.Event{} },
+		NewList:    func() v1.ListObject { return &v1.EventList{} },
+		fields: func(o v1.Object) fields.Set {
+			e := o.(*v1.Event)
+			return fields.Set{
+				"involvedObject.kind": e.InvolvedObject.Kind,
+				"involvedObject.name": e.InvolvedObject.Name,
+				"involvedObject.uid":  e.InvolvedObject.UID,
+				"reason":              e.Reason,
+				"type":                e.Type,
+			}
+		},
+	},
+}
+
+// ByPlural finds a resource by its URL segment.
+func ByPlural(plural string) (*Resource, bool) {
+	for _, r := range All {
+		if r.Plural == plural {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// ByKind finds a resource by its Kind.
+func ByKind(kind string) (*Resource, bool) {
+	for _, r := range All {
+		if r.Kind == kind {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// Lookup finds a resource the way kubectl does: by plural, singular, short
+// name or kind, case-insensitively, with an optional ".left4me.io" suffix.
+func Lookup(name string) (*Resource, bool) {
+	n := strings.ToLower(strings.TrimSuffix(name, "."+v1.Group))
+	for _, r := range All {
+		if n == r.Plural || n == r.Singular || n == strings.ToLower(r.Kind) {
+			return r, true
+		}
+		for _, s := range r.ShortNames {
+			if n == s {
+				return r, true
+			}
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,105 @@
+// Package etcdtest starts real etcd servers for tests: the embedded one, and
+// Debian's etcd-server binary as an external one (to prove the external mode).
+package etcdtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/left4me/left4me/apis/storage"
+)
+
+// Embedded starts an embedded etcd in a temp dir, closed when the test ends.
+func Embedded(t testing.TB) *storage.Embedded {
+	t.Helper()
+	e, err := storage.StartEmbedded(context.Background(), storage.EmbeddedOptions{Dir: t.TempDir()}, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// ExternalBinary is where Debian's etcd-server installs etcd.
+const ExternalBinary = "/usr/bin/etcd"
+
+// External starts Debian's etcd binary on loopback ports with a temp data dir and
+// returns a client for it; the process is killed (by PID) when the test
+// ends. It fails the test when the binary is missing, unless SKIP_EXTERNAL_ETCD
+// is set: CI installs it, so a missing binary is a broken set-up.
+func External(t testing.TB) (*clientv3.Client, string) {
+	t.Helper()
+	bin := ExternalBinary
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("SKIP_EXTERNAL_ETCD") != "" {
+			t.Skipf("external etcd: %s missing and SKIP_EXTERNAL_ETCD set", bin)
+		}
+		t.Fatalf("external etcd: %s missing (apt-get install etcd-server): %v", bin, err)
+	}
+	dir := t.TempDir()
+	clientAddr, err := storage.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerAddr, err := storage.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, peer := "http://"+clientAddr, "http://"+peerAddr
+	cmd := exec.Command(bin,
+		"--name", "ext", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "ext="+peer, "--log-level", "error")
+	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+os.Getenv("ETCD_UNSUPPORTED_ARCH"))
+	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start external etcd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return c, client
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
+			t.Fatalf("external etcd exited: %s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Errorf("external etcd not ready after 30s: %w", err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

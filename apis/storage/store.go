@@ -1,0 +1,458 @@
+// Package storage keeps left4me objects in etcd with Kubernetes semantics:
+// one key per object, resourceVersion is the etcd revision, every write is a
+// compare-and-swap transaction (no lost updates), generation counts spec
+// changes, finalizers hold deletion, and one etcd watch per resource feeds
+// every client's watch.
+//
+// Storage does not default or validate objects; the API server does that
+// before it calls here. Storage enforces what must hold whatever the caller:
+// identity fields, optimistic concurrency, namespaces that exist.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+)
+
+// EventTTL is how long an Event lives after its last write.
+const EventTTL = time.Hour
+
+// Options configure a Store.
+type Options struct {
+	// Prefix is the etcd key prefix of every object (default "/left4me").
+	Prefix string
+	// WatchCacheSize is how many recent events per resource a watch can
+	// resume from without its own etcd watch (default 10,000).
+	WatchCacheSize int
+	Log            logr.Logger
+}
+
+// Store is the etcd-backed object store. Create it with New and run Start
+// before serving watches.
+type Store struct {
+	client  *clientv3.Client
+	prefix  string
+	log     logr.Logger
+	cacheSz int
+
+	mu      sync.Mutex
+	caches  map[string]*watchCache
+	started bool
+}
+
+// New returns a Store on an etcd client. The client stays the caller's.
+func New(client *clientv3.Client, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "/left4me"
+	}
+	if opts.WatchCacheSize <= 0 {
+		opts.WatchCacheSize = 10000
+	}
+	return &Store{client: client, prefix: opts.Prefix, log: opts.Log, cacheSz: opts.WatchCacheSize, caches: map[string]*watchCache{}}
+}
+
+// CreateOptions, UpdateOptions and DeleteOptions carry ?dryRun=All: the whole
+// request is checked, including the etcd preconditions, and nothing is written.
+type CreateOptions struct{ DryRun bool }
+
+// UpdateOptions: Status selects the status subresource.
+type UpdateOptions struct {
+	DryRun bool
+	Status bool
+}
+
+// DeleteOptions: Preconditions mirror metav1.Preconditions.
+type DeleteOptions struct {
+	DryRun          bool
+	ResourceVersion string
+	UID             types.UID
+}
+
+func (s *Store) resourcePrefix(res *resources.Resource) string {
+	return s.prefix + "/" + res.Plural + "/"
+}
+
+// namespacePrefix ends with "/" so that namespace "a" never matches "ab".
+func (s *Store) namespacePrefix(res *resources.Resource, ns string) string {
+	if !res.Namespaced || ns == "" {
+		return s.resourcePrefix(res)
+	}
+	return s.resourcePrefix(res) + ns + "/"
+}
+
+func (s *Store) key(res *resources.Resource, ns, name string) string {
+	if res.Namespaced {
+		return s.resourcePrefix(res) + ns + "/" + name
+	}
+	return s.resourcePrefix(res) + name
+}
+
+var namespaceResource, _ = resources.ByKind("Namespace")
+
+func (s *Store) namespaceKey(ns string) string {
+	return s.key(namespaceResource, "", ns)
+}
+
+// Get returns one object.
+func (s *Store) Get(ctx context.Context, res *resources.Resource, ns, name string) (v1.Object, error) {
+	resp, err := s.client.Get(ctx, s.key(res, ns, name))
+	if err != nil {
+		return nil, etcdError(err, "get %s %s", res.Kind, name)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, apierrors.NewNotFound(res.GroupResource(), name)
+	}
+	return decode(res, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// Create stores a new object. The caller has defaulted and validated it.
+// Identity fields come from here: uid, creationTimestamp, generation 1.
+func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Object, opts CreateOptions) (v1.Object, error) {
+	obj = obj.DeepCopyObject().(v1.Object)
+	if obj.GetName() == "" {
+		return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), "", field.ErrorList{field.Required(field.NewPath("metadata", "name"), "")})
+	}
+	if obj.GetResourceVersion() != "" {
+		return nil, apierrors.NewBadRequest("metadata.resourceVersion must not be set on create")
+	}
+	obj.SetUID(uuid.NewUUID())
+	obj.SetCreationTimestamp(metav1.Now())
+	obj.SetGeneration(1)
+	obj.SetDeletionTimestamp(nil)
+	obj.SetDeletionGracePeriodSeconds(nil)
+	obj.SetManagedFields(nil)
+	key := s.key(res, obj.GetNamespace(), obj.GetName())
+	data, err := encode(res, obj)
+	if err != nil {
+		return nil, err
+	}
+
+	conds := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	if res.Namespaced {
+		conds = append(conds, clientv3.Compare(clientv3.CreateRevision(s.namespaceKey(obj.GetNamespace())), ">", 0))
+	}
+	if opts.DryRun {
+		return obj, s.checkCreate(ctx, res, obj, key)
+	}
+	var putOpts []clientv3.OpOption
+	if res.Kind == "Event" {
+		lease, err := s.client.Grant(ctx, int64(EventTTL/time.Second))
+		if err != nil {
+			return nil, etcdError(err, "grant lease for event %s", obj.GetName())
+		}
+		putOpts = append(putOpts, clientv3.WithLease(lease.ID))
+	}
+	resp, err := s.client.Txn(ctx).If(conds...).Then(clientv3.OpPut(key, string(data), putOpts...)).Commit()
+	if err != nil {
+		return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
+	}
+	if !resp.Succeeded {
+		return nil, s.checkCreate(ctx, res, obj, key)
+	}
+	obj.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
+	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+	return obj, nil
+}
+
+// checkCreate explains why a create cannot succeed (or returns nil when it
+// could, for dry runs).
+func (s *Store) checkCreate(ctx context.Context, res *resources.Resource, obj v1.Object, key string) error {
+	resp, err := s.client.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return etcdError(err, "create %s %s", res.Kind, obj.GetName())
+	}
+	if resp.Count > 0 {
+		return apierrors.NewAlreadyExists(res.GroupResource(), obj.GetName())
+	}
+	if res.Namespaced {
+		resp, err := s.client.Get(ctx, s.namespaceKey(obj.GetNamespace()), clientv3.WithCountOnly())
+		if err != nil {
+			return etcdError(err, "create %s %s", res.Kind, obj.GetName())
+		}
+		if resp.Count == 0 {
+			return apierrors.NewNotFound(namespaceResource.GroupResource(), obj.GetNamespace())
+		}
+	}
+	return nil
+}
+
+// Update replaces an object if obj.resourceVersion is still the current one
+// (409 Conflict otherwise). The main resource keeps the stored status; the
+// status subresource keeps everything but status. When the last finalizer of
+// an object being deleted goes, the object goes with it.
+func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Object, opts UpdateOptions) (v1.Object, error) {
+	if opts.Status && !res.HasStatus {
+		return nil, apierrors.NewNotFound(res.GroupResource(), obj.GetName()+"/status")
+	}
+	rv, err := parseRV(obj.GetResourceVersion())
+	if err != nil {
+		return nil, err
+	}
+	if rv == 0 {
+		return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), obj.GetName(), field.ErrorList{
+			field.Required(field.NewPath("metadata", "resourceVersion"), "must be the resourceVersion you read (updates are compare-and-swap)")})
+	}
+	cur, err := s.Get(ctx, res, obj.GetNamespace(), obj.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if cur.GetResourceVersion() != obj.GetResourceVersion() {
+		return nil, conflict(res, obj.GetName())
+	}
+	next, err := s.merge(res, cur, obj, opts.Status)
+	if err != nil {
+		return nil, err
+	}
+	key := s.key(res, obj.GetNamespace(), obj.GetName())
+	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", rv)
+
+	if next.GetDeletionTimestamp() != nil && len(next.GetFinalizers()) == 0 {
+		if opts.DryRun {
+			return next, nil
+		}
+		resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpDelete(key)).Commit()
+		if err != nil {
+			return nil, etcdError(err, "delete %s %s", res.Kind, obj.GetName())
+		}
+		if !resp.Succeeded {
+			return nil, conflict(res, obj.GetName())
+		}
+		next.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
+		return next, nil
+	}
+	if opts.DryRun {
+		return next, nil
+	}
+	data, err := encode(res, next)
+	if err != nil {
+		return nil, err
+	}
+	var putOpts []clientv3.OpOption
+	if res.Kind == "Event" {
+		lease, err := s.client.Grant(ctx, int64(EventTTL/time.Second))
+		if err != nil {
+			return nil, etcdError(err, "grant lease for event %s", obj.GetName())
+		}
+		putOpts = append(putOpts, clientv3.WithLease(lease.ID))
+	}
+	resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(data), putOpts...)).Commit()
+	if err != nil {
+		return nil, etcdError(err, "update %s %s", res.Kind, obj.GetName())
+	}
+	if !resp.Succeeded {
+		return nil, conflict(res, obj.GetName())
+	}
+	next.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
+	return next, nil
+}
+
+// merge builds the object to store from the current one and the caller's.
+func (s *Store) merge(res *resources.Resource, cur, in v1.Object, status bool) (v1.Object, error) {
+	if status {
+		next, err := withStatusOf(res, cur, in)
+		if err != nil {
+			return nil, fmt.Errorf("merge status of %s %s: %w", res.Kind, in.GetName(), err)
+		}
+		return next, nil
+	}
+	next := in.DeepCopyObject().(v1.Object)
+	if res.HasStatus {
+		var err error
+		if next, err = withStatusOf(res, next, cur); err != nil {
+			return nil, fmt.Errorf("keep status of %s %s: %w", res.Kind, in.GetName(), err)
+		}
+	}
+	next.SetUID(cur.GetUID())
+	next.SetCreationTimestamp(cur.GetCreationTimestamp())
+	next.SetDeletionTimestamp(cur.GetDeletionTimestamp())
+	next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
+	next.SetGeneration(cur.GetGeneration())
+	next.SetResourceVersion(cur.GetResourceVersion())
+	next.SetManagedFields(nil)
+	if cur.GetDeletionTimestamp() != nil {
+		for _, f := range next.GetFinalizers() {
+			if !slices.Contains(cur.GetFinalizers(), f) {
+				return nil, apierrors.NewForbidden(res.GroupResource(), in.GetName(),
+					fmt.Errorf("metadata.finalizers: no new finalizer (%q) can be added while the object is being deleted", f))
+			}
+		}
+	}
+	same, err := specEqual(cur, next)
+	if err != nil {
+		return nil, fmt.Errorf("compare spec of %s %s: %w", res.Kind, in.GetName(), err)
+	}
+	if !same {
+		next.SetGeneration(cur.GetGeneration() + 1)
+	}
+	return next, nil
+}
+
+// Delete removes an object, or marks it for deletion while finalizers
+// remain. It returns the object as it was last stored and whether it is
+// gone. Deleting a Namespace that still holds objects is refused (409).
+func (s *Store) Delete(ctx context.Context, res *resources.Resource, ns, name string, opts DeleteOptions) (v1.Object, bool, error) {
+	for attempt := 0; ; attempt++ {
+		cur, err := s.Get(ctx, res, ns, name)
+		if err != nil {
+			return nil, false, err
+		}
+		if opts.UID != "" && opts.UID != cur.GetUID() {
+			return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("precondition failed: uid is %s, not %s", cur.GetUID(), opts.UID))
+		}
+		if opts.ResourceVersion != "" && opts.ResourceVersion != cur.GetResourceVersion() {
+			return nil, false, conflict(res, name)
+		}
+		rv, _ := parseRV(cur.GetResourceVersion())
+		key := s.key(res, ns, name)
+		conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rv)}
+		var op clientv3.Op
+		gone := len(cur.GetFinalizers()) == 0
+		var ops []clientv3.Op
+		if gone {
+			op = clientv3.OpDelete(key)
+			if res == namespaceResource {
+				empty, err := s.namespaceConditions(ctx, name)
+				if err != nil {
+					return nil, false, err
+				}
+				conds = append(conds, empty...)
+				// Events expire anyway; they do not keep a namespace alive.
+				events, _ := resources.ByKind("Event")
+				ops = append(ops, clientv3.OpDelete(s.namespacePrefix(events, name), clientv3.WithPrefix()))
+			}
+		} else {
+			if cur.GetDeletionTimestamp() != nil {
+				return cur, false, nil
+			}
+			next := cur.DeepCopyObject().(v1.Object)
+			now := metav1.Now()
+			next.SetDeletionTimestamp(&now)
+			zero := int64(0)
+			next.SetDeletionGracePeriodSeconds(&zero)
+			data, err := encode(res, next)
+			if err != nil {
+				return nil, false, err
+			}
+			op = clientv3.OpPut(key, string(data))
+			cur = next
+		}
+		if opts.DryRun {
+			return cur, gone, nil
+		}
+		resp, err := s.client.Txn(ctx).If(conds...).Then(append([]clientv3.Op{op}, ops...)...).Commit()
+		if err != nil {
+			return nil, false, etcdError(err, "delete %s %s", res.Kind, name)
+		}
+		if resp.Succeeded {
+			cur.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
+			return cur, gone, nil
+		}
+		if res == namespaceResource {
+			if err := s.checkNamespaceEmpty(ctx, name); err != nil {
+				return nil, false, err
+			}
+		}
+		if opts.ResourceVersion != "" || attempt >= 5 {
+			return nil, false, conflict(res, name)
+		}
+		// The object changed between our read and our write; look again.
+	}
+}
+
+// namespaceConditions are true while the namespace holds no objects but
+// Events. They go into the same transaction as the delete, so a create that
+// races the delete either lands first (and the delete fails) or fails itself.
+func (s *Store) namespaceConditions(ctx context.Context, ns string) ([]clientv3.Cmp, error) {
+	if err := s.checkNamespaceEmpty(ctx, ns); err != nil {
+		return nil, err
+	}
+	var conds []clientv3.Cmp
+	for _, r := range resources.All {
+		if r.Namespaced && r.Kind != "Event" {
+			conds = append(conds, clientv3.Compare(clientv3.CreateRevision(s.namespacePrefix(r, ns)), "=", 0).WithPrefix())
+		}
+	}
+	return conds, nil
+}
+
+func (s *Store) checkNamespaceEmpty(ctx context.Context, ns string) error {
+	for _, r := range resources.All {
+		if !r.Namespaced || r.Kind == "Event" {
+			continue
+		}
+		resp, err := s.client.Get(ctx, s.namespacePrefix(r, ns), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return etcdError(err, "count %s in namespace %s", r.Plural, ns)
+		}
+		if resp.Count > 0 {
+			return apierrors.NewConflict(namespaceResource.GroupResource(), ns,
+				fmt.Errorf("namespace %q is not empty: it still holds %d %s; delete them first", ns, resp.Count, r.Plural))
+		}
+	}
+	return nil
+}
+
+// EnsureNamespace creates a namespace unless it exists (the default one at
+// first start).
+func (s *Store) EnsureNamespace(ctx context.Context, name string) error {
+	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1.NamespaceStatus{Phase: v1.NamespaceActive}}
+	_, err := s.Create(ctx, namespaceResource, ns, CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("ensure namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// CurrentRevision is etcd's revision now.
+func (s *Store) CurrentRevision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithLimit(1))
+	if err != nil {
+		return 0, etcdError(err, "read current revision")
+	}
+	return resp.Header.Revision, nil
+}
+
+func parseRV(rv string) (int64, error) {
+	if rv == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(rv, 10, 64)
+	if err != nil || n < 0 {
+		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q: must be a number", rv))
+	}
+	return n, nil
+}
+
+func conflict(res *resources.Resource, name string) error {
+	return apierrors.NewConflict(res.GroupResource(), name,
+		errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+}
+
+// etcdError turns an etcd failure into a 500 (or 504 on a deadline) that
+// says what was being done.
+func etcdError(err error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return apierrors.NewTimeoutError(msg+": etcd did not answer in time", 1)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return apierrors.NewInternalError(fmt.Errorf("%s: %w", msg, err))
+}

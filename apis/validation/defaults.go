@@ -1,0 +1,78 @@
+package validation
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+)
+
+// Defaults a user can rely on; they match the predecessor's production unit.
+const (
+	DefaultMap        = "c1m1_hotel"
+	DefaultMode       = "coop"
+	DefaultMaxPlayers = 8
+	DefaultTickrate   = 30
+	DefaultTasksMax   = 256
+	DefaultPortMin    = 27015
+	DefaultPortMax    = 27115
+)
+
+var (
+	defaultMemoryHigh = resource.MustParse("1536Mi")
+	defaultMemoryMax  = resource.MustParse("2Gi")
+)
+
+// Default fills the fields a user may leave out. It is applied by the API
+// server before validation, so stored objects are always complete.
+func Default(obj v1.Object) {
+	switch o := obj.(type) {
+	case *v1.Blueprint:
+		defaultBlueprint(o)
+	case *v1.Instance:
+		if o.Spec.State == "" {
+			o.Spec.State = v1.StateRunning
+		}
+	case *v1.Node:
+		if o.Spec.PortRange.Min == 0 && o.Spec.PortRange.Max == 0 {
+			o.Spec.PortRange = v1.PortRange{Min: DefaultPortMin, Max: DefaultPortMax}
+		}
+	case *v1.Event:
+		if o.Type == "" {
+			o.Type = v1.EventTypeNormal
+		}
+		if o.Count == 0 {
+			o.Count = 1
+		}
+	}
+}
+
+func defaultBlueprint(b *v1.Blueprint) {
+	g := &b.Spec.Game
+	if g.Map == "" {
+		g.Map = DefaultMap
+	}
+	if g.Mode == "" {
+		g.Mode = DefaultMode
+	}
+	if g.MaxPlayers == 0 {
+		g.MaxPlayers = DefaultMaxPlayers
+	}
+	if g.Tickrate == 0 {
+		g.Tickrate = DefaultTickrate
+	}
+	r := &b.Spec.Resources
+	if r.MemoryMax == nil {
+		q := defaultMemoryMax.DeepCopy()
+		r.MemoryMax = &q
+	}
+	if r.MemoryHigh == nil {
+		q := defaultMemoryHigh.DeepCopy()
+		if q.Cmp(*r.MemoryMax) > 0 {
+			q = r.MemoryMax.DeepCopy()
+		}
+		r.MemoryHigh = &q
+	}
+	if r.TasksMax == 0 {
+		r.TasksMax = DefaultTasksMax
+	}
+}

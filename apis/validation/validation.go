@@ -1,0 +1,451 @@
+// Package validation checks left4me objects before they are stored. Every
+// error names the field it is about, in the form kubectl users know:
+//
+//	spec.overlays[2]: Invalid value: "../x": must be the name of an Overlay
+//
+// The rules here are string-level. Whatever touches a host (overlay paths,
+// server.cfg lines, argv) is checked again by the node against the real
+// filesystem before use.
+package validation
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+)
+
+// Limits on free-form strings, so objects stay small in etcd.
+const (
+	MaxOverlayPathLength = 1024
+	MaxHostnameLength    = 64
+	MaxCvarValueLength   = 255
+	MaxArgLength         = 256
+	MaxArgs              = 64
+	MaxCvars             = 256
+	MaxOverlays          = 32
+	MaxMessageLength     = 1024
+	MinPort              = 1024
+	MaxPort              = 65535
+)
+
+var (
+	cvarNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]{0,63}$`)
+	mapRE      = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}$`)
+	modeRE     = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+	reasonRE   = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,63}$`)
+)
+
+// reservedCvars are server.cfg commands the node writes itself, or that could
+// read or write files outside the game tree, or stop the server.
+var reservedCvars = map[string]string{
+	"hostname":          "set spec.hostname on the Instance",
+	"rcon_password":     "the node generates one per Instance",
+	"exec":              "server.cfg lines may not run other files",
+	"alias":             "server.cfg lines may not define commands",
+	"quit":              "server.cfg lines may not stop the server",
+	"exit":              "server.cfg lines may not stop the server",
+	"killserver":        "server.cfg lines may not stop the server",
+	"_restart":          "server.cfg lines may not restart the server",
+	"con_logfile":       "server.cfg lines may not choose files to write",
+	"sv_logsdir":        "server.cfg lines may not choose files to write",
+	"host_writeconfig":  "server.cfg lines may not choose files to write",
+	"writeid":           "server.cfg lines may not choose files to write",
+	"writeip":           "server.cfg lines may not choose files to write",
+	"log":               "the node configures logging",
+	"logaddress_add":    "the node configures logging",
+	"logaddress_del":    "the node configures logging",
+	"logaddress_delall": "the node configures logging",
+	"ip":                "the node sets the address",
+	"hostport":          "the node allocates the port",
+}
+
+// ownedArgs are srcds arguments the node sets, or that spec.game sets.
+var ownedArgs = map[string]string{
+	"-game":          "the node always runs left4dead2",
+	"+ip":            "the node sets the address",
+	"-ip":            "the node sets the address",
+	"+hostport":      "set spec.port on the Instance",
+	"-port":          "set spec.port on the Instance",
+	"+port":          "set spec.port on the Instance",
+	"+clientport":    "the node allocates the client port",
+	"+tv_port":       "the node allocates the SourceTV port",
+	"+map":           "set spec.game.map",
+	"+maxplayers":    "set spec.game.maxPlayers",
+	"-maxplayers":    "set spec.game.maxPlayers",
+	"+mp_gamemode":   "set spec.game.mode",
+	"-tickrate":      "set spec.game.tickrate",
+	"+rcon_password": "the node generates one per Instance",
+	"+hostname":      "set spec.hostname on the Instance",
+	"+con_logfile":   "srcds arguments may not choose files to write",
+}
+
+// Validate checks a whole object for create. It returns nil when the object
+// may be stored.
+func Validate(obj v1.Object) field.ErrorList {
+	switch o := obj.(type) {
+	case *v1.Namespace:
+		return validateMeta(o, false, utilvalidation.IsDNS1123Label)
+	case *v1.Overlay:
+		return append(validateMeta(o, true, utilvalidation.IsDNS1123Label), ValidateOverlaySpec(&o.Spec, field.NewPath("spec"))...)
+	case *v1.Blueprint:
+		return append(validateMeta(o, true, utilvalidation.IsDNS1123Label), ValidateBlueprintSpec(&o.Spec, field.NewPath("spec"))...)
+	case *v1.Instance:
+		return append(validateMeta(o, true, utilvalidation.IsDNS1123Label), ValidateInstanceSpec(&o.Spec, field.NewPath("spec"))...)
+	case *v1.Node:
+		return append(validateMeta(o, false, utilvalidation.IsDNS1123Subdomain), ValidateNodeSpec(&o.Spec, field.NewPath("spec"))...)
+	case *v1.Event:
+		return append(validateMeta(o, true, utilvalidation.IsDNS1123Subdomain), validateEvent(o)...)
+	default:
+		return field.ErrorList{field.InternalError(nil, fmt.Errorf("no validation for %T", obj))}
+	}
+}
+
+// ValidateStatus checks what a status write may store.
+func ValidateStatus(obj v1.Object) field.ErrorList {
+	p := field.NewPath("status", "conditions")
+	switch o := obj.(type) {
+	case *v1.Overlay:
+		return metav1validation.ValidateConditions(o.Status.Conditions, p)
+	case *v1.Blueprint:
+		return metav1validation.ValidateConditions(o.Status.Conditions, p)
+	case *v1.Instance:
+		allErrs := metav1validation.ValidateConditions(o.Status.Conditions, p)
+		if o.Status.Port != 0 {
+			allErrs = append(allErrs, validatePort(o.Status.Port, field.NewPath("status", "port"))...)
+		}
+		return allErrs
+	case *v1.Node:
+		return metav1validation.ValidateConditions(o.Status.Conditions, p)
+	}
+	return nil
+}
+
+type nameFunc func(string) []string
+
+func validateMeta(obj v1.Object, namespaced bool, isName nameFunc) field.ErrorList {
+	var allErrs field.ErrorList
+	p := field.NewPath("metadata")
+	if obj.GetName() == "" {
+		allErrs = append(allErrs, field.Required(p.Child("name"), "name is required"))
+	} else {
+		for _, msg := range isName(obj.GetName()) {
+			allErrs = append(allErrs, field.Invalid(p.Child("name"), obj.GetName(), msg))
+		}
+	}
+	if namespaced {
+		if obj.GetNamespace() == "" {
+			allErrs = append(allErrs, field.Required(p.Child("namespace"), "this kind lives in a namespace"))
+		} else {
+			for _, msg := range utilvalidation.IsDNS1123Label(obj.GetNamespace()) {
+				allErrs = append(allErrs, field.Invalid(p.Child("namespace"), obj.GetNamespace(), msg))
+			}
+		}
+	} else if obj.GetNamespace() != "" {
+		allErrs = append(allErrs, field.Forbidden(p.Child("namespace"), "this kind is cluster-scoped and takes no namespace"))
+	}
+	allErrs = append(allErrs, metav1validation.ValidateLabels(obj.GetLabels(), p.Child("labels"))...)
+	allErrs = append(allErrs, apimachineryvalidation.ValidateAnnotations(obj.GetAnnotations(), p.Child("annotations"))...)
+	for i, f := range obj.GetFinalizers() {
+		for _, msg := range utilvalidation.IsQualifiedName(f) {
+			allErrs = append(allErrs, field.Invalid(p.Child("finalizers").Index(i), f, msg))
+		}
+	}
+	return allErrs
+}
+
+// ValidateOverlaySpec checks an Overlay's source.
+func ValidateOverlaySpec(s *v1.OverlaySpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if s.Source.Path == "" {
+		return append(allErrs, field.Required(p.Child("source", "path"), "an overlay needs a source"))
+	}
+	allErrs = append(allErrs, ValidateOverlayPath(s.Source.Path, p.Child("source", "path"))...)
+	if len(s.Description) > MaxMessageLength {
+		allErrs = append(allErrs, field.TooLong(p.Child("description"), "", MaxMessageLength))
+	}
+	return allErrs
+}
+
+// ValidateOverlayPath applies the predecessor's rules to a reference below
+// the overlays root: relative, no "..", no "." and no empty components, no
+// control characters. Symlinks are the node's job: it resolves the path on
+// its own filesystem without leaving the root.
+func ValidateOverlayPath(ref string, p *field.Path) field.ErrorList {
+	bad := func(msg string) field.ErrorList { return field.ErrorList{field.Invalid(p, ref, msg)} }
+	switch {
+	case ref == "":
+		return field.ErrorList{field.Required(p, "")}
+	case len(ref) > MaxOverlayPathLength:
+		return field.ErrorList{field.TooLong(p, "", MaxOverlayPathLength)}
+	case strings.HasPrefix(ref, "/"):
+		return bad("must be relative to the overlays root, not absolute")
+	case hasControl(ref):
+		return bad("must not contain control characters")
+	case strings.Contains(ref, "\\"):
+		return bad("must not contain '\\'")
+	}
+	for _, c := range strings.Split(ref, "/") {
+		switch c {
+		case "..":
+			return bad("must not contain '..'")
+		case "":
+			return bad("must not contain empty components ('a//b' or a trailing '/')")
+		case ".":
+			return bad("must not contain '.' components")
+		}
+	}
+	if path.Clean(ref) != ref {
+		return bad("must be a clean path")
+	}
+	return nil
+}
+
+// ValidateBlueprintSpec checks overlays, game settings, cvars, args and limits.
+func ValidateBlueprintSpec(s *v1.BlueprintSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if len(s.Overlays) > MaxOverlays {
+		allErrs = append(allErrs, field.TooMany(p.Child("overlays"), len(s.Overlays), MaxOverlays))
+	}
+	seen := map[string]bool{}
+	for i, o := range s.Overlays {
+		ip := p.Child("overlays").Index(i)
+		if msgs := utilvalidation.IsDNS1123Label(o); len(msgs) > 0 {
+			msg := "must be the name of an Overlay in this namespace"
+			if strings.Contains(o, "..") {
+				msg = "must not contain '..' (" + msg + ")"
+			} else if strings.Contains(o, "/") {
+				msg = "must not contain '/' (" + msg + "; put paths in the Overlay's spec.source.path)"
+			} else {
+				msg += ": " + strings.Join(msgs, "; ")
+			}
+			allErrs = append(allErrs, field.Invalid(ip, o, msg))
+		} else if seen[o] {
+			allErrs = append(allErrs, field.Duplicate(ip, o))
+		}
+		seen[o] = true
+	}
+	allErrs = append(allErrs, validateGame(&s.Game, p.Child("game"))...)
+	allErrs = append(allErrs, validateCvars(s.Cvars, p.Child("cvars"))...)
+	allErrs = append(allErrs, ValidateArgs(s.Args, p.Child("args"))...)
+	allErrs = append(allErrs, validateResources(&s.Resources, p.Child("resources"))...)
+	return allErrs
+}
+
+func validateGame(g *v1.GameSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if g.Map != "" && !mapRE.MatchString(g.Map) {
+		allErrs = append(allErrs, field.Invalid(p.Child("map"), g.Map, "must be a map name: letters, digits, '_' and '-', at most 64"))
+	}
+	if g.Mode != "" && !modeRE.MatchString(g.Mode) {
+		allErrs = append(allErrs, field.Invalid(p.Child("mode"), g.Mode, "must be a game mode such as coop, versus, survival, scavenge, realism"))
+	}
+	if g.MaxPlayers < 0 || g.MaxPlayers > 32 {
+		allErrs = append(allErrs, field.Invalid(p.Child("maxPlayers"), g.MaxPlayers, "must be between 1 and 32"))
+	}
+	if g.Tickrate != 0 && (g.Tickrate < 10 || g.Tickrate > 128) {
+		allErrs = append(allErrs, field.Invalid(p.Child("tickrate"), g.Tickrate, "must be between 10 and 128"))
+	}
+	return allErrs
+}
+
+func validateCvars(cvars []v1.Cvar, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if len(cvars) > MaxCvars {
+		allErrs = append(allErrs, field.TooMany(p, len(cvars), MaxCvars))
+	}
+	seen := map[string]bool{}
+	for i, c := range cvars {
+		ip := p.Index(i)
+		switch {
+		case c.Name == "":
+			allErrs = append(allErrs, field.Required(ip.Child("name"), ""))
+		case !cvarNameRE.MatchString(c.Name):
+			allErrs = append(allErrs, field.Invalid(ip.Child("name"), c.Name, "must be a cvar name: a letter or '_', then letters, digits, '_' or '.', at most 64"))
+		case reservedCvars[strings.ToLower(c.Name)] != "":
+			allErrs = append(allErrs, field.Forbidden(ip.Child("name"), fmt.Sprintf("%q is reserved: %s", c.Name, reservedCvars[strings.ToLower(c.Name)])))
+		case seen[strings.ToLower(c.Name)]:
+			allErrs = append(allErrs, field.Duplicate(ip.Child("name"), c.Name))
+		}
+		seen[strings.ToLower(c.Name)] = true
+		allErrs = append(allErrs, ValidateConfigValue(c.Value, MaxCvarValueLength, ip.Child("value"))...)
+	}
+	return allErrs
+}
+
+// ValidateConfigValue checks a string that is written inside double quotes on
+// one server.cfg line, so that it cannot end the quote, the line or the
+// command.
+func ValidateConfigValue(v string, max int, p *field.Path) field.ErrorList {
+	switch {
+	case len(v) > max:
+		return field.ErrorList{field.TooLong(p, "", max)}
+	case strings.ContainsAny(v, "\n\r"):
+		return field.ErrorList{field.Invalid(p, v, "must be one line (no newline)")}
+	case hasControl(v):
+		return field.ErrorList{field.Invalid(p, v, "must not contain control characters")}
+	case strings.Contains(v, `"`):
+		return field.ErrorList{field.Invalid(p, v, `must not contain '"' (it would end the quoted value)`)}
+	case strings.Contains(v, ";"):
+		return field.ErrorList{field.Invalid(p, v, "must not contain ';' (it would start another command)")}
+	}
+	return nil
+}
+
+// ValidateArgs checks extra srcds arguments. They are argv, never a shell
+// string, but they still must not name files outside the game tree or take
+// over what the node and spec.game decide.
+func ValidateArgs(args []string, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if len(args) > MaxArgs {
+		allErrs = append(allErrs, field.TooMany(p, len(args), MaxArgs))
+	}
+	for i, a := range args {
+		ip := p.Index(i)
+		switch {
+		case a == "":
+			allErrs = append(allErrs, field.Invalid(ip, a, "must not be empty"))
+		case len(a) > MaxArgLength:
+			allErrs = append(allErrs, field.TooLong(ip, "", MaxArgLength))
+		case hasControl(a):
+			allErrs = append(allErrs, field.Invalid(ip, a, "must not contain control characters"))
+		case ownedArgs[strings.ToLower(a)] != "":
+			allErrs = append(allErrs, field.Forbidden(ip, fmt.Sprintf("%q is reserved: %s", a, ownedArgs[strings.ToLower(a)])))
+		case strings.HasPrefix(a, "/") || strings.HasPrefix(a, "~"):
+			allErrs = append(allErrs, field.Invalid(ip, a, "must not name an absolute path"))
+		case hasDotDot(a):
+			allErrs = append(allErrs, field.Invalid(ip, a, "must not contain '..'"))
+		}
+	}
+	return allErrs
+}
+
+func validateResources(r *v1.Resources, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if r.MemoryMax != nil && r.MemoryMax.Sign() <= 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("memoryMax"), r.MemoryMax.String(), "must be positive"))
+	}
+	if r.MemoryHigh != nil && r.MemoryHigh.Sign() <= 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("memoryHigh"), r.MemoryHigh.String(), "must be positive"))
+	}
+	if r.MemoryHigh != nil && r.MemoryMax != nil && r.MemoryHigh.Cmp(*r.MemoryMax) > 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("memoryHigh"), r.MemoryHigh.String(), "must not exceed memoryMax ("+r.MemoryMax.String()+")"))
+	}
+	if r.CPUWeight != 0 && (r.CPUWeight < 1 || r.CPUWeight > 10000) {
+		allErrs = append(allErrs, field.Invalid(p.Child("cpuWeight"), r.CPUWeight, "must be between 1 and 10000"))
+	}
+	if r.TasksMax < 0 || r.TasksMax > 65535 {
+		allErrs = append(allErrs, field.Invalid(p.Child("tasksMax"), r.TasksMax, "must be between 1 and 65535"))
+	}
+	return allErrs
+}
+
+// ValidateInstanceSpec checks an Instance.
+func ValidateInstanceSpec(s *v1.InstanceSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	bp := p.Child("blueprintRef", "name")
+	if s.BlueprintRef.Name == "" {
+		allErrs = append(allErrs, field.Required(bp, "an Instance needs a Blueprint"))
+	} else {
+		for _, msg := range utilvalidation.IsDNS1123Label(s.BlueprintRef.Name) {
+			allErrs = append(allErrs, field.Invalid(bp, s.BlueprintRef.Name, msg))
+		}
+	}
+	allErrs = append(allErrs, ValidateConfigValue(s.Hostname, MaxHostnameLength, p.Child("hostname"))...)
+	if s.Port != 0 {
+		allErrs = append(allErrs, validatePort(s.Port, p.Child("port"))...)
+	}
+	if s.NodeName != "" {
+		for _, msg := range utilvalidation.IsDNS1123Subdomain(s.NodeName) {
+			allErrs = append(allErrs, field.Invalid(p.Child("nodeName"), s.NodeName, msg))
+		}
+	}
+	allErrs = append(allErrs, metav1validation.ValidateLabels(s.NodeSelector, p.Child("nodeSelector"))...)
+	switch s.State {
+	case v1.StateRunning, v1.StateStopped:
+	case "":
+		allErrs = append(allErrs, field.Required(p.Child("state"), ""))
+	default:
+		allErrs = append(allErrs, field.NotSupported(p.Child("state"), s.State, []string{string(v1.StateRunning), string(v1.StateStopped)}))
+	}
+	return allErrs
+}
+
+func validatePort(port int32, p *field.Path) field.ErrorList {
+	if port < MinPort || port > MaxPort {
+		return field.ErrorList{field.Invalid(p, port, fmt.Sprintf("must be between %d and %d", MinPort, MaxPort))}
+	}
+	return nil
+}
+
+// ValidateNodeSpec checks a Node.
+func ValidateNodeSpec(s *v1.NodeSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	pr := p.Child("portRange")
+	allErrs = append(allErrs, validatePort(s.PortRange.Min, pr.Child("min"))...)
+	allErrs = append(allErrs, validatePort(s.PortRange.Max, pr.Child("max"))...)
+	if s.PortRange.Min > s.PortRange.Max {
+		allErrs = append(allErrs, field.Invalid(pr.Child("max"), s.PortRange.Max, fmt.Sprintf("must not be below min (%d)", s.PortRange.Min)))
+	}
+	if s.Capacity.Instances < 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("capacity", "instances"), s.Capacity.Instances, "must not be negative"))
+	}
+	if s.Capacity.Memory != nil && s.Capacity.Memory.Sign() < 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("capacity", "memory"), s.Capacity.Memory.String(), "must not be negative"))
+	}
+	return allErrs
+}
+
+func validateEvent(e *v1.Event) field.ErrorList {
+	var allErrs field.ErrorList
+	io := field.NewPath("involvedObject")
+	if e.InvolvedObject.Kind == "" {
+		allErrs = append(allErrs, field.Required(io.Child("kind"), ""))
+	}
+	if e.InvolvedObject.Name == "" {
+		allErrs = append(allErrs, field.Required(io.Child("name"), ""))
+	}
+	if e.InvolvedObject.Namespace != "" && e.InvolvedObject.Namespace != e.Namespace {
+		allErrs = append(allErrs, field.Invalid(io.Child("namespace"), e.InvolvedObject.Namespace, "must be the Event's own namespace"))
+	}
+	switch e.Type {
+	case v1.EventTypeNormal, v1.EventTypeWarning:
+	default:
+		allErrs = append(allErrs, field.NotSupported(field.NewPath("type"), e.Type, []string{v1.EventTypeNormal, v1.EventTypeWarning}))
+	}
+	if !reasonRE.MatchString(e.Reason) {
+		allErrs = append(allErrs, field.Invalid(field.NewPath("reason"), e.Reason, "must be a CamelCase word"))
+	}
+	if len(e.Message) > MaxMessageLength {
+		allErrs = append(allErrs, field.TooLong(field.NewPath("message"), "", MaxMessageLength))
+	}
+	if e.Count < 0 {
+		allErrs = append(allErrs, field.Invalid(field.NewPath("count"), e.Count, "must not be negative"))
+	}
+	return allErrs
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDotDot(s string) bool {
+	for _, c := range strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if c == ".." {
+			return true
+		}
+	}
+	return false
+}
