@@ -1,0 +1,577 @@
+// Package server is left4me's REST API in the Kubernetes URL layout:
+//
+//	/apis/left4me.io/v1alpha1/namespaces/{ns}/{overlays|blueprints|instances|events}[/{name}[/status]]
+//	/apis/left4me.io/v1alpha1/{nodes|namespaces}[/{name}[/status]]
+//	/apis/left4me.io/v1alpha1/{plural}            (lists across namespaces)
+//
+// It decodes strictly, defaults and validates every object before storage
+// sees it, and answers every error as a metav1.Status.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/apis/validation"
+	"github.com/left4me/left4me/apis/version"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 1 << 20
+
+// Patch content types.
+const (
+	MergePatchType = "application/merge-patch+json"
+	JSONPatchType  = "application/json-patch+json"
+)
+
+const apiPrefix = "/apis/" + v1.Group + "/" + v1.Version
+
+func schemaGR(resource string) schema.GroupResource {
+	return schema.GroupResource{Group: v1.Group, Resource: resource}
+}
+
+// Handler serves the API.
+type Handler struct {
+	store   *storage.Store
+	log     logr.Logger
+	metrics *Metrics
+	mux     *http.ServeMux
+}
+
+// NewHandler returns the API handler over a started Store.
+func NewHandler(store *storage.Store, log logr.Logger, metrics *Metrics) *Handler {
+	h := &Handler{store: store, log: log, metrics: metrics, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /apis", h.groupList)
+	h.mux.HandleFunc("GET /apis/"+v1.Group, h.group)
+	h.mux.HandleFunc("GET "+apiPrefix, h.resourceList)
+	h.mux.HandleFunc(apiPrefix+"/", h.serveResource)
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, version.Get()) })
+	h.mux.Handle("GET /metrics", metrics.Handler())
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := h.store.CurrentRevision(ctx); err != nil {
+		http.Error(w, "etcd: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok")
+}
+
+// request is a parsed resource URL.
+type request struct {
+	res         *resources.Resource
+	namespace   string
+	name        string
+	subresource string
+	verb        string
+}
+
+func (h *Handler) parse(r *http.Request) (*request, error) {
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, apiPrefix), "/")
+	segs := strings.Split(rest, "/")
+	req := &request{}
+	if len(segs) >= 3 && segs[0] == "namespaces" && segs[2] != "status" {
+		req.namespace = segs[1]
+		segs = segs[2:]
+		res, ok := resources.ByPlural(segs[0])
+		if !ok {
+			return nil, notFoundPath(r.URL.Path)
+		}
+		if !res.Namespaced {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s are cluster-scoped: use %s/%s", res.Plural, apiPrefix, res.Plural))
+		}
+		req.res = res
+	} else {
+		res, ok := resources.ByPlural(segs[0])
+		if !ok {
+			return nil, notFoundPath(r.URL.Path)
+		}
+		req.res = res
+		if res.Namespaced && len(segs) > 1 {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s live in namespaces: use %s/namespaces/{namespace}/%s/%s", res.Plural, apiPrefix, res.Plural, segs[1]))
+		}
+	}
+	switch len(segs) {
+	case 1:
+	case 2:
+		req.name = segs[1]
+	case 3:
+		req.name, req.subresource = segs[1], segs[2]
+		if req.subresource != "status" || !req.res.HasStatus {
+			return nil, notFoundPath(r.URL.Path)
+		}
+	default:
+		return nil, notFoundPath(r.URL.Path)
+	}
+	if req.name == "" && len(segs) > 1 {
+		return nil, notFoundPath(r.URL.Path)
+	}
+	return req, nil
+}
+
+func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	req, err := h.parse(r)
+	resource := "unknown"
+	verb := strings.ToLower(r.Method)
+	if err == nil {
+		resource = req.res.Plural
+		verb = h.dispatch(rw, r, req)
+	} else {
+		h.writeError(rw, r, err)
+	}
+	h.metrics.observe(verb, resource, rw.code, time.Since(start))
+	h.log.V(1).Info("request", "verb", verb, "path", r.URL.Path, "code", rw.code, "duration", time.Since(start))
+}
+
+// dispatch runs the verb and returns its name for metrics.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request) string {
+	q := r.URL.Query()
+	collection := req.name == ""
+	switch {
+	case collection && r.Method == http.MethodGet && isTrue(q.Get("watch")):
+		h.watch(w, r, req)
+		return "watch"
+	case collection && r.Method == http.MethodGet:
+		h.list(w, r, req)
+		return "list"
+	case collection && r.Method == http.MethodPost:
+		if req.res.Namespaced && req.namespace == "" {
+			h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("%s live in namespaces: POST to %s/namespaces/{namespace}/%s", req.res.Plural, apiPrefix, req.res.Plural)))
+			return "create"
+		}
+		h.create(w, r, req)
+		return "create"
+	case !collection && r.Method == http.MethodGet:
+		obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
+		h.respond(w, r, http.StatusOK, obj, err)
+		return "get"
+	case !collection && r.Method == http.MethodPut:
+		h.update(w, r, req)
+		return "update"
+	case !collection && r.Method == http.MethodPatch:
+		h.patch(w, r, req)
+		return "patch"
+	case !collection && r.Method == http.MethodDelete && req.subresource == "":
+		h.delete(w, r, req)
+		return "delete"
+	}
+	h.writeError(w, r, methodNotAllowed(r.Method, req.res.Plural))
+	return strings.ToLower(r.Method)
+}
+
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, code int, obj any, err error) {
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, code, obj)
+}
+
+func isTrue(s string) bool { return s == "true" || s == "1" }
+
+func dryRun(r *http.Request) (bool, error) {
+	switch v := r.URL.Query()["dryRun"]; {
+	case len(v) == 0:
+		return false, nil
+	case len(v) == 1 && v[0] == "All":
+		return true, nil
+	default:
+		return false, apierrors.NewBadRequest(fmt.Sprintf("dryRun: unsupported value %q (only \"All\")", strings.Join(v, ",")))
+	}
+}
+
+// readBody reads at most MaxBodyBytes and accepts JSON or YAML.
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest("read request body: " + err.Error())
+	}
+	if len(data) > MaxBodyBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the request body is over the limit of %d bytes", MaxBodyBytes))
+	}
+	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "yaml") {
+		if data, err = yaml.YAMLToJSON(data); err != nil {
+			return nil, apierrors.NewBadRequest("decode YAML body: " + err.Error())
+		}
+	}
+	return data, nil
+}
+
+// decodeStrict decodes an object of the request's kind and refuses unknown,
+// duplicate and mistyped fields, naming them.
+func decodeStrict(res *resources.Resource, data []byte) (v1.Object, error) {
+	obj := res.New()
+	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, describeJSONError(err)))
+	}
+	if len(strictErrs) > 0 {
+		var errs field.ErrorList
+		for _, e := range strictErrs {
+			errs = append(errs, field.Invalid(nil, "", e.Error()))
+		}
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, errs.ToAggregate().Error()))
+	}
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	if gvk.Kind != "" && gvk.Kind != res.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("kind %q does not match the URL, which is for %s", gvk.Kind, res.Kind))
+	}
+	if av := gvk.GroupVersion().String(); gvk.Version != "" && av != v1.APIVersion {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("apiVersion %q is not served here (use %s)", av, v1.APIVersion))
+	}
+	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
+	return obj, nil
+}
+
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("%s: cannot be a JSON %s (want %s)", te.Field, te.Value, te.Type)
+	}
+	return err.Error()
+}
+
+// checkIdentity makes the body agree with the URL.
+func checkIdentity(req *request, obj v1.Object) error {
+	if req.res.Namespaced {
+		switch obj.GetNamespace() {
+		case "":
+			obj.SetNamespace(req.namespace)
+		case req.namespace:
+		default:
+			return apierrors.NewBadRequest(fmt.Sprintf("metadata.namespace %q does not match the namespace in the URL (%q)", obj.GetNamespace(), req.namespace))
+		}
+	} else if obj.GetNamespace() != "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s are cluster-scoped: metadata.namespace must be empty, not %q", req.res.Plural, obj.GetNamespace()))
+	}
+	if req.name != "" && obj.GetName() != req.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("metadata.name %q does not match the name in the URL (%q)", obj.GetName(), req.name))
+	}
+	return nil
+}
+
+func invalid(res *resources.Resource, name string, errs field.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), name, errs)
+}
+
+// admit defaults and validates an object about to be written.
+func admit(req *request, obj v1.Object) error {
+	if req.subresource == "status" {
+		return invalid(req.res, obj.GetName(), validation.ValidateStatus(obj))
+	}
+	validation.Default(obj)
+	if ns, ok := obj.(*v1.Namespace); ok && ns.Status.Phase == "" {
+		ns.Status.Phase = v1.NamespaceActive
+	}
+	return invalid(req.res, obj.GetName(), validation.Validate(obj))
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
+	dry, err := dryRun(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	data, err := readBody(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	obj, err := decodeStrict(req.res, data)
+	if err == nil {
+		err = checkIdentity(req, obj)
+	}
+	if err == nil {
+		err = admit(req, obj)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out, err := h.store.Create(r.Context(), req.res, obj, storage.CreateOptions{DryRun: dry})
+	h.respond(w, r, http.StatusCreated, out, err)
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
+	dry, err := dryRun(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	data, err := readBody(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	obj, err := decodeStrict(req.res, data)
+	if err == nil {
+		err = checkIdentity(req, obj)
+	}
+	if err == nil {
+		err = admit(req, obj)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out, err := h.store.Update(r.Context(), req.res, obj, storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"})
+	h.respond(w, r, http.StatusOK, out, err)
+}
+
+// patch applies a merge patch or a JSON patch to the current object and
+// stores the result, retrying on conflict unless the patch itself names a
+// resourceVersion (then a stale one is the caller's conflict).
+func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
+	dry, err := dryRun(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
+	if ct != MergePatchType && ct != JSONPatchType {
+		h.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(req.res.Plural), req.name,
+			fmt.Sprintf("unsupported patch type %q: use %s or %s", ct, MergePatchType, JSONPatchType), 0, false))
+		return
+	}
+	patchData, err := readBody(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var jp jsonpatch.Patch
+	if ct == JSONPatchType {
+		if jp, err = jsonpatch.DecodePatch(patchData); err != nil {
+			h.writeError(w, r, apierrors.NewBadRequest("decode JSON patch: "+err.Error()))
+			return
+		}
+	} else if !json.Valid(patchData) {
+		h.writeError(w, r, apierrors.NewBadRequest("the merge patch is not valid JSON"))
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		curJSON, err := json.Marshal(cur)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		var patched []byte
+		if jp != nil {
+			patched, err = jp.Apply(curJSON)
+		} else {
+			patched, err = jsonpatch.MergePatch(curJSON, patchData)
+		}
+		if err != nil {
+			h.writeError(w, r, apierrors.NewInvalid(req.res.GroupVersionKind().GroupKind(), req.name,
+				field.ErrorList{field.Invalid(nil, "", "the patch does not apply: "+err.Error())}))
+			return
+		}
+		obj, err := decodeStrict(req.res, patched)
+		if err == nil {
+			err = checkIdentity(req, obj)
+		}
+		if err == nil {
+			err = admit(req, obj)
+		}
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if obj.GetResourceVersion() == "" {
+			obj.SetResourceVersion(cur.GetResourceVersion())
+		}
+		// A patch that names a resourceVersion of its own is a
+		// compare-and-swap: its conflict is the caller's to see.
+		pinned := obj.GetResourceVersion() != cur.GetResourceVersion()
+		out, err := h.store.Update(r.Context(), req.res, obj, storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"})
+		if apierrors.IsConflict(err) && !pinned && attempt < 5 {
+			continue
+		}
+		h.respond(w, r, http.StatusOK, out, err)
+		return
+	}
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request, req *request) {
+	dry, err := dryRun(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	opts := storage.DeleteOptions{DryRun: dry}
+	data, err := readBody(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		var del metav1.DeleteOptions
+		if err := json.Unmarshal(data, &del); err != nil {
+			h.writeError(w, r, apierrors.NewBadRequest("decode DeleteOptions: "+err.Error()))
+			return
+		}
+		if p := del.Preconditions; p != nil {
+			if p.ResourceVersion != nil {
+				opts.ResourceVersion = *p.ResourceVersion
+			}
+			if p.UID != nil {
+				opts.UID = *p.UID
+			}
+		}
+		if len(del.DryRun) > 0 {
+			opts.DryRun = true
+		}
+	}
+	obj, gone, err := h.store.Delete(r.Context(), req.res, req.namespace, req.name, opts)
+	code := http.StatusOK
+	if !gone {
+		code = http.StatusAccepted // finalizers still hold it
+	}
+	h.respond(w, r, code, obj, err)
+}
+
+func listOptions(req *request, r *http.Request) (storage.ListOptions, error) {
+	q := r.URL.Query()
+	opts := storage.ListOptions{Namespace: req.namespace, Continue: q.Get("continue"), ResourceVersion: q.Get("resourceVersion")}
+	var err error
+	if s := q.Get("labelSelector"); s != "" {
+		if opts.LabelSelector, err = labels.Parse(s); err != nil {
+			return opts, apierrors.NewBadRequest("labelSelector: " + err.Error())
+		}
+	}
+	if s := q.Get("fieldSelector"); s != "" {
+		if opts.FieldSelector, err = fields.ParseSelector(s); err != nil {
+			return opts, apierrors.NewBadRequest("fieldSelector: " + err.Error())
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		if opts.Limit, err = strconv.ParseInt(s, 10, 64); err != nil || opts.Limit < 0 {
+			return opts, apierrors.NewBadRequest(fmt.Sprintf("limit: %q is not a non-negative number", s))
+		}
+	}
+	return opts, nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, req *request) {
+	opts, err := listOptions(req, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	list, err := h.store.List(r.Context(), req.res, opts)
+	h.respond(w, r, http.StatusOK, list, err)
+}
+
+// watchEvent is the wire form of one event: {"type":…,"object":…}.
+type watchEvent struct {
+	Type   watch.EventType `json:"type"`
+	Object any             `json:"object"`
+}
+
+func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
+	opts, err := listOptions(req, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if s := r.URL.Query().Get("timeoutSeconds"); s != "" {
+		secs, err := strconv.Atoi(s)
+		if err != nil || secs < 0 {
+			h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("timeoutSeconds: %q is not a non-negative number", s)))
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(secs)*time.Second)
+		defer cancel()
+	}
+	wi, err := h.store.Watch(ctx, req.res, opts)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	defer wi.Stop()
+	h.metrics.watchers.WithLabelValues(req.res.Plural).Inc()
+	defer h.metrics.watchers.WithLabelValues(req.res.Plural).Dec()
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-wi.ResultChan():
+			if !ok {
+				return
+			}
+			if err := enc.Encode(watchEvent{Type: ev.Type, Object: ev.Object}); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

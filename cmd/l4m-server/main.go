@@ -1,0 +1,72 @@
+// Command l4m-server serves the left4me API on etcd (embedded by default)
+// and, in later versions, runs the controllers.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/cmd/internal/logging"
+)
+
+func main() {
+	var opts server.Options
+	var verbosity int
+	var jsonLogs bool
+	cmd := &cobra.Command{
+		Use:   "l4m-server",
+		Short: "The left4me API server",
+		Long: `l4m-server serves the left4me API. By default it runs etcd inside itself
+(data under --data-dir); with --etcd-endpoints it uses an external cluster,
+which lets several l4m-servers serve the same objects.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Log = logging.New(verbosity, jsonLogs)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := server.Start(ctx, opts)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				opts.Log.Info("shutting down")
+				s.Close()
+				return nil
+			case err := <-waitErr(s):
+				s.Close()
+				return err
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", "/var/lib/left4me/server", "where the embedded etcd keeps its data")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:6443", "address of the API")
+	f.StringSliceVar(&opts.EtcdEndpoints, "etcd-endpoints", nil, "external etcd client URLs (default: embedded etcd)")
+	f.StringVar(&opts.EtcdCAFile, "etcd-cafile", "", "CA bundle that signed the external etcd's certificates")
+	f.StringVar(&opts.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd")
+	f.StringVar(&opts.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
+	f.StringVar(&opts.EtcdPrefix, "etcd-prefix", "/left4me", "key prefix of every object in etcd")
+	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "loopback host:port of the embedded etcd's clients (default: a free port)")
+	f.StringVar(&opts.EmbeddedEtcdPeerAddr, "embedded-etcd-peer-addr", "", "loopback host:port of the embedded etcd's peers (default: a free port)")
+	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (1: every request)")
+	f.BoolVar(&jsonLogs, "json-logs", false, "log JSON lines (for the journal)")
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "l4m-server:", err)
+		os.Exit(1)
+	}
+}
+
+func waitErr(s *server.Server) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- s.Wait() }()
+	return ch
+}

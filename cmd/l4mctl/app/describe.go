@@ -1,0 +1,180 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/yaml"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+)
+
+func (c *cli) newDescribeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:               "describe KIND NAME",
+		Short:             "Show an object's spec, status, conditions and events",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: c.completeKindThenNames,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.runDescribe(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
+	res, err := lookupKind(kind)
+	if err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	ns := c.ns()
+	if !res.Namespaced {
+		ns = ""
+	}
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	obj, err := cl.Get(ctx, res, ns, name)
+	if err != nil {
+		return err
+	}
+	out := c.streams.Out
+	fmt.Fprintf(out, "Name:         %s\n", obj.GetName())
+	if res.Namespaced {
+		fmt.Fprintf(out, "Namespace:    %s\n", obj.GetNamespace())
+	}
+	fmt.Fprintf(out, "Kind:         %s\n", res.Kind)
+	fmt.Fprintf(out, "Labels:       %s\n", joinMap(obj.GetLabels()))
+	ann := map[string]string{}
+	for k, v := range obj.GetAnnotations() {
+		if k != LastAppliedAnnotation {
+			ann[k] = v
+		}
+	}
+	fmt.Fprintf(out, "Annotations:  %s\n", joinMap(ann))
+	fmt.Fprintf(out, "Created:      %s (%s ago)\n", obj.GetCreationTimestamp().Format(time.RFC3339), age(obj, time.Now()))
+	if dt := obj.GetDeletionTimestamp(); dt != nil {
+		fmt.Fprintf(out, "Deleting:     since %s, waiting on finalizers %s\n", dt.Format(time.RFC3339), strings.Join(obj.GetFinalizers(), ", "))
+	}
+	fmt.Fprintf(out, "Generation:   %d\n", obj.GetGeneration())
+
+	// Spec and status as YAML, indented, conditions as a table.
+	var m map[string]any
+	data, _ := json.Marshal(obj)
+	json.Unmarshal(data, &m)
+	delete(m, "metadata")
+	delete(m, "apiVersion")
+	delete(m, "kind")
+	var conds any
+	if st, ok := m["status"].(map[string]any); ok {
+		conds = st["conditions"]
+		delete(st, "conditions")
+	}
+	for _, section := range []string{"spec", "status"} {
+		if v, ok := m[section]; ok && !isEmptyMap(v) {
+			fmt.Fprintf(out, "%s:\n", strings.ToUpper(section[:1])+section[1:])
+			writeIndentedYAML(out, v)
+			delete(m, section)
+		}
+	}
+	if len(m) > 0 { // kinds without spec (Event)
+		writeIndentedYAML(out, m)
+	}
+	if conds != nil {
+		printConditions(out, obj)
+	}
+	if res.Kind != "Event" {
+		return c.printEvents(ctx, cl, res, obj)
+	}
+	return nil
+}
+
+func joinMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "<none>"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, "\n              ")
+}
+
+func writeIndentedYAML(out io.Writer, v any) {
+	data, _ := json.Marshal(v)
+	y, _ := yaml.JSONToYAML(data)
+	for _, line := range strings.Split(strings.TrimRight(string(y), "\n"), "\n") {
+		fmt.Fprintf(out, "  %s\n", line)
+	}
+}
+
+func printConditions(out io.Writer, obj v1.Object) {
+	data, _ := json.Marshal(obj)
+	var s struct {
+		Status struct {
+			Conditions []struct {
+				Type, Status, Reason, Message string
+				LastTransitionTime            time.Time
+			} `json:"conditions"`
+		} `json:"status"`
+	}
+	json.Unmarshal(data, &s)
+	fmt.Fprintln(out, "Conditions:")
+	tw := tabwriter.NewWriter(out, 3, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
+	for _, c := range s.Status.Conditions {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, duration.HumanDuration(time.Since(c.LastTransitionTime)), c.Message)
+	}
+	tw.Flush()
+}
+
+func (c *cli) printEvents(ctx context.Context, cl *client.Client, res *resources.Resource, obj v1.Object) error {
+	events, _ := resources.ByKind("Event")
+	ns := obj.GetNamespace()
+	if ns == "" {
+		ns = c.ns()
+	}
+	sel := fmt.Sprintf("involvedObject.kind=%s,involvedObject.name=%s", res.Kind, obj.GetName())
+	items, _, err := listAll(ctx, cl, events, ns, client.ListOptions{FieldSelector: sel})
+	if err != nil {
+		return fmt.Errorf("list events: %w", err)
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(c.streams.Out, "Events:       <none>")
+		return nil
+	}
+	sort.Slice(items, func(i, j int) bool {
+		return items[i].(*v1.Event).LastTimestamp.Before(&items[j].(*v1.Event).LastTimestamp)
+	})
+	fmt.Fprintln(c.streams.Out, "Events:")
+	tw := tabwriter.NewWriter(c.streams.Out, 3, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tREASON\tAGE\tFROM\tMESSAGE")
+	for _, it := range items {
+		e := it.(*v1.Event)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, duration.HumanDuration(time.Since(e.LastTimestamp.Time)), e.Source.Component, e.Message)
+	}
+	tw.Flush()
+	return nil
+}
+
+func isEmptyMap(v any) bool {
+	m, ok := v.(map[string]any)
+	return ok && len(m) == 0
+}

@@ -1,0 +1,194 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+)
+
+// columns are one kind's table: headers, and the cells of one object. Wide
+// columns come after the normal ones with -o wide.
+type columns struct {
+	headers, wide []string
+	row           func(obj v1.Object, now time.Time) (cells, wide []string)
+}
+
+func age(obj v1.Object, now time.Time) string {
+	t := obj.GetCreationTimestamp()
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(now.Sub(t.Time))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
+
+func conditionStatus(conds []metav1.Condition, typ string) string {
+	c := meta.FindStatusCondition(conds, typ)
+	if c == nil {
+		return "Unknown"
+	}
+	return string(c.Status)
+}
+
+var tables = map[string]columns{
+	"Namespace": {
+		headers: []string{"NAME", "STATUS", "AGE"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			ns := o.(*v1.Namespace)
+			phase := string(ns.Status.Phase)
+			if ns.DeletionTimestamp != nil {
+				phase = "Terminating"
+			}
+			return []string{ns.Name, orNone(phase), age(ns, now)}, nil
+		},
+	},
+	"Node": {
+		headers: []string{"NAME", "STATUS", "PORTS", "AGE"},
+		wide:    []string{"VERSION", "ADDRESSES", "BUILD"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			n := o.(*v1.Node)
+			status := "NotReady"
+			switch conditionStatus(n.Status.Conditions, v1.ConditionReady) {
+			case "True":
+				status = "Ready"
+			case "Unknown":
+				status = "Unknown"
+			}
+			if n.Spec.Unschedulable {
+				status += ",SchedulingDisabled"
+			}
+			return []string{n.Name, status, fmt.Sprintf("%d-%d", n.Spec.PortRange.Min, n.Spec.PortRange.Max), age(n, now)},
+				[]string{orNone(n.Status.AgentVersion), orNone(strings.Join(n.Status.Addresses, ",")), orNone(n.Status.Installation.Build)}
+		},
+	},
+	"Overlay": {
+		headers: []string{"NAME", "PATH", "AGE"},
+		wide:    []string{"DESCRIPTION"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			ov := o.(*v1.Overlay)
+			return []string{ov.Name, ov.Spec.Source.Path, age(ov, now)}, []string{orNone(ov.Spec.Description)}
+		},
+	},
+	"Blueprint": {
+		headers: []string{"NAME", "MAP", "MODE", "OVERLAYS", "AGE"},
+		wide:    []string{"MAX-PLAYERS", "TICKRATE", "MEMORY"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			b := o.(*v1.Blueprint)
+			mem := "<none>"
+			if b.Spec.Resources.MemoryMax != nil {
+				mem = b.Spec.Resources.MemoryMax.String()
+			}
+			return []string{b.Name, b.Spec.Game.Map, b.Spec.Game.Mode, orNone(strings.Join(b.Spec.Overlays, ",")), age(b, now)},
+				[]string{strconv.Itoa(int(b.Spec.Game.MaxPlayers)), strconv.Itoa(int(b.Spec.Game.Tickrate)), mem}
+		},
+	},
+	"Instance": {
+		headers: []string{"NAME", "PHASE", "NODE", "ADDRESS", "PLAYERS", "MAP", "AGE"},
+		wide:    []string{"BLUEPRINT", "STATE", "READY", "UNIT", "RESTARTS"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			in := o.(*v1.Instance)
+			phase := string(in.Status.Phase)
+			if in.DeletionTimestamp != nil {
+				phase = string(v1.PhaseTerminating)
+			}
+			if phase == "" {
+				phase = string(v1.PhasePending)
+			}
+			node := in.Status.NodeName
+			if node == "" {
+				node = in.Spec.NodeName
+			}
+			addr := "<none>"
+			port := in.Status.Port
+			if port == 0 {
+				port = in.Spec.Port
+			}
+			if in.Status.Address != "" {
+				addr = fmt.Sprintf("%s:%d", in.Status.Address, port)
+			} else if port != 0 {
+				addr = fmt.Sprintf(":%d", port)
+			}
+			players := "-"
+			if in.Status.MaxPlayers > 0 {
+				players = fmt.Sprintf("%d/%d", in.Status.Players, in.Status.MaxPlayers)
+			}
+			return []string{in.Name, phase, orNone(node), addr, players, orNone(in.Status.Map), age(in, now)},
+				[]string{in.Spec.BlueprintRef.Name, string(in.Spec.State), conditionStatus(in.Status.Conditions, v1.InstanceReady), orNone(in.Status.UnitName), strconv.Itoa(int(in.Status.Restarts))}
+		},
+	},
+	"Event": {
+		headers: []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			e := o.(*v1.Event)
+			last := "<unknown>"
+			if !e.LastTimestamp.IsZero() {
+				last = duration.HumanDuration(now.Sub(e.LastTimestamp.Time))
+			}
+			obj := strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
+			msg := e.Message
+			if e.Count > 1 {
+				msg = fmt.Sprintf("%s (x%d)", msg, e.Count)
+			}
+			return []string{last, e.Type, e.Reason, obj, msg}, nil
+		},
+	},
+}
+
+// tablePrinter writes aligned rows; the header goes out with the first row.
+type tablePrinter struct {
+	tw            *tabwriter.Writer
+	res           *resources.Resource
+	wide, allNS   bool
+	noHeaders     bool
+	headerWritten bool
+}
+
+func newTablePrinter(out io.Writer, res *resources.Resource, wide, allNS, noHeaders bool) *tablePrinter {
+	return &tablePrinter{tw: tabwriter.NewWriter(out, 3, 0, 3, ' ', 0), res: res, wide: wide, allNS: allNS, noHeaders: noHeaders}
+}
+
+func (p *tablePrinter) header() {
+	if p.headerWritten || p.noHeaders {
+		return
+	}
+	p.headerWritten = true
+	cols := tables[p.res.Kind]
+	h := cols.headers
+	if p.wide {
+		h = append(append([]string{}, h...), cols.wide...)
+	}
+	if p.allNS && p.res.Namespaced {
+		h = append([]string{"NAMESPACE"}, h...)
+	}
+	fmt.Fprintln(p.tw, strings.Join(h, "\t"))
+}
+
+func (p *tablePrinter) print(obj v1.Object) {
+	p.header()
+	cells, wide := tables[p.res.Kind].row(obj, time.Now())
+	if p.wide {
+		cells = append(cells, wide...)
+	}
+	if p.allNS && p.res.Namespaced {
+		cells = append([]string{obj.GetNamespace()}, cells...)
+	}
+	fmt.Fprintln(p.tw, strings.Join(cells, "\t"))
+}
+
+func (p *tablePrinter) flush() { p.tw.Flush() }

@@ -1,0 +1,134 @@
+// Package app holds l4mctl's commands. It is a library so tests can drive
+// the real commands against a real server; main only calls Execute.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/left4me/left4me/apis/client"
+)
+
+// Streams are where a command reads and writes.
+type Streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// ExitError carries a specific exit code (diff exits 1 when there are
+// differences, like kubectl diff).
+type ExitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
+// errReported means the command already printed what went wrong.
+var errReported = &ExitError{Code: 1}
+
+// globals are the flags every command shares.
+type globals struct {
+	configPath string
+	server     string
+	token      string
+	namespace  string
+	timeout    time.Duration
+}
+
+type cli struct {
+	streams Streams
+	g       globals
+}
+
+// NewCommand builds the l4mctl command tree.
+func NewCommand(streams Streams) *cobra.Command {
+	c := &cli{streams: streams}
+	root := &cobra.Command{
+		Use:   "l4mctl",
+		Short: "l4mctl controls left4me: fleets of Left 4 Dead 2 servers",
+		Long: `l4mctl controls left4me, the way kubectl controls Kubernetes.
+
+Declare Overlays, Blueprints and Instances in YAML and apply them:
+  l4mctl apply -f config/samples/
+  l4mctl get instances -o wide`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.g.configPath, "config", "", "config file (default $L4MCONFIG, else "+defaultConfigPathHint()+")")
+	pf.StringVar(&c.g.server, "server", "", "API server URL (overrides the config file)")
+	pf.StringVar(&c.g.token, "token", "", "bearer token (overrides the config file)")
+	pf.StringVarP(&c.g.namespace, "namespace", "n", "", "namespace (default: the config file's, else \"default\")")
+	pf.DurationVar(&c.g.timeout, "request-timeout", 30*time.Second, "how long one request may take")
+	root.RegisterFlagCompletionFunc("namespace", c.completeNames("namespaces"))
+
+	root.AddCommand(
+		c.newApplyCommand(),
+		c.newDiffCommand(),
+		c.newGetCommand(),
+		c.newDescribeCommand(),
+		c.newDeleteCommand(),
+		c.newVersionCommand(),
+		c.newAPIResourcesCommand(),
+	)
+	return root
+}
+
+// Execute runs l4mctl with os.Args and returns the process exit code.
+func Execute() int {
+	streams := Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
+	cmd := NewCommand(streams)
+	ctx, stop := signalContext()
+	defer stop()
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Msg != "" {
+			fmt.Fprintln(streams.Err, "error:", ee.Msg)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(streams.Err, "error:", err)
+	return 1
+}
+
+// client builds an API client from the config file and flags.
+func (c *cli) client() (*client.Client, error) {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(client.Config{Server: cfg.Server, Token: cfg.Token})
+}
+
+// ns is the namespace a command works in.
+func (c *cli) ns() string {
+	if c.g.namespace != "" {
+		return c.g.namespace
+	}
+	if cfg, err := c.loadConfig(); err == nil && cfg.Namespace != "" {
+		return cfg.Namespace
+	}
+	return "default"
+}
+
+func (c *cli) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.g.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.g.timeout)
+}
