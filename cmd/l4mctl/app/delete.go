@@ -34,7 +34,7 @@ they are done; --wait (the default) waits for that.`,
 		Example: `  l4mctl delete instance srv1
   l4mctl delete -f config/samples/instance.yaml`,
 		ValidArgsFunction: c.completeKindThenNames,
-		RunE: func(cmd *cobra.Command, args []string) error { return c.runDelete(cmd.Context(), o, args) },
+		RunE:              func(cmd *cobra.Command, args []string) error { return c.runDelete(cmd.Context(), o, args) },
 	}
 	f := cmd.Flags()
 	f.StringSliceVarP(&o.files, "filename", "f", nil, "file, directory or - for stdin")

@@ -1,0 +1,205 @@
+package validation
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+)
+
+func blueprint(mut func(*v1.Blueprint)) *v1.Blueprint {
+	b := &v1.Blueprint{ObjectMeta: metav1.ObjectMeta{Name: "coop", Namespace: "default"}}
+	Default(b)
+	if mut != nil {
+		mut(b)
+	}
+	return b
+}
+
+func instance(mut func(*v1.Instance)) *v1.Instance {
+	i := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "srv1", Namespace: "default"},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}}}
+	Default(i)
+	if mut != nil {
+		mut(i)
+	}
+	return i
+}
+
+func overlay(path string) *v1.Overlay {
+	return &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "o", Namespace: "default"}, Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: path}}}
+}
+
+func node(mut func(*v1.Node)) *v1.Node {
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-a.example"}}
+	Default(n)
+	if mut != nil {
+		mut(n)
+	}
+	return n
+}
+
+func q(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+
+// TestValidate lists every rule with an object that breaks it, and the
+// error a user sees (field path and the gist of the message).
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		obj  v1.Object
+		want string // "" means valid
+	}{
+		// Valid objects, defaults applied.
+		{"blueprint defaults", blueprint(nil), ""},
+		{"instance defaults", instance(nil), ""},
+		{"overlay nested path", overlay("maps/custom-1"), ""},
+		{"node", node(nil), ""},
+		{"namespace", &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, ""},
+
+		// Metadata.
+		{"name required", instance(func(i *v1.Instance) { i.Name = "" }), "metadata.name: Required value"},
+		{"name uppercase", instance(func(i *v1.Instance) { i.Name = "Srv" }), `metadata.name: Invalid value: "Srv"`},
+		{"name with slash", instance(func(i *v1.Instance) { i.Name = "a/b" }), `metadata.name: Invalid value: "a/b"`},
+		{"name with dots is not a label", instance(func(i *v1.Instance) { i.Name = "a.b" }), `metadata.name: Invalid value: "a.b"`},
+		{"name too long", instance(func(i *v1.Instance) { i.Name = strings.Repeat("a", 64) }), "metadata.name: Invalid value"},
+		{"namespace required", instance(func(i *v1.Instance) { i.Namespace = "" }), "metadata.namespace: Required value"},
+		{"namespace invalid", instance(func(i *v1.Instance) { i.Namespace = "../etc" }), `metadata.namespace: Invalid value: "../etc"`},
+		{"cluster-scoped takes no namespace", node(func(n *v1.Node) { n.Namespace = "default" }), "metadata.namespace: Forbidden"},
+		{"bad label", instance(func(i *v1.Instance) { i.Labels = map[string]string{"a b": "c"} }), `metadata.labels: Invalid value: "a b"`},
+		{"bad finalizer", instance(func(i *v1.Instance) { i.Finalizers = []string{"no spaces allowed"} }), "metadata.finalizers[0]: Invalid value"},
+
+		// Overlay path references.
+		{"overlay path required", overlay(""), "spec.source.path: Required value"},
+		{"overlay absolute", overlay("/etc"), `spec.source.path: Invalid value: "/etc": must be relative to the overlays root, not absolute`},
+		{"overlay dotdot", overlay("../x"), `spec.source.path: Invalid value: "../x": must not contain '..'`},
+		{"overlay dotdot inside", overlay("a/../../x"), "must not contain '..'"},
+		{"overlay empty component", overlay("a//b"), "must not contain empty components"},
+		{"overlay trailing slash", overlay("a/"), "must not contain empty components"},
+		{"overlay dot component", overlay("./a"), "must not contain '.' components"},
+		{"overlay newline", overlay("a\nb"), "must not contain control characters"},
+		{"overlay backslash", overlay(`a\..\b`), `must not contain '\'`},
+		{"overlay too long", overlay(strings.Repeat("a/", 600) + "a"), "spec.source.path: Too long"},
+
+		// Blueprint overlays.
+		{"blueprint overlay path", blueprint(func(b *v1.Blueprint) { b.Spec.Overlays = []string{"a", "b", "../x"} }), `spec.overlays[2]: Invalid value: "../x": must not contain '..'`},
+		{"blueprint overlay slash", blueprint(func(b *v1.Blueprint) { b.Spec.Overlays = []string{"maps/x"} }), `spec.overlays[0]: Invalid value: "maps/x": must not contain '/'`},
+		{"blueprint overlay duplicate", blueprint(func(b *v1.Blueprint) { b.Spec.Overlays = []string{"a", "a"} }), `spec.overlays[1]: Duplicate value: "a"`},
+		{"blueprint too many overlays", blueprint(func(b *v1.Blueprint) { b.Spec.Overlays = make([]string, MaxOverlays+1) }), "spec.overlays: Too many"},
+
+		// Game settings.
+		{"map with slash", blueprint(func(b *v1.Blueprint) { b.Spec.Game.Map = "../../etc/passwd" }), "spec.game.map: Invalid value"},
+		{"mode with space", blueprint(func(b *v1.Blueprint) { b.Spec.Game.Mode = "co op" }), "spec.game.mode: Invalid value"},
+		{"max players", blueprint(func(b *v1.Blueprint) { b.Spec.Game.MaxPlayers = 33 }), "spec.game.maxPlayers: Invalid value: 33"},
+		{"tickrate", blueprint(func(b *v1.Blueprint) { b.Spec.Game.Tickrate = 1000 }), "spec.game.tickrate: Invalid value: 1000"},
+
+		// Cvars: server.cfg lines that cannot break out.
+		{"cvar ok", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "sv_alltalk", Value: "1"}, {Name: "sm_cvar.x", Value: "a b c"}} }), ""},
+		{"cvar newline", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "sv_alltalk", Value: "1\nrcon_password x"}} }), `spec.cvars[0].value: Invalid value: "1\nrcon_password x": must be one line`},
+		{"cvar carriage return", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: "1\r"}} }), "must be one line"},
+		{"cvar quote", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: `1" ; quit "`}} }), "spec.cvars[0].value"},
+		{"cvar semicolon", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: "1;quit"}} }), "must not contain ';'"},
+		{"cvar control char", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: "1\x00"}} }), "must not contain control characters"},
+		{"cvar value too long", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: strings.Repeat("x", 256)}} }), "spec.cvars[0].value: Too long"},
+		{"cvar name required", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Value: "1"}} }), "spec.cvars[0].name: Required value"},
+		{"cvar name with space", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "sv_alltalk 1;quit", Value: "1"}} }), "spec.cvars[0].name: Invalid value"},
+		{"cvar reserved rcon", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "rcon_password", Value: "x"}} }), `spec.cvars[0].name: Forbidden: "rcon_password" is reserved`},
+		{"cvar reserved exec", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "EXEC", Value: "x"}} }), `"EXEC" is reserved`},
+		{"cvar reserved hostname", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "hostname", Value: "x"}} }), "set spec.hostname on the Instance"},
+		{"cvar duplicate", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: "1"}, {Name: "A", Value: "2"}} }), `spec.cvars[1].name: Duplicate value: "A"`},
+
+		// Args: argv, owned flags, paths.
+		{"args ok", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"-nohltv", "+sv_lan", "0", "+exec", "extra.cfg"} }), ""},
+		{"arg owned port", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+hostport", "27015"} }), `spec.args[0]: Forbidden: "+hostport" is reserved`},
+		{"arg owned ip", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+ip", "1.2.3.4"} }), `"+ip" is reserved`},
+		{"arg owned game", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"-game", "x"} }), `"-game" is reserved`},
+		{"arg map goes to spec.game", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+map", "c2m1"} }), "set spec.game.map"},
+		{"arg exec absolute", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+exec", "/etc/passwd"} }), `spec.args[1]: Invalid value: "/etc/passwd": must not name an absolute path`},
+		{"arg exec dotdot", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+exec", "../../x.cfg"} }), `spec.args[1]: Invalid value: "../../x.cfg": must not contain '..'`},
+		{"arg home", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"~/x"} }), "must not name an absolute path"},
+		{"arg newline", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"a\nb"} }), "must not contain control characters"},
+		{"arg empty", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{""} }), "spec.args[0]: Invalid value"},
+		{"too many args", blueprint(func(b *v1.Blueprint) { b.Spec.Args = make([]string, MaxArgs+1) }), "spec.args: Too many"},
+
+		// Resources.
+		{"memoryHigh over max", blueprint(func(b *v1.Blueprint) { b.Spec.Resources.MemoryHigh = q("3Gi") }), "spec.resources.memoryHigh: Invalid value: \"3Gi\": must not exceed memoryMax (2Gi)"},
+		{"memoryMax zero", blueprint(func(b *v1.Blueprint) { b.Spec.Resources.MemoryMax = q("0"); b.Spec.Resources.MemoryHigh = nil }), "spec.resources.memoryMax: Invalid value"},
+		{"cpu weight", blueprint(func(b *v1.Blueprint) { b.Spec.Resources.CPUWeight = 20000 }), "spec.resources.cpuWeight"},
+		{"tasks max", blueprint(func(b *v1.Blueprint) { b.Spec.Resources.TasksMax = -1 }), "spec.resources.tasksMax"},
+
+		// Instances.
+		{"blueprintRef required", instance(func(i *v1.Instance) { i.Spec.BlueprintRef.Name = "" }), "spec.blueprintRef.name: Required value"},
+		{"blueprintRef invalid", instance(func(i *v1.Instance) { i.Spec.BlueprintRef.Name = "../x" }), "spec.blueprintRef.name: Invalid value"},
+		{"hostname ok", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1 | coop (tickrate 60)" }), ""},
+		{"hostname newline", instance(func(i *v1.Instance) { i.Spec.Hostname = "x\nrcon_password y" }), "spec.hostname: Invalid value"},
+		{"hostname quote", instance(func(i *v1.Instance) { i.Spec.Hostname = `x"` }), "spec.hostname: Invalid value"},
+		{"hostname too long", instance(func(i *v1.Instance) { i.Spec.Hostname = strings.Repeat("x", 65) }), "spec.hostname: Too long"},
+		{"port low", instance(func(i *v1.Instance) { i.Spec.Port = 80 }), "spec.port: Invalid value: 80: must be between 1024 and 65535"},
+		{"port high", instance(func(i *v1.Instance) { i.Spec.Port = 70000 }), "spec.port: Invalid value: 70000"},
+		{"port ok", instance(func(i *v1.Instance) { i.Spec.Port = 27015 }), ""},
+		{"nodeName invalid", instance(func(i *v1.Instance) { i.Spec.NodeName = "Host_A" }), "spec.nodeName: Invalid value"},
+		{"nodeSelector invalid", instance(func(i *v1.Instance) { i.Spec.NodeSelector = map[string]string{"region": "eu west"} }), "spec.nodeSelector: Invalid value"},
+		{"state unknown", instance(func(i *v1.Instance) { i.Spec.State = "Paused" }), `spec.state: Unsupported value: "Paused"`},
+
+		// Nodes.
+		{"port range inverted", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 28000, Max: 27000} }), "spec.portRange.max: Invalid value: 27000: must not be below min"},
+		{"port range low", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 80, Max: 27000} }), "spec.portRange.min"},
+		{"capacity negative", node(func(n *v1.Node) { n.Spec.Capacity.Instances = -1 }), "spec.capacity.instances"},
+
+		// Events.
+		{"event ok", &v1.Event{ObjectMeta: metav1.ObjectMeta{Name: "srv1.abc", Namespace: "default"}, InvolvedObject: v1.ObjectReference{Kind: "Instance", Name: "srv1"}, Type: "Normal", Reason: "Scheduled"}, ""},
+		{"event bad type", &v1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "default"}, InvolvedObject: v1.ObjectReference{Kind: "Instance", Name: "srv1"}, Type: "Info", Reason: "Scheduled"}, `type: Unsupported value: "Info"`},
+		{"event other namespace", &v1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "default"}, InvolvedObject: v1.ObjectReference{Kind: "Instance", Name: "srv1", Namespace: "other"}, Type: "Normal", Reason: "X"}, "involvedObject.namespace"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := Validate(tc.obj)
+			if tc.want == "" {
+				if len(errs) > 0 {
+					t.Fatalf("want valid, got %v", errs)
+				}
+				return
+			}
+			if len(errs) == 0 {
+				t.Fatalf("want error containing %q, got none", tc.want)
+			}
+			if got := errs.ToAggregate().Error(); !strings.Contains(got, tc.want) {
+				t.Fatalf("want error containing %q, got %q", tc.want, got)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	b := blueprint(nil)
+	g := b.Spec.Game
+	if g.Map != DefaultMap || g.Mode != DefaultMode || g.MaxPlayers != DefaultMaxPlayers || g.Tickrate != DefaultTickrate {
+		t.Fatalf("game defaults: %+v", g)
+	}
+	r := b.Spec.Resources
+	if r.MemoryMax.String() != "2Gi" || r.MemoryHigh.String() != "1536Mi" || r.TasksMax != 256 {
+		t.Fatalf("resource defaults: max %s high %s tasks %d", r.MemoryMax, r.MemoryHigh, r.TasksMax)
+	}
+	// A small memoryMax pulls the default memoryHigh down with it.
+	small := &v1.Blueprint{Spec: v1.BlueprintSpec{Resources: v1.Resources{MemoryMax: q("1Gi")}}}
+	Default(small)
+	if small.Spec.Resources.MemoryHigh.Cmp(*small.Spec.Resources.MemoryMax) > 0 {
+		t.Fatalf("default memoryHigh %s above memoryMax %s", small.Spec.Resources.MemoryHigh, small.Spec.Resources.MemoryMax)
+	}
+	if i := instance(nil); i.Spec.State != v1.StateRunning {
+		t.Fatalf("instance state default %q", i.Spec.State)
+	}
+	if n := node(nil); n.Spec.PortRange.Min != DefaultPortMin || n.Spec.PortRange.Max != DefaultPortMax {
+		t.Fatalf("node port range default %+v", n.Spec.PortRange)
+	}
+}
+
+func TestValidateStatusConditions(t *testing.T) {
+	i := instance(nil)
+	i.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: "Maybe", Reason: "X", LastTransitionTime: metav1.Now()}}
+	if errs := ValidateStatus(i); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "status.conditions[0].status") {
+		t.Fatalf("bad condition status accepted: %v", errs)
+	}
+}
