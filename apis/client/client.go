@@ -56,7 +56,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		// Controllers and benchmarks send many requests at once; Go's default
+		// of two idle connections per host would reconnect for most of them.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: t}
 	}
 	return &Client{base: u, token: cfg.Token, http: hc}, nil
 }

@@ -154,7 +154,9 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
 		h.writeError(rw, r, err)
 	}
 	h.metrics.observe(verb, resource, rw.code, time.Since(start))
-	h.log.V(1).Info("request", "verb", verb, "path", r.URL.Path, "code", rw.code, "duration", time.Since(start))
+	if log := h.log.V(1); log.Enabled() {
+		log.Info("request", "verb", verb, "path", r.URL.Path, "code", rw.code, "duration", time.Since(start))
+	}
 }
 
 // dispatch runs the verb and returns its name for metrics.

@@ -11,9 +11,9 @@ import (
 )
 
 // encode writes obj as stored in etcd: with apiVersion and kind, without
-// resourceVersion (etcd's revision is the truth).
+// resourceVersion (etcd's revision is the truth). It clears obj's
+// resourceVersion: callers pass a copy they own and set it afterwards.
 func encode(res *resources.Resource, obj v1.Object) ([]byte, error) {
-	obj = obj.DeepCopyObject().(v1.Object)
 	obj.SetResourceVersion("")
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
 	data, err := json.Marshal(obj)

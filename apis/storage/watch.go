@@ -29,6 +29,14 @@ type cacheEvent struct {
 	prev v1.Object // the object before the change; nil for a create
 }
 
+// rawEvent is a change as etcd sent it. The cache decodes it only when a
+// watcher needs it, so a resource nobody watches costs no decoding.
+type rawEvent struct {
+	rev     int64
+	event   *clientv3.Event
+	decoded *cacheEvent
+}
+
 // watchCache holds the single etcd watch of one resource, the most recent
 // events (so clients can resume without their own etcd watch), and the
 // clients following it.
@@ -38,7 +46,7 @@ type watchCache struct {
 
 	mu sync.Mutex
 	// events are the most recent changes, oldest first.
-	events []cacheEvent
+	events []rawEvent
 	// known is the revision after which the cache has seen every change,
 	// except those already evicted from events.
 	known int64
@@ -164,19 +172,17 @@ func (c *watchCache) reset(ctx context.Context, compacted int64) {
 }
 
 func (c *watchCache) apply(resp clientv3.WatchResponse) {
-	decoded := make([]cacheEvent, 0, len(resp.Events))
-	for _, e := range resp.Events {
-		ev, err := c.decodeEvent(e)
-		if err != nil {
-			c.store.log.Error(err, "skipping undecodable watch event", "resource", c.res.Plural, "key", string(e.Kv.Key))
-			continue
-		}
-		decoded = append(decoded, ev)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, ev := range decoded {
-		c.events = append(c.events, ev)
+	for _, e := range resp.Events {
+		c.events = append(c.events, rawEvent{rev: e.Kv.ModRevision, event: e})
+		if len(c.subs) == 0 {
+			continue
+		}
+		ev, ok := c.decodeAt(len(c.events) - 1)
+		if !ok {
+			continue
+		}
 		for w := range c.subs {
 			out, ok := w.translate(ev)
 			if !ok {
@@ -192,17 +198,30 @@ func (c *watchCache) apply(resp clientv3.WatchResponse) {
 			}
 		}
 	}
-	if n := len(c.events) - c.store.cacheSz; n > 0 {
+	// Trim in batches so that a full cache does not copy itself per event.
+	if len(c.events) > c.store.cacheSz+c.store.cacheSz/4 {
+		n := len(c.events) - c.store.cacheSz
 		c.evicted = c.events[n-1].rev
-		c.events = append([]cacheEvent(nil), c.events[n:]...)
+		c.events = append([]rawEvent(nil), c.events[n:]...)
 	}
 	if resp.Header.Revision > c.known {
 		c.known = resp.Header.Revision
 	}
 }
 
-func (c *watchCache) decodeEvent(e *clientv3.Event) (cacheEvent, error) {
-	return decodeEvent(c.res, e)
+// decodeAt decodes events[i] once; callers hold c.mu.
+func (c *watchCache) decodeAt(i int) (cacheEvent, bool) {
+	re := &c.events[i]
+	if re.decoded == nil {
+		ev, err := decodeEvent(c.res, re.event)
+		if err != nil {
+			c.store.log.Error(err, "skipping undecodable watch event", "resource", c.res.Plural, "key", string(re.event.Kv.Key))
+			return cacheEvent{}, false
+		}
+		re.decoded = &ev
+		re.event = nil
+	}
+	return *re.decoded, true
 }
 
 func decodeEvent(res *resources.Resource, e *clientv3.Event) (cacheEvent, error) {
@@ -268,9 +287,14 @@ func (s *Store) Watch(ctx context.Context, res *resources.Resource, opts ListOpt
 		return w, nil
 	}
 	var backlog []watch.Event
-	for _, ev := range c.events {
-		if out, ok := w.translate(ev); ok {
-			backlog = append(backlog, out)
+	for i := range c.events {
+		if c.events[i].rev <= after {
+			continue
+		}
+		if ev, ok := c.decodeAt(i); ok {
+			if out, ok := w.translate(ev); ok {
+				backlog = append(backlog, out)
+			}
 		}
 	}
 	if len(backlog) > subscriberBuffer {

@@ -96,7 +96,9 @@ func TestValidate(t *testing.T) {
 		{"tickrate", blueprint(func(b *v1.Blueprint) { b.Spec.Game.Tickrate = 1000 }), "spec.game.tickrate: Invalid value: 1000"},
 
 		// Cvars: server.cfg lines that cannot break out.
-		{"cvar ok", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "sv_alltalk", Value: "1"}, {Name: "sm_cvar.x", Value: "a b c"}} }), ""},
+		{"cvar ok", blueprint(func(b *v1.Blueprint) {
+			b.Spec.Cvars = []v1.Cvar{{Name: "sv_alltalk", Value: "1"}, {Name: "sm_cvar.x", Value: "a b c"}}
+		}), ""},
 		{"cvar newline", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "sv_alltalk", Value: "1\nrcon_password x"}} }), `spec.cvars[0].value: Invalid value: "1\nrcon_password x": must be one line`},
 		{"cvar carriage return", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: "1\r"}} }), "must be one line"},
 		{"cvar quote", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: `1" ; quit "`}} }), "spec.cvars[0].value"},

@@ -1,0 +1,229 @@
+// Command bench measures the API server against the etcd it stands on, side
+// by side in one run, and prints a table:
+//
+//   - raw etcd puts through clientv3 vs Instance creates through the HTTP
+//     API, with 1 and 16 concurrent clients, against the same embedded etcd;
+//   - listing 10,000 Instances (whole, and in pages of 500);
+//   - the latency from a write to its watch event arriving at a client.
+//
+// Run it with `make bench`. Numbers vary with the machine: compare the
+// ratios, not the absolute rates.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/server"
+)
+
+var instances, _ = resources.ByKind("Instance")
+
+func main() {
+	n := flag.Int("n", 3000, "writes per throughput run")
+	listN := flag.Int("list", 10000, "instances to list")
+	watchN := flag.Int("watch", 500, "writes timed through a watch")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if err := run(*n, *listN, *watchN); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func newInstance(name string) *v1.Instance {
+	return &v1.Instance{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1.APIVersion, Kind: "Instance"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"fleet": "bench"}},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, Hostname: "bench server " + name,
+			NodeName: "node-1", State: v1.StateRunning},
+	}
+}
+
+// parallel runs total operations over c workers and returns ops/second.
+func parallel(c, total int, op func(i int) error) (float64, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				if err := op(i); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(total) / time.Since(start).Seconds(), firstErr
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+func run(n, listN, watchN int) error {
+	dir, err := os.MkdirTemp("", "l4m-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	srv, err := server.Start(ctx, server.Options{DataDir: dir, Listen: "127.0.0.1:0", Log: logr.Discard()})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	cl, err := client.New(client.Config{Server: srv.URL()})
+	if err != nil {
+		return err
+	}
+	payload, _ := json.Marshal(newInstance("payload"))
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "writes (n=%d, median of 3)\tclients\traw etcd put/s\tAPI create/s\tAPI/raw\t\n", n)
+	// Alternate raw and API runs, three of each, and report medians: the
+	// machine is shared and noisy, and alternating spreads the noise over both.
+	for _, c := range []int{1, 16} {
+		var raws, apis []float64
+		for round := 0; round < 3; round++ {
+			raw, err := parallel(c, n, func(i int) error {
+				_, err := srv.Etcd.Put(ctx, fmt.Sprintf("/bench/raw/%d-%d/%d", c, round, i), string(payload))
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("raw puts: %w", err)
+			}
+			api, err := parallel(c, n, func(i int) error {
+				_, err := cl.Create(ctx, instances, newInstance(fmt.Sprintf("w%d-%d-%d", c, round, i)), false)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("API creates: %w", err)
+			}
+			raws, apis = append(raws, raw), append(apis, api)
+		}
+		raw, api := median(raws), median(apis)
+		fmt.Fprintf(tw, "\t%d\t%.0f\t%.0f\t%.2f\t\n", c, raw, api, api/raw)
+	}
+	tw.Flush()
+
+	// Fill a namespace of its own with exactly listN Instances, then list it.
+	namespaces, _ := resources.ByKind("Namespace")
+	if _, err := cl.Create(ctx, namespaces, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, false); err != nil {
+		return err
+	}
+	if _, err := parallel(16, listN, func(i int) error {
+		in := newInstance(fmt.Sprintf("l-%d", i))
+		in.Namespace = "list"
+		_, err := cl.Create(ctx, instances, in, false)
+		return err
+	}); err != nil {
+		return err
+	}
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "list\titems\tmedian\tmin\t\n")
+	for _, limit := range []int64{0, 500} {
+		if listN == 0 {
+			break
+		}
+		var times []time.Duration
+		items := 0
+		for r := 0; r < 5; r++ {
+			start := time.Now()
+			opts := client.ListOptions{Limit: limit}
+			items = 0
+			for {
+				l, err := cl.List(ctx, instances, "list", opts)
+				if err != nil {
+					return err
+				}
+				extracted, _ := meta.ExtractList(l)
+				items += len(extracted)
+				if l.GetContinue() == "" {
+					break
+				}
+				opts.Continue = l.GetContinue()
+			}
+			times = append(times, time.Since(start))
+		}
+		name := "whole list"
+		if limit > 0 {
+			name = fmt.Sprintf("pages of %d", limit)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%v\t\n", name, items, percentile(times, 0.5).Round(time.Millisecond), percentile(times, 0).Round(time.Millisecond))
+	}
+	tw.Flush()
+
+	// Watch latency: one watcher, sequential writes, time from the start of
+	// each write (and from its acknowledgement) to its event.
+	w, err := cl.Watch(ctx, instances, "default", client.ListOptions{LabelSelector: "fleet=watch"})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	var fromStart, fromAck []time.Duration
+	for i := 0; i < watchN; i++ {
+		in := newInstance(fmt.Sprintf("watch-%d", i))
+		in.Labels["fleet"] = "watch"
+		start := time.Now()
+		if _, err := cl.Create(ctx, instances, in, false); err != nil {
+			return err
+		}
+		ack := time.Now()
+		select {
+		case <-w.ResultChan():
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("no watch event for write %d within 10s", i)
+		}
+		now := time.Now()
+		fromStart = append(fromStart, now.Sub(start))
+		fromAck = append(fromAck, now.Sub(ack))
+	}
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "watch (n=%d)\tmedian\tp99\t\n", watchN)
+	fmt.Fprintf(tw, "write start → event\t%v\t%v\t\n", percentile(fromStart, 0.5).Round(10*time.Microsecond), percentile(fromStart, 0.99).Round(10*time.Microsecond))
+	fmt.Fprintf(tw, "write ack → event\t%v\t%v\t\n", percentile(fromAck, 0.5).Round(10*time.Microsecond), percentile(fromAck, 0.99).Round(10*time.Microsecond))
+	return tw.Flush()
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Keeps the dependency direction honest: the CLI and the node agent talk to
+# the API server only, so they must not link etcd's server, the storage
+# package, or (for l4mctl) systemd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+module=$(go list -m)
+fail=0
+check() { # binary, forbidden regexp
+  local bad
+  bad=$(go list -deps "./cmd/$1" | grep -E "$2" || true)
+  if [ -n "$bad" ]; then
+    echo "cmd/$1 must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+  fi
+}
+check l4mctl "^go\.etcd\.io/etcd/(server|client)|^github\.com/coreos/go-systemd|^${module}/apis/storage|^${module}/apis/server"
+check l4m-node "^go\.etcd\.io/etcd/(server|client)|^${module}/apis/storage|^${module}/apis/server"
+[ $fail -eq 0 ] && echo "dependency direction ok"
+exit $fail
