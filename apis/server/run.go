@@ -39,14 +39,17 @@ type Options struct {
 
 // Server is a running l4m-server.
 type Server struct {
-	Store    *storage.Store
-	Etcd     *clientv3.Client
-	Handler  *Handler
-	embedded *storage.Embedded
-	http     *http.Server
-	listener net.Listener
-	cancel   context.CancelFunc
-	served   chan error
+	Store *storage.Store
+	// Etcd is the client the store uses (in-process when etcd is embedded).
+	Etcd *clientv3.Client
+	// EtcdEndpoints are the etcd client URLs (the embedded one's loopback URL).
+	EtcdEndpoints []string
+	Handler       *Handler
+	embedded      *storage.Embedded
+	http          *http.Server
+	listener      net.Listener
+	cancel        context.CancelFunc
+	served        chan error
 }
 
 // Start brings up etcd (embedded or external), the store, the default
@@ -67,13 +70,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.embedded, s.Etcd = e, e.Client
+		s.embedded, s.Etcd, s.EtcdEndpoints = e, e.Client, []string{e.Endpoint}
 	} else {
 		c, err := externalClient(opts)
 		if err != nil {
 			return nil, err
 		}
-		s.Etcd = c
+		s.Etcd, s.EtcdEndpoints = c, opts.EtcdEndpoints
 	}
 	s.Store = storage.New(s.Etcd, storage.Options{Prefix: opts.EtcdPrefix, Log: opts.Log.WithName("storage")})
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
