@@ -305,24 +305,35 @@ func admit(req *request, obj v1.Object) error {
 	return invalid(req.res, obj.GetName(), validation.Validate(obj))
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
+// readObject reads the request's object and makes it ready to store:
+// strictly decoded, agreeing with the URL, defaulted and validated.
+func readObject(r *http.Request, req *request) (v1.Object, bool, error) {
 	dry, err := dryRun(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return nil, false, err
 	}
 	data, err := readBody(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return nil, false, err
 	}
+	obj, err := admitJSON(req, data)
+	return obj, dry, err
+}
+
+// admitJSON is decodeStrict, checkIdentity and admit in one.
+func admitJSON(req *request, data []byte) (v1.Object, error) {
 	obj, err := decodeStrict(req.res, data)
-	if err == nil {
-		err = checkIdentity(req, obj)
+	if err != nil {
+		return nil, err
 	}
-	if err == nil {
-		err = admit(req, obj)
+	if err := checkIdentity(req, obj); err != nil {
+		return nil, err
 	}
+	return obj, admit(req, obj)
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
+	obj, dry, err := readObject(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -332,23 +343,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
-	dry, err := dryRun(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	data, err := readBody(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	obj, err := decodeStrict(req.res, data)
-	if err == nil {
-		err = checkIdentity(req, obj)
-	}
-	if err == nil {
-		err = admit(req, obj)
-	}
+	obj, dry, err := readObject(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -409,13 +404,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 				field.ErrorList{field.Invalid(nil, "", "the patch does not apply: "+err.Error())}))
 			return
 		}
-		obj, err := decodeStrict(req.res, patched)
-		if err == nil {
-			err = checkIdentity(req, obj)
-		}
-		if err == nil {
-			err = admit(req, obj)
-		}
+		obj, err := admitJSON(req, patched)
 		if err != nil {
 			h.writeError(w, r, err)
 			return

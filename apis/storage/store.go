@@ -150,13 +150,9 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 	if opts.DryRun {
 		return obj, s.checkCreate(ctx, res, obj, key)
 	}
-	var putOpts []clientv3.OpOption
-	if res.Kind == "Event" {
-		lease, err := s.client.Grant(ctx, int64(EventTTL/time.Second))
-		if err != nil {
-			return nil, etcdError(err, "grant lease for event %s", obj.GetName())
-		}
-		putOpts = append(putOpts, clientv3.WithLease(lease.ID))
+	putOpts, err := s.putOptions(ctx, res, obj)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := s.client.Txn(ctx).If(conds...).Then(clientv3.OpPut(key, string(data), putOpts...)).Commit()
 	if err != nil {
@@ -168,6 +164,19 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 	obj.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
 	return obj, nil
+}
+
+// putOptions binds an Event to a fresh lease, so it expires EventTTL after
+// its last write; other kinds live until deleted.
+func (s *Store) putOptions(ctx context.Context, res *resources.Resource, obj v1.Object) ([]clientv3.OpOption, error) {
+	if res.Kind != "Event" {
+		return nil, nil
+	}
+	lease, err := s.client.Grant(ctx, int64(EventTTL/time.Second))
+	if err != nil {
+		return nil, etcdError(err, "grant lease for event %s", obj.GetName())
+	}
+	return []clientv3.OpOption{clientv3.WithLease(lease.ID)}, nil
 }
 
 // checkCreate explains why a create cannot succeed (or returns nil when it
@@ -243,13 +252,9 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 	if err != nil {
 		return nil, err
 	}
-	var putOpts []clientv3.OpOption
-	if res.Kind == "Event" {
-		lease, err := s.client.Grant(ctx, int64(EventTTL/time.Second))
-		if err != nil {
-			return nil, etcdError(err, "grant lease for event %s", obj.GetName())
-		}
-		putOpts = append(putOpts, clientv3.WithLease(lease.ID))
+	putOpts, err := s.putOptions(ctx, res, obj)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(data), putOpts...)).Commit()
 	if err != nil {
