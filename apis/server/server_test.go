@@ -20,6 +20,7 @@ import (
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/apis/storage/etcdtest"
 )
 
 var (
@@ -473,5 +474,24 @@ func TestYAMLBody(t *testing.T) {
 	code, data := call(t, s, "POST", base+"/namespaces/default/overlays", "application/yaml", body)
 	if code != 201 || !bytes.Contains(data, []byte(`"path":"mods"`)) {
 		t.Fatalf("YAML create: %d %s", code, data)
+	}
+}
+
+// TestServerOnExternalEtcd: --etcd-endpoints points l4m-server at an
+// external etcd (Debian's etcd-server here) instead of the embedded one.
+func TestServerOnExternalEtcd(t *testing.T) {
+	_, endpoint := etcdtest.External(t)
+	s, c := servertest.StartWith(t, server.Options{EtcdEndpoints: []string{endpoint}})
+	ctx := context.Background()
+	if _, err := c.Create(ctx, instances, instance("srv1"), false); err != nil {
+		t.Fatal(err)
+	}
+	// The object is in the external etcd under the left4me prefix.
+	resp, err := s.Etcd.Get(ctx, "/left4me/instances/default/srv1")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("object not in the external etcd: %v %v", resp, err)
+	}
+	if s.EtcdEndpoints[0] != endpoint {
+		t.Fatalf("server uses %v, want %s", s.EtcdEndpoints, endpoint)
 	}
 }

@@ -2,11 +2,13 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -39,6 +41,20 @@ type EmbeddedOptions struct {
 // StartEmbedded starts a single-member etcd and waits until it serves.
 // Close it when done.
 func StartEmbedded(ctx context.Context, opts EmbeddedOptions, log logr.Logger) (*Embedded, error) {
+	pinned := opts.ClientAddr != "" && opts.PeerAddr != ""
+	for attempt := 1; ; attempt++ {
+		e, err := startEmbedded(ctx, opts, log)
+		// A port found free can be taken by someone else before etcd binds
+		// it; with ports of our own choosing, choose again.
+		if err != nil && !pinned && attempt < 5 && errors.Is(err, syscall.EADDRINUSE) {
+			log.V(1).Info("embedded etcd port taken, retrying", "error", err.Error())
+			continue
+		}
+		return e, err
+	}
+}
+
+func startEmbedded(ctx context.Context, opts EmbeddedOptions, log logr.Logger) (*Embedded, error) {
 	dir := opts.Dir
 	var err error
 	if opts.ClientAddr == "" {

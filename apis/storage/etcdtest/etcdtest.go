@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,72 +34,92 @@ func Embedded(t testing.TB) *storage.Embedded {
 // ExternalBinary is where Debian's etcd-server installs etcd.
 const ExternalBinary = "/usr/bin/etcd"
 
-// External starts Debian's etcd binary on loopback ports with a temp data dir and
-// returns a client for it; the process is killed (by PID) when the test
-// ends. It fails the test when the binary is missing, unless SKIP_EXTERNAL_ETCD
-// is set: CI installs it, so a missing binary is a broken set-up.
+// External starts Debian's etcd binary on loopback ports with a temp data
+// dir and returns a client for it; the process is killed (by PID) when the
+// test ends. It fails the test when the binary is missing, unless
+// SKIP_EXTERNAL_ETCD is set: CI installs it, so a missing binary is a broken
+// set-up.
 func External(t testing.TB) (*clientv3.Client, string) {
 	t.Helper()
-	bin := ExternalBinary
-	if _, err := os.Stat(bin); err != nil {
+	if _, err := os.Stat(ExternalBinary); err != nil {
 		if os.Getenv("SKIP_EXTERNAL_ETCD") != "" {
-			t.Skipf("external etcd: %s missing and SKIP_EXTERNAL_ETCD set", bin)
+			t.Skipf("external etcd: %s missing and SKIP_EXTERNAL_ETCD set", ExternalBinary)
 		}
-		t.Fatalf("external etcd: %s missing (apt-get install etcd-server): %v", bin, err)
+		t.Fatalf("external etcd: %s missing (apt-get install etcd-server): %v", ExternalBinary, err)
 	}
+	for attempt := 1; ; attempt++ {
+		c, endpoint, err := startExternal(t)
+		if err == nil {
+			return c, endpoint
+		}
+		// A port found free may be taken before etcd binds it: choose again.
+		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+func startExternal(t testing.TB) (*clientv3.Client, string, error) {
 	dir := t.TempDir()
 	clientAddr, err := storage.FreeLoopbackAddr()
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	peerAddr, err := storage.FreeLoopbackAddr()
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	client, peer := "http://"+clientAddr, "http://"+peerAddr
-	cmd := exec.Command(bin,
+	cmd := exec.Command(ExternalBinary,
 		"--name", "ext", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "ext="+peer, "--log-level", "error")
-	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+os.Getenv("ETCD_UNSUPPORTED_ARCH"))
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	logPath := filepath.Join(dir, "etcd.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start external etcd: %v", err)
+		logf.Close()
+		return nil, "", fmt.Errorf("start external etcd: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	stop := func() {
 		cmd.Process.Kill()
 		<-exited
 		logf.Close()
-	})
+	}
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		t.Fatal(err)
+		stop()
+		return nil, "", err
 	}
-	t.Cleanup(func() { c.Close() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := c.Get(ctx, "health")
 		cancel()
 		if err == nil {
-			return c, client
+			t.Cleanup(func() { c.Close(); stop() })
+			return c, client, nil
 		}
 		select {
 		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-			t.Fatalf("external etcd exited: %s", log)
+			c.Close()
+			stop()
+			log, _ := os.ReadFile(logPath)
+			return nil, "", fmt.Errorf("external etcd exited: %s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal(fmt.Errorf("external etcd not ready after 30s: %w", err))
+			c.Close()
+			stop()
+			return nil, "", fmt.Errorf("external etcd not ready after 30s: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
