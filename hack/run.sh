@@ -7,15 +7,11 @@ cd "$(dirname "$0")/.."
 data="$PWD/.data"
 listen="${LISTEN:-127.0.0.1:6443}"
 mkdir -p "$data"
-cat > "$data/l4mctl.yaml" <<CFG
-server: http://$listen
-namespace: default
-CFG
 cat <<HINT
-left4me API on http://$listen (etcd embedded, data in $data)
+left4me API on https://$listen (etcd embedded, data in $data)
 
-In another shell:
-  export L4MCONFIG=$data/l4mctl.yaml PATH=$PWD/bin:\$PATH
+In another shell (the admin config appears at first start):
+  export L4MCONFIG=$data/server/admin.yaml PATH=$PWD/bin:\$PATH
   l4mctl apply -f config/samples/
   l4mctl get instances -o wide
   l4mctl get instances -w

@@ -34,6 +34,9 @@ type Config struct {
 	Server string
 	// Token is a bearer token (empty: none).
 	Token string
+	// CAData is the PEM bundle the server's certificate must chain to
+	// (empty: the system roots).
+	CAData []byte
 	// HTTPClient overrides the transport (TLS settings live there).
 	HTTPClient *http.Client
 }
@@ -56,10 +59,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		// Controllers and benchmarks send many requests at once; Go's default
-		// of two idle connections per host would reconnect for most of them.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
+		t, err := transport(cfg)
+		if err != nil {
+			return nil, err
+		}
 		hc = &http.Client{Transport: t}
 	}
 	return &Client{base: u, token: cfg.Token, http: hc}, nil

@@ -22,11 +22,13 @@ type Resource struct {
 	Singular   string
 	ShortNames []string
 	Namespaced bool
-	// HasStatus means the kind has a status subresource: the main resource
-	// never changes status, and the status subresource changes nothing else.
+	// HasStatus means the main resource never changes status; unless
+	// StatusReadOnly, a status subresource changes status and nothing else.
 	HasStatus bool
-	New       func() v1.Object
-	NewList   func() v1.ListObject
+	// StatusReadOnly means only the server writes status (no /status).
+	StatusReadOnly bool
+	New            func() v1.Object
+	NewList        func() v1.ListObject
 	// fields returns the values field selectors can match, beyond
 	// metadata.name and metadata.namespace.
 	fields func(v1.Object) fields.Set
@@ -100,6 +102,16 @@ var All = []*Resource{
 		},
 	},
 	{
+		Kind: "Token", Plural: "tokens", Singular: "token",
+		HasStatus: true, StatusReadOnly: true,
+		New:     func() v1.Object { return &v1.Token{} },
+		NewList: func() v1.ListObject { return &v1.TokenList{} },
+		fields: func(o v1.Object) fields.Set {
+			t := o.(*v1.Token)
+			return fields.Set{"spec.type": string(t.Spec.Type), "spec.nodeName": t.Spec.NodeName, "spec.user": t.Spec.User}
+		},
+	},
+	{
 		Kind: "Overlay", Plural: "overlays", Singular: "overlay", ShortNames: []string{"ov"},
 		Namespaced: true, HasStatus: true,
 		New:     func() v1.Object { return &v1.Overlay{} },
@@ -143,6 +155,9 @@ var All = []*Resource{
 		},
 	},
 }
+
+// StatusSubresource reports whether clients may write <plural>/status.
+func (r *Resource) StatusSubresource() bool { return r.HasStatus && !r.StatusReadOnly }
 
 // ByPlural finds a resource by its URL segment.
 func ByPlural(plural string) (*Resource, bool) {

@@ -16,6 +16,7 @@ import (
 // default, validate, store, encode), without the network.
 func BenchmarkCreateHandler(b *testing.B) {
 	s, _ := servertest.Start(b)
+	token := servertest.AdminToken(b, s)
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -23,6 +24,7 @@ func BenchmarkCreateHandler(b *testing.B) {
 			body := fmt.Sprintf(`{"apiVersion":"left4me.io/v1alpha1","kind":"Instance","metadata":{"name":"b%d","labels":{"fleet":"bench"}},"spec":{"blueprintRef":{"name":"coop"},"hostname":"bench","nodeName":"node-1"}}`, n.Add(1))
 			req := httptest.NewRequest(http.MethodPost, base+"/namespaces/default/instances", strings.NewReader(body)).WithContext(context.Background())
 			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+token)
 			rec := httptest.NewRecorder()
 			s.Handler.ServeHTTP(rec, req)
 			if rec.Code != http.StatusCreated {

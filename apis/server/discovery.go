@@ -39,7 +39,7 @@ func (h *Handler) resourceList(w http.ResponseWriter, r *http.Request) {
 			ShortNames: res.ShortNames,
 			Verbs:      metav1.Verbs{"create", "delete", "get", "list", "patch", "update", "watch"},
 		})
-		if res.HasStatus {
+		if res.StatusSubresource() {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
 				Name: res.Plural + "/status", Namespaced: res.Namespaced, Kind: res.Kind,
 				Verbs: metav1.Verbs{"get", "patch", "update"},

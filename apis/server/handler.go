@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/left4me/left4me/apis/auth"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/storage"
@@ -56,15 +58,45 @@ func schemaGR(resource string) schema.GroupResource {
 
 // Handler serves the API.
 type Handler struct {
-	store   *storage.Store
-	log     logr.Logger
-	metrics *Metrics
-	mux     *http.ServeMux
+	store      *storage.Store
+	log        logr.Logger
+	metrics    *Metrics
+	authn      *auth.Authenticator
+	authz      *auth.Authorizer
+	audit      *auditor
+	limits     *limiters
+	failLimits *limiters
+	maxObjects int
+	mux        *http.ServeMux
 }
 
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	Store   *storage.Store
+	Log     logr.Logger
+	Metrics *Metrics
+	Authn   *auth.Authenticator
+	Authz   *auth.Authorizer
+	// Audit receives one JSON line per mutating request (nil: none).
+	Audit io.Writer
+	// RateQPS and RateBurst limit each credential (0: unlimited).
+	RateQPS   float64
+	RateBurst int
+	// MaxObjectsPerNamespace caps each kind in each namespace (0: no cap).
+	MaxObjectsPerNamespace int
+}
+
+// failedLoginQPS slows down guessing: failed logins per remote address.
+const failedLoginQPS, failedLoginBurst = 2, 20
+
 // NewHandler returns the API handler over a started Store.
-func NewHandler(store *storage.Store, log logr.Logger, metrics *Metrics) *Handler {
-	h := &Handler{store: store, log: log, metrics: metrics, mux: http.NewServeMux()}
+func NewHandler(o HandlerOptions) *Handler {
+	h := &Handler{
+		store: o.Store, log: o.Log, metrics: o.Metrics, authn: o.Authn, authz: o.Authz,
+		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
+		failLimits: newLimiters(failedLoginQPS, failedLoginBurst),
+		maxObjects: o.MaxObjectsPerNamespace, mux: http.NewServeMux(),
+	}
 	h.mux.HandleFunc("GET /apis", h.groupList)
 	h.mux.HandleFunc("GET /apis/"+v1.Group, h.group)
 	h.mux.HandleFunc("GET "+apiPrefix, h.resourceList)
@@ -72,12 +104,62 @@ func NewHandler(store *storage.Store, log logr.Logger, metrics *Metrics) *Handle
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	h.mux.HandleFunc("GET /readyz", h.readyz)
 	h.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, version.Get()) })
-	h.mux.Handle("GET /metrics", metrics.Handler())
+	h.mux.Handle("GET /metrics", h.adminOnly(o.Metrics.Handler()))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// anonymousPaths are served without credentials (load balancers probe them).
+var anonymousPaths = map[string]bool{"/healthz": true, "/readyz": true}
+
+// ServeHTTP authenticates and rate-limits every request but the health
+// probes, then routes it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if anonymousPaths[r.URL.Path] {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	user, err := h.authn.Authenticate(r)
+	if err != nil {
+		if !errors.Is(err, auth.ErrUnauthenticated) {
+			h.writeError(w, r, err)
+			return
+		}
+		if !h.failLimits.allow(remoteHost(r)) {
+			h.writeError(w, r, apierrors.NewTooManyRequests("too many failed logins from this address; wait and retry", 1))
+			return
+		}
+		rw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.writeError(rw, r, apierrors.NewUnauthorized("a valid bearer token is required (missing, wrong, expired or revoked)"))
+		if r.Method != http.MethodGet {
+			h.audit.record(auditRecord{Time: time.Now().UTC(), User: "(unauthenticated)", Verb: strings.ToLower(r.Method), Resource: r.URL.Path, Code: rw.code, Remote: r.RemoteAddr})
+		}
+		return
+	}
+	if !h.limits.allow(user.TokenID) {
+		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends requests faster than allowed; slow down", user.Name), 1))
+		return
+	}
+	h.mux.ServeHTTP(w, r.WithContext(auth.WithUser(r.Context(), user)))
+}
+
+func (h *Handler) adminOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u := auth.UserFrom(r.Context()); u == nil || !u.IsAdmin() {
+			h.writeError(w, r, apierrors.NewForbidden(schemaGR(""), r.URL.Path, errors.New("only admins read metrics")))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
 
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -89,13 +171,36 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok")
 }
 
-// request is a parsed resource URL.
+// request is a parsed resource URL, with who asks and what they may do.
 type request struct {
 	res         *resources.Resource
 	namespace   string
 	name        string
 	subresource string
 	verb        string
+	user        *auth.User
+	decision    auth.Decision
+}
+
+// verbOf names a request the way authorization and metrics see it.
+func verbOf(r *http.Request, collection bool) string {
+	switch {
+	case collection && r.Method == http.MethodGet && isTrue(r.URL.Query().Get("watch")):
+		return "watch"
+	case collection && r.Method == http.MethodGet:
+		return "list"
+	case collection && r.Method == http.MethodPost:
+		return "create"
+	case !collection && r.Method == http.MethodGet:
+		return "get"
+	case !collection && r.Method == http.MethodPut:
+		return "update"
+	case !collection && r.Method == http.MethodPatch:
+		return "patch"
+	case !collection && r.Method == http.MethodDelete:
+		return "delete"
+	}
+	return strings.ToLower(r.Method)
 }
 
 func (h *Handler) parse(r *http.Request) (*request, error) {
@@ -129,7 +234,7 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		req.name = segs[1]
 	case 3:
 		req.name, req.subresource = segs[1], segs[2]
-		if req.subresource != "status" || !req.res.HasStatus {
+		if req.subresource != "status" || !req.res.StatusSubresource() {
 			return nil, notFoundPath(r.URL.Path)
 		}
 	default:
@@ -138,6 +243,7 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 	if req.name == "" && len(segs) > 1 {
 		return nil, notFoundPath(r.URL.Path)
 	}
+	req.verb = verbOf(r, req.name == "")
 	return req, nil
 }
 
@@ -146,53 +252,76 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
 	rw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	req, err := h.parse(r)
 	resource := "unknown"
-	verb := strings.ToLower(r.Method)
+	verb := verbOf(r, false)
 	if err == nil {
-		resource = req.res.Plural
-		verb = h.dispatch(rw, r, req)
+		resource, verb = req.res.Plural, req.verb
+		req.user = auth.UserFrom(r.Context())
+		err = h.authorize(r, req)
+	}
+	if err == nil {
+		h.dispatch(rw, r, req)
 	} else {
 		h.writeError(rw, r, err)
 	}
 	h.metrics.observe(verb, resource, rw.code, time.Since(start))
+	if req != nil && mutating(verb) {
+		dry, _ := dryRun(r)
+		h.audit.record(auditRecord{
+			Time: start.UTC(), User: req.user.Name, TokenID: req.user.TokenID, Verb: verb, Resource: resource,
+			Subresource: req.subresource, Namespace: req.namespace, Name: req.name, DryRun: dry, Code: rw.code, Remote: r.RemoteAddr,
+		})
+	}
 	if log := h.log.V(1); log.Enabled() {
 		log.Info("request", "verb", verb, "path", r.URL.Path, "code", rw.code, "duration", time.Since(start))
 	}
 }
 
-// dispatch runs the verb and returns its name for metrics.
-func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request) string {
-	q := r.URL.Query()
-	collection := req.name == ""
-	switch {
-	case collection && r.Method == http.MethodGet && isTrue(q.Get("watch")):
+func (h *Handler) authorize(r *http.Request, req *request) error {
+	if req.user == nil {
+		return apierrors.NewUnauthorized("no credentials")
+	}
+	attrs := auth.Attributes{Verb: req.verb, Resource: req.res, Subresource: req.subresource, Namespace: req.namespace, Name: req.name}
+	if s := r.URL.Query().Get("fieldSelector"); s != "" {
+		sel, err := fields.ParseSelector(s)
+		if err != nil {
+			return apierrors.NewBadRequest("fieldSelector: " + err.Error())
+		}
+		attrs.FieldSelector = sel
+	}
+	d, err := h.authz.Authorize(r.Context(), req.user, attrs)
+	req.decision = d
+	return err
+}
+
+// dispatch runs the verb.
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request) {
+	switch req.verb {
+	case "watch":
 		h.watch(w, r, req)
-		return "watch"
-	case collection && r.Method == http.MethodGet:
+	case "list":
 		h.list(w, r, req)
-		return "list"
-	case collection && r.Method == http.MethodPost:
+	case "create":
 		if req.res.Namespaced && req.namespace == "" {
 			h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("%s live in namespaces: POST to %s/namespaces/{namespace}/%s", req.res.Plural, apiPrefix, req.res.Plural)))
-			return "create"
+			return
 		}
 		h.create(w, r, req)
-		return "create"
-	case !collection && r.Method == http.MethodGet:
+	case "get":
 		obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
 		h.respond(w, r, http.StatusOK, obj, err)
-		return "get"
-	case !collection && r.Method == http.MethodPut:
+	case "update":
 		h.update(w, r, req)
-		return "update"
-	case !collection && r.Method == http.MethodPatch:
+	case "patch":
 		h.patch(w, r, req)
-		return "patch"
-	case !collection && r.Method == http.MethodDelete && req.subresource == "":
+	case "delete":
+		if req.subresource != "" {
+			h.writeError(w, r, methodNotAllowed(r.Method, req.res.Plural+"/"+req.subresource))
+			return
+		}
 		h.delete(w, r, req)
-		return "delete"
+	default:
+		h.writeError(w, r, methodNotAllowed(r.Method, req.res.Plural))
 	}
-	h.writeError(w, r, methodNotAllowed(r.Method, req.res.Plural))
-	return strings.ToLower(r.Method)
 }
 
 func (h *Handler) respond(w http.ResponseWriter, r *http.Request, code int, obj any, err error) {
@@ -333,7 +462,14 @@ func admitJSON(req *request, data []byte) (v1.Object, error) {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
+	if req.res.Kind == "Token" {
+		h.createToken(w, r, req)
+		return
+	}
 	obj, dry, err := readObject(r, req)
+	if err == nil {
+		err = h.checkQuota(r.Context(), req)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -342,8 +478,32 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 	h.respond(w, r, http.StatusCreated, out, err)
 }
 
+// checkQuota refuses a create when the namespace already holds the most
+// objects of this kind it may (403, as Kubernetes' quota does). Two creates
+// racing at the limit may both pass: the cap is a guard against floods, not
+// an exact count.
+func (h *Handler) checkQuota(ctx context.Context, req *request) error {
+	if h.maxObjects <= 0 || !req.res.Namespaced {
+		return nil
+	}
+	n, err := h.store.Count(ctx, req.res, req.namespace)
+	if err != nil {
+		return err
+	}
+	if n >= int64(h.maxObjects) {
+		return apierrors.NewForbidden(req.res.GroupResource(), "", fmt.Errorf("exceeded quota: namespace %q already holds %d %s (the limit)", req.namespace, n, req.res.Plural))
+	}
+	return nil
+}
+
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 	obj, dry, err := readObject(r, req)
+	if err == nil && req.decision.FinalizersOnly {
+		var cur v1.Object
+		if cur, err = h.store.Get(r.Context(), req.res, req.namespace, req.name); err == nil {
+			err = onlyFinalizersChanged(req, cur, obj)
+		}
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -411,6 +571,12 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		}
 		if obj.GetResourceVersion() == "" {
 			obj.SetResourceVersion(cur.GetResourceVersion())
+		}
+		if req.decision.FinalizersOnly {
+			if err := onlyFinalizersChanged(req, cur, obj); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
 		}
 		// A patch that names a resourceVersion of its own is a
 		// compare-and-swap: its conflict is the caller's to see.

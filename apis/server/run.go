@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,17 +18,28 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
+	"github.com/left4me/left4me/apis/auth"
+	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/pki"
+	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/storage"
 )
 
 // Options configure one l4m-server process.
 type Options struct {
-	// DataDir holds the embedded etcd's data (unless EtcdEndpoints is set).
+	// DataDir holds the embedded etcd's data, the PKI and the admin client
+	// config.
 	DataDir string
 	// Listen is the API address, e.g. 127.0.0.1:6443 (":0" picks a port).
 	Listen string
+	// TLSSANs are extra names and addresses for the serving certificate.
+	TLSSANs []string
+	// TLSCertFile and TLSKeyFile replace the generated serving certificate.
+	TLSCertFile, TLSKeyFile string
 	// EtcdEndpoints selects an external etcd cluster instead of the embedded one.
 	EtcdEndpoints []string
 	// EtcdCAFile, EtcdCertFile and EtcdKeyFile enable client TLS to external etcd.
@@ -34,8 +49,20 @@ type Options struct {
 	// EmbeddedEtcdClientAddr and EmbeddedEtcdPeerAddr pin the embedded etcd's
 	// loopback ports (empty: free ones).
 	EmbeddedEtcdClientAddr, EmbeddedEtcdPeerAddr string
-	Log                                          logr.Logger
+	// AuditLog is where mutating requests are recorded: a file path, "-"
+	// for standard error, or empty for <DataDir>/audit.log.
+	AuditLog string
+	// RateQPS and RateBurst limit each credential (0 QPS: unlimited).
+	RateQPS   float64
+	RateBurst int
+	// MaxObjectsPerNamespace caps each kind in each namespace (0: no cap).
+	MaxObjectsPerNamespace int
+	Log                    logr.Logger
 }
+
+// AdminConfigFile is the admin client config written into DataDir on first
+// start; l4mctl reads it directly (L4MCONFIG=<data-dir>/admin.yaml).
+const AdminConfigFile = "admin.yaml"
 
 // Server is a running l4m-server.
 type Server struct {
@@ -45,15 +72,20 @@ type Server struct {
 	// EtcdEndpoints are the etcd client URLs (the embedded one's loopback URL).
 	EtcdEndpoints []string
 	Handler       *Handler
-	embedded      *storage.Embedded
-	http          *http.Server
-	listener      net.Listener
-	cancel        context.CancelFunc
-	served        chan error
+	// CAPEM is the CA clients must trust; AdminConfigPath the admin's config.
+	CAPEM           []byte
+	AdminConfigPath string
+	embedded        *storage.Embedded
+	http            *http.Server
+	listener        net.Listener
+	auditFile       io.Closer
+	cancel          context.CancelFunc
+	served          chan error
 }
 
 // Start brings up etcd (embedded or external), the store, the default
-// namespace and the HTTP API, and returns once the API accepts requests.
+// namespace, the PKI and the HTTPS API, and returns once the API accepts
+// requests.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{served: make(chan error, 1)}
 	ctx, s.cancel = context.WithCancel(ctx)
@@ -87,22 +119,120 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.Store.EnsureNamespace(startCtx, v1.DefaultNamespace); err != nil {
 		return nil, err
 	}
-	s.Handler = NewHandler(s.Store, opts.Log.WithName("api"), NewMetrics())
+
 	l, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
 	s.listener = l
+	tlsCfg, err := s.serverTLS(opts)
+	if err != nil {
+		return nil, err
+	}
+	audit, err := s.openAudit(opts)
+	if err != nil {
+		return nil, err
+	}
+	authn := auth.NewAuthenticator(s.Store, opts.Log.WithName("authn"))
+	go authn.Run(ctx)
+	s.Handler = NewHandler(HandlerOptions{
+		Store: s.Store, Log: opts.Log.WithName("api"), Metrics: NewMetrics(),
+		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
+		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
+	})
+	if err := s.bootstrapAdmin(startCtx, opts); err != nil {
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.Handler,
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Watches end with the server, not after a write timeout.
 		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    nil,
 	}
-	go func() { s.served <- s.http.Serve(l) }()
-	opts.Log.Info("API server listening", "address", l.Addr().String(), "etcd", etcdDescription(opts))
+	go func() { s.served <- s.http.Serve(tls.NewListener(l, tlsCfg)) }()
+	opts.Log.Info("API server listening", "url", s.URL(), "etcd", etcdDescription(opts), "adminConfig", s.AdminConfigPath)
 	ok = true
 	return s, nil
+}
+
+// serverTLS loads the operator's certificate, or creates the CA and a
+// serving certificate for the listen address, localhost and the host name.
+func (s *Server) serverTLS(opts Options) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if opts.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(opts.TLSCertFile, opts.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load --tls-cert-file/--tls-key-file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+		return cfg, nil
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	if host, _, err := net.SplitHostPort(s.listener.Addr().String()); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			hosts = append(hosts, host)
+		}
+	}
+	hosts = append(hosts, opts.TLSSANs...)
+	b, err := pki.Ensure(filepath.Join(opts.DataDir, "pki"), hosts)
+	if err != nil {
+		return nil, err
+	}
+	s.CAPEM = b.CAPEM
+	cfg.Certificates = []tls.Certificate{b.Server}
+	return cfg, nil
+}
+
+func (s *Server) openAudit(opts Options) (io.Writer, error) {
+	switch opts.AuditLog {
+	case "-":
+		return os.Stderr, nil
+	case "":
+		opts.AuditLog = filepath.Join(opts.DataDir, "audit.log")
+	}
+	f, err := os.OpenFile(opts.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	s.auditFile = f
+	return f, nil
+}
+
+// bootstrapAdmin creates an admin token and writes <data-dir>/admin.yaml
+// (mode 0600) the first time this data dir is used.
+func (s *Server) bootstrapAdmin(ctx context.Context, opts Options) error {
+	path := filepath.Join(opts.DataDir, AdminConfigFile)
+	s.AdminConfigPath = path
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("admin config: %w", err)
+	}
+	tokens, _ := resources.ByKind("Token")
+	id, bearer, hash := auth.NewToken()
+	tok := &v1.Token{
+		ObjectMeta: metav1.ObjectMeta{Name: id},
+		Spec: v1.TokenSpec{Type: v1.TokenUser, User: "admin", Roles: []v1.RoleBinding{{Role: v1.RoleAdmin}},
+			Description: "created at first start for " + path},
+		Status: v1.TokenStatus{SecretHash: hash},
+	}
+	if _, err := s.Store.Create(ctx, tokens, tok, storage.CreateOptions{}); err != nil {
+		return fmt.Errorf("create admin token: %w", err)
+	}
+	cfg := client.File{Server: s.URL(), Token: bearer, CertificateAuthorityData: string(s.CAPEM), Namespace: v1.DefaultNamespace}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return err
+	}
+	return pki.WriteFile0600(path, data)
 }
 
 func etcdDescription(opts Options) string {
@@ -135,8 +265,15 @@ func externalClient(opts Options) (*clientv3.Client, error) {
 	return c, nil
 }
 
-// URL is the API's base URL.
-func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
+// URL is the API's base URL. A wildcard listen address is reached on
+// loopback.
+func (s *Server) URL() string {
+	host, port, _ := net.SplitHostPort(s.listener.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
 
 // Wait blocks until the HTTP server stops.
 func (s *Server) Wait() error {
@@ -155,10 +292,15 @@ func (s *Server) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.http.Shutdown(ctx)
 		cancel()
+	} else if s.listener != nil {
+		s.listener.Close()
 	}
 	if s.embedded != nil {
 		s.embedded.Close()
 	} else if s.Etcd != nil {
 		s.Etcd.Close()
+	}
+	if s.auditFile != nil {
+		s.auditFile.Close()
 	}
 }

@@ -51,7 +51,8 @@ func call(t *testing.T, s *server.Server, method, path, contentType, body string
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, s))
+	resp, err := servertest.HTTPClient(s).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

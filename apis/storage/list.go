@@ -156,3 +156,13 @@ func (s *Store) List(ctx context.Context, res *resources.Resource, opts ListOpti
 	list.GetObjectKind().SetGroupVersionKind(v1.GroupVersion.WithKind(res.Kind + "List"))
 	return list, nil
 }
+
+// Count returns how many objects of a kind a namespace holds (all of them
+// for an empty namespace).
+func (s *Store) Count(ctx context.Context, res *resources.Resource, namespace string) (int64, error) {
+	resp, err := s.client.Get(ctx, s.namespacePrefix(res, namespace), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, etcdError(err, "count %s", res.Plural)
+	}
+	return resp.Count, nil
+}

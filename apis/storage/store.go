@@ -206,7 +206,7 @@ func (s *Store) checkCreate(ctx context.Context, res *resources.Resource, obj v1
 // status subresource keeps everything but status. When the last finalizer of
 // an object being deleted goes, the object goes with it.
 func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Object, opts UpdateOptions) (v1.Object, error) {
-	if opts.Status && !res.HasStatus {
+	if opts.Status && !res.StatusSubresource() {
 		return nil, apierrors.NewNotFound(res.GroupResource(), obj.GetName()+"/status")
 	}
 	rv, err := parseRV(obj.GetResourceVersion())

@@ -103,6 +103,8 @@ func Validate(obj v1.Object) field.ErrorList {
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Subdomain), ValidateNodeSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Event:
 		return append(validateMeta(o, true, utilvalidation.IsDNS1123Subdomain), validateEvent(o)...)
+	case *v1.Token:
+		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateTokenSpec(&o.Spec, field.NewPath("spec"))...)
 	default:
 		return field.ErrorList{field.InternalError(nil, fmt.Errorf("no validation for %T", obj))}
 	}
@@ -399,6 +401,63 @@ func ValidateNodeSpec(s *v1.NodeSpec, p *field.Path) field.ErrorList {
 	}
 	if s.Capacity.Memory != nil && s.Capacity.Memory.Sign() < 0 {
 		allErrs = append(allErrs, field.Invalid(p.Child("capacity", "memory"), s.Capacity.Memory.String(), "must not be negative"))
+	}
+	return allErrs
+}
+
+// ValidateTokenSpec checks a token's type and what goes with it.
+func ValidateTokenSpec(s *v1.TokenSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	switch s.Type {
+	case v1.TokenUser:
+		if s.User == "" {
+			allErrs = append(allErrs, field.Required(p.Child("user"), "a User token names its holder"))
+		} else if len(s.User) > 128 || hasControl(s.User) {
+			allErrs = append(allErrs, field.Invalid(p.Child("user"), s.User, "at most 128 printable characters"))
+		}
+		if len(s.Roles) == 0 {
+			allErrs = append(allErrs, field.Required(p.Child("roles"), "a User token needs at least one role"))
+		}
+		for i, rb := range s.Roles {
+			rp := p.Child("roles").Index(i)
+			switch rb.Role {
+			case v1.RoleAdmin:
+				if rb.Namespace != "" {
+					allErrs = append(allErrs, field.Invalid(rp.Child("namespace"), rb.Namespace, "admin is bound everywhere; leave namespace empty"))
+				}
+			case v1.RoleEditor, v1.RoleViewer:
+				if rb.Namespace == "" {
+					allErrs = append(allErrs, field.Required(rp.Child("namespace"), rb.Role+" is bound to one namespace"))
+				}
+				for _, msg := range utilvalidation.IsDNS1123Label(rb.Namespace) {
+					allErrs = append(allErrs, field.Invalid(rp.Child("namespace"), rb.Namespace, msg))
+				}
+			default:
+				allErrs = append(allErrs, field.NotSupported(rp.Child("role"), rb.Role, []string{v1.RoleAdmin, v1.RoleEditor, v1.RoleViewer}))
+			}
+		}
+		if s.NodeName != "" {
+			allErrs = append(allErrs, field.Forbidden(p.Child("nodeName"), "only Node tokens name a node"))
+		}
+	case v1.TokenJoin, v1.TokenNode:
+		if len(s.Roles) > 0 {
+			allErrs = append(allErrs, field.Forbidden(p.Child("roles"), string(s.Type)+" tokens have a fixed role"))
+		}
+		if s.Type == v1.TokenNode {
+			if s.NodeName == "" {
+				allErrs = append(allErrs, field.Required(p.Child("nodeName"), "a Node token is bound to one node"))
+			}
+			for _, msg := range utilvalidation.IsDNS1123Subdomain(s.NodeName) {
+				allErrs = append(allErrs, field.Invalid(p.Child("nodeName"), s.NodeName, msg))
+			}
+		} else if s.NodeName != "" {
+			allErrs = append(allErrs, field.Forbidden(p.Child("nodeName"), "only Node tokens name a node"))
+		}
+	default:
+		allErrs = append(allErrs, field.NotSupported(p.Child("type"), s.Type, []string{string(v1.TokenUser), string(v1.TokenJoin), string(v1.TokenNode)}))
+	}
+	if len(s.Description) > MaxMessageLength {
+		allErrs = append(allErrs, field.TooLong(p.Child("description"), "", MaxMessageLength))
 	}
 	return allErrs
 }

@@ -24,7 +24,12 @@ func main() {
 		Short: "The left4me API server",
 		Long: `l4m-server serves the left4me API. By default it runs etcd inside itself
 (data under --data-dir); with --etcd-endpoints it uses an external cluster,
-which lets several l4m-servers serve the same objects.`,
+which lets several l4m-servers serve the same objects.
+
+It serves only HTTPS. On first start it creates a CA and a serving
+certificate under --data-dir/pki and an admin client config,
+--data-dir/admin.yaml (mode 0600), that l4mctl reads:
+  L4MCONFIG=/var/lib/left4me/server/admin.yaml l4mctl get nodes`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -55,6 +60,13 @@ which lets several l4m-servers serve the same objects.`,
 	f.StringVar(&opts.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd")
 	f.StringVar(&opts.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
 	f.StringVar(&opts.EtcdPrefix, "etcd-prefix", "/left4me", "key prefix of every object in etcd")
+	f.StringSliceVar(&opts.TLSSANs, "tls-san", nil, "extra host names or IPs for the generated serving certificate")
+	f.StringVar(&opts.TLSCertFile, "tls-cert-file", "", "serving certificate (default: generated under --data-dir/pki)")
+	f.StringVar(&opts.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
+	f.StringVar(&opts.AuditLog, "audit-log", "", "audit log of mutating requests: a path, or - for stderr (default --data-dir/audit.log)")
+	f.Float64Var(&opts.RateQPS, "rate-limit", 100, "requests per second each credential may send (0: unlimited)")
+	f.IntVar(&opts.RateBurst, "rate-burst", 200, "requests a credential may send at once above --rate-limit")
+	f.IntVar(&opts.MaxObjectsPerNamespace, "max-objects-per-namespace", 10000, "most objects of one kind in one namespace (0: no cap)")
 	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "loopback host:port of the embedded etcd's clients (default: a free port)")
 	f.StringVar(&opts.EmbeddedEtcdPeerAddr, "embedded-etcd-peer-addr", "", "loopback host:port of the embedded etcd's peers (default: a free port)")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (1: every request)")

@@ -118,7 +118,15 @@ func run(n, listN, watchN int) error {
 		return err
 	}
 	defer srv.Close()
-	cl, err := client.New(client.Config{Server: srv.URL()})
+	f, err := client.LoadFile(srv.AdminConfigPath)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -1,26 +1,35 @@
-// Package servertest starts a real l4m-server (embedded etcd, real HTTP) in
-// the test process, for tests of everything that talks to the API.
+// Package servertest starts a real l4m-server (embedded etcd, HTTPS, token
+// authentication) in the test process, for tests of everything that talks
+// to the API.
 package servertest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 )
 
 // Start runs a server on a free loopback port with its data in a temp dir;
-// it stops when the test ends.
+// it stops when the test ends. The client is the admin's.
 func Start(t testing.TB) (*server.Server, *client.Client) {
 	t.Helper()
 	return StartWith(t, server.Options{})
 }
 
 // StartWith is Start with options (external etcd endpoints, say). DataDir,
-// Listen and Log are filled in when empty.
+// Listen, AuditLog and Log are filled in when empty.
 func StartWith(t testing.TB, opts server.Options) (*server.Server, *client.Client) {
 	t.Helper()
 	if opts.DataDir == "" {
@@ -37,9 +46,47 @@ func StartWith(t testing.TB, opts server.Options) (*server.Server, *client.Clien
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	c, err := client.New(client.Config{Server: s.URL()})
+	return s, ClientWithToken(t, s, AdminToken(t, s))
+}
+
+// AdminToken is the token of the admin config the server wrote.
+func AdminToken(t testing.TB, s *server.Server) string {
+	t.Helper()
+	f, err := client.LoadFile(s.AdminConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, c
+	return f.Token
 }
+
+// ClientWithToken returns a client that trusts the server's CA and sends token.
+func ClientWithToken(t testing.TB, s *server.Server, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Server: s.URL(), Token: token, CAData: s.CAPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// HTTPClient is a plain http.Client that trusts the server's CA, for tests
+// that craft requests by hand.
+func HTTPClient(s *server.Server) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CAPEM)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+}
+
+// NewToken creates a token with the admin client and returns its bearer.
+func NewToken(t testing.TB, admin *client.Client, spec v1.TokenSpec) string {
+	t.Helper()
+	tokens, _ := resources.ByKind("Token")
+	out, err := admin.Create(context.Background(), tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: spec}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.(*v1.Token).Status.Token
+}
+
+// Config file path helper for CLI tests.
+func AdminConfig(s *server.Server) string { return filepath.Clean(s.AdminConfigPath) }

@@ -20,6 +20,7 @@ import (
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
 	"github.com/left4me/left4me/cmd/l4mctl/app"
+	"sigs.k8s.io/yaml"
 )
 
 var (
@@ -52,7 +53,7 @@ func (e *env) run(stdin string, args ...string) (string, string, error) {
 func (e *env) runCtx(ctx context.Context, stdin string, args ...string) (string, string, error) {
 	var out, errb bytes.Buffer
 	cmd := app.NewCommand(app.Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb})
-	cmd.SetArgs(append([]string{"--server", e.srv.URL()}, args...))
+	cmd.SetArgs(append([]string{"--config", e.srv.AdminConfigPath}, args...))
 	err := cmd.ExecuteContext(ctx)
 	return out.String(), errb.String(), err
 }
@@ -367,7 +368,7 @@ func TestGetWatch(t *testing.T) {
 	var buf syncBuffer
 	go func() {
 		cmd := app.NewCommand(app.Streams{In: strings.NewReader(""), Out: &buf, Err: &buf})
-		cmd.SetArgs([]string{"--server", e.srv.URL(), "get", "instances", "-w"})
+		cmd.SetArgs([]string{"--config", e.srv.AdminConfigPath, "get", "instances", "-w"})
 		cmd.ExecuteContext(ctx)
 		done <- buf.String()
 	}()
@@ -443,7 +444,13 @@ func TestDelete(t *testing.T) {
 
 func TestConfigFile(t *testing.T) {
 	e := newEnv(t)
-	cfg := e.write("config.yaml", "server: "+e.srv.URL()+"\nnamespace: team\n")
+	admin, err := client.LoadFile(e.srv.AdminConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.Namespace = "team"
+	data, _ := yaml.Marshal(admin)
+	cfg := e.write("config.yaml", string(data))
 	t.Setenv("L4MCONFIG", cfg)
 	var out, errb bytes.Buffer
 	cmd := app.NewCommand(app.Streams{In: strings.NewReader(""), Out: &out, Err: &errb})

@@ -268,8 +268,9 @@ func (c *cli) prune(ctx context.Context, cl *client.Client, docs []*manifest.Doc
 		}
 	}
 	for _, res := range resources.All {
-		if res.Kind == "Namespace" || res.Kind == "Event" {
-			continue // never pruned: too much goes with them, or they expire
+		switch res.Kind {
+		case "Namespace", "Event", "Token":
+			continue // never pruned: too much goes with them, they expire, or they are credentials
 		}
 		scopes := []string{""}
 		if res.Namespaced {

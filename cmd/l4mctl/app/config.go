@@ -7,22 +7,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"sigs.k8s.io/yaml"
+	"github.com/left4me/left4me/apis/client"
 )
 
-// Config is l4mctl's config file: where the API is and who we are.
-//
-//	server: http://127.0.0.1:6443
-//	token: ...
-//	namespace: default
-type Config struct {
-	Server    string `json:"server"`
-	Token     string `json:"token,omitempty"`
-	Namespace string `json:"namespace,omitempty"`
-}
-
 // DefaultServer is where `make run` serves the API.
-const DefaultServer = "http://127.0.0.1:6443"
+const DefaultServer = "https://127.0.0.1:6443"
 
 func defaultConfigPath() string {
 	dir, err := os.UserConfigDir()
@@ -41,7 +30,7 @@ func defaultConfigPathHint() string {
 
 // loadConfig reads the config file (when there is one) and applies flags.
 // A file named explicitly (flag or $L4MCONFIG) must exist.
-func (c *cli) loadConfig() (*Config, error) {
+func (c *cli) loadConfig() (*client.File, error) {
 	path, explicit := c.g.configPath, true
 	if path == "" {
 		path = os.Getenv("L4MCONFIG")
@@ -49,14 +38,12 @@ func (c *cli) loadConfig() (*Config, error) {
 	if path == "" {
 		path, explicit = defaultConfigPath(), false
 	}
-	cfg := &Config{}
+	cfg := &client.File{}
 	if path != "" {
-		data, err := os.ReadFile(path)
+		f, err := client.LoadFile(path)
 		switch {
 		case err == nil:
-			if err := yaml.UnmarshalStrict(data, cfg); err != nil {
-				return nil, fmt.Errorf("config file %s: %w", path, err)
-			}
+			cfg = f
 		case errors.Is(err, fs.ErrNotExist) && !explicit:
 		default:
 			return nil, fmt.Errorf("config file: %w", err)
@@ -67,6 +54,9 @@ func (c *cli) loadConfig() (*Config, error) {
 	}
 	if c.g.token != "" {
 		cfg.Token = c.g.token
+	}
+	if c.g.caFile != "" {
+		cfg.CertificateAuthority, cfg.CertificateAuthorityData = c.g.caFile, ""
 	}
 	if cfg.Server == "" {
 		cfg.Server = DefaultServer

@@ -39,6 +39,7 @@ type globals struct {
 	configPath string
 	server     string
 	token      string
+	caFile     string
 	namespace  string
 	timeout    time.Duration
 }
@@ -69,6 +70,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 	pf.StringVar(&c.g.configPath, "config", "", "config file (default $L4MCONFIG, else "+defaultConfigPathHint()+")")
 	pf.StringVar(&c.g.server, "server", "", "API server URL (overrides the config file)")
 	pf.StringVar(&c.g.token, "token", "", "bearer token (overrides the config file)")
+	pf.StringVar(&c.g.caFile, "certificate-authority", "", "CA bundle the server's certificate must chain to (overrides the config file)")
 	pf.StringVarP(&c.g.namespace, "namespace", "n", "", "namespace (default: the config file's, else \"default\")")
 	pf.DurationVar(&c.g.timeout, "request-timeout", 30*time.Second, "how long one request may take")
 	root.RegisterFlagCompletionFunc("namespace", c.completeNames("namespaces"))
@@ -108,11 +110,15 @@ func Execute() int {
 
 // client builds an API client from the config file and flags.
 func (c *cli) client() (*client.Client, error) {
-	cfg, err := c.loadConfig()
+	f, err := c.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Config{Server: cfg.Server, Token: cfg.Token})
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg)
 }
 
 // ns is the namespace a command works in.
