@@ -31,6 +31,9 @@ type Decision struct {
 	FinalizersOnly bool
 	// JoinOnly means the caller (a join token) may only create a Node token.
 	JoinOnly bool
+	// CreateName, when set, is the only name the caller may create (a node
+	// registering its own Node).
+	CreateName string
 }
 
 // Authorizer decides requests.
@@ -85,7 +88,7 @@ func (z *Authorizer) authorizeUser(u *User, a Attributes) error {
 		return nil
 	}
 	plural := a.Resource.Plural
-	if a.Subresource == "status" {
+	if a.Subresource == "status" && !slices.Contains(readVerbs, a.Verb) {
 		return forbidden(u, a, "only nodes, controllers and admins write status")
 	}
 	switch plural {
@@ -144,6 +147,8 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 				return Decision{}, nil
 			}
 			return Decision{}, forbidden(u, a, "a node lists only its own Node (fieldSelector metadata.name="+self+")")
+		case a.Verb == "create":
+			return Decision{CreateName: self}, nil
 		case a.Name == self:
 			return Decision{}, nil
 		}

@@ -84,17 +84,18 @@ type HandlerOptions struct {
 	RateBurst int
 	// MaxObjectsPerNamespace caps each kind in each namespace (0: no cap).
 	MaxObjectsPerNamespace int
+	// FailedLoginQPS and FailedLoginBurst slow down token guessing: failed
+	// logins per remote address (0 QPS: unlimited).
+	FailedLoginQPS   float64
+	FailedLoginBurst int
 }
-
-// failedLoginQPS slows down guessing: failed logins per remote address.
-const failedLoginQPS, failedLoginBurst = 2, 20
 
 // NewHandler returns the API handler over a started Store.
 func NewHandler(o HandlerOptions) *Handler {
 	h := &Handler{
 		store: o.Store, log: o.Log, metrics: o.Metrics, authn: o.Authn, authz: o.Authz,
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
-		failLimits: newLimiters(failedLoginQPS, failedLoginBurst),
+		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
 		maxObjects: o.MaxObjectsPerNamespace, mux: http.NewServeMux(),
 	}
 	h.mux.HandleFunc("GET /apis", h.groupList)
@@ -146,7 +147,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) adminOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u := auth.UserFrom(r.Context()); u == nil || !u.IsAdmin() {
-			h.writeError(w, r, apierrors.NewForbidden(schemaGR(""), r.URL.Path, errors.New("only admins read metrics")))
+			name := "(unknown)"
+			if u != nil {
+				name = u.Name
+			}
+			h.writeError(w, r, apierrors.NewForbidden(schemaGR(""), r.URL.Path, fmt.Errorf("%s may not read metrics: only admins may", name)))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -467,6 +472,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	obj, dry, err := readObject(r, req)
+	if err == nil && req.decision.CreateName != "" && obj.GetName() != req.decision.CreateName {
+		err = apierrors.NewForbidden(req.res.GroupResource(), obj.GetName(), fmt.Errorf("%s may not create %s %q: only its own, %q", req.user.Name, req.res.Plural, obj.GetName(), req.decision.CreateName))
+	}
 	if err == nil {
 		err = h.checkQuota(r.Context(), req)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -57,7 +58,11 @@ type Options struct {
 	RateBurst int
 	// MaxObjectsPerNamespace caps each kind in each namespace (0: no cap).
 	MaxObjectsPerNamespace int
-	Log                    logr.Logger
+	// FailedLoginQPS and FailedLoginBurst limit failed logins per remote
+	// address (0 QPS: unlimited).
+	FailedLoginQPS   float64
+	FailedLoginBurst int
+	Log              logr.Logger
 }
 
 // AdminConfigFile is the admin client config written into DataDir on first
@@ -139,6 +144,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Store: s.Store, Log: opts.Log.WithName("api"), Metrics: NewMetrics(),
 		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
+		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst,
 	})
 	if err := s.bootstrapAdmin(startCtx, opts); err != nil {
 		return nil, err
@@ -149,7 +155,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		// Watches end with the server, not after a write timeout.
 		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:    nil,
+		// TLS handshake failures and the like: worth a debug line, no more.
+		ErrorLog: log.New(logWriter{opts.Log.WithName("http")}, "", 0),
 	}
 	go func() { s.served <- s.http.Serve(tls.NewListener(l, tlsCfg)) }()
 	opts.Log.Info("API server listening", "url", s.URL(), "etcd", etcdDescription(opts), "adminConfig", s.AdminConfigPath)
@@ -263,6 +270,14 @@ func externalClient(opts Options) (*clientv3.Client, error) {
 		return nil, fmt.Errorf("etcd %s does not answer: %w", strings.Join(opts.EtcdEndpoints, ","), err)
 	}
 	return c, nil
+}
+
+// logWriter turns net/http's error log into logr lines at V(1).
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.V(1).Info(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // URL is the API's base URL. A wildcard listen address is reached on

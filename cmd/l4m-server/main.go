@@ -66,6 +66,8 @@ certificate under --data-dir/pki and an admin client config,
 	f.StringVar(&opts.AuditLog, "audit-log", "", "audit log of mutating requests: a path, or - for stderr (default --data-dir/audit.log)")
 	f.Float64Var(&opts.RateQPS, "rate-limit", 100, "requests per second each credential may send (0: unlimited)")
 	f.IntVar(&opts.RateBurst, "rate-burst", 200, "requests a credential may send at once above --rate-limit")
+	f.Float64Var(&opts.FailedLoginQPS, "failed-login-limit", 2, "failed logins per second one address may make before 429 (0: unlimited)")
+	f.IntVar(&opts.FailedLoginBurst, "failed-login-burst", 20, "failed logins one address may make at once")
 	f.IntVar(&opts.MaxObjectsPerNamespace, "max-objects-per-namespace", 10000, "most objects of one kind in one namespace (0: no cap)")
 	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "loopback host:port of the embedded etcd's clients (default: a free port)")
 	f.StringVar(&opts.EmbeddedEtcdPeerAddr, "embedded-etcd-peer-addr", "", "loopback host:port of the embedded etcd's peers (default: a free port)")

@@ -474,3 +474,61 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version:\n%s", out)
 	}
 }
+
+// TestEveryKindPrints: `get` has a table for every kind the server serves.
+func TestEveryKindPrints(t *testing.T) {
+	e := newEnv(t)
+	for _, res := range resources.All {
+		if _, _, err := e.run("", "get", res.Plural, "-A", "-o", "wide"); err != nil {
+			t.Errorf("get %s: %v", res.Plural, err)
+		}
+	}
+}
+
+// TestTokens: an admin mints a namespaced editor token with l4mctl, the
+// holder uses it, the admin revokes it.
+func TestTokens(t *testing.T) {
+	e := newEnv(t)
+	out, errOut, err := e.run("", "token", "create", "user", "alice", "--role", "editor:default", "--ttl", "1h", "--description", "test")
+	if err != nil {
+		t.Fatalf("token create: %v %s", err, errOut)
+	}
+	bearer := strings.TrimSpace(out)
+	if !strings.HasPrefix(bearer, "l4m.") || !strings.Contains(errOut, "not shown again") {
+		t.Fatalf("token create printed %q / %q", out, errOut)
+	}
+	list := e.mustRun("token", "list")
+	id := strings.Split(bearer, ".")[1]
+	if !strings.Contains(list, id) || !strings.Contains(list, "editor:default") || strings.Contains(list, strings.Split(bearer, ".")[2]) {
+		t.Fatalf("token list:\n%s", list)
+	}
+	alice := func(args ...string) (string, string, error) {
+		return e.run("", append([]string{"--token", bearer}, args...)...)
+	}
+	if _, errOut, err := alice("apply", "-f", e.write("f.yaml", fleet)); err != nil {
+		t.Fatalf("editor apply: %v %s", err, errOut)
+	}
+	if _, _, err := alice("get", "namespaces"); err == nil || !strings.Contains(err.Error(), "alice may not list namespaces") {
+		t.Fatalf("editor listing namespaces: %v", err)
+	}
+	if _, _, err := alice("token", "list"); err == nil || !strings.Contains(err.Error(), "only admins manage tokens") {
+		t.Fatalf("editor listing tokens: %v", err)
+	}
+	if out := e.mustRun("token", "revoke", id); !strings.Contains(out, "deleted") {
+		t.Fatalf("revoke: %s", out)
+	}
+	waitFor(t, func() bool {
+		_, _, err := alice("get", "instances")
+		return err != nil && strings.Contains(err.Error(), "valid bearer token is required")
+	})
+	if _, _, err := e.run("", "token", "create", "user", "bob"); err == nil || !strings.Contains(err.Error(), "--role") {
+		t.Fatalf("user token without role: %v", err)
+	}
+	if _, _, err := e.run("", "token", "create", "user", "bob", "--role", "editor"); err == nil || !strings.Contains(err.Error(), "spec.roles[0].namespace") {
+		t.Fatalf("editor without namespace: %v", err)
+	}
+	join := strings.TrimSpace(e.mustRun("token", "create", "join", "--ttl", "10m"))
+	if !strings.HasPrefix(join, "l4m.") {
+		t.Fatalf("join token: %q", join)
+	}
+}

@@ -132,6 +132,35 @@ var tables = map[string]columns{
 				[]string{in.Spec.BlueprintRef.Name, string(in.Spec.State), conditionStatus(in.Status.Conditions, v1.InstanceReady), orNone(in.Status.UnitName), strconv.Itoa(int(in.Status.Restarts))}
 		},
 	},
+	"Token": {
+		headers: []string{"NAME", "TYPE", "HOLDER", "ROLES", "EXPIRES", "AGE"},
+		wide:    []string{"DESCRIPTION"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			t := o.(*v1.Token)
+			holder := t.Spec.User
+			if t.Spec.Type == v1.TokenNode {
+				holder = "node:" + t.Spec.NodeName
+			}
+			var roles []string
+			for _, r := range t.Spec.Roles {
+				if r.Namespace != "" {
+					roles = append(roles, r.Role+":"+r.Namespace)
+				} else {
+					roles = append(roles, r.Role)
+				}
+			}
+			expires := "never"
+			if e := t.Spec.ExpirationTime; e != nil {
+				if e.Time.Before(now) {
+					expires = "expired"
+				} else {
+					expires = "in " + duration.HumanDuration(e.Time.Sub(now))
+				}
+			}
+			return []string{t.Name, string(t.Spec.Type), orNone(holder), orNone(strings.Join(roles, ",")), expires, age(t, now)},
+				[]string{orNone(t.Spec.Description)}
+		},
+	},
 	"Event": {
 		headers: []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"},
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
@@ -163,12 +192,22 @@ func newTablePrinter(out io.Writer, res *resources.Resource, wide, allNS, noHead
 	return &tablePrinter{tw: tabwriter.NewWriter(out, 3, 0, 3, ' ', 0), res: res, wide: wide, allNS: allNS, noHeaders: noHeaders}
 }
 
+// columnsFor falls back to NAME and AGE for a kind without a table.
+func columnsFor(kind string) columns {
+	if c, ok := tables[kind]; ok {
+		return c
+	}
+	return columns{headers: []string{"NAME", "AGE"}, row: func(o v1.Object, now time.Time) ([]string, []string) {
+		return []string{o.GetName(), age(o, now)}, nil
+	}}
+}
+
 func (p *tablePrinter) header() {
 	if p.headerWritten || p.noHeaders {
 		return
 	}
 	p.headerWritten = true
-	cols := tables[p.res.Kind]
+	cols := columnsFor(p.res.Kind)
 	h := cols.headers
 	if p.wide {
 		h = append(append([]string{}, h...), cols.wide...)
@@ -181,7 +220,7 @@ func (p *tablePrinter) header() {
 
 func (p *tablePrinter) print(obj v1.Object) {
 	p.header()
-	cells, wide := tables[p.res.Kind].row(obj, time.Now())
+	cells, wide := columnsFor(p.res.Kind).row(obj, time.Now())
 	if p.wide {
 		cells = append(cells, wide...)
 	}

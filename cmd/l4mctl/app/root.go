@@ -83,6 +83,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newDeleteCommand(),
 		c.newVersionCommand(),
 		c.newAPIResourcesCommand(),
+		c.newTokenCommand(),
 	)
 	return root
 }

@@ -1,0 +1,330 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/apis/server/servertest"
+)
+
+// fixture is a server with two namespaces, two nodes and one Instance
+// bound to each node, and a token for every kind of caller.
+type fixture struct {
+	s      *server.Server
+	admin  *client.Client
+	tokens map[string]string
+	objs   map[string]v1.Object // by plural: the object item verbs act on
+}
+
+func newFixture(t *testing.T) *fixture {
+	s, admin := servertest.Start(t)
+	ctx := context.Background()
+	res := func(kind string) *resources.Resource { r, _ := resources.ByKind(kind); return r }
+	must := func(obj v1.Object, err error) v1.Object {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj
+	}
+	f := &fixture{s: s, admin: admin, tokens: map[string]string{}, objs: map[string]v1.Object{}}
+	for _, ns := range []string{"team-a", "team-b"} {
+		f.objs["namespaces"] = must(admin.Create(ctx, res("Namespace"), &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, false))
+	}
+	f.objs["namespaces"] = must(admin.Get(ctx, res("Namespace"), "", "team-a"))
+	for _, n := range []string{"node-2", "node-1"} {
+		f.objs["nodes"] = must(admin.Create(ctx, res("Node"), &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, false))
+	}
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "team-a"} }
+	f.objs["overlays"] = must(admin.Create(ctx, res("Overlay"), &v1.Overlay{ObjectMeta: meta("ov"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "mods"}}}, false))
+	f.objs["blueprints"] = must(admin.Create(ctx, res("Blueprint"), &v1.Blueprint{ObjectMeta: meta("bp")}, false))
+	must(admin.Create(ctx, res("Instance"), &v1.Instance{ObjectMeta: meta("inst-2"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "node-2"}}, false))
+	f.objs["instances"] = must(admin.Create(ctx, res("Instance"), &v1.Instance{ObjectMeta: meta("inst-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "node-1"}}, false))
+	f.objs["events"] = must(admin.Create(ctx, res("Event"), &v1.Event{ObjectMeta: meta("ev"), InvolvedObject: v1.ObjectReference{Kind: "Instance", Name: "inst-1"}, Reason: "Test"}, false))
+
+	f.tokens["admin"] = servertest.AdminToken(t, s)
+	user := func(name string, roles ...v1.RoleBinding) string {
+		return servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenUser, User: name, Roles: roles})
+	}
+	f.tokens["editor-a"] = user("ed", v1.RoleBinding{Role: v1.RoleEditor, Namespace: "team-a"})
+	f.tokens["viewer-a"] = user("vi", v1.RoleBinding{Role: v1.RoleViewer, Namespace: "team-a"})
+	f.tokens["editor-b"] = user("eb", v1.RoleBinding{Role: v1.RoleEditor, Namespace: "team-b"})
+	f.tokens["node-1"] = servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "node-1"})
+	f.tokens["node-3"] = servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "node-3"}) // runs nothing
+	f.tokens["join"] = servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenJoin})
+	f.tokens["anonymous"] = ""
+	f.tokens["garbage"] = "l4m.nosuchtoken.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	wrong := []byte(f.tokens["editor-a"])
+	wrong[len(wrong)-1] ^= 1
+	f.tokens["wrong-secret"] = string(wrong)
+	past := metav1.NewTime(time.Now().Add(-time.Minute))
+	f.tokens["expired"] = servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenUser, User: "old", Roles: []v1.RoleBinding{{Role: v1.RoleAdmin}}, ExpirationTime: &past})
+	revoked := user("gone", v1.RoleBinding{Role: v1.RoleAdmin})
+	id := strings.Split(revoked, ".")[1]
+	if _, _, err := admin.Delete(ctx, res("Token"), "", id, false); err != nil {
+		t.Fatal(err)
+	}
+	f.tokens["revoked"] = revoked
+	tl, err := admin.List(ctx, res("Token"), "", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.objs["tokens"] = &tl.(*v1.TokenList).Items[0]
+	return f
+}
+
+// do sends one request as who and returns the HTTP code.
+func (f *fixture) do(t *testing.T, who, method, path, contentType, body string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, f.s.URL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := f.tokens[who]; tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := servertest.HTTPClient(f.s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 403 {
+		data, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(data), "may not") && !strings.Contains(string(data), "may change only") && !strings.Contains(string(data), "may only") {
+			t.Errorf("403 without a message saying what was refused: %s", data)
+		}
+	}
+	return resp.StatusCode
+}
+
+// policy is the authorization table a reader can check by eye: for each
+// caller, the "resource verb" pairs it may do on the fixture's objects.
+// Everything absent is 403 (401 for callers without a valid token).
+var policy = map[string][]string{
+	"editor-a": {
+		"overlays *", "blueprints *", "instances *", "events *",
+		"overlays/status get", "blueprints/status get", "instances/status get",
+		"nodes get", "nodes list", "nodes watch", "nodes/status get", "namespaces get", "namespaces/status get",
+	},
+	"viewer-a": {
+		"overlays get", "overlays list", "overlays watch", "blueprints get", "blueprints list", "blueprints watch",
+		"instances get", "instances list", "instances watch", "events get", "events list", "events watch",
+		"overlays/status get", "blueprints/status get", "instances/status get",
+		"nodes get", "nodes list", "nodes watch", "nodes/status get", "namespaces get", "namespaces/status get",
+	},
+	"editor-b": {"nodes get", "nodes list", "nodes watch", "nodes/status get"},
+	"node-1": {
+		"instances get", "instances update", "instances patch", "instances/status get", "instances/status update", "instances/status patch",
+		"blueprints get", "blueprints list", "blueprints watch", "overlays get", "overlays list", "overlays watch",
+		"blueprints/status get", "overlays/status get",
+		"events get", "events list", "events watch", "events create", "events update", "events patch",
+		"nodes get", "nodes create", "nodes update", "nodes patch", "nodes/status get", "nodes/status update", "nodes/status patch",
+	},
+	"node-3": {},
+	"join":   {"tokens create"},
+}
+
+var unauthenticated = []string{"anonymous", "garbage", "wrong-secret", "expired", "revoked"}
+
+func allowed(who, resource, verb string) bool {
+	if who == "admin" {
+		return true
+	}
+	plural := strings.Split(resource, "/")[0]
+	for _, p := range policy[who] {
+		if p == resource+" "+verb || (p == plural+" *" && !strings.Contains(resource, "/")) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	f := newFixture(t)
+	callers := append(append([]string{"admin"}, "editor-a", "viewer-a", "editor-b", "node-1", "node-3", "join"), unauthenticated...)
+	cells, allowedCells := 0, 0
+	for _, res := range resources.All {
+		obj := f.objs[res.Plural]
+		if obj == nil {
+			t.Fatalf("fixture lacks a %s", res.Kind)
+		}
+		ns := ""
+		if res.Namespaced {
+			ns = "team-a"
+		}
+		subs := []string{""}
+		if res.StatusSubresource() {
+			subs = append(subs, "status")
+		}
+		for _, sub := range subs {
+			resource := res.Plural
+			if sub != "" {
+				resource += "/" + sub
+			}
+			item := client.Path(res, ns, obj.GetName(), sub)
+			coll := client.Path(res, ns, "", "")
+			current, _ := json.Marshal(obj)
+			type verbCase struct {
+				verb, method, path, ct, body string
+			}
+			verbs := []verbCase{
+				{"get", "GET", item, "", ""},
+				{"update", "PUT", item + "?dryRun=All", "application/json", string(current)},
+				{"patch", "PATCH", item + "?dryRun=All", server.MergePatchType, `{"metadata":{"finalizers":["left4me.io/node-cleanup"]}}`},
+			}
+			if sub == "" {
+				verbs = append(verbs,
+					verbCase{"list", "GET", coll, "", ""},
+					verbCase{"watch", "GET", coll + "?watch=true&timeoutSeconds=1", "", ""},
+					verbCase{"create", "POST", coll + "?dryRun=All", "application/json", newBody(res, obj)},
+					verbCase{"delete", "DELETE", item + "?dryRun=All", "", ""},
+				)
+			}
+			for _, who := range callers {
+				for _, vc := range verbs {
+					body := vc.body
+					if who == "join" && vc.verb == "create" && res.Kind == "Token" {
+						body = `{"spec":{"type":"Node","nodeName":"node-9"}}`
+					}
+					code := f.do(t, who, vc.method, vc.path, vc.ct, body)
+					cells++
+					want := allowed(who, resource, vc.verb)
+					switch {
+					case slices.Contains(unauthenticated, who):
+						if code != http.StatusUnauthorized {
+							t.Errorf("%s %s %s: got %d, want 401", who, vc.verb, resource, code)
+						}
+					case want && (code == 401 || code == 403):
+						t.Errorf("%s %s %s: got %d, want it allowed", who, vc.verb, resource, code)
+					case !want && code != http.StatusForbidden:
+						t.Errorf("%s %s %s: got %d, want 403", who, vc.verb, resource, code)
+					}
+					if want && code < 400 {
+						allowedCells++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("authorization matrix: %d cells, %d allowed and answered", cells, allowedCells)
+}
+
+// newBody is a fresh object of the same kind for create cells: the node
+// creates its own Node (name node-1, which exists: 409 means "allowed").
+func newBody(res *resources.Resource, like v1.Object) string {
+	obj := like.DeepCopyObject().(v1.Object)
+	obj.SetResourceVersion("")
+	obj.SetUID("")
+	if res.Kind != "Node" {
+		obj.SetName(fmt.Sprintf("new-%s", res.Singular))
+	}
+	data, _ := json.Marshal(obj)
+	return string(data)
+}
+
+// TestNodeRestriction: a node credential cannot reach another node's
+// Instances, rewrite a spec, or list beyond itself.
+func TestNodeRestriction(t *testing.T) {
+	f := newFixture(t)
+	base := "/apis/left4me.io/v1alpha1/namespaces/team-a/instances"
+	cases := []struct {
+		name, method, path, ct, body string
+		want                         int
+	}{
+		{"read own instance", "GET", base + "/inst-1", "", "", 200},
+		{"read other node's instance", "GET", base + "/inst-2", "", "", 403},
+		{"list own instances", "GET", base + "?fieldSelector=spec.nodeName%3Dnode-1", "", "", 200},
+		{"list all instances", "GET", base, "", "", 403},
+		{"list other node's instances", "GET", base + "?fieldSelector=spec.nodeName%3Dnode-2", "", "", 403},
+		{"watch own instances across namespaces", "GET", "/apis/left4me.io/v1alpha1/instances?watch=true&timeoutSeconds=1&fieldSelector=spec.nodeName%3Dnode-1", "", "", 200},
+		{"write own status", "PATCH", base + "/inst-1/status", server.MergePatchType, `{"status":{"phase":"Running"}}`, 200},
+		{"write other node's status", "PATCH", base + "/inst-2/status", server.MergePatchType, `{"status":{"phase":"Running"}}`, 403},
+		{"change own instance's spec", "PATCH", base + "/inst-1", server.MergePatchType, `{"spec":{"port":27999}}`, 403},
+		{"move own instance to another node", "PATCH", base + "/inst-1", server.MergePatchType, `{"spec":{"nodeName":"node-2"}}`, 403},
+		{"label own instance", "PATCH", base + "/inst-1", server.MergePatchType, `{"metadata":{"labels":{"x":"y"}}}`, 403},
+		{"add own finalizer", "PATCH", base + "/inst-1", server.MergePatchType, `{"metadata":{"finalizers":["left4me.io/node-cleanup"]}}`, 200},
+		{"delete own instance", "DELETE", base + "/inst-1", "", "", 403},
+		{"create an instance", "POST", base, "application/json", `{"metadata":{"name":"x"},"spec":{"blueprintRef":{"name":"bp"},"nodeName":"node-1"}}`, 403},
+		{"update other Node", "PATCH", "/apis/left4me.io/v1alpha1/nodes/node-2", server.MergePatchType, `{"spec":{"unschedulable":true}}`, 403},
+		{"update own Node", "PATCH", "/apis/left4me.io/v1alpha1/nodes/node-1/status", server.MergePatchType, `{"status":{"agentVersion":"test"}}`, 200},
+		{"read blueprints of a namespace it does not run in", "GET", "/apis/left4me.io/v1alpha1/namespaces/team-b/blueprints", "", "", 403},
+		{"read tokens", "GET", "/apis/left4me.io/v1alpha1/tokens", "", "", 403},
+		{"read metrics", "GET", "/metrics", "", "", 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if code := f.do(t, "node-1", tc.method, tc.path, tc.ct, tc.body); code != tc.want {
+				t.Fatalf("got %d, want %d", code, tc.want)
+			}
+		})
+	}
+	// Nothing the node was refused changed the Instance.
+	in, err := f.admin.Get(context.Background(), instancesRes(), "team-a", "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := in.(*v1.Instance)
+	if got.Spec.Port != 0 || got.Spec.NodeName != "node-1" || got.Labels["x"] == "y" || got.Status.Phase != v1.PhaseRunning {
+		t.Fatalf("instance after the node's attempts: %+v %+v labels %v", got.Spec, got.Status, got.Labels)
+	}
+}
+
+func instancesRes() *resources.Resource { r, _ := resources.ByKind("Instance"); return r }
+
+// TestJoinFlow: a join token obtains a Node token bound to one node, and can
+// do nothing else.
+func TestJoinFlow(t *testing.T) {
+	f := newFixture(t)
+	tokens, _ := resources.ByKind("Token")
+	join := servertest.ClientWithToken(t, f.s, f.tokens["join"])
+	ctx := context.Background()
+	out, err := join.Create(ctx, tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1.TokenSpec{Type: v1.TokenNode, NodeName: "host-new"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeTok := out.(*v1.Token).Status.Token
+	if nodeTok == "" || !strings.HasPrefix(nodeTok, "l4m.") {
+		t.Fatalf("no bearer token in the create response: %+v", out.(*v1.Token).Status)
+	}
+	_, err = join.Create(ctx, tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1.TokenSpec{Type: v1.TokenUser, User: "me", Roles: []v1.RoleBinding{{Role: v1.RoleAdmin}}}}, false)
+	if err == nil || !strings.Contains(err.Error(), "may only create a Node token") {
+		t.Fatalf("join token minted an admin token: %v", err)
+	}
+	node := servertest.ClientWithToken(t, f.s, nodeTok)
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-new"}}
+	nodes, _ := resources.ByKind("Node")
+	if _, err := node.Create(ctx, nodes, n, false); err != nil {
+		t.Fatalf("new node registering itself: %v", err)
+	}
+	n.Name = "host-other"
+	if _, err := node.Create(ctx, nodes, n, false); err == nil {
+		t.Fatal("a node token registered a Node of another name")
+	}
+	// The stored token never holds the secret.
+	list, _ := f.admin.List(ctx, tokens, "", client.ListOptions{})
+	for _, tk := range list.(*v1.TokenList).Items {
+		if tk.Status.Token != "" || tk.Status.SecretHash == "" || strings.Contains(tk.Status.SecretHash, strings.Split(nodeTok, ".")[2]) {
+			t.Fatalf("stored token %s leaks: %+v", tk.Name, tk.Status)
+		}
+	}
+}
+
+func resourceByKind(kind string) *resources.Resource { r, _ := resources.ByKind(kind); return r }
