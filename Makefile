@@ -44,8 +44,13 @@ verify: lint ## lint, generated files current, dependency direction.
 	./hack/verify-deps.sh
 
 .PHONY: test
-test: verify ## Everything CI runs: verify, then all tests (real etcd, embedded and external).
+test: verify ## Everything CI runs: verify, all tests (real etcd, embedded and external), then the fuzzers.
 	$(GO) test $(GOTEST_FLAGS) ./...
+	./hack/fuzz.sh
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZ_EXECS executions (default 20000).
+	./hack/fuzz.sh
 
 .PHONY: bench
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
