@@ -53,7 +53,9 @@ func TestHostileInput(t *testing.T) {
 		{"cvar value control character", bp(func(s *v1.BlueprintSpec) { s.Cvars = []v1.Cvar{{Name: "sv_tags", Value: "x\x1b[2J"}} }), "spec.cvars[0].value"},
 		{"cvar key with a space and a command", bp(func(s *v1.BlueprintSpec) { s.Cvars = []v1.Cvar{{Name: "sv_tags 1\nquit", Value: "1"}} }), "spec.cvars[0].name"},
 		{"cvar key exec", bp(func(s *v1.BlueprintSpec) { s.Cvars = []v1.Cvar{{Name: "exec", Value: "/etc/passwd"}} }), "spec.cvars[0].name"},
-		{"cvar key con_logfile writes files", bp(func(s *v1.BlueprintSpec) { s.Cvars = []v1.Cvar{{Name: "con_logfile", Value: "../../../../etc/cron.d/x"}} }), "spec.cvars[0].name"},
+		{"cvar key con_logfile writes files", bp(func(s *v1.BlueprintSpec) {
+			s.Cvars = []v1.Cvar{{Name: "con_logfile", Value: "../../../../etc/cron.d/x"}}
+		}), "spec.cvars[0].name"},
 		{"srcds +exec of an absolute path", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+exec", "/etc/shadow"} }), "spec.args[1]"},
 		{"srcds +exec escaping the tree", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+exec", "../../../../root/x.cfg"} }), "spec.args[1]"},
 		{"srcds takes over the port", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+hostport", "22"} }), "spec.args[0]"},
