@@ -1,0 +1,294 @@
+// Package unit renders what a node writes for one Instance: the generated
+// server.cfg, the overlay .mount unit and the hardened game .service unit.
+// It is pure (no I/O) so every byte is covered by golden files, and it
+// re-validates what it renders: the host checks again what the API checked.
+package unit
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/unit"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/validation"
+)
+
+// Paths is the host layout below LEFT4ME_ROOT, as the predecessor had it.
+type Paths struct {
+	Root string // e.g. /var/lib/left4me
+}
+
+// Installation is the shared game install.
+func (p Paths) Installation() string { return filepath.Join(p.Root, "installation") }
+
+// Overlays is where overlay references are resolved.
+func (p Paths) Overlays() string { return filepath.Join(p.Root, "overlays") }
+
+// Instance is instances/<id>: rendered spec, env, the game's home.
+func (p Paths) Instance(id string) string { return filepath.Join(p.Root, "instances", id) }
+
+// Runtime is runtime/<id> with upper, work and merged.
+func (p Paths) Runtime(id string) string { return filepath.Join(p.Root, "runtime", id) }
+
+// Upper, Work and Merged are the overlay mount's directories.
+func (p Paths) Upper(id string) string  { return filepath.Join(p.Runtime(id), "upper") }
+func (p Paths) Work(id string) string   { return filepath.Join(p.Runtime(id), "work") }
+func (p Paths) Merged(id string) string { return filepath.Join(p.Runtime(id), "merged") }
+
+// Home is the home directory the game runs with (it holds
+// .steam/sdk32/steamclient.so, without which srcds drops to LAN mode).
+func (p Paths) Home(id string) string { return filepath.Join(p.Instance(id), "home") }
+
+// ID names an Instance on a host: "<namespace>.<name>". Namespaces and
+// names are DNS labels, which hold no '.', so IDs never collide.
+func ID(namespace, name string) string { return namespace + "." + name }
+
+// ServiceName is the game unit, readable in `systemctl status`:
+// l4m-default.coop-1.service.
+func ServiceName(id string) string { return "l4m-" + id + ".service" }
+
+// MountName is the .mount unit of the merged tree (systemd derives it
+// from the path).
+func MountName(p Paths, id string) string { return unit.UnitNamePathEscape(p.Merged(id)) + ".mount" }
+
+// Slice holds every game unit, so an operator can see and limit them together.
+const Slice = "left4me.slice"
+
+// User is the unprivileged account the game runs as.
+const User = "left4me"
+
+// Ports are the ones a game binds; all are allocated, none left to srcds.
+type Ports struct {
+	Game   int32 // UDP game traffic and TCP RCON
+	Client int32 // UDP client port
+	TV     int32 // UDP SourceTV; 0 runs with -nohltv
+}
+
+// Spec is everything rendering needs about one Instance.
+type Spec struct {
+	ID        string
+	Namespace string
+	Name      string
+	Blueprint string
+	Hostname  string
+	Game      v1.GameSpec
+	Cvars     []v1.Cvar
+	Args      []string
+	Resources v1.Resources
+	Ports     Ports
+	// OverlayConfigs are the overlays that ship cfg/server.cfg, bottom of
+	// the stack first; each is staged as server_overlay_<i>_<name>.cfg.
+	OverlayConfigs []string
+	RCONPassword   string
+}
+
+// OverlayConfigName is the staged name of an overlay's own server.cfg.
+func OverlayConfigName(i int, overlay string) string {
+	return fmt.Sprintf("server_overlay_%d_%s.cfg", i, overlay)
+}
+
+// check re-validates what ends up in files and argv.
+func (s *Spec) check() error {
+	var errs field.ErrorList
+	p := field.NewPath("spec")
+	errs = append(errs, validation.ValidateConfigValue(s.Hostname, validation.MaxHostnameLength, p.Child("hostname"))...)
+	bs := v1.BlueprintSpec{Game: s.Game, Cvars: s.Cvars, Args: s.Args, Resources: s.Resources}
+	errs = append(errs, validation.ValidateBlueprintSpec(&bs, field.NewPath("blueprint"))...)
+	if err := validation.ValidateConfigValue(s.RCONPassword, 64, field.NewPath("rconPassword")); len(err) > 0 || len(s.RCONPassword) < 16 {
+		errs = append(errs, field.Invalid(field.NewPath("rconPassword"), "(hidden)", "must be 16 to 64 printable characters"))
+	}
+	for _, port := range []int32{s.Ports.Game, s.Ports.Client} {
+		if port < validation.MinPort || port > validation.MaxPort {
+			errs = append(errs, field.Invalid(field.NewPath("ports"), port, "out of range"))
+		}
+	}
+	for _, c := range s.OverlayConfigs {
+		if strings.ContainsAny(c, "/ \"\n") {
+			errs = append(errs, field.Invalid(field.NewPath("overlayConfigs"), c, "not an overlay name"))
+		}
+	}
+	return errs.ToAggregate()
+}
+
+// ServerCfg renders left4dead2/cfg/server.cfg. Order matters: the default
+// hostname first so an overlay may set its own; the overlays' configs bottom
+// to top; the Blueprint's cvars; an explicit hostname; and rcon_password
+// last, so nothing can override it.
+func ServerCfg(s Spec) ([]byte, error) {
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("render server.cfg for %s: %w", s.ID, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "// Generated by left4me for %s/%s (Blueprint %s). Do not edit: the node rewrites it.\n", s.Namespace, s.Name, s.Blueprint)
+	if s.Hostname == "" {
+		fmt.Fprintf(&b, "hostname %q\n", s.Namespace+" "+s.Name)
+	}
+	for i, o := range s.OverlayConfigs {
+		fmt.Fprintf(&b, "exec %s\n", OverlayConfigName(i, o))
+	}
+	for _, c := range s.Cvars {
+		fmt.Fprintf(&b, "%s \"%s\"\n", c.Name, c.Value)
+	}
+	if s.Hostname != "" {
+		fmt.Fprintf(&b, "hostname \"%s\"\n", s.Hostname)
+	}
+	fmt.Fprintf(&b, "rcon_password \"%s\"\n", s.RCONPassword)
+	return []byte(b.String()), nil
+}
+
+// Argv is srcds_run's argument vector.
+func Argv(p Paths, s Spec) []string {
+	argv := []string{filepath.Join(p.Merged(s.ID), "srcds_run"), "-game", "left4dead2",
+		"+ip", "0.0.0.0", "+hostport", itoa(s.Ports.Game), "+clientport", itoa(s.Ports.Client)}
+	if s.Ports.TV != 0 {
+		argv = append(argv, "+tv_port", itoa(s.Ports.TV))
+	} else {
+		argv = append(argv, "-nohltv")
+	}
+	argv = append(argv, "+map", s.Game.Map, "+mp_gamemode", s.Game.Mode,
+		"+maxplayers", itoa(s.Game.MaxPlayers), "-tickrate", itoa(s.Game.Tickrate))
+	for _, a := range s.Args {
+		if a == "-nohltv" && s.Ports.TV == 0 {
+			continue // already there
+		}
+		argv = append(argv, a)
+	}
+	return argv
+}
+
+func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+// Mount renders the overlay .mount unit: lowers are the Blueprint's layers
+// topmost first, then the installation.
+func Mount(p Paths, id string, lowers []string) (string, error) {
+	all := append(append([]string{}, lowers...), p.Installation())
+	for _, l := range all {
+		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\\\n") {
+			return "", fmt.Errorf("render mount for %s: lower dir %q cannot be an overlayfs option", id, l)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Generated by l4m-node for %s. Do not edit.\n", id)
+	fmt.Fprintf(&b, "[Unit]\nDescription=left4me overlay for %s\nDefaultDependencies=no\nConflicts=umount.target\nBefore=umount.target\n\n", id)
+	fmt.Fprintf(&b, "[Mount]\nWhat=overlay\nWhere=%s\nType=overlay\n", p.Merged(id))
+	fmt.Fprintf(&b, "Options=lowerdir=%s,upperdir=%s,workdir=%s\n", strings.Join(all, ":"), p.Upper(id), p.Work(id))
+	return b.String(), nil
+}
+
+// Service renders the hardened game unit.
+func Service(p Paths, s Spec) (string, error) {
+	if err := s.check(); err != nil {
+		return "", fmt.Errorf("render unit for %s: %w", s.ID, err)
+	}
+	merged := p.Merged(s.ID)
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("# Generated by l4m-node for %s/%s. Do not edit: the node rewrites it.", s.Namespace, s.Name)
+	w("[Unit]")
+	w("Description=left4me game server %s/%s (Blueprint %s)", s.Namespace, s.Name, s.Blueprint)
+	w("RequiresMountsFor=%s", merged)
+	w("After=network.target")
+	w("StartLimitBurst=5")
+	w("StartLimitIntervalSec=60s")
+	w("")
+	w("[Service]")
+	w("Type=simple")
+	w("User=%s", User)
+	w("Group=%s", User)
+	w("WorkingDirectory=%s", merged)
+	w("Environment=HOME=%s", p.Home(s.ID))
+	w("ExecStart=%s", quoteArgv(Argv(p, s)))
+	w("KillSignal=SIGINT")
+	w("TimeoutStopSec=15s")
+	w("Restart=on-failure")
+	w("RestartSec=5")
+	w("Slice=%s", Slice)
+	w("Nice=-5")
+	w("OOMScoreAdjust=-200")
+	if r := s.Resources; r.MemoryHigh != nil {
+		w("MemoryHigh=%d", r.MemoryHigh.Value())
+	}
+	if r := s.Resources; r.MemoryMax != nil {
+		w("MemoryMax=%d", r.MemoryMax.Value())
+	}
+	if s.Resources.TasksMax > 0 {
+		w("TasksMax=%d", s.Resources.TasksMax)
+	}
+	if s.Resources.CPUWeight > 0 {
+		w("CPUWeight=%d", s.Resources.CPUWeight)
+	}
+	w("LimitNOFILE=65536")
+	w("UMask=0027")
+	w("")
+	w("# Hardening: the predecessor's production set, tightened.")
+	w("ReadWritePaths=%s %s", merged, p.Home(s.ID))
+	for _, line := range hardening {
+		w("%s", line)
+	}
+	w("SocketBindAllow=%s", strings.Join(bindAllow(s.Ports), " "))
+	w("SocketBindDeny=any")
+	return b.String(), nil
+}
+
+func bindAllow(p Ports) []string {
+	allow := []string{"udp:" + itoa(p.Game), "tcp:" + itoa(p.Game), "udp:" + itoa(p.Client)}
+	if p.TV != 0 {
+		allow = append(allow, "udp:"+itoa(p.TV))
+	}
+	sort.Strings(allow)
+	return allow
+}
+
+// hardening is the fixed part of the sandbox. srcds is 32-bit
+// (SystemCallArchitectures=native x86) and breaks under
+// MemoryDenyWriteExecute and ProcSubset=pid (it needs /proc/cpuinfo).
+var hardening = []string{
+	"NoNewPrivileges=yes",
+	"CapabilityBoundingSet=",
+	"AmbientCapabilities=",
+	"ProtectSystem=strict",
+	"ProtectHome=yes",
+	"PrivateTmp=yes",
+	"PrivateDevices=yes",
+	"PrivateIPC=yes",
+	"PrivateUsers=yes",
+	"ProtectProc=invisible",
+	"ProtectKernelTunables=yes",
+	"ProtectKernelModules=yes",
+	"ProtectKernelLogs=yes",
+	"ProtectClock=yes",
+	"ProtectControlGroups=yes",
+	"ProtectHostname=yes",
+	"LockPersonality=yes",
+	"RestrictNamespaces=yes",
+	"RestrictRealtime=yes",
+	"RestrictSUIDSGID=yes",
+	"RemoveIPC=yes",
+	"KeyringMode=private",
+	"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+	"SystemCallArchitectures=native x86",
+	"SystemCallFilter=@system-service",
+	"SystemCallFilter=~@debug @mount @raw-io @reboot @swap @cpu-emulation @obsolete @privileged",
+	"SystemCallErrorNumber=EPERM",
+	"DevicePolicy=closed",
+}
+
+// quoteArgv writes argv for ExecStart: every argument double-quoted, with
+// systemd's specifiers (%) and variable expansion ($) disabled, so no value
+// means more to systemd than it says.
+func quoteArgv(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		a = strings.ReplaceAll(a, `\`, `\\`)
+		a = strings.ReplaceAll(a, `"`, `\"`)
+		a = strings.ReplaceAll(a, `%`, `%%`)
+		a = strings.ReplaceAll(a, `$`, `$$`)
+		parts[i] = `"` + a + `"`
+	}
+	return strings.Join(parts, " ")
+}
