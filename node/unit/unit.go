@@ -223,7 +223,8 @@ func Service(p Paths, s Spec) (string, error) {
 		w("CPUWeight=%d", s.Resources.CPUWeight)
 	}
 	w("LimitNOFILE=65536")
-	w("UMask=0027")
+	// The predecessor used 0027; nothing needs group access to what the game writes.
+	w("UMask=0077")
 	w("")
 	w("# Hardening: the predecessor's production set, tightened.")
 	w("ReadWritePaths=%s %s", merged, p.Home(s.ID))

@@ -1,0 +1,144 @@
+package unit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/left4me/left4me/hack/sandboxtest"
+	"github.com/left4me/left4me/node/a2s"
+)
+
+// buildDouble compiles the game double statically, as srcds_run.
+func buildDouble(t *testing.T, dest string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", dest, "github.com/left4me/left4me/hack/srcds-double")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build srcds-double: %v\n%s", err, out)
+	}
+}
+
+func freeUDPTCPPort(t *testing.T) int32 {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", "shuf -i 30000-39999 -n 1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return int32(n)
+}
+
+// TestRenderedUnitsRunOnSystemd boots a sandbox host and runs exactly what
+// this package renders: the overlay .mount unit and the hardened game unit,
+// with the game double as srcds_run. The game answers A2S from outside the
+// sandbox with the hostname an overlay set, which proves the stack is
+// mounted where the hardened unit looks; systemd-analyze scores the unit.
+func TestRenderedUnitsRunOnSystemd(t *testing.T) {
+	sb := sandboxtest.Boot(t, "unit-render")
+	host := sb.Left4meDir
+	p := Paths{Root: "/var/lib/left4me"}
+	s := sample()
+	s.Args = nil
+	s.Ports = Ports{Game: freeUDPTCPPort(t), Client: freeUDPTCPPort(t) + 1}
+	s.OverlayConfigs = []string{"sourcemod"}
+
+	mk := func(rel string, mode os.FileMode) {
+		if err := os.MkdirAll(filepath.Join(host, rel), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(rel, content string) {
+		if err := os.WriteFile(filepath.Join(host, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("installation/left4dead2/cfg", 0o755)
+	buildDouble(t, filepath.Join(host, "installation", "srcds_run"))
+	mk("overlays/sourcemod/left4dead2/cfg", 0o755)
+	write("overlays/sourcemod/left4dead2/cfg/server.cfg", "hostname \"From The Overlay\"\n")
+	rt := "runtime/" + s.ID
+	mk(rt+"/upper/left4dead2/cfg", 0o755)
+	mk(rt+"/work", 0o700)
+	mk(rt+"/merged", 0o755)
+	mk("instances/"+s.ID+"/home", 0o750)
+	cfg, err := ServerCfg(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(rt+"/upper/left4dead2/cfg/server.cfg", string(cfg))
+	write(rt+"/upper/left4dead2/cfg/"+OverlayConfigName(0, "sourcemod"), "hostname \"From The Overlay\"\n")
+
+	mount, err := Mount(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := Service(p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.MustExec(t, "useradd", "--system", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", User)
+	sb.MustExec(t, "chown", "-R", User+":"+User, p.Upper(s.ID), p.Home(s.ID))
+	for name, text := range map[string]string{MountName(p, s.ID): mount, ServiceName(s.ID): svc} {
+		write("unit-"+name, text)
+		sb.MustExec(t, "cp", "/var/lib/left4me/unit-"+name, "/run/systemd/system/"+name)
+	}
+	sb.MustExec(t, "systemctl", "daemon-reload")
+	if out, err := sb.Exec("systemctl", "start", ServiceName(s.ID)); err != nil {
+		logs, _ := sb.Exec("journalctl", "-u", ServiceName(s.ID), "--no-pager")
+		t.Fatalf("start: %v\n%s\n%s", err, out, logs)
+	}
+
+	var info *a2s.Info
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		info, err = a2s.QueryInfo(ctx, fmt.Sprintf("127.0.0.1:%d", s.Ports.Game))
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		logs, _ := sb.Exec("journalctl", "-u", ServiceName(s.ID), "--no-pager")
+		t.Fatalf("A2S from outside the sandbox: %v\n%s", err, logs)
+	}
+	if info.Name != "From The Overlay" || info.Map != "c5m1_waterfront" || info.MaxPlayers != 8 {
+		t.Fatalf("A2S_INFO: %+v", info)
+	}
+	// The game runs as left4me, not root.
+	user := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "User", ServiceName(s.ID)))
+	pid := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "MainPID", ServiceName(s.ID)))
+	uid := sb.MustExec(t, "sh", "-c", "awk '/^Uid:/{print $2}' /proc/"+pid+"/status")
+	if user != User || strings.TrimSpace(uid) == "0" {
+		t.Fatalf("game runs as %q uid %s", user, uid)
+	}
+	sec, _ := sb.Exec("systemd-analyze", "security", "--no-pager", ServiceName(s.ID))
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(sec)
+	if m == nil {
+		t.Fatalf("no exposure score in:\n%s", sec)
+	}
+	score, _ := strconv.ParseFloat(m[1], 64)
+	t.Logf("systemd-analyze security %s: exposure %.1f (predecessor: 1.3)", ServiceName(s.ID), score)
+	if os.Getenv("L4M_SHOW_SECURITY") != "" {
+		t.Log(sec)
+	}
+	if score >= 1.3 {
+		t.Errorf("exposure %.1f is no better than the predecessor's 1.3:\n%s", score, sec)
+	}
+	// SIGINT stop: the double exits cleanly, the mount stays until asked.
+	sb.MustExec(t, "systemctl", "stop", ServiceName(s.ID))
+	result := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "Result", ServiceName(s.ID)))
+	if result != "success" {
+		t.Fatalf("stop result %q", result)
+	}
+	sb.MustExec(t, "systemctl", "stop", MountName(p, s.ID))
+}
