@@ -36,10 +36,10 @@ func q(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
 func sample() Spec {
 	return Spec{
 		ID: ID("default", "coop-1"), Namespace: "default", Name: "coop-1", Blueprint: "versus",
-		Game:  v1.GameSpec{Map: "c5m1_waterfront", Mode: "versus", MaxPlayers: 8, Tickrate: 60},
-		Cvars: []v1.Cvar{{Name: "sv_alltalk", Value: "0"}, {Name: "sv_tags", Value: "left4me, 100% fun $HOME"}},
-		Args:  []string{"-nohltv", "+sv_lan", "0", "+exec", "extra.cfg"},
-		Resources: v1.Resources{MemoryHigh: q("1536Mi"), MemoryMax: q("2Gi"), TasksMax: 256},
+		Game:           v1.GameSpec{Map: "c5m1_waterfront", Mode: "versus", MaxPlayers: 8, Tickrate: 60},
+		Cvars:          []v1.Cvar{{Name: "sv_alltalk", Value: "0"}, {Name: "sv_tags", Value: "left4me, 100% fun $HOME"}},
+		Args:           []string{"-nohltv", "+sv_lan", "0", "+exec", "extra.cfg"},
+		Resources:      v1.Resources{MemoryHigh: q("1536Mi"), MemoryMax: q("2Gi"), TasksMax: 256},
 		Ports:          Ports{Game: 27015, Client: 28015},
 		OverlayConfigs: []string{"sourcemod", "competitive"},
 		RCONPassword:   "Zq3xTj9wP2mKf7Lc",
