@@ -73,6 +73,9 @@ inner() {
   cd /
   umount -l /.oldroot
   rmdir /.oldroot
+  # A booted host's root is shared (systemd makes it so outside containers):
+  # services' private mount namespaces then follow mounts made later.
+  mount --make-rshared /
   exec env -i container="l4m-$name" TERM=dumb /lib/systemd/systemd --unit=multi-user.target --log-target=console
 }
 

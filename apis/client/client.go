@@ -262,6 +262,16 @@ func (c *Client) Patch(ctx context.Context, res *resources.Resource, namespace, 
 	return out, nil
 }
 
+// PatchStatus applies a merge patch to an object's status subresource.
+func (c *Client) PatchStatus(ctx context.Context, res *resources.Resource, namespace, name string, patch []byte) (v1.Object, error) {
+	out := res.New()
+	_, err := c.do(ctx, http.MethodPatch, Path(res, namespace, name, "status"), nil, "application/merge-patch+json", patch, out)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Delete removes an object, or marks it for deletion while finalizers
 // remain (gone is false then).
 func (c *Client) Delete(ctx context.Context, res *resources.Resource, namespace, name string, dryRun bool) (obj v1.Object, gone bool, err error) {

@@ -1,29 +1,111 @@
-// Command l4m-node is the left4me host agent. It will register its Node,
-// watch the Instances bound to it and run them as systemd units; until the
-// node agent lands it only reports its version.
+// Command l4m-node is the left4me host agent: it registers its Node,
+// watches the Instances bound to it, and runs them as hardened systemd
+// units over overlayfs. It runs as root, itself a systemd service.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/left4me/left4me/apis/client"
 	"github.com/left4me/left4me/apis/version"
+	"github.com/left4me/left4me/cmd/internal/logging"
+	"github.com/left4me/left4me/node/agent"
+	"github.com/left4me/left4me/node/systemd"
 )
 
+type options struct {
+	config    string
+	nodeName  string
+	root      string
+	portRange string
+	labels    []string
+	address   string
+	verbosity int
+	jsonLogs  bool
+}
+
 func main() {
+	o := &options{}
+	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "l4m-node",
-		Short: "The left4me host agent (not yet functional: prints its version)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version.Get()
-			fmt.Fprintf(cmd.OutOrStdout(), "l4m-node %s (%s, %s): the agent is not implemented yet\n", v.Version, v.GoVersion, v.Platform)
-			return nil
-		},
+		Short: "The left4me host agent",
+		Long: `l4m-node runs on every game host as root. It reads the API server's URL, CA
+and its node token from --config (the l4mctl config format), registers its
+Node, and realizes the Instances bound to it as systemd units.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return run(o) },
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "/etc/left4me/node.yaml", "API server URL, CA and node token (l4mctl config format)")
+	f.StringVar(&o.nodeName, "node-name", host, "this node's name")
+	f.StringVar(&o.root, "root", envOr("LEFT4ME_ROOT", "/var/lib/left4me"), "LEFT4ME_ROOT: installation/, overlays/, instances/, runtime/")
+	f.StringVar(&o.portRange, "port-range", "27015-27115", "game ports this node hands out")
+	f.StringSliceVar(&o.labels, "labels", nil, "node labels, key=value (repeatable)")
+	f.StringVar(&o.address, "address", "127.0.0.1", "the address players use to reach this node")
+	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
+	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
 	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "l4m-node:", err)
 		os.Exit(1)
 	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(o *options) error {
+	log := logging.New(o.verbosity, o.jsonLogs).WithValues("node", o.nodeName)
+	f, err := client.LoadFile(o.config)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	lo, hi, ok := strings.Cut(o.portRange, "-")
+	min, err1 := strconv.Atoi(lo)
+	max, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535-1000 || min > max {
+		return fmt.Errorf("--port-range %q: want MIN-MAX within 1024-64535", o.portRange)
+	}
+	labels := map[string]string{}
+	for _, l := range o.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return fmt.Errorf("--labels %q: want key=value", l)
+		}
+		labels[k] = v
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sd, err := systemd.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer sd.Close()
+	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
+	return agent.New(agent.Options{
+		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max),
+		Labels: labels, Systemd: sd, Log: log, Address: o.address,
+	}).Run(ctx)
 }

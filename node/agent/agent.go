@@ -1,0 +1,376 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/version"
+	"github.com/left4me/left4me/node/systemd"
+	"github.com/left4me/left4me/node/unit"
+)
+
+// Finalizer keeps an Instance until its node has cleaned up after it.
+const Finalizer = "left4me.io/node-cleanup"
+
+// Options configure an Agent.
+type Options struct {
+	Client   *client.Client
+	NodeName string
+	Root     string
+	PortMin  int32
+	PortMax  int32
+	Labels   map[string]string
+	Systemd  systemd.Manager
+	Log      logr.Logger
+	// Address is where players reach this node (status.address).
+	Address string
+	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 10s, 3s).
+	Heartbeat, Resync, Probe time.Duration
+}
+
+// Agent is one node's control loop.
+type Agent struct {
+	o     Options
+	paths unit.Paths
+	queue workqueue.TypedRateLimitingInterface[string]
+
+	mu        sync.Mutex
+	instances map[string]*v1.Instance // by "ns/name", as the watch last saw them
+	probes    map[string]*probe       // by unit ID
+}
+
+var (
+	instanceRes, _  = resources.ByKind("Instance")
+	blueprintRes, _ = resources.ByKind("Blueprint")
+	overlayRes, _   = resources.ByKind("Overlay")
+	nodeRes, _      = resources.ByKind("Node")
+)
+
+// New returns an agent; Run starts it.
+func New(o Options) *Agent {
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 10 * time.Second
+	}
+	if o.Resync == 0 {
+		o.Resync = 10 * time.Second
+	}
+	if o.Probe == 0 {
+		o.Probe = 3 * time.Second
+	}
+	if o.Address == "" {
+		o.Address = "127.0.0.1"
+	}
+	return &Agent{
+		o: o, paths: unit.Paths{Root: o.Root},
+		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		instances: map[string]*v1.Instance{}, probes: map[string]*probe{},
+	}
+}
+
+// Run registers the Node and reconciles until ctx ends. It is very
+// important that Run returns only when everything it started has stopped.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.ensureUser(); err != nil {
+		return err
+	}
+	for _, d := range []string{a.paths.Overlays(), filepath.Join(a.o.Root, "instances"), filepath.Join(a.o.Root, "runtime")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	changes, err := a.o.Systemd.Changes(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	run := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	run(a.watchInstances)
+	run(a.heartbeat)
+	run(a.probeLoop)
+	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
+	run(func(ctx context.Context) {
+		t := time.NewTicker(a.o.Resync)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.enqueueAll()
+			}
+		}
+	})
+	go func() { <-ctx.Done(); a.queue.ShutDown() }()
+	for {
+		key, quit := a.queue.Get()
+		if quit {
+			break
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := a.reconcile(rctx, key)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			a.o.Log.Error(err, "reconcile failed; retrying", "instance", key)
+			a.queue.AddRateLimited(key)
+		} else {
+			a.queue.Forget(key)
+		}
+		a.queue.Done(key)
+	}
+	wg.Wait()
+	return nil
+}
+
+// ensureUser creates the unprivileged account games run as.
+func (a *Agent) ensureUser() error {
+	if _, err := user.Lookup(unit.User); err == nil {
+		return nil
+	}
+	out, err := exec.Command("useradd", "--system", "--user-group", "--home-dir", "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin", unit.User).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("create user %s: %w: %s", unit.User, err, out)
+	}
+	a.o.Log.Info("created the game user", "user", unit.User)
+	return nil
+}
+
+func key(ns, name string) string { return ns + "/" + name }
+
+func (a *Agent) enqueueAll() {
+	a.mu.Lock()
+	for k := range a.instances {
+		a.queue.Add(k)
+	}
+	a.mu.Unlock()
+	// Units whose Instance is gone (deleted while the agent was down).
+	files, _ := a.o.Systemd.UnitFiles("l4m-*.service")
+	for _, f := range files {
+		id := strings.TrimSuffix(strings.TrimPrefix(f, "l4m-"), ".service")
+		if ns, name, ok := strings.Cut(id, "."); ok {
+			a.queue.Add(key(ns, name))
+		}
+	}
+}
+
+func (a *Agent) followUnits(ctx context.Context, changes <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case name, ok := <-changes:
+			if !ok {
+				return
+			}
+			if id, ok := strings.CutPrefix(name, "l4m-"); ok && strings.HasSuffix(id, ".service") {
+				if ns, n, ok := strings.Cut(strings.TrimSuffix(id, ".service"), "."); ok {
+					a.queue.Add(key(ns, n))
+				}
+			}
+		}
+	}
+}
+
+// watchInstances lists, then watches, the Instances bound to this node,
+// relisting whenever the watch ends (410 Gone included).
+func (a *Agent) watchInstances(ctx context.Context) {
+	sel := "spec.nodeName=" + a.o.NodeName
+	backoff := time.Second
+	for ctx.Err() == nil {
+		list, err := a.o.Client.List(ctx, instanceRes, "", client.ListOptions{FieldSelector: sel})
+		if err != nil {
+			a.o.Log.Info("cannot list instances; retrying", "error", err.Error(), "in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		fresh := map[string]*v1.Instance{}
+		for i := range list.(*v1.InstanceList).Items {
+			in := &list.(*v1.InstanceList).Items[i]
+			fresh[key(in.Namespace, in.Name)] = in
+		}
+		a.mu.Lock()
+		for k := range a.instances {
+			if fresh[k] == nil {
+				a.queue.Add(k)
+			}
+		}
+		a.instances = fresh
+		a.mu.Unlock()
+		a.enqueueAll()
+		w, err := a.o.Client.Watch(ctx, instanceRes, "", client.ListOptions{FieldSelector: sel, ResourceVersion: list.GetResourceVersion()})
+		if err != nil {
+			sleep(ctx, backoff)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			in, ok := ev.Object.(*v1.Instance)
+			if !ok {
+				break // an ERROR event: relist
+			}
+			k := key(in.Namespace, in.Name)
+			a.mu.Lock()
+			if ev.Type == watch.Deleted {
+				delete(a.instances, k)
+			} else {
+				a.instances[k] = in
+			}
+			a.mu.Unlock()
+			a.queue.Add(k)
+		}
+		w.Stop()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// register creates or updates this node's Node object.
+func (a *Agent) register(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := a.registerOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		a.o.Log.Info("cannot register the node yet; retrying", "error", err.Error())
+		sleep(ctx, min(time.Duration(attempt+1)*time.Second, 10*time.Second))
+	}
+}
+
+func (a *Agent) registerOnce(ctx context.Context) error {
+	_, err := a.o.Client.Get(ctx, nodeRes, "", a.o.NodeName)
+	if apierrors.IsNotFound(err) {
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.o.NodeName, Labels: a.o.Labels},
+			Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: a.o.PortMin, Max: a.o.PortMax}}}
+		_, err = a.o.Client.Create(ctx, nodeRes, n, false)
+	}
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", a.o.NodeName, err)
+	}
+	return a.writeNodeStatus(ctx)
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	t := time.NewTicker(a.o.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
+				a.o.Log.Info("heartbeat failed", "error", err.Error())
+			}
+		}
+	}
+}
+
+// writeNodeStatus is the heartbeat: one small write per node.
+func (a *Agent) writeNodeStatus(ctx context.Context) error {
+	build, present := installationBuild(a.paths.Installation())
+	now := metav1.Now()
+	st := v1.NodeStatus{
+		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
+		Installation: v1.InstallationStatus{Present: present, Build: build},
+		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
+			Message: "l4m-node is running", LastTransitionTime: now}},
+	}
+	patch, err := jsonMarshal(map[string]any{"status": st})
+	if err != nil {
+		return err
+	}
+	_, err = a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch)
+	return err
+}
+
+// installationBuild reads PatchVersion from left4dead2/steam.inf.
+func installationBuild(dir string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, "left4dead2", "steam.inf"))
+	if err != nil {
+		_, statErr := os.Stat(filepath.Join(dir, "srcds_run"))
+		return "", statErr == nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "PatchVersion="); ok {
+			return v, true
+		}
+	}
+	return "", true
+}
+
+// rconPassword returns the Instance's password, generating it once. It
+// lives only on the node (0600, root): never in the API, never logged.
+func (a *Agent) rconPassword(id string) (string, error) {
+	path := filepath.Join(a.paths.Instance(id), "rcon_password")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 18)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store rcon password for %s: %w", id, err)
+	}
+	return pw, nil
+}
+
+// allocatePort picks the Instance's game port: its own when it names one,
+// else the lowest port in the node's range no other Instance here uses.
+func (a *Agent) allocatePort(in *v1.Instance) (int32, error) {
+	if in.Spec.Port != 0 {
+		return in.Spec.Port, nil
+	}
+	if in.Status.Port != 0 {
+		return in.Status.Port, nil
+	}
+	used := map[int32]bool{}
+	a.mu.Lock()
+	for _, o := range a.instances {
+		if o.UID == in.UID {
+			continue
+		}
+		if o.Spec.Port != 0 {
+			used[o.Spec.Port] = true
+		}
+		if o.Status.Port != 0 {
+			used[o.Status.Port] = true
+		}
+	}
+	a.mu.Unlock()
+	for p := a.o.PortMin; p <= a.o.PortMax; p++ {
+		if !used[p] {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port in %d-%d", a.o.PortMin, a.o.PortMax)
+}

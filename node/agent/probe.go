@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/left4me/left4me/node/a2s"
+)
+
+// missesBeforeNotReady tolerates the real server's hiccups.
+const missesBeforeNotReady = 3
+
+// probe is the latest A2S_INFO result for one game.
+type probe struct {
+	addr string
+
+	mu     sync.Mutex
+	info   *a2s.Info
+	misses int
+	err    error
+	seen   bool
+}
+
+func (p *probe) result() (bool, *a2s.Info, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.info != nil && p.misses < missesBeforeNotReady {
+		return true, p.info, ""
+	}
+	if !p.seen {
+		return false, nil, "no A2S query answered yet on " + p.addr
+	}
+	return false, nil, fmt.Sprintf("%d A2S queries to %s unanswered: %v", p.misses, p.addr, p.err)
+}
+
+// probeFor returns the game's probe, creating it on first use.
+func (a *Agent) probeFor(id string, port int32) *probe {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	p := a.probes[id]
+	if p == nil || p.addr != addr {
+		p = &probe{addr: addr}
+		a.probes[id] = p
+	}
+	return p
+}
+
+func (a *Agent) forgetProbe(id string) {
+	a.mu.Lock()
+	delete(a.probes, id)
+	a.mu.Unlock()
+}
+
+// probeLoop queries every running game and requeues its Instance when the
+// answer changes what status says (ready, players, map).
+func (a *Agent) probeLoop(ctx context.Context) {
+	t := time.NewTicker(a.o.Probe)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		probes := make(map[string]*probe, len(a.probes))
+		for id, p := range a.probes {
+			probes[id] = p
+		}
+		a.mu.Unlock()
+		for id, p := range probes {
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := a2s.QueryInfo(qctx, p.addr)
+			cancel()
+			before, beforeInfo, _ := p.result()
+			p.mu.Lock()
+			p.seen = true
+			if err != nil {
+				p.misses++
+				p.err = err
+			} else {
+				p.misses, p.info, p.err = 0, info, nil
+			}
+			p.mu.Unlock()
+			after, afterInfo, _ := p.result()
+			if before != after || (after && beforeInfo != nil && (beforeInfo.Players != afterInfo.Players || beforeInfo.Map != afterInfo.Map)) {
+				a.enqueueID(id)
+			}
+		}
+	}
+}
+
+func (a *Agent) enqueueID(id string) {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '.' {
+			a.queue.Add(id[:i] + "/" + id[i+1:])
+			return
+		}
+	}
+}

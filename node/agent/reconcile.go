@@ -1,0 +1,487 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/node/overlay"
+	"github.com/left4me/left4me/node/unit"
+)
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// clientPortOffset places each game's client port: game port + 1000, so
+// both stay unique on the node as long as the game ports are.
+const clientPortOffset = 1000
+
+// reconcile makes one Instance on this node what it should be.
+func (a *Agent) reconcile(ctx context.Context, k string) error {
+	ns, name, _ := strings.Cut(k, "/")
+	id := unit.ID(ns, name)
+	a.mu.Lock()
+	cached := a.instances[k]
+	a.mu.Unlock()
+	if cached == nil {
+		// Not bound here (any more): nothing of it may stay on this host.
+		return a.teardown(ctx, id, false)
+	}
+	in := cached.DeepCopy()
+	if in.DeletionTimestamp != nil {
+		if err := a.teardown(ctx, id, false); err != nil {
+			return err
+		}
+		return a.dropFinalizer(ctx, in)
+	}
+	if !contains(in.Finalizers, Finalizer) {
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": append(in.Finalizers, Finalizer), "resourceVersion": in.ResourceVersion}})
+		if _, err := a.o.Client.Patch(ctx, instanceRes, ns, name, "application/merge-patch+json", patch, false); err != nil {
+			return fmt.Errorf("add finalizer to %s: %w", k, err)
+		}
+		return nil // the watch brings the new version
+	}
+	status := in.Status.DeepCopy()
+	status.NodeName = a.o.NodeName
+	status.UnitName = unit.ServiceName(id)
+	status.ObservedGeneration = in.Generation
+	err := a.realize(ctx, in, id, status)
+	if werr := a.writeStatus(ctx, in, status); werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}
+
+// realize runs or stops the game and fills status; refusals are
+// conditions, not errors (retrying would not change them).
+func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.InstanceStatus) error {
+	if in.Spec.State == v1.StateStopped {
+		if err := a.stopGame(ctx, id); err != nil {
+			return err
+		}
+		st.Phase = v1.PhaseStopped
+		setCond(st, v1.InstanceUnitActive, false, "Stopped", "the Instance is Stopped")
+		setCond(st, v1.InstanceMounted, false, "Stopped", "unmounted; the upper dir is kept")
+		setCond(st, v1.ConditionReady, false, "Stopped", "the Instance is Stopped")
+		st.MainPID, st.Players = 0, 0
+		return nil
+	}
+	bpObj, err := a.o.Client.Get(ctx, blueprintRes, in.Namespace, in.Spec.BlueprintRef.Name)
+	if apierrors.IsNotFound(err) {
+		return a.refuse(ctx, id, st, "BlueprintNotFound", fmt.Sprintf("Blueprint %q does not exist", in.Spec.BlueprintRef.Name))
+	}
+	if err != nil {
+		return err
+	}
+	bp := bpObj.(*v1.Blueprint)
+	var layers []*overlay.Layer
+	var cfgOverlays []string
+	for _, name := range bp.Spec.Overlays {
+		obj, err := a.o.Client.Get(ctx, overlayRes, in.Namespace, name)
+		if apierrors.IsNotFound(err) {
+			return a.refuse(ctx, id, st, "OverlayNotFound", fmt.Sprintf("Overlay %q does not exist", name))
+		}
+		if err != nil {
+			return err
+		}
+		ov := obj.(*v1.Overlay)
+		l, err := overlay.Resolve(a.paths.Overlays(), ov.Spec.Source.Path)
+		if err != nil {
+			return a.refuse(ctx, id, st, "InvalidOverlay", fmt.Sprintf("Overlay %s: %v", name, err))
+		}
+		layers = append(layers, l)
+	}
+	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", fmt.Sprintf("%d overlays resolved below %s", len(layers), a.paths.Overlays()))
+
+	port, err := a.allocatePort(in)
+	if err != nil {
+		return a.refuse(ctx, id, st, "NoFreePort", err.Error())
+	}
+	pw, err := a.prepareDirs(id)
+	if err != nil {
+		return err
+	}
+	// Overlays' own configs, bottom of the stack first.
+	for i := len(layers) - 1; i >= 0; i-- {
+		src := filepath.Join(layers[i].Path, "left4dead2", "cfg", "server.cfg")
+		if data, err := os.ReadFile(src); err == nil {
+			n := len(cfgOverlays)
+			name := bp.Spec.Overlays[i]
+			if err := a.stage(id, unit.OverlayConfigName(n, name), data); err != nil {
+				return err
+			}
+			cfgOverlays = append(cfgOverlays, name)
+		}
+	}
+	spec := unit.Spec{
+		ID: id, Namespace: in.Namespace, Name: in.Name, Blueprint: bp.Name, Hostname: in.Spec.Hostname,
+		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
+		Ports:          unit.Ports{Game: port, Client: port + clientPortOffset},
+		OverlayConfigs: cfgOverlays, RCONPassword: pw,
+	}
+	cfg, err := unit.ServerCfg(spec)
+	if err != nil {
+		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
+	}
+	if err := a.stage(id, "server.cfg", cfg); err != nil {
+		return err
+	}
+	lowers := make([]string, len(layers))
+	for i, l := range layers {
+		lowers[i] = l.Path
+	}
+	mountText, err := unit.Mount(a.paths, id, lowers)
+	if err != nil {
+		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
+	}
+	svcText, err := unit.Service(a.paths, spec)
+	if err != nil {
+		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
+	}
+	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
+	mChanged, err := a.o.Systemd.WriteUnit(mountName, mountText)
+	if err != nil {
+		return err
+	}
+	sChanged, err := a.o.Systemd.WriteUnit(svcName, svcText)
+	if err != nil {
+		return err
+	}
+	if mChanged || sChanged {
+		if err := a.o.Systemd.Reload(ctx); err != nil {
+			return err
+		}
+	}
+	svc, err := a.o.Systemd.State(ctx, svcName)
+	if err != nil {
+		return err
+	}
+	if mChanged && svc.ActiveState == "active" {
+		// New layers: the game must let go of the old mount first.
+		if err := a.o.Systemd.Stop(ctx, svcName); err != nil {
+			return err
+		}
+		if err := a.o.Systemd.Stop(ctx, mountName); err != nil {
+			return err
+		}
+	}
+	if err := a.o.Systemd.Start(ctx, mountName); err != nil {
+		setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
+		return err
+	}
+	for _, l := range layers {
+		if err := l.Verify(); err != nil {
+			a.o.Systemd.Stop(ctx, svcName)
+			a.o.Systemd.Stop(ctx, mountName)
+			return a.refuse(ctx, id, st, "OverlayChanged", err.Error())
+		}
+	}
+	setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted at "+a.paths.Merged(id))
+	switch {
+	case (sChanged || mChanged) && svc.ActiveState == "active" && !mChanged:
+		err = a.o.Systemd.Restart(ctx, svcName)
+	default:
+		err = a.o.Systemd.Start(ctx, svcName)
+	}
+	if err != nil {
+		setCond(st, v1.InstanceUnitActive, false, "StartFailed", err.Error())
+		st.Phase = v1.PhaseFailed
+		return err
+	}
+	return a.observe(ctx, id, port, st)
+}
+
+// observe fills status from the unit and the last A2S probe.
+func (a *Agent) observe(ctx context.Context, id string, port int32, st *v1.InstanceStatus) error {
+	svc, err := a.o.Systemd.State(ctx, unit.ServiceName(id))
+	if err != nil {
+		return err
+	}
+	st.Port, st.Address = port, a.o.Address
+	st.MainPID, st.Restarts = int32(svc.MainPID), int32(svc.NRestarts)
+	if svc.StartedAt > 0 {
+		t := metav1.NewTime(time.UnixMicro(int64(svc.StartedAt)).Truncate(time.Second))
+		st.StartTime = &t
+	}
+	active := svc.ActiveState == "active"
+	setCond(st, v1.InstanceUnitActive, active, "Unit"+strings.Title(svc.ActiveState), fmt.Sprintf("%s is %s (%s)", svc.Name, svc.ActiveState, svc.SubState))
+	pr := a.probeFor(id, port)
+	ready, info, why := pr.result()
+	switch {
+	case !active:
+		st.Phase = v1.PhaseStarting
+		if svc.ActiveState == "failed" {
+			st.Phase = v1.PhaseFailed
+		}
+		setCond(st, v1.ConditionReady, false, "UnitNotActive", "the game unit is not running")
+	case ready:
+		st.Phase = v1.PhaseRunning
+		st.Players, st.MaxPlayers, st.Map = int32(info.Players), int32(info.MaxPlayers), info.Map
+		setCond(st, v1.ConditionReady, true, "A2SAnswered", fmt.Sprintf("%q answers on %s:%d", info.Name, st.Address, port))
+	default:
+		st.Phase = v1.PhaseStarting
+		setCond(st, v1.ConditionReady, false, "NoA2SAnswer", why)
+	}
+	return nil
+}
+
+// refuse records why an Instance cannot run and makes sure nothing of it
+// runs: no game unit, no mount.
+func (a *Agent) refuse(ctx context.Context, id string, st *v1.InstanceStatus, reason, msg string) error {
+	a.o.Log.Info("instance refused", "instance", id, "reason", reason, "message", msg)
+	if err := a.teardown(ctx, id, true); err != nil {
+		return err
+	}
+	setCond(st, v1.InstanceOverlaysReady, !strings.Contains(reason, "Overlay"), reason, msg)
+	setCond(st, v1.InstanceMounted, false, reason, "not mounted: "+msg)
+	setCond(st, v1.InstanceUnitActive, false, reason, "not started: "+msg)
+	setCond(st, v1.ConditionReady, false, reason, msg)
+	st.Phase, st.MainPID = v1.PhaseFailed, 0
+	return nil
+}
+
+// prepareDirs creates instances/<id> and runtime/<id>, and returns the
+// RCON password.
+func (a *Agent) prepareDirs(id string) (string, error) {
+	u, err := user.Lookup(unit.User)
+	if err != nil {
+		return "", err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, d := range []struct {
+		path     string
+		mode     os.FileMode
+		uid, gid int
+	}{
+		{a.paths.Instance(id), 0o700, 0, 0},
+		{a.paths.Home(id), 0o750, uid, gid},
+		{a.paths.Runtime(id), 0o755, 0, 0},
+		{a.paths.Upper(id), 0o755, uid, gid},
+		{filepath.Join(a.paths.Upper(id), "left4dead2", "cfg"), 0o755, uid, gid},
+		{a.paths.Work(id), 0o700, 0, 0},
+		{a.paths.Merged(id), 0o755, 0, 0},
+	} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return "", fmt.Errorf("create %s: %w", d.path, err)
+		}
+		if err := os.Chown(d.path, d.uid, d.gid); err != nil {
+			return "", err
+		}
+	}
+	// The game's home needs Steam's client library or srcds drops to LAN.
+	if lib := filepath.Join(a.o.Root, "steamcmd", "linux32", "steamclient.so"); fileExists(lib) {
+		sdk := filepath.Join(a.paths.Home(id), ".steam", "sdk32")
+		os.MkdirAll(sdk, 0o755)
+		link := filepath.Join(sdk, "steamclient.so")
+		if _, err := os.Lstat(link); err != nil {
+			os.Symlink(lib, link)
+		}
+	}
+	// The Instance's home is also where instances/<id> lives for the game.
+	if err := os.Chown(a.paths.Home(id), uid, gid); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(a.paths.Instance(id), 0o711); err != nil {
+		return "", err
+	}
+	return a.rconPassword(id)
+}
+
+// stage writes a generated file into the upper dir's cfg/, readable by the
+// game's group only (server.cfg holds the RCON password).
+func (a *Agent) stage(id, name string, data []byte) error {
+	dir := filepath.Join(a.paths.Upper(id), "left4dead2", "cfg")
+	path := filepath.Join(dir, name)
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	u, err := user.Lookup(unit.User)
+	if err != nil {
+		return err
+	}
+	gid, _ := strconv.Atoi(u.Gid)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o640); err != nil {
+		return fmt.Errorf("stage %s for %s: %w", name, id, err)
+	}
+	if err := os.Chown(tmp, 0, gid); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// stopGame stops the game (SIGINT, then the stop timeout) and unmounts,
+// keeping the files.
+func (a *Agent) stopGame(ctx context.Context, id string) error {
+	a.forgetProbe(id)
+	for _, name := range []string{unit.ServiceName(id), unit.MountName(a.paths, id)} {
+		// Asking systemd about a unit loads it and signals a change, which
+		// would wake this loop again: ask only about units we wrote.
+		if files, _ := a.o.Systemd.UnitFiles(name); len(files) == 0 {
+			continue
+		}
+		st, err := a.o.Systemd.State(ctx, name)
+		if err != nil {
+			return err
+		}
+		if st.ActiveState == "inactive" || st.LoadState == "not-found" {
+			continue
+		}
+		if err := a.o.Systemd.Stop(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// teardown removes every trace of an Instance from the host: units,
+// mount, and (unless keepFiles) instances/<id> and runtime/<id>, including
+// the root-owned work/work that overlayfs leaves with mode 000.
+func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
+	if err := a.stopGame(ctx, id); err != nil {
+		return err
+	}
+	removed := false
+	for _, name := range []string{unit.ServiceName(id), unit.MountName(a.paths, id)} {
+		files, _ := a.o.Systemd.UnitFiles(name)
+		if len(files) > 0 {
+			if err := a.o.Systemd.RemoveUnit(name); err != nil {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		if err := a.o.Systemd.Reload(ctx); err != nil {
+			return err
+		}
+	}
+	if keepFiles {
+		return nil
+	}
+	if mounted(a.paths.Merged(id)) {
+		return fmt.Errorf("%s is still mounted; not removing its files", a.paths.Merged(id))
+	}
+	for _, dir := range []string{a.paths.Runtime(id), a.paths.Instance(id)} {
+		if err := removeAll(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) dropFinalizer(ctx context.Context, in *v1.Instance) error {
+	var keep []string
+	for _, f := range in.Finalizers {
+		if f != Finalizer {
+			keep = append(keep, f)
+		}
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": keep, "resourceVersion": in.ResourceVersion}})
+	_, err := a.o.Client.Patch(ctx, instanceRes, in.Namespace, in.Name, "application/merge-patch+json", patch, false)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drop finalizer of %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	a.o.Log.Info("instance cleaned up", "instance", in.Namespace+"/"+in.Name)
+	return nil
+}
+
+// writeStatus writes status only when it changed (etcd stays quiet).
+func (a *Agent) writeStatus(ctx context.Context, in *v1.Instance, st *v1.InstanceStatus) error {
+	if reflect.DeepEqual(&in.Status, st) {
+		return nil
+	}
+	out := in.DeepCopy()
+	out.Status = *st
+	_, err := a.o.Client.UpdateStatus(ctx, instanceRes, out)
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil // a newer version is on its way through the watch
+	}
+	if err != nil {
+		return fmt.Errorf("write status of %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	return nil
+}
+
+func setCond(st *v1.InstanceStatus, typ string, ok bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	reason = strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return -1
+	}, reason)
+	if reason == "" {
+		reason = "Unknown"
+	}
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	old := meta.FindStatusCondition(st.Conditions, typ)
+	if old != nil && old.Status == s && old.Reason == reason && old.Message == msg {
+		return
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// mounted reads PID 1's mountinfo, the host's mount namespace, where the
+// .mount units live (the agent may run in a private one), and not device
+// numbers, which miss a same-filesystem bind mount.
+func mounted(path string) bool {
+	data, err := os.ReadFile("/proc/1/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
+// removeAll deletes a tree, first making overlayfs' mode-000 work dirs
+// deletable.
+func removeAll(dir string) error {
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}

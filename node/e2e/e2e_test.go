@@ -1,0 +1,264 @@
+// Package e2e proves the node agent against real parts: l4m-server outside,
+// l4m-node inside a sandbox host booted with real systemd, real overlayfs,
+// and the game double answering A2S from inside.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/hack/sandboxtest"
+	"github.com/left4me/left4me/node/a2s"
+	"github.com/left4me/left4me/node/unit"
+)
+
+var (
+	instances, _  = resources.ByKind("Instance")
+	blueprints, _ = resources.ByKind("Blueprint")
+	overlays, _   = resources.ByKind("Overlay")
+)
+
+type env struct {
+	t     *testing.T
+	sb    *sandboxtest.Sandbox
+	admin *client.Client
+	node  string
+}
+
+func build(t *testing.T, pkg, dest string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", dest, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+}
+
+func setup(t *testing.T) *env {
+	sandboxtest.Skip(t)
+	srv, admin := servertest.Start(t)
+	sb := sandboxtest.Boot(t, "e2e")
+	host := sb.Left4meDir
+	for _, d := range []string{"installation/left4dead2/cfg", "overlays/maps/left4dead2/cfg", "bin"} {
+		os.MkdirAll(filepath.Join(host, d), 0o755)
+	}
+	build(t, "github.com/left4me/left4me/hack/srcds-double", filepath.Join(host, "installation", "srcds_run"))
+	build(t, "github.com/left4me/left4me/cmd/l4m-node", filepath.Join(host, "bin", "l4m-node"))
+	os.WriteFile(filepath.Join(host, "installation/left4dead2/steam.inf"), []byte("ClientVersion=2243\nPatchVersion=2.2.4.3\n"), 0o644)
+	os.WriteFile(filepath.Join(host, "overlays/maps/left4dead2/cfg/server.cfg"), []byte("hostname \"Hostname From Overlay\"\n"), 0o644)
+	// An overlay whose path is a symlink out of the overlays root.
+	os.Symlink("/etc", filepath.Join(host, "overlays", "escape"))
+
+	tok := servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "e2e"})
+	cfg, _ := yaml.Marshal(client.File{Server: srv.URL(), Token: tok, CertificateAuthorityData: string(srv.CAPEM)})
+	os.WriteFile(filepath.Join(host, "node.yaml"), cfg, 0o600)
+	e := &env{t: t, sb: sb, admin: admin, node: "e2e"}
+	e.startAgent()
+	return e
+}
+
+// startAgent runs l4m-node inside the sandbox as a hardened service: its
+// own mount namespace (ProtectSystem=strict), which is exactly where the
+// predecessor's mounts got lost.
+func (e *env) startAgent() {
+	e.sb.MustExec(e.t, "systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes",
+		"-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
+		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100")
+}
+
+func (e *env) get(name string) *v1.Instance {
+	obj, err := e.admin.Get(context.Background(), instances, "default", name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return obj.(*v1.Instance)
+}
+
+// waitFor polls an Instance until cond holds (with the last state on failure).
+func (e *env) waitFor(name, what string, cond func(*v1.Instance) bool) *v1.Instance {
+	e.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	var in *v1.Instance
+	for time.Now().Before(deadline) {
+		obj, err := e.admin.Get(context.Background(), instances, "default", name)
+		if err == nil {
+			in = obj.(*v1.Instance)
+			if cond(in) {
+				return in
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logs, _ := e.sb.Exec("journalctl", "-u", "l4m-node", "-u", "l4m-*", "--no-pager", "-n", "60")
+	e.t.Fatalf("%s: waited 45s for %s; last status %+v\n%s", name, what, in, logs)
+	return nil
+}
+
+func ready(in *v1.Instance) bool {
+	return in.Status.ObservedGeneration == in.Generation && meta.IsStatusConditionTrue(in.Status.Conditions, v1.ConditionReady)
+}
+
+func queryInfo(t *testing.T, port int32) *a2s.Info {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := a2s.QueryInfo(ctx, "127.0.0.1:"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatalf("A2S from outside the sandbox: %v", err)
+	}
+	return info
+}
+
+func (e *env) create(objs ...v1.Object) {
+	for _, o := range objs {
+		res, _ := resources.ByKind(strings.TrimPrefix(fmt.Sprintf("%T", o), "*v1alpha1."))
+		if _, err := e.admin.Create(context.Background(), res, o, false); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func meta_(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "default"} }
+
+func TestNodeAgentEndToEnd(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	port := int32(31000 + rand.IntN(90))
+	e.create(
+		&v1.Overlay{ObjectMeta: meta_("maps"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "maps"}}},
+		&v1.Blueprint{ObjectMeta: meta_("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"maps"}, Game: v1.GameSpec{Map: "c2m1_highway", MaxPlayers: 4}}},
+		&v1.Instance{ObjectMeta: meta_("srv1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}},
+	)
+
+	// apply → Ready, answering A2S outside the sandbox with the overlay's hostname.
+	in := e.waitFor("srv1", "Ready", ready)
+	info := queryInfo(t, port)
+	if info.Name != "Hostname From Overlay" || info.Map != "c2m1_highway" || info.MaxPlayers != 4 {
+		t.Fatalf("A2S_INFO %+v", info)
+	}
+	if in.Status.Phase != v1.PhaseRunning || in.Status.MaxPlayers != 4 || in.Status.UnitName != "l4m-default.srv1.service" || in.Status.MainPID == 0 {
+		t.Fatalf("status %+v", in.Status)
+	}
+	if !contains(in.Finalizers, "left4me.io/node-cleanup") {
+		t.Fatalf("no finalizer: %v", in.Finalizers)
+	}
+	pid := in.Status.MainPID
+
+	// kill -9 of the agent and a restart keep the same game PID.
+	e.sb.MustExec(t, "systemctl", "kill", "-s", "KILL", "l4m-node")
+	e.sb.Exec("systemctl", "reset-failed", "l4m-node")
+	time.Sleep(300 * time.Millisecond)
+	e.startAgent()
+	time.Sleep(3 * time.Second)
+	svcPID := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.srv1")))
+	if svcPID != strconv.Itoa(int(pid)) {
+		t.Fatalf("game restarted with the agent: PID %d -> %s", pid, svcPID)
+	}
+
+	// A Blueprint edit restarts the game with the new arguments.
+	bp, _ := e.admin.Get(ctx, blueprints, "default", "coop")
+	b := bp.(*v1.Blueprint)
+	b.Spec.Game.MaxPlayers = 6
+	if _, err := e.admin.Update(ctx, blueprints, b, false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("srv1", "6 slots", func(in *v1.Instance) bool { return ready(in) && in.Status.MaxPlayers == 6 })
+	if info := queryInfo(t, port); info.MaxPlayers != 6 {
+		t.Fatalf("after the edit A2S says %d slots", info.MaxPlayers)
+	}
+
+	// Stopped unmounts and keeps the upper dir; Running resumes on it.
+	marker := filepath.Join(e.sb.Left4meDir, "runtime", "default.srv1", "upper", "kept.txt")
+	os.WriteFile(marker, []byte("x"), 0o644)
+	patch(t, e.admin, "srv1", `{"spec":{"state":"Stopped"}}`)
+	e.waitFor("srv1", "Stopped", func(in *v1.Instance) bool {
+		return in.Status.Phase == v1.PhaseStopped && in.Status.ObservedGeneration == in.Generation
+	})
+	if out, _ := e.sb.Exec("findmnt", "-n", "/var/lib/left4me/runtime/default.srv1/merged"); strings.TrimSpace(out) != "" {
+		t.Fatalf("still mounted after Stopped: %s", out)
+	}
+	patch(t, e.admin, "srv1", `{"spec":{"state":"Running"}}`)
+	e.waitFor("srv1", "Ready again", ready)
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the upper dir was not kept across Stopped/Running")
+	}
+
+	// An overlay reference that escapes on disk: a clear condition, no mount, no unit.
+	e.create(
+		&v1.Overlay{ObjectMeta: meta_("escape"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "escape"}}},
+		&v1.Blueprint{ObjectMeta: meta_("bad"), Spec: v1.BlueprintSpec{Overlays: []string{"escape"}}},
+		&v1.Instance{ObjectMeta: meta_("bad1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bad"}, NodeName: e.node}},
+	)
+	bad := e.waitFor("bad1", "the overlay refused", func(in *v1.Instance) bool {
+		c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceOverlaysReady)
+		return c != nil && c.Status == metav1.ConditionFalse
+	})
+	c := meta.FindStatusCondition(bad.Status.Conditions, v1.InstanceOverlaysReady)
+	if c.Reason != "InvalidOverlay" || !strings.Contains(c.Message, `"escape"`) || !strings.Contains(c.Message, "outside the overlays root") {
+		t.Fatalf("condition %+v", c)
+	}
+	if _, err := os.Stat(filepath.Join(e.sb.Left4meDir, "..")); err == nil {
+		if out, _ := e.sb.Exec("ls", "/run/systemd/system"); strings.Contains(out, "default.bad1") {
+			t.Fatalf("a unit was written for the refused instance: %s", out)
+		}
+	}
+
+	// Delete: the finalizer holds the Instance until the host is clean.
+	if _, _, err := e.admin.Delete(ctx, instances, "default", "srv1", false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		_, err := e.admin.Get(ctx, instances, "default", "srv1")
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			logs, _ := e.sb.Exec("journalctl", "-u", "l4m-node", "--no-pager", "-n", "40")
+			t.Fatalf("srv1 not deleted within 45s: %+v\n%s", e.get("srv1").ObjectMeta, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	units, _ := e.sb.Exec("ls", "/run/systemd/system")
+	mounts, _ := e.sb.Exec("cat", "/proc/self/mountinfo")
+	if strings.Contains(units, "default.srv1") || strings.Contains(units, "default.srv1") || strings.Contains(mounts, "default.srv1") {
+		t.Fatalf("left behind: units %q", units)
+	}
+	for _, d := range []string{"runtime/default.srv1", "instances/default.srv1"} {
+		if _, err := os.Stat(filepath.Join(e.sb.Left4meDir, d)); err == nil {
+			t.Fatalf("%s left behind", d)
+		}
+	}
+}
+
+func patch(t *testing.T, c *client.Client, name, body string) {
+	t.Helper()
+	if _, err := c.Patch(context.Background(), instances, "default", name, "application/merge-patch+json", []byte(body), false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

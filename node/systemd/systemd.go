@@ -1,0 +1,195 @@
+// Package systemd is the node agent's small window onto systemd: unit
+// files under /run/systemd/system, and the few D-Bus calls the agent needs
+// (go-systemd's *Context methods with buffered job channels). The agent
+// depends on the Manager interface, so its logic is tested without a bus.
+package systemd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/coreos/go-systemd/v22/dbus"
+)
+
+// UnitDir is where the agent writes its units: runtime units, gone at
+// reboot, when the agent writes them again.
+const UnitDir = "/run/systemd/system"
+
+// State is what the agent reads of a unit.
+type State struct {
+	Name        string
+	LoadState   string
+	ActiveState string // active, inactive, failed, activating, deactivating
+	SubState    string
+	MainPID     uint32
+	NRestarts   uint32
+	// StartedAt is ExecMainStartTimestamp in microseconds since the epoch.
+	StartedAt uint64
+}
+
+// Manager is what the agent does with systemd.
+type Manager interface {
+	// WriteUnit writes a unit file and reports whether it changed.
+	WriteUnit(name, content string) (bool, error)
+	// RemoveUnit deletes a unit file (no error if it is gone).
+	RemoveUnit(name string) error
+	// UnitFiles lists the unit files matching a glob in UnitDir.
+	UnitFiles(pattern string) ([]string, error)
+	Reload(ctx context.Context) error
+	Start(ctx context.Context, name string) error
+	Stop(ctx context.Context, name string) error
+	Restart(ctx context.Context, name string) error
+	State(ctx context.Context, name string) (State, error)
+	// Changes delivers the name of every unit whose state changed, from
+	// D-Bus signals, until ctx ends.
+	Changes(ctx context.Context) (<-chan string, error)
+}
+
+// DBus is the real Manager, over systemd's private socket.
+type DBus struct {
+	conn *dbus.Conn
+	dir  string
+}
+
+// Connect opens the connection (as root, to /run/systemd/private).
+func Connect(ctx context.Context) (*DBus, error) {
+	c, err := dbus.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to systemd: %w", err)
+	}
+	return &DBus{conn: c, dir: UnitDir}, nil
+}
+
+// Close closes the connection.
+func (d *DBus) Close() { d.conn.Close() }
+
+func (d *DBus) WriteUnit(name, content string) (bool, error) {
+	path := filepath.Join(d.dir, name)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, []byte(content)) {
+		return false, nil
+	}
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return false, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return false, fmt.Errorf("write unit %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, fmt.Errorf("write unit %s: %w", name, err)
+	}
+	return true, nil
+}
+
+func (d *DBus) RemoveUnit(name string) error {
+	err := os.Remove(filepath.Join(d.dir, name))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove unit %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *DBus) UnitFiles(pattern string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(d.dir, pattern))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if !strings.HasSuffix(p, ".tmp") {
+			names = append(names, filepath.Base(p))
+		}
+	}
+	return names, nil
+}
+
+func (d *DBus) Reload(ctx context.Context) error {
+	if err := d.conn.ReloadContext(ctx); err != nil {
+		return fmt.Errorf("systemd daemon-reload: %w", err)
+	}
+	return nil
+}
+
+type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+
+// job runs a unit job and waits for its result; the channel is buffered so
+// go-systemd never blocks delivering it.
+func (d *DBus) job(ctx context.Context, what, name string, f jobFunc) error {
+	ch := make(chan string, 1)
+	if _, err := f(ctx, name, "replace", ch); err != nil {
+		return fmt.Errorf("%s %s: %w", what, name, err)
+	}
+	select {
+	case res := <-ch:
+		if res != "done" {
+			return fmt.Errorf("%s %s: job %s", what, name, res)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: %w", what, name, ctx.Err())
+	}
+}
+
+func (d *DBus) Start(ctx context.Context, name string) error {
+	return d.job(ctx, "start", name, d.conn.StartUnitContext)
+}
+
+func (d *DBus) Stop(ctx context.Context, name string) error {
+	return d.job(ctx, "stop", name, d.conn.StopUnitContext)
+}
+
+func (d *DBus) Restart(ctx context.Context, name string) error {
+	return d.job(ctx, "restart", name, d.conn.RestartUnitContext)
+}
+
+func (d *DBus) State(ctx context.Context, name string) (State, error) {
+	props, err := d.conn.GetUnitPropertiesContext(ctx, name)
+	if err != nil {
+		return State{}, fmt.Errorf("read unit %s: %w", name, err)
+	}
+	st := State{Name: name}
+	st.LoadState, _ = props["LoadState"].(string)
+	st.ActiveState, _ = props["ActiveState"].(string)
+	st.SubState, _ = props["SubState"].(string)
+	if strings.HasSuffix(name, ".service") {
+		svc, err := d.conn.GetUnitTypePropertiesContext(ctx, name, "Service")
+		if err != nil {
+			return st, fmt.Errorf("read service %s: %w", name, err)
+		}
+		st.MainPID, _ = svc["MainPID"].(uint32)
+		st.NRestarts, _ = svc["NRestarts"].(uint32)
+		st.StartedAt, _ = svc["ExecMainStartTimestamp"].(uint64)
+	}
+	return st, nil
+}
+
+func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
+	if err := d.conn.Subscribe(); err != nil {
+		return nil, fmt.Errorf("subscribe to systemd signals: %w", err)
+	}
+	updates := make(chan *dbus.SubStateUpdate, 256)
+	errs := make(chan error, 16)
+	d.conn.SetSubStateSubscriber(updates, errs)
+	out := make(chan string, 256)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u := <-updates:
+				select {
+				case out <- u.UnitName:
+				default: // the agent resyncs periodically; never block the bus
+				}
+			case <-errs:
+			}
+		}
+	}()
+	return out, nil
+}
