@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -86,6 +87,7 @@ type Server struct {
 	auditFile       io.Closer
 	cancel          context.CancelFunc
 	served          chan error
+	closeOnce       sync.Once
 }
 
 // Start brings up etcd (embedded or external), the store, the default
@@ -300,8 +302,11 @@ func (s *Server) Wait() error {
 	return err
 }
 
-// Close stops serving (ending watches), then closes etcd.
-func (s *Server) Close() {
+// Close stops serving (ending watches), then closes etcd. Calling it again
+// does nothing.
+func (s *Server) Close() { s.closeOnce.Do(s.close) }
+
+func (s *Server) close() {
 	s.cancel()
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

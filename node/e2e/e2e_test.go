@@ -22,9 +22,12 @@ import (
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/hack/sandboxtest"
 	"github.com/left4me/left4me/node/a2s"
+	"github.com/left4me/left4me/node/rcon"
 	"github.com/left4me/left4me/node/unit"
 )
 
@@ -39,6 +42,8 @@ type env struct {
 	sb    *sandboxtest.Sandbox
 	admin *client.Client
 	node  string
+	srv   *server.Server
+	opts  server.Options
 }
 
 func build(t *testing.T, pkg, dest string) {
@@ -52,7 +57,14 @@ func build(t *testing.T, pkg, dest string) {
 
 func setup(t *testing.T) *env {
 	sandboxtest.Skip(t)
-	srv, admin := servertest.Start(t)
+	// A fixed port and data dir, so the server can stop and come back as
+	// the same server (same URL, CA and tokens).
+	addr, err := storage.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := server.Options{DataDir: t.TempDir(), Listen: addr}
+	srv, admin := servertest.StartWith(t, opts)
 	sb := sandboxtest.Boot(t, "e2e")
 	host := sb.Left4meDir
 	for _, d := range []string{"installation/left4dead2/cfg", "overlays/maps/left4dead2/cfg", "bin"} {
@@ -68,7 +80,7 @@ func setup(t *testing.T) *env {
 	tok := servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "e2e"})
 	cfg, _ := yaml.Marshal(client.File{Server: srv.URL(), Token: tok, CertificateAuthorityData: string(srv.CAPEM)})
 	os.WriteFile(filepath.Join(host, "node.yaml"), cfg, 0o600)
-	e := &env{t: t, sb: sb, admin: admin, node: "e2e"}
+	e := &env{t: t, sb: sb, admin: admin, node: "e2e", srv: srv, opts: opts}
 	e.startAgent()
 	return e
 }
@@ -199,6 +211,17 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		t.Fatal("the upper dir was not kept across Stopped/Running")
 	}
 
+	// With l4m-server down the game keeps answering, and status catches up
+	// when the server is back.
+	e.srv.Close()
+	time.Sleep(2 * time.Second)
+	if info := queryInfo(t, port); info.Name != "Hostname From Overlay" {
+		t.Fatalf("with the API down A2S says %+v", info)
+	}
+	e.srv, e.admin = servertest.StartWith(t, e.opts)
+	joinPlayer(t, e, port, "Zoey")
+	e.waitFor("srv1", "the joined player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
+
 	// An overlay reference that escapes on disk: a clear condition, no mount, no unit.
 	e.create(
 		&v1.Overlay{ObjectMeta: meta_("escape"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "escape"}}},
@@ -261,4 +284,24 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// joinPlayer simulates a player through the double's RCON command, with
+// the password the node generated (readable only by root on the host).
+func joinPlayer(t *testing.T, e *env, port int32, name string) {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "instances", "default.srv1", "rcon_password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := rcon.Dial(ctx, "127.0.0.1:"+strconv.Itoa(int(port)), strings.TrimSpace(string(pw)))
+	if err != nil {
+		t.Fatalf("rcon with the node's password: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Exec(ctx, "l4m_join "+name); err != nil {
+		t.Fatal(err)
+	}
 }

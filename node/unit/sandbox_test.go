@@ -28,7 +28,7 @@ func buildDouble(t *testing.T, dest string) {
 
 func freeUDPTCPPort(t *testing.T) int32 {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", "shuf -i 30000-39999 -n 1").Output()
+	out, err := exec.Command("sh", "-c", "shuf -i 35000-39999 -n 1").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
