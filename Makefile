@@ -48,6 +48,10 @@ test: verify ## Everything CI runs: verify, all tests (real etcd, embedded and e
 	$(GO) test $(GOTEST_FLAGS) ./...
 	./hack/fuzz.sh
 
+.PHONY: e2e
+e2e: ## Sandbox hosts with real systemd: the rendered units, the node agent end to end (root only; `make test` runs these too).
+	$(GO) test -count=1 -v ./hack/sandboxtest ./node/unit ./node/e2e
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZ_EXECS executions (default 20000).
 	./hack/fuzz.sh
