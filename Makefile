@@ -16,11 +16,12 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: build
-build: ## Build l4m-server, l4m-node and l4mctl into bin/.
+build: ## Build l4m-server, l4m-node, l4mctl (and the game double) into bin/.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o bin/srcds-double ./hack/srcds-double
 
 .PHONY: run
-run: build ## Run the single-machine system (API server with embedded etcd, data in .data/).
+run: build ## Run the single-machine system: API server, one node in a sandbox host, the samples (root).
 	./hack/run.sh
 
 .PHONY: generate
