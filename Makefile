@@ -60,3 +60,7 @@ fuzz: ## Run every fuzz target for FUZZ_EXECS executions (default 20000).
 .PHONY: bench
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
 	$(GO) run ./hack/bench
+
+.PHONY: bench-node
+bench-node: ## Node agent on a sandbox host: write→UnitActive/Ready vs bare systemd-run, agent RSS and idle CPU (root).
+	L4M_BENCH=1 $(GO) test -count=1 -run TestNodeBenchmark -v -timeout 30m ./node/e2e

@@ -42,7 +42,9 @@ type Options struct {
 	Log      logr.Logger
 	// Address is where players reach this node (status.address).
 	Address string
-	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 10s, 3s).
+	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 60s,
+	// 3s). Resync is the safety net of a level-triggered loop; watches and
+	// unit signals do the real work.
 	Heartbeat, Resync, Probe time.Duration
 }
 
@@ -70,7 +72,7 @@ func New(o Options) *Agent {
 		o.Heartbeat = 10 * time.Second
 	}
 	if o.Resync == 0 {
-		o.Resync = 10 * time.Second
+		o.Resync = time.Minute
 	}
 	if o.Probe == 0 {
 		o.Probe = 3 * time.Second
@@ -111,6 +113,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.watchInstances)
 	run(a.heartbeat)
 	run(a.probeLoop)
+	run(a.followReferences)
 	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
 	run(func(ctx context.Context) {
 		t := time.NewTicker(a.o.Resync)
@@ -131,8 +134,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			break
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		began := time.Now()
 		err := a.reconcile(rctx, key)
 		cancel()
+		if log := a.o.Log.V(1); log.Enabled() {
+			log.Info("reconciled", "instance", key, "took", time.Since(began), "error", err)
+		}
 		if err != nil && ctx.Err() == nil {
 			a.o.Log.Error(err, "reconcile failed; retrying", "instance", key)
 			a.queue.AddRateLimited(key)

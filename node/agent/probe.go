@@ -22,7 +22,12 @@ type probe struct {
 	misses int
 	err    error
 	seen   bool
+	next   time.Time
 }
+
+// startupProbe is how often a game that has not answered yet is asked:
+// readiness should follow a start within a fraction of a second.
+const startupProbe = 200 * time.Millisecond
 
 func (p *probe) result() (bool, *a2s.Info, string) {
 	p.mu.Lock()
@@ -58,7 +63,7 @@ func (a *Agent) forgetProbe(id string) {
 // probeLoop queries every running game and requeues its Instance when the
 // answer changes what status says (ready, players, map).
 func (a *Agent) probeLoop(ctx context.Context) {
-	t := time.NewTicker(a.o.Probe)
+	t := time.NewTicker(startupProbe)
 	defer t.Stop()
 	for {
 		select {
@@ -72,7 +77,14 @@ func (a *Agent) probeLoop(ctx context.Context) {
 			probes[id] = p
 		}
 		a.mu.Unlock()
+		now := time.Now()
 		for id, p := range probes {
+			p.mu.Lock()
+			due := !now.Before(p.next)
+			p.mu.Unlock()
+			if !due {
+				continue
+			}
 			qctx, cancel := context.WithTimeout(ctx, time.Second)
 			info, err := a2s.QueryInfo(qctx, p.addr)
 			cancel()
@@ -85,9 +97,14 @@ func (a *Agent) probeLoop(ctx context.Context) {
 			} else {
 				p.misses, p.info, p.err = 0, info, nil
 			}
+			p.next = time.Now().Add(a.o.Probe)
+			if p.info == nil {
+				p.next = time.Now().Add(startupProbe)
+			}
 			p.mu.Unlock()
 			after, afterInfo, _ := p.result()
-			if before != after || (after && beforeInfo != nil && (beforeInfo.Players != afterInfo.Players || beforeInfo.Map != afterInfo.Map)) {
+			if before != after || (after && beforeInfo != nil && (beforeInfo.Players != afterInfo.Players ||
+				beforeInfo.MaxPlayers != afterInfo.MaxPlayers || beforeInfo.Map != afterInfo.Map)) {
 				a.enqueueID(id)
 			}
 		}

@@ -67,6 +67,9 @@ func (a *Agent) reconcile(ctx context.Context, k string) error {
 // realize runs or stops the game and fills status; refusals are
 // conditions, not errors (retrying would not change them).
 func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.InstanceStatus) error {
+	t0 := time.Now()
+	step := func(what string) { a.o.Log.V(2).Info("step", "what", what, "at", time.Since(t0)) }
+	defer step("end")
 	if in.Spec.State == v1.StateStopped {
 		if err := a.stopGame(ctx, id); err != nil {
 			return err
@@ -109,6 +112,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return a.refuse(ctx, id, st, "NoFreePort", err.Error())
 	}
+	step("resolved")
 	pw, err := a.prepareDirs(id)
 	if err != nil {
 		return err
@@ -150,6 +154,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
 	}
+	step("staged")
 	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
 	mChanged, err := a.o.Systemd.WriteUnit(mountName, mountText)
 	if err != nil {
@@ -164,12 +169,15 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return err
 		}
 	}
+	step("written+reloaded")
 	svc, err := a.o.Systemd.State(ctx, svcName)
 	if err != nil {
 		return err
 	}
+	step("state")
 	if mChanged && svc.ActiveState == "active" {
 		// New layers: the game must let go of the old mount first.
+		a.forgetProbe(id)
 		if err := a.o.Systemd.Stop(ctx, svcName); err != nil {
 			return err
 		}
@@ -177,7 +185,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return err
 		}
 	}
-	if err := a.o.Systemd.Start(ctx, mountName); err != nil {
+	if err := a.ensureStarted(ctx, mountName); err != nil {
 		setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
 		return err
 	}
@@ -188,12 +196,14 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return a.refuse(ctx, id, st, "OverlayChanged", err.Error())
 		}
 	}
+	step("mounted")
 	setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted at "+a.paths.Merged(id))
 	switch {
-	case (sChanged || mChanged) && svc.ActiveState == "active" && !mChanged:
+	case sChanged && !mChanged && svc.ActiveState == "active":
+		a.forgetProbe(id) // what the old process answered says nothing now
 		err = a.o.Systemd.Restart(ctx, svcName)
 	default:
-		err = a.o.Systemd.Start(ctx, svcName)
+		err = a.ensureStarted(ctx, svcName)
 	}
 	if err != nil {
 		setCond(st, v1.InstanceUnitActive, false, "StartFailed", err.Error())
@@ -201,6 +211,19 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return err
 	}
 	return a.observe(ctx, id, port, st)
+}
+
+// ensureStarted starts a unit unless it is already active or on its way
+// (a start job on an active unit is no-op work that systemd still signals).
+func (a *Agent) ensureStarted(ctx context.Context, name string) error {
+	st, err := a.o.Systemd.State(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading" {
+		return nil
+	}
+	return a.o.Systemd.Start(ctx, name)
 }
 
 // observe fills status from the unit and the last A2S probe.

@@ -89,9 +89,13 @@ func setup(t *testing.T) *env {
 // own mount namespace (ProtectSystem=strict), which is exactly where the
 // predecessor's mounts got lost.
 func (e *env) startAgent() {
-	e.sb.MustExec(e.t, "systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes",
+	args := []string{"systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes",
 		"-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
-		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100")
+		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100"}
+	if v := os.Getenv("L4M_AGENT_V"); v != "" {
+		args = append(args, "-v", v)
+	}
+	e.sb.MustExec(e.t, args...)
 }
 
 func (e *env) get(name string) *v1.Instance {
