@@ -91,6 +91,13 @@ func (z *Authorizer) authorizeUser(u *User, a Attributes) error {
 	if a.Subresource == "status" && !slices.Contains(readVerbs, a.Verb) {
 		return forbidden(u, a, "only nodes, controllers and admins write status")
 	}
+	if a.Subresource == "log" {
+		// Game logs carry players' addresses and chat: editors, not viewers.
+		if a.Namespace != "" && z.bound(u, a.Namespace, v1.RoleEditor) {
+			return nil
+		}
+		return forbidden(u, a, "reading game logs needs the editor role in the namespace")
+	}
 	switch plural {
 	case "nodes":
 		if slices.Contains(readVerbs, a.Verb) && len(u.Roles) > 0 {
@@ -154,6 +161,9 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 		}
 		return Decision{}, forbidden(u, a, "a node may only touch its own Node")
 	case "instances":
+		if a.Subresource == "log" {
+			return Decision{}, forbidden(u, a, "nodes serve logs; they do not read them through the API")
+		}
 		switch a.Verb {
 		case "list", "watch":
 			if selects(a.FieldSelector, "spec.nodeName", self) {

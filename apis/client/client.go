@@ -369,6 +369,29 @@ func WaitFor(ctx context.Context, interval time.Duration, cond func(context.Cont
 	}
 }
 
+// Logs streams an Instance's game log (the last tail lines; all when tail
+// is negative), following it while follow is set, until ctx ends.
+func (c *Client) Logs(ctx context.Context, namespace, name string, follow bool, tail int) (io.ReadCloser, error) {
+	res, _ := resources.ByKind("Instance")
+	q := url.Values{}
+	if follow {
+		q.Set("follow", "true")
+	}
+	if tail >= 0 {
+		q.Set("tailLines", strconv.Itoa(tail))
+	}
+	resp, err := c.send(ctx, http.MethodGet, Path(res, namespace, name, "log"), q, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return nil, decodeError(resp.StatusCode, data)
+	}
+	return resp.Body, nil
+}
+
 // Version asks the server for its build.
 func (c *Client) Version(ctx context.Context) (version.Info, error) {
 	var info version.Info

@@ -41,7 +41,19 @@ type Bundle struct {
 	Dir    string
 	CAPEM  []byte
 	Server tls.Certificate
+	// Client is the API server's client certificate (CN l4m-server), which
+	// node agents require before they serve logs.
+	Client tls.Certificate
 }
+
+// ClientCommonName is the subject node agents accept as the API server.
+const ClientCommonName = "l4m-server"
+
+// File names of the API server's client certificate.
+const (
+	ClientCertFile = "apiserver-client.crt"
+	ClientKeyFile  = "apiserver-client.key"
+)
 
 // Ensure loads the bundle from dir, creating the CA and the serving
 // certificate when they are missing. A serving certificate that lacks one of
@@ -59,17 +71,26 @@ func Ensure(dir string, hosts []string) (*Bundle, error) {
 		return nil, err
 	}
 	certPath, keyPath := filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile)
-	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && covers(cert, hosts) && signedBy(cert, caCert) {
-		return &Bundle{Dir: dir, CAPEM: caPEM, Server: cert}, nil
-	}
-	if err := issueServing(caCert, caKey, hosts, certPath, keyPath); err != nil {
-		return nil, err
-	}
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		return nil, fmt.Errorf("load serving certificate: %w", err)
+	if err != nil || !covers(cert, hosts) || !signedBy(cert, caCert) {
+		if err := issue(caCert, caKey, hosts, "l4m-server", x509.ExtKeyUsageServerAuth, certPath, keyPath); err != nil {
+			return nil, err
+		}
+		if cert, err = tls.LoadX509KeyPair(certPath, keyPath); err != nil {
+			return nil, fmt.Errorf("load serving certificate: %w", err)
+		}
 	}
-	return &Bundle{Dir: dir, CAPEM: caPEM, Server: cert}, nil
+	ccPath, ckPath := filepath.Join(dir, ClientCertFile), filepath.Join(dir, ClientKeyFile)
+	client, err := tls.LoadX509KeyPair(ccPath, ckPath)
+	if err != nil || !covers(client, nil) || !signedBy(client, caCert) {
+		if err := issue(caCert, caKey, nil, ClientCommonName, x509.ExtKeyUsageClientAuth, ccPath, ckPath); err != nil {
+			return nil, err
+		}
+		if client, err = tls.LoadX509KeyPair(ccPath, ckPath); err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+	}
+	return &Bundle{Dir: dir, CAPEM: caPEM, Server: cert, Client: client}, nil
 }
 
 func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
@@ -131,7 +152,7 @@ func createCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, [
 	return cert, key, certPEM, err
 }
 
-func issueServing(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, certPath, keyPath string) error {
+func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, cn string, usage x509.ExtKeyUsage, certPath, keyPath string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -139,11 +160,11 @@ func issueServing(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string,
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "l4m-server", Organization: []string{"left4me"}},
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"left4me"}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(serverValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -154,7 +175,7 @@ func issueServing(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return fmt.Errorf("issue serving certificate: %w", err)
+		return fmt.Errorf("issue certificate %s: %w", cn, err)
 	}
 	if err := writeKey(keyPath, key); err != nil {
 		return err

@@ -11,6 +11,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,7 @@ type Handler struct {
 	limits     *limiters
 	failLimits *limiters
 	maxObjects int
+	logsCert   *tls.Certificate
 	mux        *http.ServeMux
 }
 
@@ -88,6 +90,9 @@ type HandlerOptions struct {
 	// logins per remote address (0 QPS: unlimited).
 	FailedLoginQPS   float64
 	FailedLoginBurst int
+	// LogsClientCert is what the API server shows node agents to read game
+	// logs (nil: `log` answers 503).
+	LogsClientCert *tls.Certificate
 }
 
 // NewHandler returns the API handler over a started Store.
@@ -96,7 +101,7 @@ func NewHandler(o HandlerOptions) *Handler {
 		store: o.Store, log: o.Log, metrics: o.Metrics, authn: o.Authn, authz: o.Authz,
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
 		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
-		maxObjects: o.MaxObjectsPerNamespace, mux: http.NewServeMux(),
+		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, mux: http.NewServeMux(),
 	}
 	h.mux.HandleFunc("GET /apis", h.groupList)
 	h.mux.HandleFunc("GET /apis/"+v1.Group, h.group)
@@ -239,7 +244,10 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		req.name = segs[1]
 	case 3:
 		req.name, req.subresource = segs[1], segs[2]
-		if req.subresource != "status" || !req.res.StatusSubresource() {
+		switch {
+		case req.subresource == "status" && req.res.StatusSubresource():
+		case req.subresource == "log" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
+		default:
 			return nil, notFoundPath(r.URL.Path)
 		}
 	default:
@@ -312,6 +320,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request)
 		}
 		h.create(w, r, req)
 	case "get":
+		if req.subresource == "log" {
+			h.logs(w, r, req)
+			return
+		}
 		obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
 		h.respond(w, r, http.StatusOK, obj, err)
 	case "update":

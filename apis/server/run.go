@@ -81,6 +81,7 @@ type Server struct {
 	// CAPEM is the CA clients must trust; AdminConfigPath the admin's config.
 	CAPEM           []byte
 	AdminConfigPath string
+	logsCert        *tls.Certificate
 	embedded        *storage.Embedded
 	http            *http.Server
 	listener        net.Listener
@@ -146,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Store: s.Store, Log: opts.Log.WithName("api"), Metrics: NewMetrics(),
 		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
-		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst,
+		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst, LogsClientCert: s.logsCert,
 	})
 	if err := s.bootstrapAdmin(startCtx, opts); err != nil {
 		return nil, err
@@ -193,6 +194,7 @@ func (s *Server) serverTLS(opts Options) (*tls.Config, error) {
 		return nil, err
 	}
 	s.CAPEM = b.CAPEM
+	s.logsCert = &b.Client
 	cfg.Certificates = []tls.Certificate{b.Server}
 	return cfg, nil
 }

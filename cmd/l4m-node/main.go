@@ -28,6 +28,7 @@ type options struct {
 	portRange string
 	labels    []string
 	address   string
+	logs      string
 	verbosity int
 	jsonLogs  bool
 }
@@ -53,6 +54,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.portRange, "port-range", "27015-27115", "game ports this node hands out")
 	f.StringSliceVar(&o.labels, "labels", nil, "node labels, key=value (repeatable)")
 	f.StringVar(&o.address, "address", "127.0.0.1", "the address players use to reach this node")
+	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
 	if err := cmd.Execute(); err != nil {
@@ -106,6 +108,6 @@ func run(o *options) error {
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max),
-		Labels: labels, Systemd: sd, Log: log, Address: o.address,
+		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData,
 	}).Run(ctx)
 }

@@ -42,6 +42,10 @@ type Options struct {
 	Log      logr.Logger
 	// Address is where players reach this node (status.address).
 	Address string
+	// LogsListen is where the log server listens ("" : none); CAPEM is the
+	// cluster CA its clients' certificates must chain to.
+	LogsListen string
+	CAPEM      []byte
 	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 60s,
 	// 3s). Resync is the safety net of a level-triggered loop; watches and
 	// unit signals do the real work.
@@ -54,6 +58,7 @@ type Agent struct {
 	paths unit.Paths
 	queue workqueue.TypedRateLimitingInterface[string]
 
+	logs      *logServer
 	mu        sync.Mutex
 	instances map[string]*v1.Instance // by "ns/name", as the watch last saw them
 	probes    map[string]*probe       // by unit ID
@@ -97,6 +102,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
+	}
+	if a.o.LogsListen != "" {
+		ls, err := a.startLogServer(a.o.LogsListen, a.o.CAPEM)
+		if err != nil {
+			return err
+		}
+		a.logs = ls
+		defer ls.listener.Close()
 	}
 	if err := a.register(ctx); err != nil {
 		return err
@@ -307,6 +320,7 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 	st := v1.NodeStatus{
 		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
 		Installation: v1.InstallationStatus{Present: present, Build: build},
+		LogsEndpoint: a.logsEndpoint(),
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
 			Message: "l4m-node is running", LastTransitionTime: now}},
 	}
@@ -316,6 +330,14 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 	}
 	_, err = a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch)
 	return err
+}
+
+func (a *Agent) logsEndpoint() *v1.LogsEndpoint {
+	if a.logs == nil {
+		return nil
+	}
+	e := a.logs.endpoint
+	return &e
 }
 
 // installationBuild reads PatchVersion from left4dead2/steam.inf.

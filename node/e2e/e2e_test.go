@@ -5,8 +5,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -32,6 +36,7 @@ import (
 )
 
 var (
+	nodesRes, _   = resources.ByKind("Node")
 	instances, _  = resources.ByKind("Instance")
 	blueprints, _ = resources.ByKind("Blueprint")
 	overlays, _   = resources.ByKind("Overlay")
@@ -91,7 +96,7 @@ func setup(t *testing.T) *env {
 func (e *env) startAgent() {
 	args := []string{"systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes",
 		"-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
-		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100"}
+		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100", "--logs-listen", "127.0.0.1:0"}
 	if v := os.Getenv("L4M_AGENT_V"); v != "" {
 		args = append(args, "-v", v)
 	}
@@ -175,6 +180,9 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		t.Fatalf("no finalizer: %v", in.Finalizers)
 	}
 	pid := in.Status.MainPID
+
+	// Logs through the API server, from the agent's log server.
+	checkLogs(t, e)
 
 	// kill -9 of the agent and a restart keep the same game PID.
 	e.sb.MustExec(t, "systemctl", "kill", "-s", "KILL", "l4m-node")
@@ -307,5 +315,46 @@ func joinPlayer(t *testing.T, e *env, port int32, name string) {
 	defer c.Close()
 	if _, err := c.Exec(ctx, "l4m_join "+name); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkLogs: an editor reads the game's journal through the API; a viewer
+// may not; and the agent's log server refuses anyone but the API server.
+func checkLogs(t *testing.T, e *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rc, err := e.admin.Logs(ctx, "default", "srv1", false, 20)
+	if err != nil {
+		t.Fatalf("logs: %v", err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.Contains(string(data), `srcds-double: "Hostname From Overlay"`) {
+		t.Fatalf("logs: %q", data)
+	}
+	if strings.Contains(string(data), "rcon_password") {
+		t.Fatal("the log shows the RCON password")
+	}
+	viewer := servertest.ClientWithToken(t, e.srv, servertest.NewToken(t, e.admin, v1.TokenSpec{Type: v1.TokenUser, User: "vic", Roles: []v1.RoleBinding{{Role: v1.RoleViewer, Namespace: "default"}}}))
+	if _, err := viewer.Logs(ctx, "default", "srv1", false, 5); !apierrors.IsForbidden(err) {
+		t.Fatalf("viewer reading logs: %v", err)
+	}
+	obj, err := e.admin.Get(ctx, nodesRes, "", e.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := obj.(*v1.Node).Status.LogsEndpoint
+	if ep == nil || ep.CertSHA256 == "" {
+		t.Fatalf("node publishes no log server: %+v", obj.(*v1.Node).Status)
+	}
+	// Straight to the agent, with a valid node token but no API server
+	// certificate: refused in the TLS handshake.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/logs/default/srv1", ep.Port), nil)
+	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, e.srv))
+	if resp, err := hc.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the agent served logs without the API server's certificate: %d", resp.StatusCode)
 	}
 }

@@ -47,6 +47,16 @@ type NodeStatus struct {
 	HeartbeatTime      *metav1.Time       `json:"heartbeatTime,omitempty"`
 	AgentVersion       string             `json:"agentVersion,omitempty"`
 	Installation       InstallationStatus `json:"installation,omitempty"`
+	// LogsEndpoint is where the API server reads game logs from the agent.
+	LogsEndpoint *LogsEndpoint `json:"logsEndpoint,omitempty"`
+}
+
+// LogsEndpoint is the agent's log server: the API server connects to the
+// node's address on Port, presenting its client certificate, and accepts
+// only the serving certificate whose SHA-256 is CertSHA256.
+type LogsEndpoint struct {
+	Port       int32  `json:"port"`
+	CertSHA256 string `json:"certSHA256"`
 }
 
 // InstallationStatus describes the shared game installation on a node.

@@ -84,6 +84,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newVersionCommand(),
 		c.newAPIResourcesCommand(),
 		c.newTokenCommand(),
+		c.newLogsCommand(),
 	)
 	return root
 }

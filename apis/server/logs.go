@@ -1,0 +1,119 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+)
+
+var nodeResource, _ = resources.ByKind("Node")
+
+// logs streams an Instance's game log from its node's agent, as the
+// Kubernetes API server reads pod logs through the kubelet. The agent is
+// trusted by the certificate fingerprint it published in its Node's status;
+// it trusts us by our client certificate.
+func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
+	if h.logsCert == nil {
+		h.writeError(w, r, apierrors.NewServiceUnavailable("this API server has no client certificate for node agents (it runs with an operator-provided serving certificate)"))
+		return
+	}
+	obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	in := obj.(*v1.Instance)
+	nodeName := in.Status.NodeName
+	if nodeName == "" {
+		nodeName = in.Spec.NodeName
+	}
+	if nodeName == "" {
+		h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("instance %s/%s runs on no node yet", req.namespace, req.name)))
+		return
+	}
+	nobj, err := h.store.Get(r.Context(), nodeResource, "", nodeName)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	node := nobj.(*v1.Node)
+	ep := node.Status.LogsEndpoint
+	if ep == nil || len(node.Status.Addresses) == 0 {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s publishes no log server", nodeName)))
+		return
+	}
+	q := url.Values{}
+	if r.URL.Query().Get("follow") == "true" {
+		q.Set("follow", "true")
+	}
+	if n, err := strconv.Atoi(r.URL.Query().Get("tailLines")); err == nil && n >= 0 {
+		q.Set("tailLines", strconv.Itoa(n))
+	}
+	target := url.URL{Scheme: "https", Host: net.JoinHostPort(node.Status.Addresses[0], strconv.Itoa(int(ep.Port))),
+		Path: "/logs/" + req.namespace + "/" + req.name, RawQuery: q.Encode()}
+	pinned := ep.CertSHA256
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{*h.logsCert},
+		// The agent's certificate is self-made; what makes it trusted is the
+		// fingerprint the node, authenticated by its token, published.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("the node agent showed no certificate")
+			}
+			sum := sha256.Sum256(raw[0])
+			if hex.EncodeToString(sum[:]) != pinned {
+				return fmt.Errorf("node %s's log server certificate does not match the one it published", nodeName)
+			}
+			return nil
+		},
+	}}}
+	areq, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	resp, err := hc.Do(areq)
+	if err != nil {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's log server: %v", nodeName, err)))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		h.writeError(w, r, apierrors.NewGenericServerResponse(resp.StatusCode, "get", req.res.GroupResource(), req.name, string(body), 0, false))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

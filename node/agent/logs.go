@@ -1,0 +1,140 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"time"
+
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/pki"
+	"github.com/left4me/left4me/node/unit"
+)
+
+// logServer serves the journals of this node's games to the API server
+// only: the client must present a certificate from the cluster CA naming
+// the API server. Its own certificate is made at start; the agent publishes
+// its fingerprint in the Node's status, which is how the API server knows it.
+type logServer struct {
+	a        *Agent
+	listener net.Listener
+	endpoint v1.LogsEndpoint
+}
+
+func (a *Agent) startLogServer(addr string, caPEM []byte) (*logServer, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: "l4m-node " + a.o.NodeName},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("log server: the config holds no CA to check the API server's certificate against")
+	}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		VerifyPeerCertificate: func(_ [][]byte, chains [][]*x509.Certificate) error {
+			if len(chains) == 0 || chains[0][0].Subject.CommonName != pki.ClientCommonName {
+				return errors.New("only the API server may read logs")
+			}
+			return nil
+		},
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("log server: listen on %s: %w", addr, err)
+	}
+	sum := sha256.Sum256(der)
+	s := &logServer{a: a, listener: l, endpoint: v1.LogsEndpoint{Port: int32(l.Addr().(*net.TCPAddr).Port), CertSHA256: hex.EncodeToString(sum[:])}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /logs/{ns}/{name}", s.serve)
+	srv := &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(tls.NewListener(l, cfg))
+	return s, nil
+}
+
+// serve answers GET /logs/{namespace}/{name}?follow=true&tailLines=N with
+// the game unit's journal, message text only.
+func (s *logServer) serve(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if len(utilvalidation.IsDNS1123Label(ns)) > 0 || len(utilvalidation.IsDNS1123Label(name)) > 0 {
+		http.Error(w, "bad instance name", http.StatusBadRequest)
+		return
+	}
+	s.a.mu.Lock()
+	_, bound := s.a.instances[key(ns, name)]
+	s.a.mu.Unlock()
+	if !bound {
+		http.Error(w, fmt.Sprintf("instance %s/%s is not bound to node %s", ns, name, s.a.o.NodeName), http.StatusNotFound)
+		return
+	}
+	args := []string{"--unit", unit.ServiceName(unit.ID(ns, name)), "--output", "cat", "--no-pager"}
+	if n, err := strconv.Atoi(r.URL.Query().Get("tailLines")); err == nil && n >= 0 {
+		args = append(args, "--lines", strconv.Itoa(n))
+	}
+	if r.URL.Query().Get("follow") == "true" {
+		args = append(args, "--follow")
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "journalctl", args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		http.Error(w, "journalctl: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := out.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				break
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.a.o.Log.V(1).Info("log stream ended", "error", err.Error())
+			}
+			break
+		}
+	}
+	cancel()
+	cmd.Wait()
+}
