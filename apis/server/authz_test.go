@@ -224,6 +224,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	}
+	// Logs: editors and admins reach the node (which publishes no log server
+	// here: 503), everyone else is refused (or unauthenticated).
+	logPath := base + "/namespaces/team-a/instances/inst-1/log"
+	for _, who := range callers {
+		code := f.do(t, who, "GET", logPath, "", "")
+		cells++
+		want := who == "admin" || who == "editor-a"
+		switch {
+		case slices.Contains(unauthenticated, who):
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s get instances/log: got %d, want 401", who, code)
+			}
+		case want && code != http.StatusServiceUnavailable:
+			t.Errorf("%s get instances/log: got %d, want it allowed (503: no log server)", who, code)
+		case !want && code != http.StatusForbidden:
+			t.Errorf("%s get instances/log: got %d, want 403", who, code)
+		}
+	}
 	t.Logf("authorization matrix: %d cells, %d allowed and answered", cells, allowedCells)
 }
 

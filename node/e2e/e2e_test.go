@@ -270,12 +270,47 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	assertGone(t, e, "default.srv1")
+
+	// An Instance that vanishes while the agent is down (its finalizer
+	// forced off) leaves an orphan game; the agent's next start removes it,
+	// and nothing else.
+	e.create(&v1.Instance{ObjectMeta: meta_("orphan"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}})
+	e.waitFor("orphan", "Ready", ready)
+	e.sb.MustExec(t, "systemctl", "stop", "l4m-node")
+	patch(t, e.admin, "orphan", `{"metadata":{"finalizers":null}}`)
+	if _, _, err := e.admin.Delete(ctx, instances, "default", "orphan", false); err != nil {
+		t.Fatal(err)
+	}
+	queryInfo(t, port) // still running: nobody told the host
+	e.sb.Exec("systemctl", "reset-failed", "l4m-node")
+	e.startAgent()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		out, _ := e.sb.Exec("ls", "/run/systemd/system")
+		if !strings.Contains(out, "default.orphan") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan units not removed: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	assertGone(t, e, "default.orphan")
+	if _, err := e.sb.Exec("systemctl", "is-active", "systemd-journald"); err != nil {
+		t.Fatal("cleanup touched other units")
+	}
+}
+
+// assertGone checks that nothing of an Instance is left on the host.
+func assertGone(t *testing.T, e *env, id string) {
+	t.Helper()
 	units, _ := e.sb.Exec("ls", "/run/systemd/system")
 	mounts, _ := e.sb.Exec("cat", "/proc/self/mountinfo")
-	if strings.Contains(units, "default.srv1") || strings.Contains(units, "default.srv1") || strings.Contains(mounts, "default.srv1") {
-		t.Fatalf("left behind: units %q", units)
+	if strings.Contains(units, id) || strings.Contains(mounts, id) {
+		t.Fatalf("%s left behind: units %q", id, units)
 	}
-	for _, d := range []string{"runtime/default.srv1", "instances/default.srv1"} {
+	for _, d := range []string{"runtime/" + id, "instances/" + id} {
 		if _, err := os.Stat(filepath.Join(e.sb.Left4meDir, d)); err == nil {
 			t.Fatalf("%s left behind", d)
 		}
