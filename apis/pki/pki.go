@@ -152,7 +152,28 @@ func createCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, [
 	return cert, key, certPEM, err
 }
 
+// IssueFiles signs a certificate for hosts with the CA in dir (made by
+// Ensure) and writes name.crt and name.key there. serverAndClient sets both
+// usages (what etcd wants of its own certificate); otherwise it is a client
+// certificate.
+func IssueFiles(dir, name string, hosts []string, serverAndClient bool) (certFile, keyFile string, err error) {
+	caCert, caKey, _, err := loadOrCreateCA(dir)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	if serverAndClient {
+		usages = append(usages, x509.ExtKeyUsageServerAuth)
+	}
+	return certFile, keyFile, issueUsages(caCert, caKey, hosts, name, usages, certFile, keyFile)
+}
+
 func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, cn string, usage x509.ExtKeyUsage, certPath, keyPath string) error {
+	return issueUsages(ca, caKey, hosts, cn, []x509.ExtKeyUsage{usage}, certPath, keyPath)
+}
+
+func issueUsages(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, cn string, usages []x509.ExtKeyUsage, certPath, keyPath string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -164,7 +185,7 @@ func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, cn str
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(serverValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:  usages,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/go-logr/logr"
+
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/pki"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
@@ -494,5 +498,39 @@ func TestServerOnExternalEtcd(t *testing.T) {
 	}
 	if s.EtcdEndpoints[0] != endpoint {
 		t.Fatalf("server uses %v, want %s", s.EtcdEndpoints, endpoint)
+	}
+}
+
+// TestServerOnExternalEtcdWithTLS: client TLS to an external etcd that
+// requires client certificates (--etcd-cafile/--etcd-certfile/--etcd-keyfile).
+func TestServerOnExternalEtcdWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.Ensure(dir, []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	serverCert, serverKey, err := pki.IssueFiles(dir, "etcd", []string{"127.0.0.1", "localhost"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, clientKey, err := pki.IssueFiles(dir, "l4m-etcd-client", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, pki.CACertFile)
+	_, endpoint := etcdtest.ExternalWith(t, &etcdtest.TLSFiles{CA: ca, Cert: serverCert, Key: serverKey})
+	if !strings.HasPrefix(endpoint, "https://") {
+		t.Fatalf("endpoint %s", endpoint)
+	}
+	// Without a client certificate the server refuses to start, saying why.
+	_, err = server.Start(context.Background(), server.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", EtcdEndpoints: []string{endpoint}, EtcdCAFile: ca, Log: logr.Discard()})
+	if err == nil || !strings.Contains(err.Error(), "does not answer") {
+		t.Fatalf("start without a client certificate: %v", err)
+	}
+	_, c := servertest.StartWith(t, server.Options{EtcdEndpoints: []string{endpoint}, EtcdCAFile: ca, EtcdCertFile: clientCert, EtcdKeyFile: clientKey})
+	if _, err := c.Create(context.Background(), instances, instance("srv1"), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(context.Background(), instances, "default", "srv1"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ package etcdtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,17 @@ const ExternalBinary = "/usr/bin/etcd"
 // set-up.
 func External(t testing.TB) (*clientv3.Client, string) {
 	t.Helper()
+	return ExternalWith(t, nil)
+}
+
+// TLSFiles makes the external etcd serve client TLS and require client
+// certificates signed by CA.
+type TLSFiles struct{ CA, Cert, Key string }
+
+// ExternalWith is External, over TLS when tlsFiles is set (the returned
+// client is then nil: the caller connects with its own certificate).
+func ExternalWith(t testing.TB, tlsFiles *TLSFiles) (*clientv3.Client, string) {
+	t.Helper()
 	if _, err := os.Stat(ExternalBinary); err != nil {
 		if os.Getenv("SKIP_EXTERNAL_ETCD") != "" {
 			t.Skipf("external etcd: %s missing and SKIP_EXTERNAL_ETCD set", ExternalBinary)
@@ -48,7 +60,7 @@ func External(t testing.TB) (*clientv3.Client, string) {
 		t.Fatalf("external etcd: %s missing (apt-get install etcd-server): %v", ExternalBinary, err)
 	}
 	for attempt := 1; ; attempt++ {
-		c, endpoint, err := startExternal(t)
+		c, endpoint, err := startExternal(t, tlsFiles)
 		if err == nil {
 			return c, endpoint
 		}
@@ -60,7 +72,7 @@ func External(t testing.TB) (*clientv3.Client, string) {
 	}
 }
 
-func startExternal(t testing.TB) (*clientv3.Client, string, error) {
+func startExternal(t testing.TB, tlsFiles *TLSFiles) (*clientv3.Client, string, error) {
 	dir := t.TempDir()
 	clientAddr, err := storage.FreeLoopbackAddr()
 	if err != nil {
@@ -71,11 +83,16 @@ func startExternal(t testing.TB) (*clientv3.Client, string, error) {
 		return nil, "", err
 	}
 	client, peer := "http://"+clientAddr, "http://"+peerAddr
-	cmd := exec.Command(ExternalBinary,
-		"--name", "ext", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
+	args := []string{"--name", "ext", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "ext="+peer, "--log-level", "error")
+		"--initial-cluster", "ext=" + peer, "--log-level", "error"}
+	if tlsFiles != nil {
+		client = "https://" + clientAddr
+		args = append(args, "--cert-file", tlsFiles.Cert, "--key-file", tlsFiles.Key,
+			"--trusted-ca-file", tlsFiles.CA, "--client-cert-auth")
+	}
+	args = append(args, "--listen-client-urls", client, "--advertise-client-urls", client)
+	cmd := exec.Command(ExternalBinary, args...)
 	logPath := filepath.Join(dir, "etcd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -93,6 +110,30 @@ func startExternal(t testing.TB) (*clientv3.Client, string, error) {
 		cmd.Process.Kill()
 		<-exited
 		logf.Close()
+	}
+	if tlsFiles != nil {
+		// Wait for the port; the caller proves TLS with its own client.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			conn, err := net.DialTimeout("tcp", clientAddr, time.Second)
+			if err == nil {
+				conn.Close()
+				t.Cleanup(stop)
+				return nil, client, nil
+			}
+			select {
+			case <-exited:
+				stop()
+				log, _ := os.ReadFile(logPath)
+				return nil, "", fmt.Errorf("external etcd exited: %s", log)
+			default:
+			}
+			if time.Now().After(deadline) {
+				stop()
+				return nil, "", fmt.Errorf("external etcd (TLS) not listening after 30s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
