@@ -141,6 +141,17 @@ func (r *reader) str(what string) string {
 	return s
 }
 
+// expect reads the single-packet header and the answer type.
+func (r *reader) expect(typ byte, name string) error {
+	if h := r.i32("header"); r.err == nil && h != headerSimple {
+		return malformed("header %#x", uint32(h))
+	}
+	if t := r.byte("type"); r.err == nil && t != typ {
+		return malformed("type %#x is not %s", t, name)
+	}
+	return r.err
+}
+
 // writer encodes little-endian fields.
 type writer struct{ bytes.Buffer }
 
@@ -211,11 +222,8 @@ func EncodeInfo(in Info) []byte {
 // DecodeInfo parses an A2S_INFO response (header included).
 func DecodeInfo(b []byte) (*Info, error) {
 	r := &reader{b: b}
-	if h := r.i32("header"); r.err == nil && h != headerSimple {
-		return nil, malformed("header %#x", uint32(h))
-	}
-	if t := r.byte("type"); r.err == nil && t != TypeInfoResponse {
-		return nil, malformed("type %#x is not A2S_INFO", t)
+	if err := r.expect(TypeInfoResponse, "A2S_INFO"); err != nil {
+		return nil, err
 	}
 	in := &Info{}
 	in.Protocol = r.byte("protocol")
@@ -274,11 +282,8 @@ func EncodePlayers(ps []Player) []byte {
 // DecodePlayers parses an A2S_PLAYER response.
 func DecodePlayers(b []byte) ([]Player, error) {
 	r := &reader{b: b}
-	if h := r.i32("header"); r.err == nil && h != headerSimple {
-		return nil, malformed("header %#x", uint32(h))
-	}
-	if t := r.byte("type"); r.err == nil && t != TypePlayerResp {
-		return nil, malformed("type %#x is not A2S_PLAYER", t)
+	if err := r.expect(TypePlayerResp, "A2S_PLAYER"); err != nil {
+		return nil, err
 	}
 	n := int(r.byte("player count"))
 	ps := make([]Player, 0, n)
@@ -309,11 +314,8 @@ func EncodeRules(rules []Rule) []byte {
 // DecodeRules parses an A2S_RULES response.
 func DecodeRules(b []byte) ([]Rule, error) {
 	r := &reader{b: b}
-	if h := r.i32("header"); r.err == nil && h != headerSimple {
-		return nil, malformed("header %#x", uint32(h))
-	}
-	if t := r.byte("type"); r.err == nil && t != TypeRulesResp {
-		return nil, malformed("type %#x is not A2S_RULES", t)
+	if err := r.expect(TypeRulesResp, "A2S_RULES"); err != nil {
+		return nil, err
 	}
 	n := int(r.u16("rule count"))
 	rules := make([]Rule, 0, min(n, 1024))

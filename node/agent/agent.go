@@ -128,18 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.probeLoop)
 	run(a.followReferences)
 	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
-	run(func(ctx context.Context) {
-		t := time.NewTicker(a.o.Resync)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.enqueueAll()
-			}
-		}
-	})
+	run(func(ctx context.Context) { every(ctx, a.o.Resync, a.enqueueAll) })
 	go func() { <-ctx.Done(); a.queue.ShutDown() }()
 	for {
 		key, quit := a.queue.Get()
@@ -299,16 +288,23 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {
-	t := time.NewTicker(a.o.Heartbeat)
+	every(ctx, a.o.Heartbeat, func() {
+		if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
+			a.o.Log.Info("heartbeat failed", "error", err.Error())
+		}
+	})
+}
+
+// every calls f each period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
-				a.o.Log.Info("heartbeat failed", "error", err.Error())
-			}
+			f()
 		}
 	}
 }
