@@ -239,7 +239,7 @@ func (a *Agent) observe(ctx context.Context, id string, port int32, st *v1.Insta
 		st.StartTime = &t
 	}
 	active := svc.ActiveState == "active"
-	setCond(st, v1.InstanceUnitActive, active, "Unit"+strings.Title(svc.ActiveState), fmt.Sprintf("%s is %s (%s)", svc.Name, svc.ActiveState, svc.SubState))
+	setCond(st, v1.InstanceUnitActive, active, "Unit"+capitalize(svc.ActiveState), fmt.Sprintf("%s is %s (%s)", svc.Name, svc.ActiveState, svc.SubState))
 	pr := a.probeFor(id, port)
 	ready, info, why := pr.result()
 	switch {
@@ -464,6 +464,13 @@ func setCond(st *v1.InstanceStatus, typ string, ok bool, reason, msg string) {
 		return
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg})
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func contains(list []string, s string) bool {
