@@ -42,6 +42,9 @@ type Options struct {
 	Log      logr.Logger
 	// Address is where players reach this node (status.address).
 	Address string
+	// GameUser runs the games and owns their writable dirs (default
+	// "left4me", created when missing).
+	GameUser string
 	// LogsListen is where the log server listens ("" : none); CAPEM is the
 	// cluster CA its clients' certificates must chain to.
 	LogsListen string
@@ -84,6 +87,9 @@ func New(o Options) *Agent {
 	}
 	if o.Address == "" {
 		o.Address = "127.0.0.1"
+	}
+	if o.GameUser == "" {
+		o.GameUser = unit.User
 	}
 	return &Agent{
 		o: o, paths: unit.Paths{Root: o.Root},
@@ -156,14 +162,14 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // ensureUser creates the unprivileged account games run as.
 func (a *Agent) ensureUser() error {
-	if _, err := user.Lookup(unit.User); err == nil {
+	if _, err := user.Lookup(a.o.GameUser); err == nil {
 		return nil
 	}
-	out, err := exec.Command("useradd", "--system", "--user-group", "--home-dir", "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin", unit.User).CombinedOutput()
+	out, err := exec.Command("useradd", "--system", "--user-group", "--home-dir", "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin", a.o.GameUser).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("create user %s: %w: %s", unit.User, err, out)
+		return fmt.Errorf("create user %s: %w: %s", a.o.GameUser, err, out)
 	}
-	a.o.Log.Info("created the game user", "user", unit.User)
+	a.o.Log.Info("created the game user", "user", a.o.GameUser)
 	return nil
 }
 

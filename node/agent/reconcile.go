@@ -133,7 +133,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		ID: id, Namespace: in.Namespace, Name: in.Name, Blueprint: bp.Name, Hostname: in.Spec.Hostname,
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
 		Ports:          unit.Ports{Game: port, Client: port + clientPortOffset},
-		OverlayConfigs: cfgOverlays, RCONPassword: pw,
+		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: a.o.GameUser,
 	}
 	cfg, err := unit.ServerCfg(spec)
 	if err != nil {
@@ -278,7 +278,7 @@ func (a *Agent) refuse(ctx context.Context, id string, st *v1.InstanceStatus, re
 // prepareDirs creates instances/<id> and runtime/<id>, and returns the
 // RCON password.
 func (a *Agent) prepareDirs(id string) (string, error) {
-	u, err := user.Lookup(unit.User)
+	u, err := user.Lookup(a.o.GameUser)
 	if err != nil {
 		return "", err
 	}
@@ -331,7 +331,7 @@ func (a *Agent) stage(id, name string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
 		return nil
 	}
-	u, err := user.Lookup(unit.User)
+	u, err := user.Lookup(a.o.GameUser)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,11 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 			sleep(ctx, 2*time.Second)
 			continue
 		}
+		if rv == "" {
+			// Watching from now: whatever changed before is caught by
+			// looking at every Instance here once more.
+			a.requeueNamespace(ns)
+		}
 		for ev := range w.ResultChan() {
 			obj, ok := ev.Object.(v1.Object)
 			if !ok {
@@ -71,14 +76,18 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 				break
 			}
 			rv = obj.GetResourceVersion()
-			a.mu.Lock()
-			for k, in := range a.instances {
-				if in.Namespace == ns {
-					a.queue.Add(k)
-				}
-			}
-			a.mu.Unlock()
+			a.requeueNamespace(ns)
 		}
 		w.Stop()
+	}
+}
+
+func (a *Agent) requeueNamespace(ns string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, in := range a.instances {
+		if in.Namespace == ns {
+			a.queue.Add(k)
+		}
 	}
 }

@@ -85,6 +85,8 @@ type Spec struct {
 	// the stack first; each is staged as server_overlay_<i>_<name>.cfg.
 	OverlayConfigs []string
 	RCONPassword   string
+	// User runs the game (default User).
+	User string
 }
 
 // OverlayConfigName is the staged name of an overlay's own server.cfg.
@@ -198,8 +200,12 @@ func Service(p Paths, s Spec) (string, error) {
 	w("")
 	w("[Service]")
 	w("Type=simple")
-	w("User=%s", User)
-	w("Group=%s", User)
+	user := s.User
+	if user == "" {
+		user = User
+	}
+	w("User=%s", user)
+	w("Group=%s", user)
 	w("WorkingDirectory=%s", merged)
 	w("Environment=HOME=%s", p.Home(s.ID))
 	w("ExecStart=%s", quoteArgv(Argv(p, s)))

@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/node/systemd"
+	"github.com/left4me/left4me/node/unit"
+)
+
+// harness runs the agent against a real API server with an in-memory
+// systemd, so the decisions (what to write, start, restart, remove) are
+// checked without a sandbox host. The sandbox e2e proves the real systemd.
+type harness struct {
+	t     *testing.T
+	admin *client.Client
+	sd    *systemd.Fake
+	root  string
+}
+
+func start(t *testing.T) *harness {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent chowns files: run as root")
+	}
+	srv, admin := servertest.Start(t)
+	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
+	root := t.TempDir()
+	for _, d := range []string{"installation", "overlays/mods/left4dead2/cfg"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "overlays/mods/left4dead2/cfg/server.cfg"), []byte("hostname \"mods\"\n"), 0o644)
+	os.Symlink("/etc", filepath.Join(root, "overlays", "escape"))
+	h := &harness{t: t, admin: admin, sd: systemd.NewFake(), root: root}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	a := New(Options{Client: node, NodeName: "n1", Root: root, PortMin: 40000, PortMax: 40010, Systemd: h.sd,
+		Log: logr.Discard(), GameUser: "root", Resync: time.Hour, Probe: time.Hour})
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	return h
+}
+
+func (h *harness) create(objs ...v1.Object) {
+	h.t.Helper()
+	for _, o := range objs {
+		var err error
+		switch o.(type) {
+		case *v1.Overlay:
+			_, err = h.admin.Create(context.Background(), overlayRes, o, false)
+		case *v1.Blueprint:
+			_, err = h.admin.Create(context.Background(), blueprintRes, o, false)
+		case *v1.Instance:
+			_, err = h.admin.Create(context.Background(), instanceRes, o, false)
+		}
+		if err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func (h *harness) until(name, what string, cond func(*v1.Instance) bool) *v1.Instance {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		obj, err := h.admin.Get(context.Background(), instanceRes, "default", name)
+		if err == nil && cond(obj.(*v1.Instance)) {
+			return obj.(*v1.Instance)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("%s: no %s within 15s; jobs %v", name, what, h.sd.JobLog())
+	return nil
+}
+
+func om(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "default"} }
+
+func count(jobs []string, job string) int {
+	n := 0
+	for _, j := range jobs {
+		if j == job {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRealizeRestartStopDelete(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.create(
+		&v1.Overlay{ObjectMeta: om("mods"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "mods"}}},
+		&v1.Blueprint{ObjectMeta: om("bp"), Spec: v1.BlueprintSpec{Overlays: []string{"mods"}}},
+		&v1.Instance{ObjectMeta: om("srv"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "n1"}},
+	)
+	id := unit.ID("default", "srv")
+	svc, mnt := unit.ServiceName(id), unit.MountName(unit.Paths{Root: h.root}, id)
+	in := h.until("srv", "UnitActive", func(in *v1.Instance) bool {
+		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+	})
+	if in.Status.Port != 40000 || in.Status.MainPID == 0 || in.Status.UnitName != svc {
+		t.Fatalf("status %+v", in.Status)
+	}
+	files := h.sd.Files()
+	if !strings.Contains(files[svc], `"+hostport" "40000"`) || !strings.Contains(files[mnt], h.root+"/overlays/mods") {
+		t.Fatalf("units:\n%s\n%s", files[svc], files[mnt])
+	}
+	cfg, err := os.ReadFile(filepath.Join(h.root, "runtime", id, "upper/left4dead2/cfg/server.cfg"))
+	if err != nil || !strings.Contains(string(cfg), "exec server_overlay_0_mods.cfg") || !strings.Contains(string(cfg), "rcon_password") {
+		t.Fatalf("server.cfg: %s %v", cfg, err)
+	}
+	jobs := h.sd.JobLog()
+	if count(jobs, "start "+mnt) != 1 || count(jobs, "start "+svc) != 1 {
+		t.Fatalf("jobs %v", jobs)
+	}
+
+	// A Blueprint edit restarts the game once; the mount stays.
+	obj, _ := h.admin.Get(ctx, blueprintRes, "default", "bp")
+	bp := obj.(*v1.Blueprint)
+	bp.Spec.Game.MaxPlayers = 6
+	if _, err := h.admin.Update(ctx, blueprintRes, bp, false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count(h.sd.JobLog(), "restart "+svc) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	jobs = h.sd.JobLog()
+	if count(jobs, "restart "+svc) != 1 || count(jobs, "stop "+mnt) != 0 {
+		t.Fatalf("after the edit, jobs %v", jobs)
+	}
+
+	// Stopped: game and mount stop, files stay.
+	if _, err := h.admin.Patch(ctx, instanceRes, "default", "srv", "application/merge-patch+json", []byte(`{"spec":{"state":"Stopped"}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	h.until("srv", "Stopped", func(in *v1.Instance) bool { return in.Status.Phase == v1.PhaseStopped })
+	if st, _ := h.sd.State(ctx, svc); st.ActiveState != "inactive" {
+		t.Fatalf("game %s after Stopped", st.ActiveState)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "runtime", id, "upper")); err != nil {
+		t.Fatal("Stopped removed the upper dir")
+	}
+
+	// Delete: units and files go, then the finalizer.
+	if _, _, err := h.admin.Delete(ctx, instanceRes, "default", "srv", false); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, err := h.admin.Get(ctx, instanceRes, "default", "srv")
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not deleted; jobs %v", h.sd.JobLog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(h.sd.Files()) != 0 {
+		t.Fatalf("units left: %v", h.sd.Files())
+	}
+	for _, d := range []string{"runtime/" + id, "instances/" + id} {
+		if _, err := os.Stat(filepath.Join(h.root, d)); err == nil {
+			t.Fatalf("%s left", d)
+		}
+	}
+}
+
+func TestRefusedOverlayWritesNothing(t *testing.T) {
+	h := start(t)
+	h.create(
+		&v1.Overlay{ObjectMeta: om("escape"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "escape"}}},
+		&v1.Blueprint{ObjectMeta: om("bad"), Spec: v1.BlueprintSpec{Overlays: []string{"escape"}}},
+		&v1.Instance{ObjectMeta: om("srv"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bad"}, NodeName: "n1"}},
+		&v1.Instance{ObjectMeta: om("lost"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "missing"}, NodeName: "n1"}},
+	)
+	in := h.until("srv", "refusal", func(in *v1.Instance) bool { return in.Status.Phase == v1.PhaseFailed })
+	c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceOverlaysReady)
+	if c == nil || c.Reason != "InvalidOverlay" || !strings.Contains(c.Message, `"escape"`) {
+		t.Fatalf("condition %+v", c)
+	}
+	lost := h.until("lost", "refusal", func(in *v1.Instance) bool { return in.Status.Phase == v1.PhaseFailed })
+	if c := meta.FindStatusCondition(lost.Status.Conditions, v1.ConditionReady); c == nil || c.Reason != "BlueprintNotFound" {
+		t.Fatalf("missing blueprint: %+v", c)
+	}
+	if len(h.sd.Files()) != 0 || len(h.sd.JobLog()) != 0 {
+		t.Fatalf("a refused Instance touched systemd: files %v jobs %v", h.sd.Files(), h.sd.JobLog())
+	}
+}

@@ -1,0 +1,124 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"sync"
+)
+
+// Fake is an in-memory Manager for the agent's unit tests: unit files,
+// states, and a log of the jobs it was asked to run.
+type Fake struct {
+	mu     sync.Mutex
+	files  map[string]string
+	states map[string]string // ActiveState by unit
+	pids   map[string]uint32
+	Jobs   []string // "start x", "stop x", "restart x", "reload"
+	next   uint32
+}
+
+// NewFake returns an empty fake.
+func NewFake() *Fake {
+	return &Fake{files: map[string]string{}, states: map[string]string{}, pids: map[string]uint32{}, next: 100}
+}
+
+func (f *Fake) WriteUnit(name, content string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.files[name] == content {
+		return false, nil
+	}
+	f.files[name] = content
+	return true, nil
+}
+
+func (f *Fake) RemoveUnit(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.files, name)
+	return nil
+}
+
+func (f *Fake) UnitFiles(pattern string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for name := range f.files {
+		if ok, _ := path.Match(pattern, name); ok {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Files returns a copy of the unit files.
+func (f *Fake) Files() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range f.files {
+		out[k] = v
+	}
+	return out
+}
+
+// JobLog returns a copy of the jobs run so far.
+func (f *Fake) JobLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.Jobs...)
+}
+
+func (f *Fake) Reload(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Jobs = append(f.Jobs, "reload")
+	return nil
+}
+
+func (f *Fake) job(what, name, state string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.files[name]; !ok {
+		return fmt.Errorf("%s %s: unit not found", what, name)
+	}
+	f.Jobs = append(f.Jobs, what+" "+name)
+	f.states[name] = state
+	if state == "active" {
+		f.next++
+		f.pids[name] = f.next
+	} else {
+		delete(f.pids, name)
+	}
+	return nil
+}
+
+func (f *Fake) Start(_ context.Context, name string) error   { return f.job("start", name, "active") }
+func (f *Fake) Stop(_ context.Context, name string) error    { return f.job("stop", name, "inactive") }
+func (f *Fake) Restart(_ context.Context, name string) error { return f.job("restart", name, "active") }
+
+func (f *Fake) State(_ context.Context, name string) (State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := State{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
+	if _, ok := f.files[name]; ok {
+		st.LoadState = "loaded"
+	}
+	if s, ok := f.states[name]; ok {
+		st.ActiveState = s
+		if s == "active" {
+			st.SubState = "running"
+		}
+	}
+	st.MainPID = f.pids[name]
+	return st, nil
+}
+
+func (f *Fake) Changes(ctx context.Context) (<-chan string, error) {
+	ch := make(chan string)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
