@@ -39,7 +39,6 @@ var (
 	nodesRes, _   = resources.ByKind("Node")
 	instances, _  = resources.ByKind("Instance")
 	blueprints, _ = resources.ByKind("Blueprint")
-	overlays, _   = resources.ByKind("Overlay")
 )
 
 type env struct {
