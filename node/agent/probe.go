@@ -27,7 +27,7 @@ type probe struct {
 
 // startupProbe is how often a game that has not answered yet is asked:
 // readiness should follow a start within a fraction of a second.
-const startupProbe = 200 * time.Millisecond
+const startupProbe = 50 * time.Millisecond
 
 func (p *probe) result() (bool, *a2s.Info, string) {
 	p.mu.Lock()

@@ -24,14 +24,18 @@ func NewFake() *Fake {
 	return &Fake{files: map[string]string{}, states: map[string]string{}, pids: map[string]uint32{}, next: 100}
 }
 
-func (f *Fake) WriteUnit(name, content string) (bool, error) {
+func (f *Fake) WriteUnit(name, content string) (Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.files[name] == content {
-		return false, nil
+	old, ok := f.files[name]
+	if ok && old == content {
+		return Unchanged, nil
 	}
 	f.files[name] = content
-	return true, nil
+	if ok {
+		return Updated, nil
+	}
+	return Created, nil
 }
 
 func (f *Fake) RemoveUnit(name string) error {

@@ -34,8 +34,8 @@ type State struct {
 
 // Manager is what the agent does with systemd.
 type Manager interface {
-	// WriteUnit writes a unit file and reports whether it changed.
-	WriteUnit(name, content string) (bool, error)
+	// WriteUnit writes a unit file and says what changed.
+	WriteUnit(name, content string) (Change, error)
 	// RemoveUnit deletes a unit file (no error if it is gone).
 	RemoveUnit(name string) error
 	// UnitFiles lists the unit files matching a glob in UnitDir.
@@ -49,6 +49,17 @@ type Manager interface {
 	// D-Bus signals, until ctx ends.
 	Changes(ctx context.Context) (<-chan string, error)
 }
+
+// Change is what WriteUnit did.
+type Change int
+
+const (
+	Unchanged Change = iota
+	// Created is a new file: systemd loads it when first asked, no reload needed.
+	Created
+	// Updated is a new version of a file systemd may have loaded: reload.
+	Updated
+)
 
 // DBus is the real Manager, over systemd's private socket.
 type DBus struct {
@@ -68,22 +79,26 @@ func Connect(ctx context.Context) (*DBus, error) {
 // Close closes the connection.
 func (d *DBus) Close() { d.conn.Close() }
 
-func (d *DBus) WriteUnit(name, content string) (bool, error) {
+func (d *DBus) WriteUnit(name, content string) (Change, error) {
 	path := filepath.Join(d.dir, name)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, []byte(content)) {
-		return false, nil
+	change := Created
+	if old, err := os.ReadFile(path); err == nil {
+		if bytes.Equal(old, []byte(content)) {
+			return Unchanged, nil
+		}
+		change = Updated
 	}
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
-		return false, err
+		return Unchanged, err
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return false, fmt.Errorf("write unit %s: %w", name, err)
+		return Unchanged, fmt.Errorf("write unit %s: %w", name, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return false, fmt.Errorf("write unit %s: %w", name, err)
+		return Unchanged, fmt.Errorf("write unit %s: %w", name, err)
 	}
-	return true, nil
+	return change, nil
 }
 
 func (d *DBus) RemoveUnit(name string) error {
