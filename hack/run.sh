@@ -66,6 +66,7 @@ In another shell:
   export L4MCONFIG=$L4MCONFIG PATH=$PWD/bin:\$PATH
   l4mctl get instances -o wide -w        # Pending → Running with players/max and map
   l4mctl describe instance versus-1
+  l4mctl logs versus-1 -f
   l4mctl get nodes -o wide
   # query a server the way the server browser does (A2S_INFO):
   go run ./hack/a2s-query 127.0.0.1:27016

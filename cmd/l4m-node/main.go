@@ -11,10 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/version"
 	"github.com/left4me/left4me/cmd/internal/logging"
 	"github.com/left4me/left4me/node/agent"
@@ -29,6 +34,7 @@ type options struct {
 	labels    []string
 	address   string
 	logs      string
+	joinToken string
 	verbosity int
 	jsonLogs  bool
 }
@@ -54,6 +60,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.portRange, "port-range", "27015-27115", "game ports this node hands out")
 	f.StringSliceVar(&o.labels, "labels", nil, "node labels, key=value (repeatable)")
 	f.StringVar(&o.address, "address", "127.0.0.1", "the address players use to reach this node")
+	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
@@ -75,6 +82,12 @@ func run(o *options) error {
 	f, err := client.LoadFile(o.config)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if f.Token == "" {
+		if err := join(f, o); err != nil {
+			return err
+		}
+		log.Info("joined: obtained this node's token and saved it", "config", o.config)
 	}
 	cfg, err := f.Config()
 	if err != nil {
@@ -110,4 +123,38 @@ func run(o *options) error {
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max),
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData,
 	}).Run(ctx)
+}
+
+// join exchanges the join token for this node's own token and saves it in
+// the config file (0600), so later starts need no join token.
+func join(f *client.File, o *options) error {
+	if o.joinToken == "" {
+		return fmt.Errorf("%s holds no token: pass --join-token (from `l4mctl token create join`)", o.config)
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	cfg.Token = o.joinToken
+	cl, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	tokens, _ := resources.ByKind("Token")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := cl.Create(ctx, tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "join"}, Spec: v1.TokenSpec{Type: v1.TokenNode, NodeName: o.nodeName}}, false)
+	if err != nil {
+		return fmt.Errorf("join as %s: %w", o.nodeName, err)
+	}
+	f.Token = out.(*v1.Token).Status.Token
+	data, err := yaml.Marshal(f)
+	if err != nil {
+		return err
+	}
+	tmp := o.config + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("save the node token: %w", err)
+	}
+	return os.Rename(tmp, o.config)
 }

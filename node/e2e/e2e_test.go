@@ -48,6 +48,7 @@ type env struct {
 	node  string
 	srv   *server.Server
 	opts  server.Options
+	join  string
 }
 
 func build(t *testing.T, pkg, dest string) {
@@ -81,10 +82,11 @@ func setup(t *testing.T) *env {
 	// An overlay whose path is a symlink out of the overlays root.
 	os.Symlink("/etc", filepath.Join(host, "overlays", "escape"))
 
-	tok := servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "e2e"})
-	cfg, _ := yaml.Marshal(client.File{Server: srv.URL(), Token: tok, CertificateAuthorityData: string(srv.CAPEM)})
+	// The node joins with a join token: node.yaml starts without a token.
+	join := servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenJoin})
+	cfg, _ := yaml.Marshal(client.File{Server: srv.URL(), CertificateAuthorityData: string(srv.CAPEM)})
 	os.WriteFile(filepath.Join(host, "node.yaml"), cfg, 0o600)
-	e := &env{t: t, sb: sb, admin: admin, node: "e2e", srv: srv, opts: opts}
+	e := &env{t: t, sb: sb, admin: admin, node: "e2e", srv: srv, opts: opts, join: join}
 	e.startAgent()
 	return e
 }
@@ -95,7 +97,7 @@ func setup(t *testing.T) *env {
 func (e *env) startAgent() {
 	args := []string{"systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes",
 		"-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
-		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100", "--logs-listen", "127.0.0.1:0"}
+		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100", "--logs-listen", "127.0.0.1:0", "--join-token", e.join}
 	if v := os.Getenv("L4M_AGENT_V"); v != "" {
 		args = append(args, "-v", v)
 	}
@@ -179,6 +181,15 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		t.Fatalf("no finalizer: %v", in.Finalizers)
 	}
 	pid := in.Status.MainPID
+
+	// The join token bought a node token, saved privately in node.yaml.
+	saved, err := client.LoadFile(filepath.Join(e.sb.Left4meDir, "node.yaml"))
+	if err != nil || !strings.HasPrefix(saved.Token, "l4m.") || saved.Token == e.join {
+		t.Fatalf("node.yaml after joining: %+v %v", saved, err)
+	}
+	if st, _ := os.Stat(filepath.Join(e.sb.Left4meDir, "node.yaml")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("node.yaml mode %v", st.Mode().Perm())
+	}
 
 	// Logs through the API server, from the agent's log server.
 	checkLogs(t, e)
