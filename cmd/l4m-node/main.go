@@ -35,6 +35,7 @@ type options struct {
 	address   string
 	logs      string
 	joinToken string
+	driver    string
 	verbosity int
 	jsonLogs  bool
 }
@@ -61,6 +62,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringSliceVar(&o.labels, "labels", nil, "node labels, key=value (repeatable)")
 	f.StringVar(&o.address, "address", "127.0.0.1", "the address players use to reach this node")
 	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
+	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
@@ -103,6 +105,9 @@ func run(o *options) error {
 	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535-1000 || min > max {
 		return fmt.Errorf("--port-range %q: want MIN-MAX within 1024-64535", o.portRange)
 	}
+	if o.driver != "overlayfs" && o.driver != "fuse-overlayfs" {
+		return fmt.Errorf("--mount-driver %q: overlayfs or fuse-overlayfs", o.driver)
+	}
 	labels := map[string]string{}
 	for _, l := range o.labels {
 		k, v, ok := strings.Cut(l, "=")
@@ -121,7 +126,7 @@ func run(o *options) error {
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max),
-		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData,
+		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
 	}).Run(ctx)
 }
 

@@ -42,6 +42,8 @@ type Options struct {
 	Log      logr.Logger
 	// Address is where players reach this node (status.address).
 	Address string
+	// MountDriver is unit.DriverOverlayfs (default) or unit.DriverFuseOverlayfs.
+	MountDriver string
 	// GameUser runs the games and owns their writable dirs (default
 	// "left4me", created when missing).
 	GameUser string

@@ -151,7 +151,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	for i, l := range layers {
 		lowers[i] = l.Path
 	}
-	mountText, err := unit.Mount(a.paths, id, lowers)
+	mountText, err := unit.MountWith(a.paths, id, lowers, a.o.MountDriver)
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
 	}

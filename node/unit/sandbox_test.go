@@ -42,7 +42,21 @@ func freeUDPTCPPort(t *testing.T) int32 {
 // sandbox with the hostname an overlay set, which proves the stack is
 // mounted where the hardened unit looks; systemd-analyze scores the unit.
 func TestRenderedUnitsRunOnSystemd(t *testing.T) {
-	sb := sandboxtest.Boot(t, "unit-render")
+	for _, driver := range []string{DriverOverlayfs, DriverFuseOverlayfs} {
+		t.Run(driver, func(t *testing.T) { runRendered(t, driver) })
+	}
+}
+
+func runRendered(t *testing.T, driver string) {
+	if driver == DriverFuseOverlayfs {
+		if _, err := exec.LookPath("fuse-overlayfs"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("fuse-overlayfs missing: .ci/run installs it")
+			}
+			t.Skip("fuse-overlayfs is not installed (apt-get install fuse-overlayfs)")
+		}
+	}
+	sb := sandboxtest.Boot(t, "unit-"+strings.ReplaceAll(driver, "-", ""))
 	host := sb.Left4meDir
 	p := Paths{Root: "/var/lib/left4me"}
 	s := sample()
@@ -76,7 +90,7 @@ func TestRenderedUnitsRunOnSystemd(t *testing.T) {
 	write(rt+"/upper/left4dead2/cfg/server.cfg", string(cfg))
 	write(rt+"/upper/left4dead2/cfg/"+OverlayConfigName(0, "sourcemod"), "hostname \"From The Overlay\"\n")
 
-	mount, err := Mount(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"})
+	mount, err := MountWith(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"}, driver)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,14 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "overlay.mount.golden", mnt)
+	fuse, err := MountWith(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"}, DriverFuseOverlayfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "overlay-fuse.mount.golden", fuse)
+	if _, err := MountWith(p, s.ID, nil, "zfs"); err == nil {
+		t.Fatal("an unknown driver rendered")
+	}
 	if got := ServiceName(s.ID); got != "l4m-default.coop-1.service" {
 		t.Fatalf("service name %s", got)
 	}
