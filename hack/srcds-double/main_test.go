@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,7 +44,8 @@ func freePort(t *testing.T) int {
 }
 
 // startDouble runs the double on loopback over a tree with the given cfg
-// files, and stops it when the test ends.
+// files, and stops it when the test ends. A port taken between choosing and
+// binding it is chosen again.
 func startDouble(t *testing.T, cfgs map[string]string, extra ...string) (string, *syncBuf) {
 	t.Helper()
 	root := t.TempDir()
@@ -51,34 +53,51 @@ func startDouble(t *testing.T, cfgs map[string]string, extra ...string) (string,
 	for name, content := range cfgs {
 		os.WriteFile(filepath.Join(root, "left4dead2", "cfg", name), []byte(content), 0o644)
 	}
+	for attempt := 1; ; attempt++ {
+		addr, log, err := tryStart(t, root, extra)
+		if err == nil {
+			return addr, log
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "bind") {
+			t.Fatal(err)
+		}
+	}
+}
+
+func tryStart(t *testing.T, root string, extra []string) (string, *syncBuf, error) {
 	port := freePort(t)
 	args := append([]string{"-game", "left4dead2", "+ip", "127.0.0.1", "+hostport", strconv.Itoa(port),
 		"+clientport", strconv.Itoa(freePort(t)), "-nohltv", "+map", "c2m1_highway", "+maxplayers", "4"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	log := &syncBuf{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, root, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("double exited with %v", err)
-		}
-	})
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = run(ctx, args, root, log); close(exited) }()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return addr, log
+			t.Cleanup(func() {
+				cancel()
+				<-exited
+				if runErr != nil {
+					t.Errorf("double exited with %v", runErr)
+				}
+			})
+			return addr, log, nil
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("double exited: %v\n%s", err, log.String())
+		case <-exited:
+			cancel()
+			return "", nil, fmt.Errorf("double exited: %v\n%s", runErr, log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("double not listening: %v", err)
+			cancel()
+			<-exited
+			return "", nil, fmt.Errorf("double not listening on %s: %v", addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
