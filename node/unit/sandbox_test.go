@@ -3,6 +3,7 @@ package unit
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,14 +27,12 @@ func buildDouble(t *testing.T, dest string) {
 	}
 }
 
-func freeUDPTCPPort(t *testing.T) int32 {
-	t.Helper()
-	out, err := exec.Command("sh", "-c", "shuf -i 35000-39999 -n 1").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return int32(n)
+// testPorts picks game and client ports below the kernel's ephemeral range
+// (32768 up), so no outgoing connection of a parallel test can hold them,
+// and apart from the e2e's 31000-32100.
+func testPorts() Ports {
+	game := int32(30000 + rand.IntN(450))
+	return Ports{Game: game, Client: game + 450}
 }
 
 // TestRenderedUnitsRunOnSystemd boots a sandbox host and runs exactly what
@@ -61,7 +60,7 @@ func runRendered(t *testing.T, driver string) {
 	p := Paths{Root: "/var/lib/left4me"}
 	s := sample()
 	s.Args = nil
-	s.Ports = Ports{Game: freeUDPTCPPort(t), Client: freeUDPTCPPort(t) + 1}
+	s.Ports = testPorts()
 	s.OverlayConfigs = []string{"sourcemod"}
 
 	mk := func(rel string, mode os.FileMode) {
