@@ -46,7 +46,7 @@ func (u *User) IsAdmin() bool {
 // which part was wrong, so it tells an attacker nothing.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-var tokens, _ = resources.ByKind("Token")
+var tokens = resources.Tokens
 
 // Authenticator checks bearer tokens against the Tokens in storage. It
 // keeps them in memory, following a watch, so a request costs no etcd

@@ -210,7 +210,7 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 }
 
 var (
-	instanceResource, _ = resources.ByKind("Instance")
+	instanceResource = resources.Instances
 )
 
 func (z *Authorizer) instanceBound(ctx context.Context, ns, name, node string) (bool, error) {

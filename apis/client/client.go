@@ -372,7 +372,7 @@ func WaitFor(ctx context.Context, interval time.Duration, cond func(context.Cont
 // Logs streams an Instance's game log (the last tail lines; all when tail
 // is negative), following it while follow is set, until ctx ends.
 func (c *Client) Logs(ctx context.Context, namespace, name string, follow bool, tail int) (io.ReadCloser, error) {
-	res, _ := resources.ByKind("Instance")
+	res := resources.Instances
 	q := url.Values{}
 	if follow {
 		q.Set("follow", "true")

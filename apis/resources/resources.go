@@ -80,10 +80,9 @@ func (r *Resource) CheckFieldSelector(sel fields.Selector) error {
 	return nil
 }
 
-// All lists every kind, in the order l4mctl applies them: what others
-// refer to comes first.
-var All = []*Resource{
-	{
+// The kinds, for callers that name one.
+var (
+	Namespaces = &Resource{
 		Kind: "Namespace", Plural: "namespaces", Singular: "namespace", ShortNames: []string{"ns"},
 		HasStatus: true,
 		New:       func() v1.Object { return &v1.Namespace{} },
@@ -91,8 +90,8 @@ var All = []*Resource{
 		fields: func(o v1.Object) fields.Set {
 			return fields.Set{"status.phase": string(o.(*v1.Namespace).Status.Phase)}
 		},
-	},
-	{
+	}
+	Nodes = &Resource{
 		Kind: "Node", Plural: "nodes", Singular: "node", ShortNames: []string{"no"},
 		HasStatus: true,
 		New:       func() v1.Object { return &v1.Node{} },
@@ -100,8 +99,8 @@ var All = []*Resource{
 		fields: func(o v1.Object) fields.Set {
 			return fields.Set{"spec.unschedulable": strconv.FormatBool(o.(*v1.Node).Spec.Unschedulable)}
 		},
-	},
-	{
+	}
+	Tokens = &Resource{
 		Kind: "Token", Plural: "tokens", Singular: "token",
 		HasStatus: true, StatusReadOnly: true,
 		New:     func() v1.Object { return &v1.Token{} },
@@ -110,20 +109,20 @@ var All = []*Resource{
 			t := o.(*v1.Token)
 			return fields.Set{"spec.type": string(t.Spec.Type), "spec.nodeName": t.Spec.NodeName, "spec.user": t.Spec.User}
 		},
-	},
-	{
+	}
+	Overlays = &Resource{
 		Kind: "Overlay", Plural: "overlays", Singular: "overlay", ShortNames: []string{"ov"},
 		Namespaced: true, HasStatus: true,
 		New:     func() v1.Object { return &v1.Overlay{} },
 		NewList: func() v1.ListObject { return &v1.OverlayList{} },
-	},
-	{
+	}
+	Blueprints = &Resource{
 		Kind: "Blueprint", Plural: "blueprints", Singular: "blueprint", ShortNames: []string{"bp"},
 		Namespaced: true, HasStatus: true,
 		New:     func() v1.Object { return &v1.Blueprint{} },
 		NewList: func() v1.ListObject { return &v1.BlueprintList{} },
-	},
-	{
+	}
+	Instances = &Resource{
 		Kind: "Instance", Plural: "instances", Singular: "instance", ShortNames: []string{"inst"},
 		Namespaced: true, HasStatus: true,
 		New:     func() v1.Object { return &v1.Instance{} },
@@ -137,8 +136,8 @@ var All = []*Resource{
 				"status.phase":           string(i.Status.Phase),
 			}
 		},
-	},
-	{
+	}
+	Events = &Resource{
 		Kind: "Event", Plural: "events", Singular: "event", ShortNames: []string{"ev"},
 		Namespaced: true,
 		New:        func() v1.Object { return &v1.Event{} },
@@ -153,8 +152,12 @@ var All = []*Resource{
 				"type":                e.Type,
 			}
 		},
-	},
-}
+	}
+)
+
+// All lists every kind, in the order l4mctl applies them: what others
+// refer to comes first.
+var All = []*Resource{Namespaces, Nodes, Tokens, Overlays, Blueprints, Instances, Events}
 
 // StatusSubresource reports whether clients may write <plural>/status.
 func (r *Resource) StatusSubresource() bool { return r.HasStatus && !r.StatusReadOnly }

@@ -305,13 +305,13 @@ func TestNodeRestriction(t *testing.T) {
 	}
 }
 
-func instancesRes() *resources.Resource { r, _ := resources.ByKind("Instance"); return r }
+func instancesRes() *resources.Resource { r := resources.Instances; return r }
 
 // TestJoinFlow: a join token obtains a Node token bound to one node, and can
 // do nothing else.
 func TestJoinFlow(t *testing.T) {
 	f := newFixture(t)
-	tokens, _ := resources.ByKind("Token")
+	tokens := resources.Tokens
 	join := servertest.ClientWithToken(t, f.s, f.tokens["join"])
 	ctx := context.Background()
 	out, err := join.Create(ctx, tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1.TokenSpec{Type: v1.TokenNode, NodeName: "host-new"}}, false)
@@ -328,7 +328,7 @@ func TestJoinFlow(t *testing.T) {
 	}
 	node := servertest.ClientWithToken(t, f.s, nodeTok)
 	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-new"}}
-	nodes, _ := resources.ByKind("Node")
+	nodes := resources.Nodes
 	if _, err := node.Create(ctx, nodes, n, false); err != nil {
 		t.Fatalf("new node registering itself: %v", err)
 	}

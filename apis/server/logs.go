@@ -19,7 +19,7 @@ import (
 	"github.com/left4me/left4me/apis/resources"
 )
 
-var nodeResource, _ = resources.ByKind("Node")
+var nodeResource = resources.Nodes
 
 // logs streams an Instance's game log from its node's agent, as the
 // Kubernetes API server reads pod logs through the kubelet. The agent is

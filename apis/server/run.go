@@ -224,7 +224,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context, opts Options) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("admin config: %w", err)
 	}
-	tokens, _ := resources.ByKind("Token")
+	tokens := resources.Tokens
 	id, bearer, hash := auth.NewToken()
 	tok := &v1.Token{
 		ObjectMeta: metav1.ObjectMeta{Name: id},

@@ -28,10 +28,10 @@ import (
 )
 
 var (
-	instances, _  = resources.ByKind("Instance")
-	blueprints, _ = resources.ByKind("Blueprint")
-	nodes, _      = resources.ByKind("Node")
-	namespaces, _ = resources.ByKind("Namespace")
+	instances  = resources.Instances
+	blueprints = resources.Blueprints
+	nodes      = resources.Nodes
+	namespaces = resources.Namespaces
 )
 
 const base = "/apis/left4me.io/v1alpha1"

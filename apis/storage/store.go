@@ -103,7 +103,7 @@ func (s *Store) key(res *resources.Resource, ns, name string) string {
 	return s.resourcePrefix(res) + name
 }
 
-var namespaceResource, _ = resources.ByKind("Namespace")
+var namespaceResource = resources.Namespaces
 
 func (s *Store) namespaceKey(ns string) string {
 	return s.key(namespaceResource, "", ns)
@@ -338,7 +338,7 @@ func (s *Store) Delete(ctx context.Context, res *resources.Resource, ns, name st
 				}
 				conds = append(conds, empty...)
 				// Events expire anyway; they do not keep a namespace alive.
-				events, _ := resources.ByKind("Event")
+				events := resources.Events
 				ops = append(ops, clientv3.OpDelete(s.namespacePrefix(events, name), clientv3.WithPrefix()))
 			}
 		} else {

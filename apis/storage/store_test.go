@@ -22,10 +22,10 @@ import (
 )
 
 var (
-	instances, _  = resources.ByKind("Instance")
-	namespaces, _ = resources.ByKind("Namespace")
-	events, _     = resources.ByKind("Event")
-	nodes, _      = resources.ByKind("Node")
+	instances  = resources.Instances
+	namespaces = resources.Namespaces
+	events     = resources.Events
+	nodes      = resources.Nodes
 )
 
 func TestStorageEmbedded(t *testing.T) {

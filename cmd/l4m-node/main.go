@@ -145,7 +145,7 @@ func join(f *client.File, o *options) error {
 	if err != nil {
 		return err
 	}
-	tokens, _ := resources.ByKind("Token")
+	tokens := resources.Tokens
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := cl.Create(ctx, tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "join"}, Spec: v1.TokenSpec{Type: v1.TokenNode, NodeName: o.nodeName}}, false)

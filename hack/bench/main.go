@@ -38,7 +38,7 @@ import (
 	"github.com/left4me/left4me/apis/server"
 )
 
-var instances, _ = resources.ByKind("Instance")
+var instances = resources.Instances
 
 func main() {
 	n := flag.Int("n", 3000, "writes per throughput run")
@@ -173,7 +173,7 @@ func run(n, listN, watchN int) error {
 	tw.Flush()
 
 	// Fill a namespace of its own with exactly listN Instances, then list it.
-	namespaces, _ := resources.ByKind("Namespace")
+	namespaces := resources.Namespaces
 	if _, err := cl.Create(ctx, namespaces, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, false); err != nil {
 		return err
 	}

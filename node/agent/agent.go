@@ -70,10 +70,10 @@ type Agent struct {
 }
 
 var (
-	instanceRes, _  = resources.ByKind("Instance")
-	blueprintRes, _ = resources.ByKind("Blueprint")
-	overlayRes, _   = resources.ByKind("Overlay")
-	nodeRes, _      = resources.ByKind("Node")
+	instanceRes  = resources.Instances
+	blueprintRes = resources.Blueprints
+	overlayRes   = resources.Overlays
+	nodeRes      = resources.Nodes
 )
 
 // New returns an agent; Run starts it.

@@ -36,9 +36,9 @@ import (
 )
 
 var (
-	nodesRes, _   = resources.ByKind("Node")
-	instances, _  = resources.ByKind("Instance")
-	blueprints, _ = resources.ByKind("Blueprint")
+	nodesRes   = resources.Nodes
+	instances  = resources.Instances
+	blueprints = resources.Blueprints
 )
 
 type env struct {

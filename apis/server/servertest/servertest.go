@@ -80,7 +80,7 @@ func HTTPClient(s *server.Server) *http.Client {
 // NewToken creates a token with the admin client and returns its bearer.
 func NewToken(t testing.TB, admin *client.Client, spec v1.TokenSpec) string {
 	t.Helper()
-	tokens, _ := resources.ByKind("Token")
+	tokens := resources.Tokens
 	out, err := admin.Create(context.Background(), tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: spec}, false)
 	if err != nil {
 		t.Fatal(err)

@@ -24,9 +24,9 @@ import (
 )
 
 var (
-	instances, _  = resources.ByKind("Instance")
-	blueprints, _ = resources.ByKind("Blueprint")
-	events, _     = resources.ByKind("Event")
+	instances  = resources.Instances
+	blueprints = resources.Blueprints
+	events     = resources.Events
 )
 
 type env struct {

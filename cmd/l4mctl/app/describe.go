@@ -146,7 +146,7 @@ func printConditions(out io.Writer, obj v1.Object) {
 }
 
 func (c *cli) printEvents(ctx context.Context, cl *client.Client, res *resources.Resource, obj v1.Object) error {
-	events, _ := resources.ByKind("Event")
+	events := resources.Events
 	ns := obj.GetNamespace()
 	if ns == "" {
 		ns = c.ns()

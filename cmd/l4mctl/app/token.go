@@ -13,7 +13,7 @@ import (
 	"github.com/left4me/left4me/apis/resources"
 )
 
-var tokenResource, _ = resources.ByKind("Token")
+var tokenResource = resources.Tokens
 
 func (c *cli) newTokenCommand() *cobra.Command {
 	cmd := &cobra.Command{
