@@ -295,7 +295,7 @@ func TestNodeRestriction(t *testing.T) {
 		})
 	}
 	// Nothing the node was refused changed the Instance.
-	in, err := f.admin.Get(context.Background(), instancesRes(), "team-a", "inst-1")
+	in, err := f.admin.Get(context.Background(), resources.Instances, "team-a", "inst-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,8 +304,6 @@ func TestNodeRestriction(t *testing.T) {
 		t.Fatalf("instance after the node's attempts: %+v %+v labels %v", got.Spec, got.Status, got.Labels)
 	}
 }
-
-func instancesRes() *resources.Resource { r := resources.Instances; return r }
 
 // TestJoinFlow: a join token obtains a Node token bound to one node, and can
 // do nothing else.
@@ -344,5 +342,3 @@ func TestJoinFlow(t *testing.T) {
 		}
 	}
 }
-
-func resourceByKind(kind string) *resources.Resource { r, _ := resources.ByKind(kind); return r }

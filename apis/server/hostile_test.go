@@ -10,6 +10,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server/servertest"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestHostileInput(t *testing.T) {
 	_, admin := servertest.Start(t)
 	ctx := context.Background()
-	overlays := resourceByKind("Overlay")
+	overlays := resources.Overlays
 	good := &v1.Blueprint{ObjectMeta: metav1.ObjectMeta{Name: "good", Namespace: "default"}}
 	stored, err := admin.Create(ctx, blueprints, good, false)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
 )
@@ -201,7 +202,7 @@ func TestRevokedTokenStopsWorking(t *testing.T) {
 	if _, err := c.List(ctx, instances, "default", client.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tokens := resourceByKind("Token")
+	tokens := resources.Tokens
 	if _, _, err := admin.Delete(ctx, tokens, "", strings.Split(tok, ".")[1], false); err != nil {
 		t.Fatal(err)
 	}
