@@ -17,6 +17,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	watchers *prometheus.GaugeVec
+	leader   prometheus.Gauge
 }
 
 // NewMetrics registers the API metrics and the Go runtime's.
@@ -33,8 +34,11 @@ func NewMetrics() *Metrics {
 		watchers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "left4me_apiserver_watchers", Help: "Open watches by resource.",
 		}, []string{"resource"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "left4me_controllers_leader", Help: "1 while this server holds the leader lease and runs the controllers.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.watchers,
+	m.registry.MustRegister(m.requests, m.latency, m.watchers, m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

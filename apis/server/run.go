@@ -63,7 +63,16 @@ type Options struct {
 	// address (0 QPS: unlimited).
 	FailedLoginQPS   float64
 	FailedLoginBurst int
-	Log              logr.Logger
+	// DisableControllers serves the API only: no scheduler, no node
+	// lifecycle, no rollouts (for tests of the API alone).
+	DisableControllers bool
+	// SchedulerPolicy is "Spread" (default) or "Pack".
+	SchedulerPolicy string
+	// LeaseTTL is the leader lease (default DefaultLeaseTTL); Identity names
+	// this server in the election (default host/listen address).
+	LeaseTTL time.Duration
+	Identity string
+	Log      logr.Logger
 }
 
 // AdminConfigFile is the admin client config written into DataDir on first
@@ -89,6 +98,7 @@ type Server struct {
 	cancel          context.CancelFunc
 	served          chan error
 	closeOnce       sync.Once
+	controllers     sync.WaitGroup
 }
 
 // Start brings up etcd (embedded or external), the store, the default
@@ -162,6 +172,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		ErrorLog: log.New(logWriter{opts.Log.WithName("http")}, "", 0),
 	}
 	go func() { s.served <- s.http.Serve(tls.NewListener(l, tlsCfg)) }()
+	if !opts.DisableControllers {
+		s.controllers.Add(1)
+		go func() { defer s.controllers.Done(); s.runControllers(ctx, opts) }()
+	}
 	opts.Log.Info("API server listening", "url", s.URL(), "etcd", etcdDescription(opts), "adminConfig", s.AdminConfigPath)
 	ok = true
 	return s, nil
@@ -317,6 +331,7 @@ func (s *Server) close() {
 	} else if s.listener != nil {
 		s.listener.Close()
 	}
+	s.controllers.Wait()
 	if s.embedded != nil {
 		s.embedded.Close()
 	} else if s.Etcd != nil {

@@ -71,10 +71,13 @@ func New(client *clientv3.Client, opts Options) *Store {
 // request is checked, including the etcd preconditions, and nothing is written.
 type CreateOptions struct{ DryRun bool }
 
-// UpdateOptions: Status selects the status subresource.
+// UpdateOptions: Status selects the status subresource. SpecAndStatus
+// writes both at once; only in-process controllers use it, for what must be
+// one atomic step (the scheduler's binding: node, port and condition).
 type UpdateOptions struct {
-	DryRun bool
-	Status bool
+	DryRun        bool
+	Status        bool
+	SpecAndStatus bool
 }
 
 // DeleteOptions: Preconditions mirror metav1.Preconditions.
@@ -148,18 +151,28 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 		conds = append(conds, clientv3.Compare(clientv3.CreateRevision(s.namespaceKey(obj.GetNamespace())), ">", 0))
 	}
 	if opts.DryRun {
-		return obj, s.checkCreate(ctx, res, obj, key)
+		if err := s.checkCreate(ctx, res, obj, key); err != nil {
+			return nil, err
+		}
+		return obj, s.claimConflict(ctx, res, obj)
 	}
 	putOpts, err := s.putOptions(ctx, res, obj)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.Txn(ctx).If(conds...).Then(clientv3.OpPut(key, string(data), putOpts...)).Commit()
+	claimCmps, claimOps := s.claimTxn(res, nil, obj)
+	resp, err := s.client.Txn(ctx).If(append(conds, claimCmps...)...).Then(append([]clientv3.Op{clientv3.OpPut(key, string(data), putOpts...)}, claimOps...)...).Commit()
 	if err != nil {
 		return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
 	}
 	if !resp.Succeeded {
-		return nil, s.checkCreate(ctx, res, obj, key)
+		if err := s.checkCreate(ctx, res, obj, key); err != nil {
+			return nil, err
+		}
+		if err := s.claimConflict(ctx, res, obj); err != nil {
+			return nil, err
+		}
+		return nil, conflict(res, obj.GetName())
 	}
 	obj.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
@@ -224,7 +237,7 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 	if cur.GetResourceVersion() != obj.GetResourceVersion() {
 		return nil, conflict(res, obj.GetName())
 	}
-	next, err := s.merge(res, cur, obj, opts.Status)
+	next, err := s.merge(res, cur, obj, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +248,8 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 		if opts.DryRun {
 			return next, nil
 		}
-		resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpDelete(key)).Commit()
+		_, claimOps := s.claimTxn(res, cur, nil)
+		resp, err := s.client.Txn(ctx).If(cmp).Then(append([]clientv3.Op{clientv3.OpDelete(key)}, claimOps...)...).Commit()
 		if err != nil {
 			return nil, etcdError(err, "delete %s %s", res.Kind, obj.GetName())
 		}
@@ -245,7 +259,11 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 		next.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
 		return next, nil
 	}
+	claimCmps, claimOps := s.claimTxn(res, cur, next)
 	if opts.DryRun {
+		if len(claimCmps) > 0 {
+			return next, s.claimConflict(ctx, res, next)
+		}
 		return next, nil
 	}
 	data, err := encode(res, next)
@@ -256,11 +274,16 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(data), putOpts...)).Commit()
+	resp, err := s.client.Txn(ctx).If(append([]clientv3.Cmp{cmp}, claimCmps...)...).Then(append([]clientv3.Op{clientv3.OpPut(key, string(data), putOpts...)}, claimOps...)...).Commit()
 	if err != nil {
 		return nil, etcdError(err, "update %s %s", res.Kind, obj.GetName())
 	}
 	if !resp.Succeeded {
+		if len(claimCmps) > 0 {
+			if err := s.claimConflict(ctx, res, next); err != nil {
+				return nil, err
+			}
+		}
 		return nil, conflict(res, obj.GetName())
 	}
 	next.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
@@ -268,8 +291,8 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 }
 
 // merge builds the object to store from the current one and the caller's.
-func (s *Store) merge(res *resources.Resource, cur, in v1.Object, status bool) (v1.Object, error) {
-	if status {
+func (s *Store) merge(res *resources.Resource, cur, in v1.Object, opts UpdateOptions) (v1.Object, error) {
+	if opts.Status {
 		next, err := withStatusOf(res, cur, in)
 		if err != nil {
 			return nil, fmt.Errorf("merge status of %s %s: %w", res.Kind, in.GetName(), err)
@@ -277,7 +300,7 @@ func (s *Store) merge(res *resources.Resource, cur, in v1.Object, status bool) (
 		return next, nil
 	}
 	next := in.DeepCopyObject().(v1.Object)
-	if res.HasStatus {
+	if res.HasStatus && !opts.SpecAndStatus {
 		var err error
 		if next, err = withStatusOf(res, next, cur); err != nil {
 			return nil, fmt.Errorf("keep status of %s %s: %w", res.Kind, in.GetName(), err)
@@ -331,6 +354,8 @@ func (s *Store) Delete(ctx context.Context, res *resources.Resource, ns, name st
 		var ops []clientv3.Op
 		if gone {
 			op = clientv3.OpDelete(key)
+			_, claimOps := s.claimTxn(res, cur, nil)
+			ops = append(ops, claimOps...)
 			if res == namespaceResource {
 				empty, err := s.namespaceConditions(ctx, name)
 				if err != nil {

@@ -58,6 +58,8 @@ func runSuite(t *testing.T, client *clientv3.Client) {
 		{"WatchResumeAndCompaction", testWatchCompacted},
 		{"DryRun", testDryRun},
 		{"EventsExpire", testEventLease},
+		{"PortClaimRace", testPortClaimRace},
+		{"PortClaimLifecycle", testPortClaimLifecycle},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

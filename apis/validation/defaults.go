@@ -15,6 +15,9 @@ const (
 	DefaultTasksMax   = 256
 	DefaultPortMin    = 27015
 	DefaultPortMax    = 27115
+	// DefaultRescheduleAfterNodeLost matches Kubernetes' default toleration
+	// of an unreachable node: long enough for a reboot.
+	DefaultRescheduleAfterNodeLost = "5m"
 )
 
 var (
@@ -74,5 +77,14 @@ func defaultBlueprint(b *v1.Blueprint) {
 	}
 	if r.TasksMax == 0 {
 		r.TasksMax = DefaultTasksMax
+	}
+	if b.Spec.RescheduleAfterNodeLost == "" {
+		b.Spec.RescheduleAfterNodeLost = DefaultRescheduleAfterNodeLost
+	}
+	if b.Spec.Rollout.Policy == "" {
+		b.Spec.Rollout.Policy = v1.RolloutWhenEmpty
+	}
+	if b.Spec.Rollout.MaxUnavailable == 0 {
+		b.Spec.Rollout.MaxUnavailable = 1
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -34,6 +35,9 @@ const (
 	MaxMessageLength     = 1024
 	MinPort              = 1024
 	MaxPort              = 65535
+	// MaxPortRangeSpan keeps a node's game ports clear of its client ports
+	// (game port + 1000).
+	MaxPortRangeSpan = 1000
 )
 
 var (
@@ -238,7 +242,27 @@ func ValidateBlueprintSpec(s *v1.BlueprintSpec, p *field.Path) field.ErrorList {
 	allErrs = append(allErrs, validateCvars(s.Cvars, p.Child("cvars"))...)
 	allErrs = append(allErrs, ValidateArgs(s.Args, p.Child("args"))...)
 	allErrs = append(allErrs, validateResources(&s.Resources, p.Child("resources"))...)
+	allErrs = append(allErrs, validateReschedule(s.RescheduleAfterNodeLost, p.Child("rescheduleAfterNodeLost"))...)
+	switch s.Rollout.Policy {
+	case v1.RolloutWhenEmpty, v1.RolloutImmediate, "":
+	default:
+		allErrs = append(allErrs, field.NotSupported(p.Child("rollout", "policy"), s.Rollout.Policy, []string{v1.RolloutWhenEmpty, v1.RolloutImmediate}))
+	}
+	if s.Rollout.MaxUnavailable < 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("rollout", "maxUnavailable"), s.Rollout.MaxUnavailable, "must not be negative"))
+	}
 	return allErrs
+}
+
+// validateReschedule accepts "Never" or a non-negative duration ("90s", "5m").
+func validateReschedule(v string, p *field.Path) field.ErrorList {
+	if v == "" || v == v1.RescheduleNever {
+		return nil
+	}
+	if d, err := time.ParseDuration(v); err != nil || d < 0 {
+		return field.ErrorList{field.Invalid(p, v, `must be "Never" or a duration such as "90s" or "5m"`)}
+	}
+	return nil
 }
 
 func validateGame(g *v1.GameSpec, p *field.Path) field.ErrorList {
@@ -377,6 +401,7 @@ func ValidateInstanceSpec(s *v1.InstanceSpec, p *field.Path) field.ErrorList {
 	default:
 		allErrs = append(allErrs, field.NotSupported(p.Child("state"), s.State, []string{string(v1.StateRunning), string(v1.StateStopped)}))
 	}
+	allErrs = append(allErrs, validateReschedule(s.RescheduleAfterNodeLost, p.Child("rescheduleAfterNodeLost"))...)
 	return allErrs
 }
 
@@ -395,6 +420,9 @@ func ValidateNodeSpec(s *v1.NodeSpec, p *field.Path) field.ErrorList {
 	allErrs = append(allErrs, validatePort(s.PortRange.Max, pr.Child("max"))...)
 	if s.PortRange.Min > s.PortRange.Max {
 		allErrs = append(allErrs, field.Invalid(pr.Child("max"), s.PortRange.Max, fmt.Sprintf("must not be below min (%d)", s.PortRange.Min)))
+	} else if s.PortRange.Max-s.PortRange.Min >= MaxPortRangeSpan {
+		allErrs = append(allErrs, field.Invalid(pr.Child("max"), s.PortRange.Max,
+			fmt.Sprintf("the range must span fewer than %d ports: each game's client port is its game port + %d", MaxPortRangeSpan, MaxPortRangeSpan)))
 	}
 	if s.Capacity.Instances < 0 {
 		allErrs = append(allErrs, field.Invalid(p.Child("capacity", "instances"), s.Capacity.Instances, "must not be negative"))

@@ -141,6 +141,12 @@ func TestValidate(t *testing.T) {
 		{"port low", instance(func(i *v1.Instance) { i.Spec.Port = 80 }), "spec.port: Invalid value: 80: must be between 1024 and 65535"},
 		{"port high", instance(func(i *v1.Instance) { i.Spec.Port = 70000 }), "spec.port: Invalid value: 70000"},
 		{"port ok", instance(func(i *v1.Instance) { i.Spec.Port = 27015 }), ""},
+		{"reschedule never", instance(func(i *v1.Instance) { i.Spec.RescheduleAfterNodeLost = "Never" }), ""},
+		{"reschedule duration", instance(func(i *v1.Instance) { i.Spec.RescheduleAfterNodeLost = "90s" }), ""},
+		{"reschedule garbage", instance(func(i *v1.Instance) { i.Spec.RescheduleAfterNodeLost = "soon" }), `spec.rescheduleAfterNodeLost: Invalid value: "soon": must be "Never" or a duration`},
+		{"reschedule negative", blueprint(func(b *v1.Blueprint) { b.Spec.RescheduleAfterNodeLost = "-1s" }), `spec.rescheduleAfterNodeLost: Invalid value: "-1s"`},
+		{"rollout policy", blueprint(func(b *v1.Blueprint) { b.Spec.Rollout.Policy = "Sometimes" }), `spec.rollout.policy: Unsupported value: "Sometimes"`},
+		{"rollout maxUnavailable", blueprint(func(b *v1.Blueprint) { b.Spec.Rollout.MaxUnavailable = -1 }), "spec.rollout.maxUnavailable: Invalid value: -1"},
 		{"nodeName invalid", instance(func(i *v1.Instance) { i.Spec.NodeName = "Host_A" }), "spec.nodeName: Invalid value"},
 		{"nodeSelector invalid", instance(func(i *v1.Instance) { i.Spec.NodeSelector = map[string]string{"region": "eu west"} }), "spec.nodeSelector: Invalid value"},
 		{"state unknown", instance(func(i *v1.Instance) { i.Spec.State = "Paused" }), `spec.state: Unsupported value: "Paused"`},
@@ -148,6 +154,7 @@ func TestValidate(t *testing.T) {
 		// Nodes.
 		{"port range inverted", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 28000, Max: 27000} }), "spec.portRange.max: Invalid value: 27000: must not be below min"},
 		{"port range low", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 80, Max: 27000} }), "spec.portRange.min"},
+		{"port range too wide", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 27000, Max: 28000} }), "spec.portRange.max: Invalid value: 28000: the range must span fewer than 1000 ports"},
 		{"capacity negative", node(func(n *v1.Node) { n.Spec.Capacity.Instances = -1 }), "spec.capacity.instances"},
 
 		// Events.

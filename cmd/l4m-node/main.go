@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -36,6 +37,8 @@ type options struct {
 	logs      string
 	joinToken string
 	driver    string
+	maxInst   int32
+	maxMem    string
 	verbosity int
 	jsonLogs  bool
 }
@@ -52,7 +55,16 @@ Node, and realizes the Instances bound to it as systemd units.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return run(o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			file, err := loadNodeFile(o.config)
+			if err != nil {
+				return err
+			}
+			if err := file.Node.applyTo(o, cmd.Flags()); err != nil {
+				return fmt.Errorf("config %s: %w", o.config, err)
+			}
+			return run(o, file)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.config, "config", "/etc/left4me/node.yaml", "API server URL, CA and node token (l4mctl config format)")
@@ -64,6 +76,8 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
 	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
+	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
+	f.StringVar(&o.maxMem, "capacity-memory", "", "memory the scheduler may reserve here for games' MemoryMax, e.g. 48Gi (empty: no limit)")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
 	if err := cmd.Execute(); err != nil {
@@ -79,14 +93,11 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(o *options) error {
+func run(o *options, nf *nodeFile) error {
 	log := logging.New(o.verbosity, o.jsonLogs).WithValues("node", o.nodeName)
-	f, err := client.LoadFile(o.config)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
+	f := &nf.File
 	if f.Token == "" {
-		if err := join(f, o); err != nil {
+		if err := join(nf, o); err != nil {
 			return err
 		}
 		log.Info("joined: obtained this node's token and saved it", "config", o.config)
@@ -116,6 +127,17 @@ func run(o *options) error {
 		}
 		labels[k] = v
 	}
+	capacity := v1.NodeCapacity{Instances: o.maxInst}
+	if o.maxInst < 0 {
+		return fmt.Errorf("--capacity-instances %d: must not be negative", o.maxInst)
+	}
+	if o.maxMem != "" {
+		q, err := resource.ParseQuantity(o.maxMem)
+		if err != nil || q.Sign() <= 0 {
+			return fmt.Errorf("--capacity-memory %q: want a positive quantity such as 48Gi", o.maxMem)
+		}
+		capacity.Memory = &q
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sd, err := systemd.Connect(ctx)
@@ -125,14 +147,15 @@ func run(o *options) error {
 	defer sd.Close()
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
-		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max),
+		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
 	}).Run(ctx)
 }
 
 // join exchanges the join token for this node's own token and saves it in
 // the config file (0600), so later starts need no join token.
-func join(f *client.File, o *options) error {
+func join(nf *nodeFile, o *options) error {
+	f := &nf.File
 	if o.joinToken == "" {
 		return fmt.Errorf("%s holds no token: pass --join-token (from `l4mctl token create join`)", o.config)
 	}
@@ -153,7 +176,7 @@ func join(f *client.File, o *options) error {
 		return fmt.Errorf("join as %s: %w", o.nodeName, err)
 	}
 	f.Token = out.(*v1.Token).Status.Token
-	data, err := yaml.Marshal(f)
+	data, err := yaml.Marshal(nf)
 	if err != nil {
 		return err
 	}

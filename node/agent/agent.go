@@ -37,6 +37,8 @@ type Options struct {
 	Root     string
 	PortMin  int32
 	PortMax  int32
+	// Capacity is what the scheduler may place here.
+	Capacity v1.NodeCapacity
 	Labels   map[string]string
 	Systemd  systemd.Manager
 	Log      logr.Logger
@@ -282,12 +284,29 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
+// The host's own settings (port range, capacity, labels) follow its flags
+// and config file on every start; what an operator decides in the API
+// (cordon, other labels) stays.
 func (a *Agent) registerOnce(ctx context.Context) error {
+	spec := v1.NodeSpec{PortRange: v1.PortRange{Min: a.o.PortMin, Max: a.o.PortMax}, Capacity: a.o.Capacity}
 	_, err := a.o.Client.Get(ctx, nodeRes, "", a.o.NodeName)
 	if apierrors.IsNotFound(err) {
-		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.o.NodeName, Labels: a.o.Labels},
-			Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: a.o.PortMin, Max: a.o.PortMax}}}
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.o.NodeName, Labels: a.o.Labels}, Spec: spec}
 		_, err = a.o.Client.Create(ctx, nodeRes, n, false)
+	} else if err == nil {
+		capacity := map[string]any{"instances": nil, "memory": nil}
+		if spec.Capacity.Instances != 0 {
+			capacity["instances"] = spec.Capacity.Instances
+		}
+		if spec.Capacity.Memory != nil {
+			capacity["memory"] = spec.Capacity.Memory.String()
+		}
+		body := map[string]any{"spec": map[string]any{"portRange": spec.PortRange, "capacity": capacity}}
+		if len(a.o.Labels) > 0 {
+			body["metadata"] = map[string]any{"labels": a.o.Labels}
+		}
+		patch, _ := jsonMarshal(body)
+		_, err = a.o.Client.Patch(ctx, nodeRes, "", a.o.NodeName, "application/merge-patch+json", patch, false)
 	}
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", a.o.NodeName, err)
@@ -375,35 +394,4 @@ func (a *Agent) rconPassword(id string) (string, error) {
 		return "", fmt.Errorf("store rcon password for %s: %w", id, err)
 	}
 	return pw, nil
-}
-
-// allocatePort picks the Instance's game port: its own when it names one,
-// else the lowest port in the node's range no other Instance here uses.
-func (a *Agent) allocatePort(in *v1.Instance) (int32, error) {
-	if in.Spec.Port != 0 {
-		return in.Spec.Port, nil
-	}
-	if in.Status.Port != 0 {
-		return in.Status.Port, nil
-	}
-	used := map[int32]bool{}
-	a.mu.Lock()
-	for _, o := range a.instances {
-		if o.UID == in.UID {
-			continue
-		}
-		if o.Spec.Port != 0 {
-			used[o.Spec.Port] = true
-		}
-		if o.Status.Port != 0 {
-			used[o.Status.Port] = true
-		}
-	}
-	a.mu.Unlock()
-	for p := a.o.PortMin; p <= a.o.PortMax; p++ {
-		if !used[p] {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port in %d-%d", a.o.PortMin, a.o.PortMax)
 }

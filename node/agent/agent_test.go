@@ -34,7 +34,7 @@ func start(t *testing.T) *harness {
 	if os.Geteuid() != 0 {
 		t.Skip("the agent chowns files: run as root")
 	}
-	srv, admin := servertest.Start(t)
+	srv, admin := servertest.StartWithControllers(t)
 	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
 	root := t.TempDir()
 	for _, d := range []string{"installation", "overlays/mods/left4dead2/cfg"} {

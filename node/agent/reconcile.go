@@ -113,9 +113,12 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", fmt.Sprintf("%d overlays resolved below %s", len(layers), a.paths.Overlays()))
 
-	port, err := a.allocatePort(in)
-	if err != nil {
-		return a.refuse(ctx, id, st, "NoFreePort", err.Error())
+	port := in.GamePort()
+	if port == 0 {
+		// The scheduler allocates ports (atomically, in etcd); without one
+		// nothing starts. Its Scheduled condition says why it waits.
+		st.Phase = v1.PhasePending
+		return nil
 	}
 	step("resolved")
 	pw, err := a.prepareDirs(id)

@@ -33,6 +33,30 @@ type BlueprintSpec struct {
 	Args []string `json:"args,omitempty"`
 	// Resources limit what one server may use on its host.
 	Resources Resources `json:"resources,omitempty"`
+	// RescheduleAfterNodeLost is "Never", or how long after their node is
+	// lost this Blueprint's Instances move to another node (default "5m").
+	RescheduleAfterNodeLost string `json:"rescheduleAfterNodeLost,omitempty"`
+	// Rollout says how changes reach running Instances.
+	Rollout RolloutSpec `json:"rollout,omitempty"`
+}
+
+// Rollout policies.
+const (
+	// RolloutWhenEmpty restarts an Instance onto a new spec only when no
+	// player is on it (the default: nobody gets kicked).
+	RolloutWhenEmpty = "WhenEmpty"
+	// RolloutImmediate restarts at once, players or not.
+	RolloutImmediate = "Immediate"
+)
+
+// RolloutSpec limits how changes to a Blueprint or its Overlays restart
+// running Instances.
+type RolloutSpec struct {
+	// Policy is WhenEmpty (default) or Immediate.
+	Policy string `json:"policy,omitempty"`
+	// MaxUnavailable is how many of the Blueprint's Instances may restart at
+	// once (default 1).
+	MaxUnavailable int32 `json:"maxUnavailable,omitempty"`
 }
 
 // GameSpec holds the srcds arguments with a meaning the scheduler and the

@@ -32,6 +32,13 @@ const (
 	InstanceMounted       = "Mounted"
 	InstanceUnitActive    = "UnitActive"
 	InstanceReady         = ConditionReady
+	// InstanceNodeLost is True while the Instance's node has stopped
+	// reporting; the Instance may still be running there.
+	InstanceNodeLost = "NodeLost"
+	// InstanceUpdatePending is True while the Instance runs an older
+	// Blueprint or Overlay than the current one (waiting for players to leave
+	// or for its turn in the rollout).
+	InstanceUpdatePending = "UpdatePending"
 )
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -61,7 +68,24 @@ type InstanceSpec struct {
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// State is Running (default) or Stopped. Stopped keeps the server's files.
 	State InstanceState `json:"state,omitempty"`
+	// RescheduleAfterNodeLost overrides the Blueprint's: "Never", or how
+	// long after its node is lost the Instance moves to another node ("90s").
+	RescheduleAfterNodeLost string `json:"rescheduleAfterNodeLost,omitempty"`
 }
+
+// Annotations the control plane sets on Instances.
+const (
+	// AnnotationBoundBy is "scheduler" on Instances the scheduler placed:
+	// those it may move (node lost, drain). An Instance whose spec.nodeName
+	// a user wrote stays where the user put it.
+	AnnotationBoundBy = "left4me.io/bound-by"
+	// AnnotationApprovedTemplate is the template hash the rollout controller
+	// allows the node to restart the Instance onto.
+	AnnotationApprovedTemplate = "left4me.io/approved-template"
+)
+
+// RescheduleNever keeps an Instance on its node however long the node is lost.
+const RescheduleNever = "Never"
 
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
@@ -86,6 +110,11 @@ type InstanceStatus struct {
 	Players    int32        `json:"players,omitempty"`
 	MaxPlayers int32        `json:"maxPlayers,omitempty"`
 	Map        string       `json:"map,omitempty"`
+	// TemplateHash identifies the Blueprint, Overlays and Instance spec the
+	// running game was started from; PendingTemplateHash the ones it would
+	// be restarted onto (empty when they are the same).
+	TemplateHash        string `json:"templateHash,omitempty"`
+	PendingTemplateHash string `json:"pendingTemplateHash,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -95,4 +124,13 @@ type InstanceList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Instance `json:"items"`
+}
+
+// GamePort is the game port the Instance uses: the one it names, else the
+// one the scheduler allocated (0: none yet).
+func (in *Instance) GamePort() int32 {
+	if in.Spec.Port != 0 {
+		return in.Spec.Port
+	}
+	return in.Status.Port
 }

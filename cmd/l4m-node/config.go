@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"github.com/left4me/left4me/apis/client"
+)
+
+// nodeFile is /etc/left4me/node.yaml: how to reach the API server (the
+// l4mctl config fields) and, under node:, this host's own settings. A flag
+// given on the command line wins over the file.
+//
+//	server: https://api.example.org:6443
+//	token: l4m.<id>.<secret>
+//	certificateAuthorityData: |
+//	  -----BEGIN CERTIFICATE-----
+//	node:
+//	  name: host-1
+//	  portRange: 27015-27115
+//	  labels: {region: eu}
+//	  capacity: {instances: 20, memory: 48Gi}
+type nodeFile struct {
+	client.File `json:",inline"`
+	Node        *nodeSettings `json:"node,omitempty"`
+}
+
+type nodeSettings struct {
+	Name        string            `json:"name,omitempty"`
+	Root        string            `json:"root,omitempty"`
+	PortRange   string            `json:"portRange,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Address     string            `json:"address,omitempty"`
+	MountDriver string            `json:"mountDriver,omitempty"`
+	LogsListen  *string           `json:"logsListen,omitempty"`
+	Capacity    struct {
+		Instances int32  `json:"instances,omitempty"`
+		Memory    string `json:"memory,omitempty"`
+	} `json:"capacity,omitempty"`
+}
+
+func loadNodeFile(path string) (*nodeFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	f := &nodeFile{}
+	if err := yaml.UnmarshalStrict(data, f); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// applyTo fills every option whose flag was not given from the file.
+func (s *nodeSettings) applyTo(o *options, flags *pflag.FlagSet) error {
+	if s == nil {
+		return nil
+	}
+	set := func(flag string, apply func()) {
+		if !flags.Changed(flag) {
+			apply()
+		}
+	}
+	if s.Name != "" {
+		set("node-name", func() { o.nodeName = s.Name })
+	}
+	if s.Root != "" {
+		set("root", func() { o.root = s.Root })
+	}
+	if s.PortRange != "" {
+		set("port-range", func() { o.portRange = s.PortRange })
+	}
+	if s.Address != "" {
+		set("address", func() { o.address = s.Address })
+	}
+	if s.MountDriver != "" {
+		set("mount-driver", func() { o.driver = s.MountDriver })
+	}
+	if s.LogsListen != nil {
+		set("logs-listen", func() { o.logs = *s.LogsListen })
+	}
+	if len(s.Labels) > 0 {
+		keys := make([]string, 0, len(s.Labels))
+		for k := range s.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		set("labels", func() {
+			o.labels = nil
+			for _, k := range keys {
+				o.labels = append(o.labels, k+"="+s.Labels[k])
+			}
+		})
+	}
+	if s.Capacity.Instances < 0 {
+		return fmt.Errorf("node.capacity.instances: %s must not be negative", strconv.Itoa(int(s.Capacity.Instances)))
+	}
+	if s.Capacity.Instances != 0 {
+		set("capacity-instances", func() { o.maxInst = s.Capacity.Instances })
+	}
+	if s.Capacity.Memory != "" {
+		set("capacity-memory", func() { o.maxMem = s.Capacity.Memory })
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	f, err := loadNodeFile("../../config/node.yaml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Server != "https://api.example.org:6443" || f.Node.Name != "host-1" || f.Node.Capacity.Memory != "48Gi" || f.Node.Labels["region"] != "eu" {
+		t.Fatalf("parsed %+v", f)
+	}
+}
+
+func TestFlagsWinOverFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.yaml")
+	os.WriteFile(path, []byte("server: https://x:6443\nnode:\n  name: from-file\n  portRange: 28000-28010\n  capacity: {instances: 7}\n"), 0o600)
+	f, err := loadNodeFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &options{nodeName: "host", portRange: "27015-27115"}
+	flags := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	flags.StringVar(&o.nodeName, "node-name", "host", "")
+	flags.StringVar(&o.portRange, "port-range", "27015-27115", "")
+	flags.Int32Var(&o.maxInst, "capacity-instances", 0, "")
+	if err := flags.Parse([]string{"--node-name=from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Node.applyTo(o, flags); err != nil {
+		t.Fatal(err)
+	}
+	if o.nodeName != "from-flag" || o.portRange != "28000-28010" || o.maxInst != 7 {
+		t.Fatalf("options after the file: %+v", o)
+	}
+}
+
+func TestUnknownConfigKeyNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.yaml")
+	os.WriteFile(path, []byte("server: https://x:6443\nnode:\n  ports: 1-2\n"), 0o600)
+	_, err := loadNodeFile(path)
+	if err == nil || !strings.Contains(err.Error(), "ports") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %v should name the file and the unknown key", err)
+	}
+}

@@ -1,0 +1,45 @@
+// Package manager runs every control-plane controller against one store:
+// the informers they share, the event recorder, and the controllers
+// themselves. l4m-server runs it only while it holds the leader lease.
+package manager
+
+import (
+	"context"
+	"sync"
+
+	"github.com/go-logr/logr"
+
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/controllers"
+	"github.com/left4me/left4me/controllers/scheduler"
+)
+
+// Options configure the controllers.
+type Options struct {
+	Store *storage.Store
+	// SchedulerPolicy is scheduler.Spread (default) or scheduler.Pack.
+	SchedulerPolicy string
+	// Identity names this server in events (e.g. its hostname).
+	Identity string
+	Log      logr.Logger
+}
+
+// Run runs the controllers until ctx ends, and returns once all stopped.
+func Run(ctx context.Context, o Options) {
+	log := o.Log
+	instances := controllers.NewInformer(o.Store, resources.Instances, log)
+	nodes := controllers.NewInformer(o.Store, resources.Nodes, log)
+	blueprints := controllers.NewInformer(o.Store, resources.Blueprints, log)
+	rec := controllers.NewRecorder(o.Store, "l4m-scheduler", log.WithName("events"))
+	sched := scheduler.New(scheduler.Options{
+		Store: o.Store, Instances: instances, Nodes: nodes, Blueprints: blueprints, Recorder: rec,
+		Policy: o.SchedulerPolicy, Log: log.WithName("scheduler"),
+	})
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run, rec.Run, sched.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	wg.Wait()
+}
