@@ -64,7 +64,7 @@ func (s *Server) runControllers(ctx context.Context, opts Options) {
 			}
 			cancel()
 		}()
-		manager.Run(lctx, manager.Options{Store: s.Store, SchedulerPolicy: opts.SchedulerPolicy, Identity: identity, Log: opts.Log.WithName("controllers")})
+		manager.Run(lctx, manager.Options{Store: s.Store, SchedulerPolicy: opts.SchedulerPolicy, NodeGracePeriod: opts.NodeGracePeriod, Identity: identity, Log: opts.Log.WithName("controllers")})
 		cancel()
 		s.Handler.metrics.leader.Set(0)
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)

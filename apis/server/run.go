@@ -68,6 +68,9 @@ type Options struct {
 	DisableControllers bool
 	// SchedulerPolicy is "Spread" (default) or "Pack".
 	SchedulerPolicy string
+	// NodeGracePeriod: a node whose heartbeats stop for this long is
+	// Ready=Unknown and its Instances NodeLost (default 40 s).
+	NodeGracePeriod time.Duration
 	// LeaseTTL is the leader lease (default DefaultLeaseTTL); Identity names
 	// this server in the election (default host/listen address).
 	LeaseTTL time.Duration

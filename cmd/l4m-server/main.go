@@ -1,5 +1,6 @@
 // Command l4m-server serves the left4me API on etcd (embedded by default)
-// and, in later versions, runs the controllers.
+// and runs the controllers (scheduler, node lifecycle, rollouts) while it
+// holds the leader lease.
 package main
 
 import (
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -71,6 +73,11 @@ certificate under --data-dir/pki and an admin client config,
 	f.IntVar(&opts.MaxObjectsPerNamespace, "max-objects-per-namespace", 10000, "most objects of one kind in one namespace (0: no cap)")
 	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "loopback host:port of the embedded etcd's clients (default: a free port)")
 	f.StringVar(&opts.EmbeddedEtcdPeerAddr, "embedded-etcd-peer-addr", "", "loopback host:port of the embedded etcd's peers (default: a free port)")
+	f.StringVar(&opts.SchedulerPolicy, "scheduler-policy", "Spread", "where new Instances go: Spread (fewest games per node) or Pack (fill nodes in turn)")
+	f.DurationVar(&opts.NodeGracePeriod, "node-grace-period", 40*time.Second, "a node silent this long is Ready=Unknown and its Instances NodeLost")
+	f.DurationVar(&opts.LeaseTTL, "leader-lease-ttl", server.DefaultLeaseTTL, "the controllers' leader lease: a dead leader is replaced within about this long")
+	f.StringVar(&opts.Identity, "identity", "", "this server's name in the leader election (default host/listen address)")
+	f.BoolVar(&opts.DisableControllers, "disable-controllers", false, "serve the API only; leave scheduling and node lifecycle to other servers")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (1: every request)")
 	f.BoolVar(&jsonLogs, "json-logs", false, "log JSON lines (for the journal)")
 	if err := cmd.Execute(); err != nil {

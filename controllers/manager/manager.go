@@ -6,12 +6,14 @@ package manager
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/controllers"
+	"github.com/left4me/left4me/controllers/nodelifecycle"
 	"github.com/left4me/left4me/controllers/scheduler"
 )
 
@@ -20,6 +22,9 @@ type Options struct {
 	Store *storage.Store
 	// SchedulerPolicy is scheduler.Spread (default) or scheduler.Pack.
 	SchedulerPolicy string
+	// NodeGracePeriod: heartbeats older than this make a node Ready=Unknown
+	// (default nodelifecycle.DefaultGracePeriod).
+	NodeGracePeriod time.Duration
 	// Identity names this server in events (e.g. its hostname).
 	Identity string
 	Log      logr.Logger
@@ -31,13 +36,19 @@ func Run(ctx context.Context, o Options) {
 	instances := controllers.NewInformer(o.Store, resources.Instances, log)
 	nodes := controllers.NewInformer(o.Store, resources.Nodes, log)
 	blueprints := controllers.NewInformer(o.Store, resources.Blueprints, log)
-	rec := controllers.NewRecorder(o.Store, "l4m-scheduler", log.WithName("events"))
+	schedEvents := controllers.NewRecorder(o.Store, "l4m-scheduler", log.WithName("events"))
 	sched := scheduler.New(scheduler.Options{
-		Store: o.Store, Instances: instances, Nodes: nodes, Blueprints: blueprints, Recorder: rec,
+		Store: o.Store, Instances: instances, Nodes: nodes, Blueprints: blueprints, Recorder: schedEvents,
 		Policy: o.SchedulerPolicy, Log: log.WithName("scheduler"),
 	})
+	lifecycleEvents := controllers.NewRecorder(o.Store, "l4m-node-lifecycle", log.WithName("events"))
+	lifecycle := nodelifecycle.New(nodelifecycle.Options{
+		Store: o.Store, Nodes: nodes, Instances: instances, Blueprints: blueprints, Recorder: lifecycleEvents,
+		GracePeriod: o.NodeGracePeriod, Log: log.WithName("nodelifecycle"),
+	})
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run, rec.Run, sched.Run} {
+	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run,
+		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}

@@ -68,6 +68,11 @@ type Agent struct {
 	logs      *logServer
 	mu        sync.Mutex
 	instances map[string]*v1.Instance // by "ns/name", as the watch last saw them
+	// listed is closed after the first complete list of this node's
+	// Instances. Until then an Instance missing from the map says nothing
+	// (the API may be down): nothing is torn down or started.
+	listed     chan struct{}
+	listedOnce sync.Once
 	probes    map[string]*probe       // by unit ID
 }
 
@@ -98,7 +103,7 @@ func New(o Options) *Agent {
 	return &Agent{
 		o: o, paths: unit.Paths{Root: o.Root},
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		instances: map[string]*v1.Instance{}, probes: map[string]*probe{},
+		instances: map[string]*v1.Instance{}, probes: map[string]*probe{}, listed: make(chan struct{}),
 	}
 }
 
@@ -140,6 +145,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
 	run(func(ctx context.Context) { every(ctx, a.o.Resync, a.enqueueAll) })
 	go func() { <-ctx.Done(); a.queue.ShutDown() }()
+	select {
+	case <-a.listed:
+	case <-ctx.Done():
+	}
 	for {
 		key, quit := a.queue.Get()
 		if quit {
@@ -179,19 +188,22 @@ func (a *Agent) ensureUser() error {
 
 func key(ns, name string) string { return ns + "/" + name }
 
+// enqueueAll queues every game this node runs or should run. Games whose
+// Instance is no longer bound here (deleted while the agent was away, or
+// moved to another node while this one was cut off) go first: a copy that
+// runs elsewhere now must stop before anything else happens here.
 func (a *Agent) enqueueAll() {
-	a.mu.Lock()
-	for k := range a.instances {
-		a.queue.Add(k)
-	}
-	a.mu.Unlock()
-	// Units whose Instance is gone (deleted while the agent was down).
 	files, _ := a.o.Systemd.UnitFiles("l4m-*.service")
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, f := range files {
 		id := strings.TrimSuffix(strings.TrimPrefix(f, "l4m-"), ".service")
-		if ns, name, ok := strings.Cut(id, "."); ok {
+		if ns, name, ok := strings.Cut(id, "."); ok && a.instances[key(ns, name)] == nil {
 			a.queue.Add(key(ns, name))
 		}
+	}
+	for k := range a.instances {
+		a.queue.Add(k)
 	}
 }
 
@@ -240,6 +252,7 @@ func (a *Agent) watchInstances(ctx context.Context) {
 		}
 		a.instances = fresh
 		a.mu.Unlock()
+		a.listedOnce.Do(func() { close(a.listed) })
 		a.enqueueAll()
 		w, err := a.o.Client.Watch(ctx, instanceRes, "", client.ListOptions{FieldSelector: sel, ResourceVersion: list.GetResourceVersion()})
 		if err != nil {

@@ -1,0 +1,330 @@
+// Package nodelifecycle notices nodes that stopped sending heartbeats and
+// moves their Instances elsewhere once their grace period is over.
+//
+// A lost node is only a node the control plane cannot hear: its games may
+// well still be running. So nothing here stops a game. It marks the Node
+// Ready=Unknown and its Instances NodeLost, and after the Instance's
+// rescheduleAfterNodeLost it unbinds the Instances the scheduler placed (the
+// scheduler then binds them elsewhere). The node's agent, once it hears the
+// API again, sees those Instances are no longer its own and stops its
+// copies; Instances still bound to it it leaves alone.
+package nodelifecycle
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/apis/validation"
+	"github.com/left4me/left4me/controllers"
+)
+
+// DefaultGracePeriod is how long a node may miss heartbeats (every 10 s)
+// before it is Ready=Unknown: four heartbeats.
+const DefaultGracePeriod = 40 * time.Second
+
+// Options configure the controller.
+type Options struct {
+	Store      *storage.Store
+	Nodes      *controllers.Informer
+	Instances  *controllers.Informer
+	Blueprints *controllers.Informer
+	Recorder   *controllers.Recorder
+	// GracePeriod: heartbeats older than this make a node Ready=Unknown.
+	GracePeriod time.Duration
+	Log         logr.Logger
+}
+
+// Controller is the node lifecycle controller.
+type Controller struct {
+	o     Options
+	queue workqueue.TypedRateLimitingInterface[string] // node names
+
+	mu     sync.Mutex
+	byNode map[string]map[string]bool // node -> Instance keys bound to it
+	// heard is when this controller last saw each node's heartbeat change,
+	// by its own clock: a node's clock may be wrong, and a new leader gives
+	// every node a full grace period, as it cannot know better.
+	heard map[string]time.Time
+}
+
+// New wires the controller to its informers; Run starts it.
+func New(o Options) *Controller {
+	if o.GracePeriod <= 0 {
+		o.GracePeriod = DefaultGracePeriod
+	}
+	c := &Controller{o: o, byNode: map[string]map[string]bool{}, heard: map[string]time.Time{},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodelifecycle"})}
+	o.Nodes.OnChange(func(old, cur v1.Object) {
+		if cur == nil {
+			c.mu.Lock()
+			delete(c.heard, old.GetName())
+			c.mu.Unlock()
+			c.queue.Add(old.GetName())
+			return
+		}
+		if old == nil || !heartbeat(old).Equal(heartbeat(cur)) {
+			c.mu.Lock()
+			c.heard[cur.GetName()] = time.Now()
+			c.mu.Unlock()
+		}
+		c.queue.Add(cur.GetName())
+	})
+	o.Instances.OnChange(c.instanceChanged)
+	return c
+}
+
+func (c *Controller) instanceChanged(old, cur v1.Object) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old != nil {
+		if n := old.(*v1.Instance).Spec.NodeName; n != "" {
+			delete(c.byNode[n], controllers.Key(old))
+		}
+	}
+	if cur != nil {
+		if n := cur.(*v1.Instance).Spec.NodeName; n != "" {
+			if c.byNode[n] == nil {
+				c.byNode[n] = map[string]bool{}
+			}
+			c.byNode[n][controllers.Key(cur)] = true
+			if old == nil || old.(*v1.Instance).Spec.NodeName != n {
+				c.queue.Add(n)
+			}
+		}
+	}
+}
+
+// Run checks every node each second (heartbeats age without any event)
+// and whenever a Node or its Instances change.
+func (c *Controller) Run(ctx context.Context) {
+	for _, inf := range []*controllers.Informer{c.o.Nodes, c.o.Instances, c.o.Blueprints} {
+		select {
+		case <-inf.Synced():
+		case <-ctx.Done():
+			return
+		}
+	}
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.enqueueAll()
+			}
+		}
+	}()
+	c.enqueueAll()
+	controllers.RunWorkers(ctx, c.queue, 2, c.reconcile, c.o.Log)
+}
+
+func (c *Controller) enqueueAll() {
+	for _, n := range c.o.Nodes.List() {
+		c.queue.Add(n.GetName())
+	}
+	c.mu.Lock()
+	for n := range c.byNode {
+		c.queue.Add(n) // Instances on nodes that do not exist (any more)
+	}
+	c.mu.Unlock()
+}
+
+// reconcile looks at one node and the Instances bound to it.
+func (c *Controller) reconcile(ctx context.Context, name string) error {
+	var node *v1.Node
+	if obj := c.o.Nodes.Get(name); obj != nil {
+		node = obj.(*v1.Node)
+	}
+	lost, why := c.lost(node, name)
+	if node != nil && lost && !isUnknown(node) {
+		if err := c.markUnknown(ctx, node, why); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.byNode[name]))
+	for k := range c.byNode[name] {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		obj := c.o.Instances.Get(k)
+		if obj == nil {
+			continue
+		}
+		in := obj.(*v1.Instance)
+		if in.Spec.NodeName != name || in.DeletionTimestamp != nil {
+			continue
+		}
+		if err := c.reconcileInstance(ctx, in, lost, why); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lost: the node is gone, or its last heartbeat is older than the grace
+// period.
+func (c *Controller) lost(node *v1.Node, name string) (bool, string) {
+	if node == nil {
+		return true, fmt.Sprintf("node %s does not exist", name)
+	}
+	c.mu.Lock()
+	last, ok := c.heard[name]
+	c.mu.Unlock()
+	if !ok {
+		return false, ""
+	}
+	if age := time.Since(last); age > c.o.GracePeriod {
+		return true, fmt.Sprintf("node %s sent no heartbeat for %s", name, age.Truncate(time.Second))
+	}
+	return false, ""
+}
+
+func heartbeat(obj v1.Object) time.Time {
+	if hb := obj.(*v1.Node).Status.HeartbeatTime; hb != nil {
+		return hb.Time
+	}
+	return time.Time{}
+}
+
+func isUnknown(n *v1.Node) bool {
+	c := meta.FindStatusCondition(n.Status.Conditions, v1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionUnknown
+}
+
+func (c *Controller) markUnknown(ctx context.Context, node *v1.Node, why string) error {
+	n := node.DeepCopy()
+	meta.SetStatusCondition(&n.Status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionUnknown,
+		Reason: "NodeStatusUnknown", Message: why + "; its games may still be running"})
+	if _, err := c.o.Store.Update(ctx, resources.Nodes, n, storage.UpdateOptions{Status: true}); err != nil {
+		if apierrors.IsConflict(err) {
+			c.queue.AddRateLimited(node.Name) // a heartbeat raced us: look again
+			return nil
+		}
+		return fmt.Errorf("mark node %s Ready=Unknown: %w", node.Name, err)
+	}
+	c.o.Log.Info("node lost", "node", node.Name, "why", why)
+	c.o.Recorder.Eventf(n, v1.EventTypeWarning, "NodeNotReady", "%s", why)
+	return nil
+}
+
+// reconcileInstance keeps the NodeLost condition true to the node's state
+// and moves the Instance once its grace period is over.
+func (c *Controller) reconcileInstance(ctx context.Context, cached *v1.Instance, lost bool, why string) error {
+	cond := meta.FindStatusCondition(cached.Status.Conditions, v1.InstanceNodeLost)
+	if !lost {
+		if cond == nil || cond.Status == metav1.ConditionFalse {
+			return nil
+		}
+		in := cached.DeepCopy()
+		meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceNodeLost, Status: metav1.ConditionFalse,
+			Reason: "NodeReady", Message: "node " + in.Spec.NodeName + " reports again"})
+		return c.writeStatus(ctx, in)
+	}
+	after := c.rescheduleAfter(cached)
+	if cond == nil || cond.Status != metav1.ConditionTrue {
+		in := cached.DeepCopy()
+		msg := why + "; "
+		switch {
+		case in.Annotations[v1.AnnotationBoundBy] != "scheduler":
+			msg += "it stays: spec.nodeName pins it to this node"
+		case after < 0:
+			msg += "it stays: rescheduleAfterNodeLost is Never"
+		default:
+			msg += fmt.Sprintf("it moves to another node in %s unless the node returns", after)
+		}
+		meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceNodeLost, Status: metav1.ConditionTrue,
+			Reason: "NodeLost", Message: msg})
+		if err := c.writeStatus(ctx, in); err != nil {
+			return err
+		}
+		c.o.Recorder.Eventf(in, v1.EventTypeWarning, "NodeLost", "%s", msg)
+		if after >= 0 {
+			c.queue.AddAfter(in.Spec.NodeName, after)
+		}
+		return nil
+	}
+	if after < 0 || cached.Annotations[v1.AnnotationBoundBy] != "scheduler" {
+		return nil
+	}
+	if wait := time.Until(cond.LastTransitionTime.Add(after)); wait > 0 {
+		c.queue.AddAfter(cached.Spec.NodeName, wait)
+		return nil
+	}
+	return c.unbind(ctx, cached)
+}
+
+// rescheduleAfter is the Instance's grace period (-1: never), from the
+// Instance, else its Blueprint, else the default.
+func (c *Controller) rescheduleAfter(in *v1.Instance) time.Duration {
+	v := in.Spec.RescheduleAfterNodeLost
+	if v == "" {
+		if obj := c.o.Blueprints.Get(in.Namespace + "/" + in.Spec.BlueprintRef.Name); obj != nil {
+			v = obj.(*v1.Blueprint).Spec.RescheduleAfterNodeLost
+		}
+	}
+	if v == "" {
+		v = validation.DefaultRescheduleAfterNodeLost
+	}
+	if v == v1.RescheduleNever {
+		return -1
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return -1 // validation makes this unreachable; never move on garbage
+	}
+	return d
+}
+
+// Unbind clears an Instance's node and everything the old node reported,
+// and releases its port claim, in one write; the scheduler binds it again.
+// Drain does the same through the API.
+func (c *Controller) unbind(ctx context.Context, cached *v1.Instance) error {
+	in := cached.DeepCopy()
+	from := in.Spec.NodeName
+	in.Spec.NodeName = ""
+	delete(in.Annotations, v1.AnnotationBoundBy)
+	in.Status = v1.InstanceStatus{Phase: v1.PhasePending, Conditions: []metav1.Condition{{
+		Type: v1.InstanceScheduled, Status: metav1.ConditionFalse, Reason: "NodeLost",
+		Message: "node " + from + " was lost; waiting for another node", LastTransitionTime: metav1.Now()}}}
+	if _, err := c.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{SpecAndStatus: true}); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			c.queue.AddRateLimited(from)
+			return nil
+		}
+		return fmt.Errorf("unbind %s/%s from lost node %s: %w", in.Namespace, in.Name, from, err)
+	}
+	c.o.Log.Info("moving instance off a lost node", "instance", controllers.Key(in), "node", from)
+	c.o.Recorder.Eventf(in, v1.EventTypeWarning, "Rescheduling", "Node %s was lost for longer than rescheduleAfterNodeLost; moving to another node", from)
+	return nil
+}
+
+func (c *Controller) writeStatus(ctx context.Context, in *v1.Instance) error {
+	_, err := c.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{Status: true})
+	if apierrors.IsConflict(err) {
+		c.queue.AddRateLimited(in.Spec.NodeName) // the agent wrote first: look again
+		return nil
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write NodeLost condition of %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package nodelifecycle_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/controllers/controllertest"
+	"github.com/left4me/left4me/controllers/manager"
+)
+
+func startControllers(e *controllertest.Env) {
+	ctx, cancel := context.WithCancel(e.Ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		manager.Run(ctx, manager.Options{Store: e.Store, NodeGracePeriod: 2 * time.Second, Log: testr.New(e.T)})
+	}()
+	e.T.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+func condition(in *v1.Instance, typ string) string {
+	c := meta.FindStatusCondition(in.Status.Conditions, typ)
+	if c == nil {
+		return "<none>"
+	}
+	return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+}
+
+func TestLostNodeInstancesMove(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	e.Node("node-a", false)
+	e.Node("node-b", false, func(n *v1.Node) { n.Labels["region"] = "us" })
+	stopA := e.KeepAlive("node-a")
+	e.KeepAlive("node-b")
+	startControllers(e)
+	// node-a gets these: the selector keeps them off node-b.
+	onA := func(in *v1.Instance) { in.Spec.NodeSelector = map[string]string{"region": "eu"} }
+	e.Instance("moves", func(in *v1.Instance) { onA(in); in.Spec.RescheduleAfterNodeLost = "1s" })
+	e.Instance("stays", func(in *v1.Instance) { onA(in); in.Spec.RescheduleAfterNodeLost = "Never" })
+	e.Instance("pinned", func(in *v1.Instance) { in.Spec.NodeName = "node-a"; in.Spec.RescheduleAfterNodeLost = "1s" })
+	e.Eventually("all on node-a", func() (bool, string) {
+		for _, in := range e.Instances() {
+			if in.Spec.NodeName != "node-a" || in.GamePort() == 0 {
+				return false, in.Name + " on " + in.Spec.NodeName
+			}
+		}
+		return true, ""
+	})
+	// Other nodes may take them once node-a is gone.
+	obj := e.Get("moves")
+	oldPort := obj.GamePort()
+
+	stopA()
+	e.Eventually("node-a Ready=Unknown", func() (bool, string) {
+		n := e.GetNode("node-a")
+		c := meta.FindStatusCondition(n.Status.Conditions, v1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionUnknown && strings.Contains(c.Message, "sent no heartbeat"), fmt.Sprintf("%+v", c)
+	})
+	e.Eventually("pinned and Never stay, NodeLost", func() (bool, string) {
+		p, s := e.Get("pinned"), e.Get("stays")
+		ok := p.Spec.NodeName == "node-a" && strings.Contains(condition(p, v1.InstanceNodeLost), "True/NodeLost") &&
+			strings.Contains(condition(p, v1.InstanceNodeLost), "spec.nodeName pins it") &&
+			s.Spec.NodeName == "node-a" && strings.Contains(condition(s, v1.InstanceNodeLost), "rescheduleAfterNodeLost is Never")
+		return ok, condition(p, v1.InstanceNodeLost) + " | " + condition(s, v1.InstanceNodeLost)
+	})
+	// "moves" may only go where its selector allows: let node-b match.
+	e.Label("node-b", "region", "eu")
+	e.Eventually("moves lands on node-b", func() (bool, string) {
+		in := e.Get("moves")
+		return in.Spec.NodeName == "node-b" && in.GamePort() != 0 && in.Annotations[v1.AnnotationBoundBy] == "scheduler",
+			fmt.Sprintf("node %q port %d scheduled %s", in.Spec.NodeName, in.GamePort(), condition(in, v1.InstanceScheduled))
+	})
+	if in := e.Get("moves"); condition(in, v1.InstanceNodeLost) != "<none>" {
+		t.Fatalf("moved Instance still carries %s", condition(in, v1.InstanceNodeLost))
+	}
+	claims, err := e.Store.PortClaims(e.Ctx, "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner, ok := claims[oldPort]; ok && owner == "default/moves" {
+		t.Fatalf("the old claim on node-a port %d was kept", oldPort)
+	}
+
+	// node-a returns: the Instances still bound to it are no longer lost.
+	e.KeepAlive("node-a")
+	e.Eventually("NodeLost=False on return", func() (bool, string) {
+		p := e.Get("pinned")
+		return strings.HasPrefix(condition(p, v1.InstanceNodeLost), "False/NodeReady"), condition(p, v1.InstanceNodeLost)
+	})
+}
