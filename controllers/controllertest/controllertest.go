@@ -153,7 +153,6 @@ func (e *Env) AllBound() map[string][]*v1.Instance {
 	return byNode
 }
 
-
 // Heartbeat writes the node's heartbeat and Ready=True, as its agent does.
 func (e *Env) Heartbeat(name string) {
 	obj, err := e.Store.Get(e.Ctx, resources.Nodes, "", name)

@@ -73,7 +73,7 @@ type Agent struct {
 	// (the API may be down): nothing is torn down or started.
 	listed     chan struct{}
 	listedOnce sync.Once
-	probes    map[string]*probe       // by unit ID
+	probes     map[string]*probe // by unit ID
 }
 
 var (
