@@ -423,10 +423,12 @@ func (s *Scheduler) bind(ctx context.Context, cached *v1.Instance, d decision) (
 		}
 		in.Annotations[v1.AnnotationBoundBy] = "scheduler"
 	}
+	// Nothing runs it anywhere now: what an earlier node reported (when it
+	// was drained or lost) would only mislead.
+	in.Status = v1.InstanceStatus{Phase: v1.PhaseScheduled}
 	if in.Spec.Port == 0 {
 		in.Status.Port = d.port
 	}
-	in.Status.Phase = v1.PhaseScheduled
 	meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceScheduled, Status: metav1.ConditionTrue,
 		Reason: "Scheduled", Message: d.message, ObservedGeneration: in.Generation})
 	out, err := s.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{SpecAndStatus: true})

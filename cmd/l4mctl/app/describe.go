@@ -149,7 +149,7 @@ func (c *cli) printEvents(ctx context.Context, cl *client.Client, res *resources
 	events := resources.Events
 	ns := obj.GetNamespace()
 	if ns == "" {
-		ns = c.ns()
+		ns = v1.DefaultNamespace // events about Nodes live there
 	}
 	sel := fmt.Sprintf("involvedObject.kind=%s,involvedObject.name=%s", res.Kind, obj.GetName())
 	items, _, err := listAll(ctx, cl, events, ns, client.ListOptions{FieldSelector: sel})

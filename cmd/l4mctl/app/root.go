@@ -85,6 +85,9 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newAPIResourcesCommand(),
 		c.newTokenCommand(),
 		c.newLogsCommand(),
+		c.newCordonCommand(true),
+		c.newCordonCommand(false),
+		c.newDrainCommand(),
 	)
 	return root
 }

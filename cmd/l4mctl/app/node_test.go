@@ -1,0 +1,127 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/server/servertest"
+)
+
+// newFleetEnv is newEnv with the controllers running and two Ready nodes
+// (their status written here, as agents would).
+func newFleetEnv(t *testing.T) *env {
+	t.Setenv("L4MCONFIG", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	srv, cl := servertest.StartWithControllers(t)
+	e := &env{t: t, srv: srv, cl: cl, dir: t.TempDir()}
+	ctx := context.Background()
+	for _, n := range []string{"n1", "n2"} {
+		if _, err := cl.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, false); err != nil {
+			t.Fatal(err)
+		}
+		now := metav1.Now()
+		patch, _ := json.Marshal(map[string]any{"status": v1.NodeStatus{HeartbeatTime: &now, Conditions: []metav1.Condition{
+			{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat", LastTransitionTime: now}}}})
+		if _, err := cl.PatchStatus(ctx, resources.Nodes, "", n, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func (e *env) nodeOf(name string) string {
+	return e.get(instances, name).(*v1.Instance).Spec.NodeName
+}
+
+func (e *env) waitNode(name, node string) {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if e.nodeOf(name) == node {
+			return
+		}
+	}
+	e.t.Fatalf("%s is on %q, want %q", name, e.nodeOf(name), node)
+}
+
+func TestCordonDrain(t *testing.T) {
+	e := newFleetEnv(t)
+	if out := e.mustRun("cordon", "n2"); out != "node/n2 cordoned\n" {
+		t.Fatalf("cordon: %q", out)
+	}
+	if out := e.mustRun("get", "nodes"); !strings.Contains(out, "SchedulingDisabled") {
+		t.Fatalf("get nodes does not show the cordon:\n%s", out)
+	}
+	e.mustRun("apply", "-f", e.write("fleet.yaml", `apiVersion: left4me.io/v1alpha1
+kind: Blueprint
+metadata: {name: coop}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: empty}
+spec: {blueprintRef: {name: coop}}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: busy}
+spec: {blueprintRef: {name: coop}}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: pinned}
+spec: {blueprintRef: {name: coop}, nodeName: n1}
+`))
+	for _, n := range []string{"empty", "busy", "pinned"} {
+		e.waitNode(n, "n1")
+	}
+	// Three players on "busy", as its node would report from A2S.
+	if _, err := e.cl.PatchStatus(context.Background(), instances, "default", "busy", []byte(`{"status":{"players":3}}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("uncordon", "n2")
+
+	out, _, err := e.run("", "drain", "n1", "--timeout", "2s", "--poll-interval", "100ms")
+	if err == nil || !strings.Contains(err.Error(), "gave up with 2 Instances left (default/busy, default/pinned)") {
+		t.Fatalf("drain with players and a pin should give up: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"node/n1 cordoned",
+		"instance/default/busy waiting: 3 players on it",
+		"instance/default/empty moved off (0 players)",
+		"instance/default/pinned pinned by spec.nodeName",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drain output lacks %q:\n%s", want, out)
+		}
+	}
+	e.waitNode("empty", "n2")
+	if e.nodeOf("busy") != "n1" || e.nodeOf("pinned") != "n1" {
+		t.Fatalf("drain moved an occupied or pinned Instance without --force")
+	}
+
+	out = e.mustRun("drain", "n1", "--force", "--timeout", "10s", "--poll-interval", "100ms")
+	if !strings.HasSuffix(out, "node/n1 drained\n") || !strings.Contains(out, "instance/default/busy moved off (3 players)") {
+		t.Fatalf("drain --force:\n%s", out)
+	}
+	for _, n := range []string{"empty", "busy", "pinned"} {
+		e.waitNode(n, "n2")
+	}
+	if in := e.get(instances, "busy").(*v1.Instance); in.Status.Players != 0 || in.GamePort() == 0 {
+		t.Fatalf("moved Instance kept its old node's report or got no port: %+v", in.Status)
+	}
+	// describe shows where the scheduler put it (events are written in the
+	// background: give it a moment).
+	var desc string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if desc = e.mustRun("describe", "instance", "busy"); strings.Contains(desc, "Bound to node n2") {
+			return
+		}
+	}
+	t.Fatalf("describe lacks the Scheduled event:\n%s", desc)
+}
