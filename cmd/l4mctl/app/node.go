@@ -110,7 +110,9 @@ func (c *cli) runDrain(ctx context.Context, cl *client.Client, node string, o *d
 			fmt.Fprintf(c.streams.Out, "node/%s drained\n", node)
 			return nil
 		}
-		sort.Slice(items, func(i, j int) bool { return items[i].GetNamespace()+"/"+items[i].GetName() < items[j].GetNamespace()+"/"+items[j].GetName() })
+		sort.Slice(items, func(i, j int) bool {
+			return items[i].GetNamespace()+"/"+items[i].GetName() < items[j].GetNamespace()+"/"+items[j].GetName()
+		})
 		for _, obj := range items {
 			in := obj.(*v1.Instance)
 			ref := "instance/" + in.Namespace + "/" + in.Name
