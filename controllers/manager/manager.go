@@ -14,6 +14,7 @@ import (
 	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/controllers"
 	"github.com/left4me/left4me/controllers/nodelifecycle"
+	"github.com/left4me/left4me/controllers/rollout"
 	"github.com/left4me/left4me/controllers/scheduler"
 )
 
@@ -46,9 +47,13 @@ func Run(ctx context.Context, o Options) {
 		Store: o.Store, Nodes: nodes, Instances: instances, Blueprints: blueprints, Recorder: lifecycleEvents,
 		GracePeriod: o.NodeGracePeriod, Log: log.WithName("nodelifecycle"),
 	})
+	rolloutEvents := controllers.NewRecorder(o.Store, "l4m-rollout", log.WithName("events"))
+	rollouts := rollout.New(rollout.Options{
+		Store: o.Store, Instances: instances, Blueprints: blueprints, Recorder: rolloutEvents, Log: log.WithName("rollout"),
+	})
 	var wg sync.WaitGroup
 	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run,
-		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run} {
+		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run, rolloutEvents.Run, rollouts.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}

@@ -130,7 +130,21 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 		t.Fatalf("jobs %v", jobs)
 	}
 
-	// A Blueprint edit restarts the game once; the mount stays.
+	// instances/<id> records what the game was rendered from, without the
+	// RCON password.
+	rec, err := os.ReadFile(filepath.Join(h.root, "instances", id, "spec.json"))
+	pw, _ := os.ReadFile(filepath.Join(h.root, "instances", id, "rcon_password"))
+	if err != nil || !strings.Contains(string(rec), `"templateHash": "`+in.Status.TemplateHash+`"`) ||
+		len(pw) < 16 || strings.Contains(string(rec), strings.TrimSpace(string(pw))) {
+		t.Fatalf("spec.json (template %s): %s %v", in.Status.TemplateHash, rec, err)
+	}
+	if env, err := os.ReadFile(filepath.Join(h.root, "instances", id, "instance.env")); err != nil || !strings.Contains(string(env), "L4M_GAME_PORT=40000\n") {
+		t.Fatalf("instance.env: %s %v", env, err)
+	}
+	firstHash := in.Status.TemplateHash
+
+	// A Blueprint edit restarts the game once, when the rollout approves
+	// (no players here); the mount stays.
 	obj, _ := h.admin.Get(ctx, blueprintRes, "default", "bp")
 	bp := obj.(*v1.Blueprint)
 	bp.Spec.Game.MaxPlayers = 6
@@ -144,6 +158,14 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	jobs = h.sd.JobLog()
 	if count(jobs, "restart "+svc) != 1 || count(jobs, "stop "+mnt) != 0 {
 		t.Fatalf("after the edit, jobs %v", jobs)
+	}
+	in = h.until("srv", "the new template", func(in *v1.Instance) bool {
+		return in.Status.TemplateHash != firstHash && in.Status.PendingTemplateHash == "" &&
+			in.Annotations[v1.AnnotationApprovedTemplate] == in.Status.TemplateHash &&
+			in.Status.ObservedBlueprint == "2/"
+	})
+	if c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceUpdatePending); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("UpdatePending after the restart: %+v", c)
 	}
 
 	// Stopped: game and mount stop, files stay.

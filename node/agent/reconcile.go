@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,15 +127,15 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return err
 	}
-	// Overlays' own configs, bottom of the stack first.
-	for i := len(layers) - 1; i >= 0; i-- {
+	// Render everything first; nothing reaches the host until we know
+	// whether this is a new game, the same one, or an update to roll out.
+	var files []stagedFile
+	for i := len(layers) - 1; i >= 0; i-- { // overlays' own configs, bottom first
 		src := filepath.Join(layers[i].Path, "left4dead2", "cfg", "server.cfg")
 		if data, err := os.ReadFile(src); err == nil {
 			n := len(cfgOverlays)
 			name := bp.Spec.Overlays[i]
-			if err := a.stage(id, unit.OverlayConfigName(n, name), data); err != nil {
-				return err
-			}
+			files = append(files, stagedFile{unit.OverlayConfigName(n, name), data})
 			cfgOverlays = append(cfgOverlays, name)
 		}
 	}
@@ -147,9 +149,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
 	}
-	if err := a.stage(id, "server.cfg", cfg); err != nil {
-		return err
-	}
+	files = append(files, stagedFile{"server.cfg", cfg})
 	lowers := make([]string, len(layers))
 	for i, l := range layers {
 		lowers[i] = l.Path
@@ -162,8 +162,33 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
 	}
-	step("staged")
+	hash := templateHash(bp.Annotations[v1.AnnotationRestartedAt], files, mountText, svcText)
+	st.ObservedBlueprint = v1.BlueprintVersion(bp)
 	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
+	svc, err := a.o.Systemd.State(ctx, svcName)
+	if err != nil {
+		return err
+	}
+	running := svc.ActiveState == "active" || svc.ActiveState == "activating" || svc.ActiveState == "reloading"
+	if installed := a.installedHash(id); running && installed != hash && in.Annotations[v1.AnnotationApprovedTemplate] != hash {
+		// A running game gets a new spec only when the rollout says so
+		// (players first): until then it keeps what it was started with.
+		st.TemplateHash, st.PendingTemplateHash = installed, hash
+		setCond(st, v1.InstanceUpdatePending, true, "WaitingForRollout",
+			fmt.Sprintf("Blueprint %s or its Overlays changed; restarts when the rollout allows (policy %s)", bp.Name, bp.Spec.Rollout.Policy))
+		return a.observe(ctx, id, port, st)
+	}
+	for _, f := range files {
+		if err := a.stage(id, f.name, f.data); err != nil {
+			return err
+		}
+	}
+	if err := a.writeRecord(id, spec, hash); err != nil {
+		return err
+	}
+	st.TemplateHash, st.PendingTemplateHash = hash, ""
+	setCond(st, v1.InstanceUpdatePending, false, "UpToDate", "runs the current Blueprint and Overlays")
+	step("staged")
 	mChange, err := a.o.Systemd.WriteUnit(mountName, mountText)
 	if err != nil {
 		return err
@@ -181,11 +206,6 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 	}
 	step("written+reloaded")
-	svc, err := a.o.Systemd.State(ctx, svcName)
-	if err != nil {
-		return err
-	}
-	step("state")
 	if mChanged && svc.ActiveState == "active" {
 		// New layers: the game must let go of the old mount first.
 		a.forgetProbe(id)
@@ -531,4 +551,73 @@ func removeAll(dir string) error {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil
+}
+
+// stagedFile is a generated config file the game reads from its cfg/.
+type stagedFile struct {
+	name string
+	data []byte
+}
+
+// templateHash names what a game runs: every byte the node renders for it,
+// plus the Blueprint's restartedAt (l4mctl rollout restart). Two renderings
+// with the same hash need no restart.
+func templateHash(restartedAt string, files []stagedFile, texts ...string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "restartedAt=%s\n", restartedAt)
+	for _, f := range files {
+		fmt.Fprintf(h, "%s %d\n", f.name, len(f.data))
+		h.Write(f.data)
+	}
+	for _, t := range texts {
+		fmt.Fprintf(h, "%d\n%s", len(t), t)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// record is instances/<id>/spec.json: what the running game was rendered
+// from (no secrets), and its template hash.
+type record struct {
+	TemplateHash string    `json:"templateHash"`
+	Spec         unit.Spec `json:"spec"`
+}
+
+func (a *Agent) installedHash(id string) string {
+	data, err := os.ReadFile(a.paths.SpecFile(id))
+	if err != nil {
+		return ""
+	}
+	var r record
+	if json.Unmarshal(data, &r) != nil {
+		return ""
+	}
+	return r.TemplateHash
+}
+
+// writeRecord writes spec.json and instance.env (atomically: an operator
+// or a restarted agent never reads half a file).
+func (a *Agent) writeRecord(id string, spec unit.Spec, hash string) error {
+	spec.RCONPassword = "" // it lives in rcon_password, 0600
+	data, err := json.MarshalIndent(record{TemplateHash: hash, Spec: spec}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(a.paths.SpecFile(id), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("record spec of %s: %w", id, err)
+	}
+	if err := writeAtomic(a.paths.EnvFile(id), unit.EnvFile(spec), 0o644); err != nil {
+		return fmt.Errorf("write env file of %s: %w", id, err)
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -87,6 +87,7 @@ func runRendered(t *testing.T, driver string) {
 		t.Fatal(err)
 	}
 	write(rt+"/upper/left4dead2/cfg/server.cfg", string(cfg))
+	write("instances/"+s.ID+"/instance.env", string(EnvFile(s)))
 	write(rt+"/upper/left4dead2/cfg/"+OverlayConfigName(0, "sourcemod"), "hostname \"From The Overlay\"\n")
 
 	mount, err := MountWith(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"}, driver)

@@ -40,6 +40,14 @@ func (p Paths) Upper(id string) string  { return filepath.Join(p.Runtime(id), "u
 func (p Paths) Work(id string) string   { return filepath.Join(p.Runtime(id), "work") }
 func (p Paths) Merged(id string) string { return filepath.Join(p.Runtime(id), "merged") }
 
+// EnvFile is instances/<id>/instance.env: who the game is, for scripts and
+// plugins that run inside it (and for an operator reading the host).
+func (p Paths) EnvFile(id string) string { return filepath.Join(p.Instance(id), "instance.env") }
+
+// SpecFile is instances/<id>/spec.json: what the node rendered the game
+// from, without secrets.
+func (p Paths) SpecFile(id string) string { return filepath.Join(p.Instance(id), "spec.json") }
+
 // Home is the home directory the game runs with (it holds
 // .steam/sdk32/steamclient.so, without which srcds drops to LAN mode).
 func (p Paths) Home(id string) string { return filepath.Join(p.Instance(id), "home") }
@@ -87,6 +95,15 @@ type Spec struct {
 	RCONPassword   string
 	// User runs the game (default User).
 	User string
+}
+
+// EnvFile renders instance.env. Values are checked names and numbers, so
+// no quoting is needed.
+func EnvFile(s Spec) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "L4M_NAMESPACE=%s\nL4M_INSTANCE=%s\nL4M_BLUEPRINT=%s\n", s.Namespace, s.Name, s.Blueprint)
+	fmt.Fprintf(&b, "L4M_GAME_PORT=%d\nL4M_CLIENT_PORT=%d\n", s.Ports.Game, s.Ports.Client)
+	return []byte(b.String())
 }
 
 // OverlayConfigName is the staged name of an overlay's own server.cfg.
@@ -231,6 +248,7 @@ func Service(p Paths, s Spec) (string, error) {
 	w("Group=%s", user)
 	w("WorkingDirectory=%s", merged)
 	w("Environment=HOME=%s", p.Home(s.ID))
+	w("EnvironmentFile=%s", p.EnvFile(s.ID))
 	w("ExecStart=%s", quoteArgv(Argv(p, s)))
 	w("KillSignal=SIGINT")
 	w("TimeoutStopSec=15s")

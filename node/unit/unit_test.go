@@ -59,6 +59,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "game.service.golden", svc)
+	golden(t, "instance.env.golden", string(EnvFile(s)))
 	mnt, err := Mount(p, s.ID, []string{"/var/lib/left4me/overlays/configs/competitive", "/var/lib/left4me/overlays/sourcemod"})
 	if err != nil {
 		t.Fatal(err)

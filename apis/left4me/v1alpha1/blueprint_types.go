@@ -40,6 +40,11 @@ type BlueprintSpec struct {
 	Rollout RolloutSpec `json:"rollout,omitempty"`
 }
 
+// AnnotationRestartedAt on a Blueprint (set by l4mctl rollout restart)
+// changes every Instance's template, so they all restart, under the
+// Blueprint's rollout rules.
+const AnnotationRestartedAt = "left4me.io/restartedAt"
+
 // Rollout policies.
 const (
 	// RolloutWhenEmpty restarts an Instance onto a new spec only when no

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"strconv"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -115,6 +117,16 @@ type InstanceStatus struct {
 	// be restarted onto (empty when they are the same).
 	TemplateHash        string `json:"templateHash,omitempty"`
 	PendingTemplateHash string `json:"pendingTemplateHash,omitempty"`
+	// ObservedBlueprint is the Blueprint version the node last rendered
+	// from (BlueprintVersion), so a rollout knows which Instances have
+	// seen a change at all.
+	ObservedBlueprint string `json:"observedBlueprint,omitempty"`
+}
+
+// BlueprintVersion names a Blueprint version as Instances observe it: its
+// generation, and its restartedAt annotation (which changes no generation).
+func BlueprintVersion(bp *Blueprint) string {
+	return strconv.FormatInt(bp.Generation, 10) + "/" + bp.Annotations[AnnotationRestartedAt]
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

@@ -81,12 +81,8 @@ a manifest that names the node pins it again.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if o.timeout > 0 {
-				var cancel func()
-				ctx, cancel = context.WithTimeout(ctx, o.timeout)
-				defer cancel()
-			}
+			ctx, cancel := waitContext(cmd.Context(), o.timeout)
+			defer cancel()
 			return c.runDrain(ctx, cl, args[0], o)
 		},
 	}

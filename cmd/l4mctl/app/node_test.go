@@ -125,3 +125,46 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 	}
 	t.Fatalf("describe lacks the Scheduled event:\n%s", desc)
 }
+
+func TestRolloutStatusAndRestart(t *testing.T) {
+	e := newFleetEnv(t)
+	e.mustRun("apply", "-f", e.write("fleet.yaml", `apiVersion: left4me.io/v1alpha1
+kind: Blueprint
+metadata: {name: coop}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: a}
+spec: {blueprintRef: {name: coop}, nodeName: n1}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: b}
+spec: {blueprintRef: {name: coop}, nodeName: n1}
+`))
+	if out := e.mustRun("rollout", "restart", "blueprint/coop"); out != "blueprint.left4me.io/coop restarted\n" {
+		t.Fatalf("rollout restart: %q", out)
+	}
+	bp := e.get(blueprints, "coop").(*v1.Blueprint)
+	if bp.Annotations[v1.AnnotationRestartedAt] == "" {
+		t.Fatal("no restartedAt annotation")
+	}
+	// The node reports: a runs the old template with 2 players on it, b
+	// has restarted onto the current one.
+	version := v1.BlueprintVersion(bp)
+	patch := func(name, status string) {
+		if _, err := e.cl.PatchStatus(context.Background(), instances, "default", name, []byte(status)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patch("a", `{"status":{"templateHash":"old","pendingTemplateHash":"new","players":2,"observedBlueprint":"`+version+`"}}`)
+	patch("b", `{"status":{"templateHash":"new","observedBlueprint":"`+version+`"}}`)
+	out, _, err := e.run("", "rollout", "status", "coop", "--watch=false")
+	if err == nil || out != "blueprint/coop: 1 of 2 Instances updated, 1 waiting for players to leave (a: 2 players)\n" {
+		t.Fatalf("rollout status: %v %q", err, out)
+	}
+	patch("a", `{"status":{"templateHash":"new","pendingTemplateHash":null,"players":0}}`)
+	if out := e.mustRun("rollout", "status", "coop", "--timeout", "5s"); out != "blueprint/coop: rollout complete: 2 of 2 Instances updated\n" {
+		t.Fatalf("rollout status once done: %q", out)
+	}
+}

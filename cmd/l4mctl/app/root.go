@@ -88,6 +88,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newCordonCommand(true),
 		c.newCordonCommand(false),
 		c.newDrainCommand(),
+		c.newRolloutCommand(),
 	)
 	return root
 }
@@ -142,4 +143,13 @@ func (c *cli) requestContext(ctx context.Context) (context.Context, context.Canc
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, c.g.timeout)
+}
+
+// waitContext bounds a command that waits for the fleet (drain, rollout
+// status) by its --timeout; 0 waits as long as it takes.
+func waitContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, timeout)
 }

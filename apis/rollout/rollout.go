@@ -1,0 +1,55 @@
+// Package rollout tells where a Blueprint's rollout stands, from its
+// Instances' status: the rollout controller decides with it, and l4mctl
+// rollout status prints it.
+package rollout
+
+import (
+	"sort"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+)
+
+// Progress is where a Blueprint's rollout stands; l4mctl rollout status
+// prints the same numbers.
+type Progress struct {
+	Total, Updated int
+	// Restarting were approved and are not back (Ready) yet.
+	Restarting []string
+	// Waiting have a pending update and players on them (WhenEmpty).
+	Waiting []*v1.Instance
+	// Queued have a pending update and wait for their turn.
+	Queued []*v1.Instance
+}
+
+// Assess sorts a Blueprint's Instances by where they are in its rollout.
+func Assess(bp *v1.Blueprint, instances []*v1.Instance) Progress {
+	var p Progress
+	for _, in := range instances {
+		if in.Spec.BlueprintRef.Name != bp.Name || in.Namespace != bp.Namespace || in.DeletionTimestamp != nil {
+			continue
+		}
+		p.Total++
+		pending := in.Status.PendingTemplateHash
+		approved := in.Annotations[v1.AnnotationApprovedTemplate]
+		ready := meta.IsStatusConditionTrue(in.Status.Conditions, v1.ConditionReady)
+		switch {
+		case pending == "" && (in.Spec.State == v1.StateStopped || in.Status.TemplateHash == ""):
+			p.Updated++ // runs nothing old: it starts with the current spec
+		case pending != "" && approved == pending:
+			p.Restarting = append(p.Restarting, in.Name)
+		case pending != "" && bp.Spec.Rollout.Policy != v1.RolloutImmediate && in.Status.Players > 0:
+			p.Waiting = append(p.Waiting, in)
+		case pending != "":
+			p.Queued = append(p.Queued, in)
+		case approved != "" && approved == in.Status.TemplateHash && !ready && in.Spec.State != v1.StateStopped:
+			p.Restarting = append(p.Restarting, in.Name)
+		case in.Status.ObservedBlueprint == v1.BlueprintVersion(bp):
+			p.Updated++
+		}
+	}
+	sort.Slice(p.Queued, func(i, j int) bool { return p.Queued[i].Name < p.Queued[j].Name })
+	sort.Slice(p.Waiting, func(i, j int) bool { return p.Waiting[i].Name < p.Waiting[j].Name })
+	return p
+}

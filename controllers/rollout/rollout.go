@@ -1,0 +1,122 @@
+// Package rollout decides when a running Instance may restart onto a
+// changed Blueprint or Overlay.
+//
+// The node knows what changed: it renders the new spec, sees it differs
+// from what the game runs, and reports status.pendingTemplateHash with
+// UpdatePending=True instead of restarting. This controller sees every
+// node's Instances and approves restarts, writing the pending hash into the
+// Instance's approved-template annotation: with policy WhenEmpty only for
+// Instances without players (from A2S), and never more at once than the
+// Blueprint's maxUnavailable.
+package rollout
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/rollout"
+	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/controllers"
+)
+
+// Options configure the controller.
+type Options struct {
+	Store      *storage.Store
+	Instances  *controllers.Informer
+	Blueprints *controllers.Informer
+	Recorder   *controllers.Recorder
+	Log        logr.Logger
+}
+
+// Controller is the rollout controller; its queue holds Blueprint keys.
+type Controller struct {
+	o     Options
+	queue workqueue.TypedRateLimitingInterface[string]
+}
+
+// New wires the controller to its informers; Run starts it.
+func New(o Options) *Controller {
+	c := &Controller{o: o, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "rollout"})}
+	o.Blueprints.OnChange(func(old, cur v1.Object) {
+		if cur == nil {
+			cur = old
+		}
+		c.queue.Add(controllers.Key(cur))
+	})
+	o.Instances.OnChange(func(old, cur v1.Object) {
+		for _, obj := range []v1.Object{old, cur} {
+			if obj != nil {
+				in := obj.(*v1.Instance)
+				c.queue.Add(in.Namespace + "/" + in.Spec.BlueprintRef.Name)
+			}
+		}
+	})
+	return c
+}
+
+// Run approves restarts until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	for _, inf := range []*controllers.Informer{c.o.Instances, c.o.Blueprints} {
+		select {
+		case <-inf.Synced():
+		case <-ctx.Done():
+			return
+		}
+	}
+	controllers.RunWorkers(ctx, c.queue, 2, c.reconcile, c.o.Log)
+}
+
+func (c *Controller) reconcile(ctx context.Context, key string) error {
+	obj := c.o.Blueprints.Get(key)
+	if obj == nil {
+		return nil
+	}
+	bp := obj.(*v1.Blueprint)
+	var instances []*v1.Instance
+	for _, o := range c.o.Instances.List() {
+		instances = append(instances, o.(*v1.Instance))
+	}
+	p := rollout.Assess(bp, instances)
+	maxUnavailable := int(bp.Spec.Rollout.MaxUnavailable)
+	if maxUnavailable <= 0 {
+		maxUnavailable = 1
+	}
+	for _, in := range p.Queued {
+		if len(p.Restarting) >= maxUnavailable {
+			break
+		}
+		if err := c.approve(ctx, bp, in); err != nil {
+			return err
+		}
+		p.Restarting = append(p.Restarting, in.Name)
+	}
+	return nil
+}
+
+func (c *Controller) approve(ctx context.Context, bp *v1.Blueprint, cached *v1.Instance) error {
+	in := cached.DeepCopy()
+	if in.Annotations == nil {
+		in.Annotations = map[string]string{}
+	}
+	in.Annotations[v1.AnnotationApprovedTemplate] = in.Status.PendingTemplateHash
+	if _, err := c.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("approve restart of %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	why := "no players on it"
+	if bp.Spec.Rollout.Policy == v1.RolloutImmediate {
+		why = fmt.Sprintf("policy Immediate, %d players", in.Status.Players)
+	}
+	c.o.Log.Info("approved restart", "instance", controllers.Key(in), "template", in.Status.PendingTemplateHash, "why", why)
+	c.o.Recorder.Eventf(in, v1.EventTypeNormal, "RolloutRestart", "Restarting onto Blueprint %s's new spec (template %s): %s", bp.Name, in.Status.PendingTemplateHash, why)
+	return nil
+}

@@ -1,0 +1,137 @@
+package rollout_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/controllers"
+	"github.com/left4me/left4me/controllers/controllertest"
+	"github.com/left4me/left4me/controllers/rollout"
+)
+
+func start(e *controllertest.Env) {
+	log := testr.New(e.T)
+	ins := controllers.NewInformer(e.Store, resources.Instances, log)
+	bps := controllers.NewInformer(e.Store, resources.Blueprints, log)
+	rec := controllers.NewRecorder(e.Store, "l4m-rollout", log)
+	c := rollout.New(rollout.Options{Store: e.Store, Instances: ins, Blueprints: bps, Recorder: rec, Log: log})
+	ctx, cancel := context.WithCancel(e.Ctx)
+	var wg sync.WaitGroup
+	for _, f := range []func(context.Context){ins.Run, bps.Run, rec.Run, c.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	e.T.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// report writes an Instance's status as its node would: running template
+// "old" with "new" pending, Ready, with players.
+func report(e *controllertest.Env, name string, mutate func(st *v1.InstanceStatus)) {
+	e.T.Helper()
+	for {
+		in := e.Get(name)
+		mutate(&in.Status)
+		_, err := e.Store.Update(e.Ctx, resources.Instances, in, storage.UpdateOptions{Status: true})
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "modified") {
+			e.T.Fatal(err)
+		}
+	}
+}
+
+func pending(players int32) func(*v1.InstanceStatus) {
+	return func(st *v1.InstanceStatus) {
+		st.TemplateHash, st.PendingTemplateHash, st.Players = "old", "new", players
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "A2SAnswered"})
+	}
+}
+
+// restarted is what the node reports once it ran the approved template.
+func restarted(ready bool) func(*v1.InstanceStatus) {
+	return func(st *v1.InstanceStatus) {
+		st.TemplateHash, st.PendingTemplateHash = "new", ""
+		s := metav1.ConditionFalse
+		if ready {
+			s = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: s, Reason: "Test"})
+	}
+}
+
+func approved(e *controllertest.Env) []string {
+	var out []string
+	for _, in := range e.Instances() {
+		if in.Annotations[v1.AnnotationApprovedTemplate] == "new" {
+			out = append(out, in.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// settle waits until the approved set is want and stays so for a moment
+// (the controller must not approve more than its budget).
+func settle(e *controllertest.Env, want ...string) {
+	e.T.Helper()
+	e.Eventually(fmt.Sprintf("approved = %v", want), func() (bool, string) {
+		got := approved(e)
+		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(got)
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := approved(e); fmt.Sprint(got) != fmt.Sprint(want) {
+		e.T.Fatalf("approved moved on to %v, want it to stay %v", got, want)
+	}
+}
+
+func TestWhenEmptyOneAtATime(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	for _, n := range []string{"a", "b", "c"} {
+		e.Instance(n, func(in *v1.Instance) { in.Spec.NodeName = "node-1"; in.Spec.Port = 27015 + int32(n[0]-'a') })
+	}
+	report(e, "a", pending(0))
+	report(e, "b", pending(3)) // occupied
+	report(e, "c", pending(0))
+	start(e)
+	settle(e, "a") // maxUnavailable 1 (the default): one restart at a time
+	report(e, "a", restarted(false))
+	settle(e, "a") // restarted but not Ready yet: still its turn
+	report(e, "a", restarted(true))
+	settle(e, "a", "c") // b has players: skipped, not waited for
+	report(e, "c", restarted(true))
+	settle(e, "a", "c")
+	report(e, "b", func(st *v1.InstanceStatus) { st.Players = 0 })
+	settle(e, "a", "b", "c")
+}
+
+func TestImmediateAndMaxUnavailable(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	bp := &v1.Blueprint{ObjectMeta: metav1.ObjectMeta{Name: "now", Namespace: "default"},
+		Spec: v1.BlueprintSpec{Rollout: v1.RolloutSpec{Policy: v1.RolloutImmediate, MaxUnavailable: 2}}}
+	e.Create(resources.Blueprints, bp)
+	for _, n := range []string{"a", "b", "c"} {
+		e.Instance(n, func(in *v1.Instance) {
+			in.Spec.BlueprintRef.Name = "now"
+			in.Spec.NodeName = "node-1"
+			in.Spec.Port = 27015 + int32(n[0]-'a')
+		})
+		report(e, n, pending(5))
+	}
+	start(e)
+	settle(e, "a", "b") // players do not matter; two at a time
+	report(e, "a", restarted(true))
+	settle(e, "a", "b", "c")
+}
