@@ -3,6 +3,12 @@
 # tests and the demo, and tears it down without a trace.
 #
 #   hack/sandbox.sh up NAME      boot; prints the PID of the sandbox's systemd
+#   hack/sandbox.sh up NAME --net ADDR/PREFIX --bridge BR
+#                                boot with its own network namespace: eth0
+#                                with ADDR, on a veth pair whose other end
+#                                (l4v-NAME) joins bridge BR, which the caller
+#                                made in its own network namespace
+#   hack/sandbox.sh link NAME up|down   plug or cut the sandbox's cable
 #   hack/sandbox.sh exec NAME CMD...   run CMD inside (all namespaces)
 #   hack/sandbox.sh pid NAME     the PID of the sandbox's systemd, if running
 #   hack/sandbox.sh down NAME    kill everything inside, remove the cgroup
@@ -10,9 +16,10 @@
 #
 # The sandbox sees the host's root through an overlay whose upper layer is a
 # tmpfs, so nothing it writes reaches the host: systemd booted with the
-# host's root writable would wipe /tmp and write /var. It shares the host's
-# network namespace (its game servers answer on the host's loopback) and
-# gets its own pid, mount, cgroup, uts and ipc namespaces. /var/lib/left4me
+# host's root writable would wipe /tmp and write /var. Without --net it
+# shares the caller's network namespace (its game servers answer on the
+# caller's loopback); it always gets its own pid, mount, cgroup, uts and ipc
+# namespaces. /var/lib/left4me
 # inside is a real directory of the host (STATE/left4me), so overlayfs can
 # use it for upper dirs and tests can prepare it from outside.
 #
@@ -29,6 +36,9 @@ masked_units="etcd.service etcd2.service postgresql.service e2scrub_reap.service
 die() { echo "sandbox: $*" >&2; exit 1; }
 
 name_ok() { [[ "$1" =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "bad sandbox name '$1'"; }
+
+# veth is the caller's end of a sandbox's cable (interface names: 15 bytes).
+veth() { echo "l4v-${1:0:11}"; }
 
 sandbox_pid() {
   local dir=$state_root/$1
@@ -80,7 +90,21 @@ inner() {
 }
 
 up() {
-  local name=$1; name_ok "$name"
+  local name=$1; name_ok "$name"; shift
+  local addr="" bridge="" netns=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --net) addr=$2; shift 2 ;;
+      --bridge) bridge=$2; shift 2 ;;
+      *) die "up: unknown option $1" ;;
+    esac
+  done
+  if [ -n "$addr" ]; then
+    [ -n "$bridge" ] || die "up: --net needs --bridge"
+    [[ "$addr" =~ ^[0-9.]+/[0-9]+$ ]] || die "up: --net wants ADDR/PREFIX, not '$addr'"
+    ip link show "$bridge" >/dev/null 2>&1 || die "up: no bridge $bridge in this network namespace"
+    netns=(--net)
+  fi
   sandbox_pid "$name" >/dev/null && die "sandbox $name is already running"
   local dir=$state_root/$name cg=$cg_root/l4m-sandbox-$name
   rm -rf "$dir"
@@ -90,7 +114,7 @@ up() {
   # namespace's root is that directory and systemd manages only it.
   (
     echo "$BASHPID" > "$cg/cgroup.procs"
-    exec unshare --fork --pid --mount --cgroup --uts --ipc --propagation private \
+    exec unshare --fork --pid --mount --cgroup --uts --ipc "${netns[@]}" --propagation private \
       "$0" __inner "$name" "$dir"
   ) </dev/null >"$dir/console.log" 2>&1 &
   local launcher=$!
@@ -104,6 +128,18 @@ up() {
   done
   [ -n "$pid" ] || { cat "$dir/console.log" >&2; down "$name"; die "sandbox $name did not start"; }
   echo "$pid" > "$dir/pid"
+  if [ -n "$addr" ]; then
+    local v; v=$(veth "$name")
+    ip link del "$v" 2>/dev/null || true
+    if ! { ip link add "$v" type veth peer name eth0 netns "$pid" &&
+           ip link set "$v" master "$bridge" up &&
+           nsenter -t "$pid" -n ip addr add "$addr" dev eth0 &&
+           nsenter -t "$pid" -n ip link set eth0 up &&
+           nsenter -t "$pid" -n ip link set lo up; }; then
+      down "$name"; die "sandbox $name: could not wire $addr to $bridge"
+    fi
+    echo "$addr" > "$dir/addr"
+  fi
   local st=""
   for i in $(seq 300); do
     st=$(nsenter -t "$pid" -a systemctl is-system-running 2>/dev/null || true)
@@ -124,6 +160,9 @@ down() {
   # Killing PID 1 of a pid namespace kills everything in it; the mounts of
   # the private mount namespace go with its last process.
   [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+  # The caller's end of the cable dies with the sandbox's namespace; this
+  # only catches a sandbox that was never fully up.
+  [ -f "$dir/addr" ] && ip link del "$(veth "$name")" 2>/dev/null || true
   if [ -f "$dir/launcher" ]; then
     launcher=$(cat "$dir/launcher")
     for _ in $(seq 100); do [ -d "/proc/$launcher" ] || break; sleep 0.05; done
@@ -154,6 +193,8 @@ case "$cmd" in
   up) up "$@" ;;
   down) down "$@" ;;
   pid) name_ok "$1"; sandbox_pid "$1" || die "sandbox $1 is not running" ;;
+  link) name_ok "$1"; [[ "${2:-}" =~ ^(up|down)$ ]] || die "link NAME up|down"
+        ip link set "$(veth "$1")" "$2" ;;
   exec) name=$1; shift; name_ok "$name"; pid=$(sandbox_pid "$name") || die "sandbox $name is not running"; exec nsenter -t "$pid" -a "$@" ;;
   __inner) inner "$@" ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;

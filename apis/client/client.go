@@ -9,12 +9,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,7 +33,9 @@ import (
 
 // Config says where the API is and who is asking.
 type Config struct {
-	// Server is the base URL, e.g. https://127.0.0.1:6443.
+	// Server is the base URL, e.g. https://127.0.0.1:6443, or several,
+	// comma-separated, of l4m-servers sharing one etcd: a request that
+	// cannot connect to one goes to the next.
 	Server string
 	// Token is a bearer token (empty: none).
 	Token string
@@ -41,11 +46,12 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
-// Client talks to one API server.
+// Client talks to the API, through one of its servers.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	bases   []*url.URL
+	current atomic.Int32 // index into bases of the server that answered last
+	token   string
+	http    *http.Client
 }
 
 // New checks the config and returns a client.
@@ -53,9 +59,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Server == "" {
 		return nil, fmt.Errorf("no API server given (set server in the config file or --server)")
 	}
-	u, err := url.Parse(cfg.Server)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("server %q is not an http(s) URL", cfg.Server)
+	var bases []*url.URL
+	for _, raw := range strings.Split(cfg.Server, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("server %q is not an http(s) URL", raw)
+		}
+		bases = append(bases, u)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -65,7 +75,7 @@ func New(cfg Config) (*Client, error) {
 		}
 		hc = &http.Client{Transport: t}
 	}
-	return &Client{base: u, token: cfg.Token, http: hc}, nil
+	return &Client{bases: bases, token: cfg.Token, http: hc}, nil
 }
 
 // Path returns the URL path of a collection, object or subresource.
@@ -107,8 +117,30 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return resp.StatusCode, nil
 }
 
+// send tries the server that answered last, and the others in turn when
+// it cannot connect (a request that never reached a server is safe to send
+// to another).
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, contentType string, body []byte) (*http.Response, error) {
-	u := *c.base
+	first := int(c.current.Load())
+	var err error
+	for i := range c.bases {
+		n := (first + i) % len(c.bases)
+		var resp *http.Response
+		resp, err = c.sendTo(ctx, c.bases[n], method, path, query, contentType, body)
+		if err == nil {
+			c.current.Store(int32(n))
+			return resp, nil
+		}
+		var op *net.OpError
+		if ctx.Err() != nil || !errors.As(err, &op) || op.Op != "dial" {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+func (c *Client) sendTo(ctx context.Context, base *url.URL, method, path string, query url.Values, contentType string, body []byte) (*http.Response, error) {
+	u := *base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawQuery = query.Encode()
 	var rd io.Reader

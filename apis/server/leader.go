@@ -55,6 +55,7 @@ func (s *Server) runControllers(ctx context.Context, opts Options) {
 		}
 		log.Info("leading: running the controllers", "identity", identity)
 		s.Handler.metrics.leader.Set(1)
+		s.leading.Store(true)
 		lctx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -67,6 +68,7 @@ func (s *Server) runControllers(ctx context.Context, opts Options) {
 		manager.Run(lctx, manager.Options{Store: s.Store, SchedulerPolicy: opts.SchedulerPolicy, NodeGracePeriod: opts.NodeGracePeriod, Identity: identity, Log: opts.Log.WithName("controllers")})
 		cancel()
 		s.Handler.metrics.leader.Set(0)
+		s.leading.Store(false)
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		election.Resign(rctx)
 		rcancel()
@@ -81,3 +83,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// Leading reports whether this server runs the controllers now.
+func (s *Server) Leading() bool { return s.leading.Load() }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -102,6 +103,7 @@ type Server struct {
 	served          chan error
 	closeOnce       sync.Once
 	controllers     sync.WaitGroup
+	leading         atomic.Bool
 }
 
 // Start brings up etcd (embedded or external), the store, the default

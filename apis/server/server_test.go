@@ -24,6 +24,7 @@ import (
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/apis/storage/etcdtest"
 )
 
@@ -533,4 +534,79 @@ func TestServerOnExternalEtcdWithTLS(t *testing.T) {
 	if _, err := c.Get(context.Background(), instances, "default", "srv1"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestClientFailsOver: with several servers configured, a client whose
+// server is gone carries on through the next one.
+func TestClientFailsOver(t *testing.T) {
+	s, _ := servertest.Start(t)
+	dead, err := storage.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Server: "https://" + dead + "," + s.URL(), Token: servertest.AdminToken(t, s), CAData: s.CAPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second request goes straight to the live server
+		if _, err := c.List(context.Background(), resources.Namespaces, "", client.ListOptions{}); err != nil {
+			t.Fatalf("list through the second server: %v", err)
+		}
+	}
+	if _, err := client.New(client.Config{Server: s.URL() + ",ftp://x"}); err == nil || !strings.Contains(err.Error(), `"ftp://x"`) {
+		t.Fatalf("a bad second URL: %v", err)
+	}
+}
+
+// TestLeaderElection: two servers on one external etcd both serve the API;
+// exactly one runs the controllers, and when it goes the other takes over
+// and schedules.
+func TestLeaderElection(t *testing.T) {
+	_, endpoint := etcdtest.External(t)
+	opts := server.Options{EtcdEndpoints: []string{endpoint}, LeaseTTL: 2 * time.Second}
+	a, ac := servertest.StartWith(t, opts)
+	b, bc := servertest.StartWith(t, opts)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 15s", what)
+			}
+		}
+	}
+	waitFor("a leader", func() bool { return a.Leading() || b.Leading() })
+	time.Sleep(500 * time.Millisecond)
+	if a.Leading() == b.Leading() {
+		t.Fatalf("leading: a %v, b %v; want exactly one", a.Leading(), b.Leading())
+	}
+	leader, follower, fc := a, b, bc
+	if b.Leading() {
+		leader, follower, fc = b, a, ac
+	}
+	// The follower serves the API too.
+	if _, err := fc.Create(context.Background(), resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	leader.Close()
+	waitFor("the follower to lead", follower.Leading)
+	t.Logf("takeover after a graceful stop: %s", time.Since(began).Round(time.Millisecond))
+	// Its scheduler works: an Instance on a Ready node gets a port.
+	now := metav1.Now()
+	st, _ := json.Marshal(map[string]any{"status": v1.NodeStatus{HeartbeatTime: &now, Conditions: []metav1.Condition{
+		{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Test", LastTransitionTime: now}}}})
+	if _, err := fc.PatchStatus(context.Background(), resources.Nodes, "", "n1", st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.Create(context.Background(), resources.Blueprints, &v1.Blueprint{ObjectMeta: metav1.ObjectMeta{Name: "coop", Namespace: "default"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	in := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "i1", Namespace: "default"}, Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}}}
+	if _, err := fc.Create(context.Background(), resources.Instances, in, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the new leader to schedule", func() bool {
+		obj, err := fc.Get(context.Background(), resources.Instances, "default", "i1")
+		return err == nil && obj.(*v1.Instance).Spec.NodeName == "n1" && obj.(*v1.Instance).GamePort() != 0
+	})
 }

@@ -39,6 +39,7 @@ type options struct {
 	driver    string
 	maxInst   int32
 	maxMem    string
+	heartbeat time.Duration
 	verbosity int
 	jsonLogs  bool
 }
@@ -76,6 +77,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
 	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", 10*time.Second, "how often the node reports it is alive (keep it well under l4m-server's --node-grace-period)")
 	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
 	f.StringVar(&o.maxMem, "capacity-memory", "", "memory the scheduler may reserve here for games' MemoryMax, e.g. 48Gi (empty: no limit)")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
@@ -116,6 +118,9 @@ func run(o *options, nf *nodeFile) error {
 	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535-1000 || min > max {
 		return fmt.Errorf("--port-range %q: want MIN-MAX within 1024-64535", o.portRange)
 	}
+	if o.heartbeat < time.Second {
+		return fmt.Errorf("--heartbeat-interval %s: at least 1s", o.heartbeat)
+	}
 	if o.driver != "overlayfs" && o.driver != "fuse-overlayfs" {
 		return fmt.Errorf("--mount-driver %q: overlayfs or fuse-overlayfs", o.driver)
 	}
@@ -147,7 +152,7 @@ func run(o *options, nf *nodeFile) error {
 	defer sd.Close()
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
-		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity,
+		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
 	}).Run(ctx)
 }
