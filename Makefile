@@ -57,6 +57,10 @@ e2e: ## Sandbox hosts with real systemd: the rendered units, the node agent end 
 fuzz: ## Run every fuzz target for FUZZ_EXECS executions (default 20000).
 	./hack/fuzz.sh
 
+.PHONY: e2e-fleet
+e2e-fleet: ## Three sandbox hosts on a bridge in a netns, 3 etcd members, 2 l4m-servers: spread, rollout, failovers (root; `make test` runs it too).
+	$(GO) test -count=1 -run TestFleet -v -timeout 20m ./node/e2e
+
 .PHONY: bench
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
 	$(GO) run ./hack/bench

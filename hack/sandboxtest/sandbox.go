@@ -48,6 +48,19 @@ func Skip(t testing.TB) {
 // teardown.
 func Boot(t testing.TB, name string) *Sandbox {
 	t.Helper()
+	return BootWith(t, name, Options{})
+}
+
+// Options shape a sandbox host.
+type Options struct {
+	// Addr (ADDR/PREFIX) gives the host its own network namespace, wired to
+	// Bridge in the caller's network namespace.
+	Addr, Bridge string
+}
+
+// BootWith is Boot with options.
+func BootWith(t testing.TB, name string, o Options) *Sandbox {
+	t.Helper()
 	Skip(t)
 	s := &Sandbox{Name: name, script: Script(), stateRoot: "/var/tmp/l4m-sandbox"}
 	if v := os.Getenv("L4M_SANDBOX_STATE"); v != "" {
@@ -55,7 +68,11 @@ func Boot(t testing.TB, name string) *Sandbox {
 	}
 	// A sandbox left by a killed earlier run goes first.
 	exec.Command(s.script, "down", name).Run()
-	out, err := exec.Command(s.script, "up", name).CombinedOutput()
+	args := []string{"up", name}
+	if o.Addr != "" {
+		args = append(args, "--net", o.Addr, "--bridge", o.Bridge)
+	}
+	out, err := exec.Command(s.script, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("boot sandbox %s: %v\n%s", name, err, out)
 	}
@@ -97,4 +114,25 @@ func (s *Sandbox) MustExec(t testing.TB, args ...string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Link plugs (up) or cuts (down) a networked sandbox's cable.
+func (s *Sandbox) Link(up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if out, err := exec.Command(s.script, "link", s.Name, state).CombinedOutput(); err != nil {
+		return fmt.Errorf("link %s %s: %w: %s", s.Name, state, err, out)
+	}
+	return nil
+}
+
+// Kill kills the sandbox's systemd and everything in it at once, the way a
+// host dies, and removes what is left of it.
+func (s *Sandbox) Kill() error {
+	if out, err := exec.Command(s.script, "down", s.Name).CombinedOutput(); err != nil {
+		return fmt.Errorf("kill sandbox %s: %w: %s", s.Name, err, out)
+	}
+	return nil
 }

@@ -79,9 +79,12 @@ func ClientWithToken(t testing.TB, s *server.Server, token string) *client.Clien
 
 // HTTPClient is a plain http.Client that trusts the server's CA, for tests
 // that craft requests by hand.
-func HTTPClient(s *server.Server) *http.Client {
+func HTTPClient(s *server.Server) *http.Client { return HTTPClientFor(s.CAPEM) }
+
+// HTTPClientFor is HTTPClient for a server in another process, by its CA.
+func HTTPClientFor(caPEM []byte) *http.Client {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CAPEM)
+	pool.AppendCertsFromPEM(caPEM)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
 }
 
