@@ -45,13 +45,14 @@ verify: lint ## lint, generated files current, dependency direction.
 	./hack/verify-deps.sh
 
 .PHONY: test
-test: verify ## Everything CI runs: verify, all tests (real etcd, embedded and external), then the fuzzers.
-	$(GO) test $(GOTEST_FLAGS) ./...
+test: verify ## Everything CI runs: verify, all tests (real etcd, embedded and external), the fleet test on its own, then the fuzzers.
+	$(GO) test $(GOTEST_FLAGS) -skip '^TestFleet$$' ./...
+	$(MAKE) --no-print-directory e2e-fleet
 	./hack/fuzz.sh
 
 .PHONY: e2e
 e2e: ## Sandbox hosts with real systemd: the rendered units, the node agent end to end (root only; `make test` runs these too).
-	$(GO) test -count=1 -v ./hack/sandboxtest ./node/unit ./node/e2e
+	$(GO) test -count=1 -v -skip '^TestFleet$$' ./hack/sandboxtest ./node/unit ./node/e2e
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZ_EXECS executions (default 20000).
@@ -60,6 +61,14 @@ fuzz: ## Run every fuzz target for FUZZ_EXECS executions (default 20000).
 .PHONY: e2e-fleet
 e2e-fleet: ## Three sandbox hosts on a bridge in a netns, 3 etcd members, 2 l4m-servers: spread, rollout, failovers (root; `make test` runs it too).
 	$(GO) test -count=1 -run TestFleet -v -timeout 20m ./node/e2e
+
+.PHONY: bench-scheduler
+bench-scheduler: ## Scheduler: 5,000 Instances over 100 simulated Nodes, vs the same etcd transactions written raw (prints a table).
+	$(GO) run ./hack/bench-scheduler
+
+.PHONY: bench-fleet
+bench-fleet: ## 300 Instances over the fleet test's 3 sandbox hosts, API create→Ready vs bare systemd-run→A2S (root).
+	L4M_BENCH=1 $(GO) test -count=1 -run TestFleetBenchmark -v -timeout 30m ./node/e2e
 
 .PHONY: bench
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).

@@ -165,9 +165,13 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	hash := templateHash(bp.Annotations[v1.AnnotationRestartedAt], files, mountText, svcText)
 	st.ObservedBlueprint = v1.BlueprintVersion(bp)
 	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
-	svc, err := a.o.Systemd.State(ctx, svcName)
-	if err != nil {
-		return err
+	var svc systemd.State
+	// Asking systemd about a unit whose file does not exist yet loads it as
+	// not-found, and then only a daemon-reload (slow) makes it startable.
+	if files, _ := a.o.Systemd.UnitFiles(svcName); len(files) > 0 {
+		if svc, err = a.o.Systemd.State(ctx, svcName); err != nil {
+			return err
+		}
 	}
 	running := svc.ActiveState == "active" || svc.ActiveState == "activating" || svc.ActiveState == "reloading"
 	if installed := a.installedHash(id); running && installed != hash && in.Annotations[v1.AnnotationApprovedTemplate] != hash {

@@ -48,21 +48,31 @@ const (
 )
 
 func TestFleet(t *testing.T) {
+	if inFleetNetns(t) {
+		runFleet(t)
+	}
+}
+
+// inFleetNetns reports whether this process runs inside the fleet's
+// network namespace. When it does not, it makes the namespace and runs the
+// calling test again inside it (and the caller returns).
+func inFleetNetns(t *testing.T) bool {
+	t.Helper()
 	sandboxtest.Skip(t)
 	for _, bin := range []string{"/usr/bin/etcd", "ip", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("the fleet test needs %s (Debian packages etcd-server, iproute2, util-linux)", bin)
 		}
 	}
-	if os.Getenv(fleetNetnsEnv) == "" {
-		runInFleetNetns(t)
-		return
+	if os.Getenv(fleetNetnsEnv) != "" {
+		return true
 	}
-	runFleet(t)
+	runInFleetNetns(t)
+	return false
 }
 
 // runInFleetNetns makes the namespace and bridge, builds the binaries, and
-// runs this test again inside the namespace.
+// runs the test again inside the namespace.
 func runInFleetNetns(t *testing.T) {
 	ns := fmt.Sprintf("l4mfleet%d", os.Getpid())
 	ip := func(args ...string) {
@@ -92,7 +102,7 @@ func runInFleetNetns(t *testing.T) {
 		build(t, "github.com/left4me/left4me/"+pkg, filepath.Join(bin, name))
 	}
 	var out bytes.Buffer
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, os.Args[0], "-test.run", "^TestFleet$", "-test.v", "-test.count", "1", "-test.timeout", "20m")
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count", "1", "-test.timeout", "30m")
 	cmd.Env = append(os.Environ(), fleetNetnsEnv+"="+ns, fleetBinEnv+"="+bin)
 	if testing.Verbose() {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, os.Stdout), io.MultiWriter(&out, os.Stdout)
@@ -103,14 +113,8 @@ func runInFleetNetns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the fleet test inside netns %s failed: %v\n%s", ns, err, out.String())
 	}
-	if !strings.Contains(out.String(), "--- PASS: TestFleet") {
+	if !strings.Contains(out.String(), "--- PASS: "+t.Name()) {
 		t.Fatalf("the fleet test did not pass inside netns %s:\n%s", ns, out.String())
-	}
-	// The measured table, for the log of make e2e-fleet.
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "fleet: ") {
-			t.Log(strings.TrimSpace(line[strings.Index(line, "fleet: "):]))
-		}
 	}
 }
 
@@ -119,6 +123,7 @@ type proc struct {
 	name string
 	args []string
 	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
 	log  string
 }
 
@@ -138,20 +143,25 @@ func (p *proc) start(t *testing.T) {
 	}
 	p.cmd = exec.Command(p.args[0], p.args[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	// Should this test binary die, so do its etcd and servers.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
 	}
-	go func() { p.cmd.Wait(); f.Close() }()
+	done := make(chan struct{})
+	p.done = done
+	go func() { p.cmd.Wait(); f.Close(); close(done) }()
 }
 
-// kill is kill -9 of this process only.
+// kill is kill -9 of this process only; it returns once it has exited.
 func (p *proc) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Kill()
-		for i := 0; i < 100 && p.cmd.ProcessState == nil; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
 	}
 }
 
@@ -180,7 +190,8 @@ func (f *fleet) record(what string, d time.Duration) {
 	f.t.Logf("fleet: %-62s %s", what, d.Round(100*time.Millisecond))
 }
 
-func runFleet(t *testing.T) {
+// newFleet boots the control plane and three hosts.
+func newFleet(t *testing.T) *fleet {
 	began := time.Now()
 	f := &fleet{t: t, dir: t.TempDir(), bin: os.Getenv(fleetBinEnv), hosts: map[string]*sandboxtest.Sandbox{}}
 	f.startEtcd()
@@ -189,7 +200,12 @@ func runFleet(t *testing.T) {
 		f.startHost(fmt.Sprintf("fleet-%d", i), fmt.Sprintf("10.77.0.1%d", i))
 	}
 	f.record("boot: 3 etcd members, 2 l4m-servers, 3 sandbox hosts", time.Since(began))
+	return f
+}
 
+func runFleet(t *testing.T) {
+	began := time.Now()
+	f := newFleet(t)
 	f.spread()
 	f.rollout()
 	f.leaderDies()
@@ -297,6 +313,20 @@ func (f *fleet) startHost(name, addr string) {
 	})
 }
 
+// logWarnings logs the Warning events (failed scheduling, lost nodes, ...).
+func (f *fleet) logWarnings() {
+	list, err := f.admin.List(context.Background(), resources.Events, "default", client.ListOptions{})
+	if err != nil {
+		f.t.Logf("events: %v", err)
+		return
+	}
+	for _, ev := range list.(*v1.EventList).Items {
+		if ev.Type == v1.EventTypeWarning {
+			f.t.Logf("event: %s %s/%s %s (x%d): %s", ev.LastTimestamp.Format(time.TimeOnly), ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Count, ev.Message)
+		}
+	}
+}
+
 func (f *fleet) eventually(what string, timeout time.Duration, cond func() (bool, string)) time.Duration {
 	f.t.Helper()
 	began := time.Now()
@@ -308,6 +338,7 @@ func (f *fleet) eventually(what string, timeout time.Duration, cond func() (bool
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	f.logWarnings()
 	f.t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
 	return 0
 }
@@ -394,6 +425,9 @@ func (f *fleet) spread() {
 	}
 	f.allReady("30 Instances Ready", srv, 120*time.Second)
 	f.record("30 Instances: create to all Ready and answering A2S", time.Since(began))
+	if time.Since(began) > 20*time.Second {
+		f.logWarnings() // slow: say what got in the way
+	}
 	perNode := map[string]map[int32]string{}
 	for _, in := range f.instances() {
 		if perNode[in.Spec.NodeName] == nil {

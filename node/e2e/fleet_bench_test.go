@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/hack/sandboxtest"
+)
+
+// TestFleetBenchmark starts N Instances (default 300) over the three
+// sandbox hosts of the fleet test, from the API write to all Ready, side by
+// side in the same run with starting the same game double N times directly
+// with systemd-run on the same hosts (one starter per host, as one agent
+// per host) until all answer A2S. Run it with `make bench-fleet`
+// (L4M_BENCH=1; N sets the count, at most 300: 100 ports per host).
+func TestFleetBenchmark(t *testing.T) {
+	if os.Getenv("L4M_BENCH") == "" {
+		t.Skip("a benchmark: run with L4M_BENCH=1 (make bench-fleet)")
+	}
+	if !inFleetNetns(t) {
+		return
+	}
+	n := 300
+	if v, err := strconv.Atoi(os.Getenv("N")); err == nil && v > 0 && v <= 300 {
+		n = v
+	}
+	f := newFleet(t)
+	perHost := map[string]int{}
+	for i := range n {
+		perHost[fmt.Sprintf("fleet-%d", i%3+1)]++
+	}
+
+	// Bare: per host, one systemd-run after another (each returns once its
+	// unit started), every unit timed from its call to its first A2S answer.
+	bareEach, bareTotal := f.bareStarts(perHost)
+	for name, sb := range f.hosts {
+		for i := range perHost[name] {
+			sb.Exec("systemctl", "stop", fmt.Sprintf("bare-%d", i))
+		}
+	}
+
+	// Through left4me: n creates (16 at a time), each timed from its create
+	// call to the watch event that says Ready.
+	f.apply(&v1.Blueprint{ObjectMeta: meta_("bench"), Spec: v1.BlueprintSpec{Game: v1.GameSpec{MaxPlayers: 4}}})
+	apiEach, apiTotal := f.createAll(n)
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%d games over 3 hosts\tmedian each\tp99 each\ttotal\t\n", n)
+	fmt.Fprintf(tw, "bare systemd-run → A2S answers\t%v\t%v\t%v\t\n", pct(bareEach, 0.5), pct(bareEach, 0.99), bareTotal.Round(time.Millisecond))
+	fmt.Fprintf(tw, "API create → Ready (A2S, via the agent)\t%v\t%v\t%v\t\n", pct(apiEach, 0.5), pct(apiEach, 0.99), apiTotal.Round(time.Millisecond))
+	fmt.Fprintf(tw, "ratio left4me / bare\t%.1fx\t\t%.1fx\t\n",
+		float64(pct(apiEach, 0.5))/float64(pct(bareEach, 0.5)), float64(apiTotal)/float64(bareTotal))
+	tw.Flush()
+}
+
+func (f *fleet) bareStarts(perHost map[string]int) ([]time.Duration, time.Duration) {
+	var mu sync.Mutex
+	var each []time.Duration
+	var wg sync.WaitGroup
+	began := time.Now()
+	for name, sb := range f.hosts {
+		os.WriteFile(sb.Left4meDir+"/installation/left4dead2/cfg/server.cfg", []byte("hostname bare\n"), 0o644)
+		addr := "10.77.0.1" + name[len("fleet-"):]
+		wg.Add(1)
+		go func(sb *sandboxtest.Sandbox) {
+			defer wg.Done()
+			started := make([]time.Time, perHost[name])
+			for i := range perHost[name] {
+				port := 33000 + i
+				started[i] = time.Now()
+				sb.MustExec(f.t, "systemd-run", "--unit="+fmt.Sprintf("bare-%d", i), "-p", "WorkingDirectory=/var/lib/left4me/installation",
+					"/var/lib/left4me/installation/srcds_run", "-game", "left4dead2", "+ip", "0.0.0.0", "+hostport", strconv.Itoa(port),
+					"+clientport", strconv.Itoa(port+1000), "-nohltv")
+			}
+			pending := map[int]bool{}
+			for i := range perHost[name] {
+				pending[i] = true
+			}
+			deadline := time.Now().Add(2 * time.Minute)
+			for len(pending) > 0 && time.Now().Before(deadline) {
+				for i := range pending {
+					if _, err := queryAt(addr, int32(33000+i)); err == nil {
+						mu.Lock()
+						each = append(each, time.Since(started[i]))
+						mu.Unlock()
+						delete(pending, i)
+					}
+				}
+			}
+			if len(pending) > 0 {
+				f.t.Errorf("%d bare games on %s never answered", len(pending), name)
+			}
+		}(sb)
+	}
+	wg.Wait()
+	if f.t.Failed() {
+		f.t.FailNow()
+	}
+	return each, time.Since(began)
+}
+
+func (f *fleet) createAll(n int) ([]time.Duration, time.Duration) {
+	ctx := context.Background()
+	w, err := f.admin.Watch(ctx, resources.Instances, "default", client.ListOptions{LabelSelector: "bench=yes"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer w.Stop()
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	began := time.Now()
+	go func() {
+		sem := make(chan struct{}, 16)
+		for i := range n {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				name := fmt.Sprintf("bench-%03d", i)
+				in := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"bench": "yes"}},
+					Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bench"}}}
+				mu.Lock()
+				created[name] = time.Now()
+				mu.Unlock()
+				if _, err := f.admin.Create(ctx, resources.Instances, in, false); err != nil {
+					f.t.Error(err)
+				}
+			}()
+		}
+	}()
+	var each []time.Duration
+	done := map[string]bool{}
+	timeout := time.After(5 * time.Minute)
+	for len(done) < n {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				f.t.Fatal("the watch ended")
+			}
+			in, isInstance := ev.Object.(*v1.Instance)
+			if !isInstance || ev.Type == watch.Deleted || done[in.Name] || !meta.IsStatusConditionTrue(in.Status.Conditions, v1.ConditionReady) {
+				continue
+			}
+			mu.Lock()
+			each = append(each, time.Since(created[in.Name]))
+			mu.Unlock()
+			done[in.Name] = true
+		case <-timeout:
+			f.t.Fatalf("only %d of %d Ready after 5 minutes", len(done), n)
+		}
+	}
+	return each, time.Since(began)
+}
