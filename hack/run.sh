@@ -68,8 +68,9 @@ In another shell:
   l4mctl describe instance versus-1
   l4mctl logs versus-1 -f
   l4mctl get nodes -o wide
-  # query a server the way the server browser does (A2S_INFO):
-  go run ./hack/a2s-query 127.0.0.1:27016
+  # query a server the way the server browser does (A2S_INFO), at the
+  # ADDRESS and port that get -o wide shows (the scheduler allocated it):
+  go run ./hack/a2s-query 127.0.0.1:27015
   # look inside the host:
   hack/sandbox.sh exec $node systemctl status 'l4m-*'
 
