@@ -152,3 +152,26 @@ func mustGet(t *testing.T, s *storage.Store, name string) *v1.Instance {
 	}
 	return out.(*v1.Instance)
 }
+
+// testUpdateWithCurrent: a controller's cached copy saves the read, and a
+// stale one cannot sneak a write past a newer version.
+func testUpdateWithCurrent(t *testing.T, s *storage.Store, _ *clientv3.Client) {
+	ctx := context.Background()
+	cached := mustCreate(t, s, newInstance("a", "")).(*v1.Instance)
+	next := cached.DeepCopy()
+	next.Spec.Hostname = "first"
+	if _, err := s.Update(ctx, instances, next, storage.UpdateOptions{Current: cached}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, "a"); got.Spec.Hostname != "first" || got.Generation != 2 || got.UID != cached.UID {
+		t.Fatalf("after an update with the cached copy: %+v", got.ObjectMeta)
+	}
+	stale := cached.DeepCopy()
+	stale.Spec.Hostname = "second"
+	if _, err := s.Update(ctx, instances, stale, storage.UpdateOptions{Current: cached}); !apierrors.IsConflict(err) {
+		t.Fatalf("update from a stale cached copy: %v, want 409", err)
+	}
+	if got := mustGet(t, s, "a"); got.Spec.Hostname != "first" {
+		t.Fatalf("the stale write landed: %q", got.Spec.Hostname)
+	}
+}

@@ -54,6 +54,10 @@ type Store struct {
 	mu      sync.Mutex
 	caches  map[string]*watchCache
 	started bool
+
+	leaseMu      sync.Mutex
+	eventLease   clientv3.LeaseID
+	eventLeaseAt time.Time
 }
 
 // New returns a Store on an etcd client. The client stays the caller's.
@@ -78,6 +82,10 @@ type UpdateOptions struct {
 	DryRun        bool
 	Status        bool
 	SpecAndStatus bool
+	// Current, when set, is the object as stored at obj's resourceVersion
+	// (a controller's cached copy), which saves reading it back: the
+	// write's compare-and-swap on that revision proves it current.
+	Current v1.Object
 }
 
 // DeleteOptions: Preconditions mirror metav1.Preconditions.
@@ -179,17 +187,27 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 	return obj, nil
 }
 
-// putOptions binds an Event to a fresh lease, so it expires EventTTL after
-// its last write; other kinds live until deleted.
+// eventLeaseShare is how long one lease serves the Events written: they
+// expire between EventTTL and EventTTL plus this after their last write,
+// for one lease grant a minute instead of one per Event.
+const eventLeaseShare = time.Minute
+
+// putOptions binds an Event to a lease, so it expires EventTTL after its
+// last write; other kinds live until deleted.
 func (s *Store) putOptions(ctx context.Context, res *resources.Resource, obj v1.Object) ([]clientv3.OpOption, error) {
 	if res.Kind != "Event" {
 		return nil, nil
 	}
-	lease, err := s.client.Grant(ctx, int64(EventTTL/time.Second))
-	if err != nil {
-		return nil, etcdError(err, "grant lease for event %s", obj.GetName())
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if s.eventLease == 0 || time.Since(s.eventLeaseAt) > eventLeaseShare {
+		lease, err := s.client.Grant(ctx, int64((EventTTL+eventLeaseShare)/time.Second))
+		if err != nil {
+			return nil, etcdError(err, "grant lease for event %s", obj.GetName())
+		}
+		s.eventLease, s.eventLeaseAt = lease.ID, time.Now()
 	}
-	return []clientv3.OpOption{clientv3.WithLease(lease.ID)}, nil
+	return []clientv3.OpOption{clientv3.WithLease(s.eventLease)}, nil
 }
 
 // checkCreate explains why a create cannot succeed (or returns nil when it
@@ -230,9 +248,11 @@ func (s *Store) Update(ctx context.Context, res *resources.Resource, obj v1.Obje
 		return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), obj.GetName(), field.ErrorList{
 			field.Required(field.NewPath("metadata", "resourceVersion"), "must be the resourceVersion you read (updates are compare-and-swap)")})
 	}
-	cur, err := s.Get(ctx, res, obj.GetNamespace(), obj.GetName())
-	if err != nil {
-		return nil, err
+	cur := opts.Current
+	if cur == nil || cur.GetResourceVersion() != obj.GetResourceVersion() {
+		if cur, err = s.Get(ctx, res, obj.GetNamespace(), obj.GetName()); err != nil {
+			return nil, err
+		}
 	}
 	if cur.GetResourceVersion() != obj.GetResourceVersion() {
 		return nil, conflict(res, obj.GetName())

@@ -431,7 +431,7 @@ func (s *Scheduler) bind(ctx context.Context, cached *v1.Instance, d decision) (
 	}
 	meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceScheduled, Status: metav1.ConditionTrue,
 		Reason: "Scheduled", Message: d.message, ObservedGeneration: in.Generation})
-	out, err := s.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{SpecAndStatus: true})
+	out, err := s.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{SpecAndStatus: true, Current: cached})
 	if err != nil {
 		return 0, fmt.Errorf("bind %s/%s to %s: %w", in.Namespace, in.Name, d.node, err)
 	}
@@ -451,7 +451,7 @@ func (s *Scheduler) unschedulable(ctx context.Context, cached *v1.Instance, d de
 	in.Status.Phase = v1.PhasePending
 	meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceScheduled, Status: metav1.ConditionFalse,
 		Reason: d.reason, Message: d.message, ObservedGeneration: in.Generation})
-	_, err := s.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{Status: true})
+	_, err := s.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{Status: true, Current: cached})
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return nil // the newer version is queued through the informer
 	}
