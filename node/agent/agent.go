@@ -53,6 +53,9 @@ type Options struct {
 	// cluster CA its clients' certificates must chain to.
 	LogsListen string
 	CAPEM      []byte
+	// Workers is how many Instances are reconciled at once (default
+	// DefaultWorkers).
+	Workers int
 	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 60s,
 	// 3s). Resync is the safety net of a level-triggered loop; watches and
 	// unit signals do the real work.
@@ -68,12 +71,16 @@ type Agent struct {
 	logs      *logServer
 	mu        sync.Mutex
 	instances map[string]*v1.Instance // by "ns/name", as the watch last saw them
+	own       map[string]string       // by "ns/name": resourceVersion of this agent's last write
 	// listed is closed after the first complete list of this node's
 	// Instances. Until then an Instance missing from the map says nothing
 	// (the API may be down): nothing is torn down or started.
 	listed     chan struct{}
 	listedOnce sync.Once
-	probes     map[string]*probe // by unit ID
+
+	refsMu sync.Mutex
+	refs   map[string]map[string]v1.Object // "blueprints/<ns>" -> name -> object
+	probes map[string]*probe               // by unit ID
 }
 
 var (
@@ -103,7 +110,8 @@ func New(o Options) *Agent {
 	return &Agent{
 		o: o, paths: unit.Paths{Root: o.Root},
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		instances: map[string]*v1.Instance{}, probes: map[string]*probe{}, listed: make(chan struct{}),
+		instances: map[string]*v1.Instance{}, own: map[string]string{}, probes: map[string]*probe{}, listed: make(chan struct{}),
+		refs: map[string]map[string]v1.Object{},
 	}
 }
 
@@ -149,10 +157,29 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-a.listed:
 	case <-ctx.Done():
 	}
+	workers := a.o.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	for range workers {
+		run(a.work)
+	}
+	wg.Wait()
+	return nil
+}
+
+// DefaultWorkers is how many Instances one agent realizes at once: starting
+// a game is mostly waiting (for systemd, the API, the disk), so a host
+// with many games to start should not start them one by one.
+const DefaultWorkers = 8
+
+// work reconciles queued Instances until the queue shuts down. The queue
+// never hands one key to two workers at once.
+func (a *Agent) work(ctx context.Context) {
 	for {
 		key, quit := a.queue.Get()
 		if quit {
-			break
+			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		began := time.Now()
@@ -169,8 +196,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.queue.Done(key)
 	}
-	wg.Wait()
-	return nil
 }
 
 // ensureUser creates the unprivileged account games run as.
@@ -266,13 +291,18 @@ func (a *Agent) watchInstances(ctx context.Context) {
 			}
 			k := key(in.Namespace, in.Name)
 			a.mu.Lock()
-			if ev.Type == watch.Deleted {
+			echo := ev.Type != watch.Deleted && a.own[k] == in.ResourceVersion
+			switch {
+			case ev.Type == watch.Deleted:
 				delete(a.instances, k)
-			} else {
+				delete(a.own, k)
+			case a.instances[k] == nil || rv(a.instances[k]) <= rv(in):
 				a.instances[k] = in
 			}
 			a.mu.Unlock()
-			a.queue.Add(k)
+			if !echo {
+				a.queue.Add(k)
+			}
 		}
 		w.Stop()
 	}

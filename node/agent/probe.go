@@ -23,6 +23,8 @@ type probe struct {
 	err    error
 	seen   bool
 	next   time.Time
+	// inflight: a query is on its way (the loop does not send another).
+	inflight bool
 }
 
 // startupProbe is how often a game that has not answered yet is asked:
@@ -61,10 +63,13 @@ func (a *Agent) forgetProbe(id string) {
 }
 
 // probeLoop queries every running game and requeues its Instance when the
-// answer changes what status says (ready, players, map).
+// answer changes what status says (ready, players, map). Queries run
+// concurrently: a game that is slow to answer (starting, or hung) must not
+// hold up the readiness of the others.
 func (a *Agent) probeLoop(ctx context.Context) {
 	t := time.NewTicker(startupProbe)
 	defer t.Stop()
+	sem := make(chan struct{}, maxConcurrentProbes)
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,34 +85,51 @@ func (a *Agent) probeLoop(ctx context.Context) {
 		now := time.Now()
 		for id, p := range probes {
 			p.mu.Lock()
-			due := !now.Before(p.next)
+			due := !now.Before(p.next) && !p.inflight
+			p.inflight = p.inflight || due
 			p.mu.Unlock()
 			if !due {
 				continue
 			}
-			qctx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := a2s.QueryInfo(qctx, p.addr)
-			cancel()
-			before, beforeInfo, _ := p.result()
-			p.mu.Lock()
-			p.seen = true
-			if err != nil {
-				p.misses++
-				p.err = err
-			} else {
-				p.misses, p.info, p.err = 0, info, nil
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
 			}
-			p.next = time.Now().Add(a.o.Probe)
-			if p.info == nil {
-				p.next = time.Now().Add(startupProbe)
-			}
-			p.mu.Unlock()
-			after, afterInfo, _ := p.result()
-			if before != after || (after && beforeInfo != nil && (beforeInfo.Players != afterInfo.Players ||
-				beforeInfo.MaxPlayers != afterInfo.MaxPlayers || beforeInfo.Map != afterInfo.Map)) {
-				a.enqueueID(id)
-			}
+			go func() {
+				defer func() { <-sem }()
+				a.probeOnce(ctx, id, p)
+			}()
 		}
+	}
+}
+
+// maxConcurrentProbes bounds the A2S queries in flight from one node.
+const maxConcurrentProbes = 32
+
+func (a *Agent) probeOnce(ctx context.Context, id string, p *probe) {
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	info, err := a2s.QueryInfo(qctx, p.addr)
+	cancel()
+	before, beforeInfo, _ := p.result()
+	p.mu.Lock()
+	p.inflight = false
+	p.seen = true
+	if err != nil {
+		p.misses++
+		p.err = err
+	} else {
+		p.misses, p.info, p.err = 0, info, nil
+	}
+	p.next = time.Now().Add(a.o.Probe)
+	if p.info == nil {
+		p.next = time.Now().Add(startupProbe)
+	}
+	p.mu.Unlock()
+	after, afterInfo, _ := p.result()
+	if before != after || (after && beforeInfo != nil && (beforeInfo.Players != afterInfo.Players ||
+		beforeInfo.MaxPlayers != afterInfo.MaxPlayers || beforeInfo.Map != afterInfo.Map)) {
+		a.enqueueID(id)
 	}
 }
 

@@ -59,6 +59,7 @@ func (a *Agent) reconcile(ctx context.Context, k string) error {
 			return fmt.Errorf("add finalizer to %s: %w", k, err)
 		}
 		in = obj.(*v1.Instance)
+		a.wrote(in)
 	}
 	status := in.Status.DeepCopy()
 	status.NodeName = a.o.NodeName
@@ -88,7 +89,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		st.MainPID, st.Players = 0, 0
 		return nil
 	}
-	bpObj, err := a.o.Client.Get(ctx, blueprintRes, in.Namespace, in.Spec.BlueprintRef.Name)
+	bpObj, err := a.reference(ctx, blueprintRes, in.Namespace, in.Spec.BlueprintRef.Name)
 	if apierrors.IsNotFound(err) {
 		return a.refuse(ctx, id, st, "BlueprintNotFound", fmt.Sprintf("Blueprint %q does not exist", in.Spec.BlueprintRef.Name))
 	}
@@ -99,7 +100,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	var layers []*overlay.Layer
 	var cfgOverlays []string
 	for _, name := range bp.Spec.Overlays {
-		obj, err := a.o.Client.Get(ctx, overlayRes, in.Namespace, name)
+		obj, err := a.reference(ctx, overlayRes, in.Namespace, name)
 		if apierrors.IsNotFound(err) {
 			return a.refuse(ctx, id, st, "OverlayNotFound", fmt.Sprintf("Overlay %q does not exist", name))
 		}
@@ -220,7 +221,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return err
 		}
 	}
-	if err := a.ensureStarted(ctx, mountName); err != nil {
+	if err := a.ensureStarted(ctx, mountName, true); err != nil {
 		setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
 		return err
 	}
@@ -238,7 +239,9 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		a.forgetProbe(id) // what the old process answered says nothing now
 		err = a.o.Systemd.Restart(ctx, svcName)
 	default:
-		err = a.ensureStarted(ctx, svcName)
+		// The game's start is queued, not awaited: systemd runs many
+		// starts at once, and its signal brings the result here.
+		err = a.ensureStarted(ctx, svcName, false)
 	}
 	if err != nil {
 		setCond(st, v1.InstanceUnitActive, false, "StartFailed", err.Error())
@@ -250,7 +253,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 
 // ensureStarted starts a unit unless it is already active or on its way
 // (a start job on an active unit is no-op work that systemd still signals).
-func (a *Agent) ensureStarted(ctx context.Context, name string) error {
+func (a *Agent) ensureStarted(ctx context.Context, name string, wait bool) error {
 	st, err := a.o.Systemd.State(ctx, name)
 	if err != nil {
 		return err
@@ -263,6 +266,9 @@ func (a *Agent) ensureStarted(ctx context.Context, name string) error {
 		if err := a.o.Systemd.Reload(ctx); err != nil {
 			return err
 		}
+	}
+	if !wait {
+		return a.o.Systemd.Enqueue(ctx, name)
 	}
 	return a.o.Systemd.Start(ctx, name)
 }
@@ -473,14 +479,34 @@ func (a *Agent) writeStatus(ctx context.Context, in *v1.Instance, st *v1.Instanc
 	}
 	out := in.DeepCopy()
 	out.Status = *st
-	_, err := a.o.Client.UpdateStatus(ctx, instanceRes, out)
+	obj, err := a.o.Client.UpdateStatus(ctx, instanceRes, out)
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return nil // a newer version is on its way through the watch
 	}
 	if err != nil {
 		return fmt.Errorf("write status of %s/%s: %w", in.Namespace, in.Name, err)
 	}
+	a.wrote(obj.(*v1.Instance))
 	return nil
+}
+
+// wrote records a version of an Instance this agent wrote itself. When the
+// watch brings it back it only refreshes the cache: the reconcile that
+// wrote it already acted on everything it says, and reconciling each of a
+// node's own writes again would double the work of starting many games.
+func (a *Agent) wrote(in *v1.Instance) {
+	k := key(in.Namespace, in.Name)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cur := a.instances[k]; cur != nil && rv(cur) < rv(in) {
+		a.instances[k] = in
+	}
+	a.own[k] = in.ResourceVersion
+}
+
+func rv(in *v1.Instance) int64 {
+	n, _ := strconv.ParseInt(in.ResourceVersion, 10, 64)
+	return n
 }
 
 func setCond(st *v1.InstanceStatus, typ string, ok bool, reason, msg string) {

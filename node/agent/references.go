@@ -4,6 +4,10 @@ import (
 	"context"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/watch"
+
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
@@ -52,34 +56,77 @@ func (a *Agent) followReferences(ctx context.Context) {
 	}
 }
 
-// watchReferences requeues the Instances of a namespace whenever one of its
-// Blueprints or Overlays changes (a reconcile finds out whether it matters:
-// an unchanged rendering restarts nothing).
+// watchReferences keeps a copy of a namespace's Blueprints or Overlays
+// (reconciles read them from here, not from the API) and requeues the
+// namespace's Instances whenever one changes (a reconcile finds out whether
+// it matters: an unchanged rendering restarts nothing).
 func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns string) {
-	rv := ""
+	defer a.dropReferences(res, ns)
 	for ctx.Err() == nil {
-		w, err := a.o.Client.Watch(ctx, res, ns, client.ListOptions{ResourceVersion: rv})
+		list, err := a.o.Client.List(ctx, res, ns, client.ListOptions{})
 		if err != nil {
-			rv = ""
 			sleep(ctx, 2*time.Second)
 			continue
 		}
-		if rv == "" {
-			// Watching from now: whatever changed before is caught by
-			// looking at every Instance here once more.
-			a.requeueNamespace(ns)
+		items, _ := meta.ExtractList(list)
+		fresh := map[string]v1.Object{}
+		for _, item := range items {
+			if o, ok := item.(v1.Object); ok {
+				fresh[o.GetName()] = o
+			}
+		}
+		a.refsMu.Lock()
+		a.refs[refKey(res, ns)] = fresh
+		a.refsMu.Unlock()
+		// Whatever changed while nobody watched is caught by looking at
+		// every Instance here once more.
+		a.requeueNamespace(ns)
+		w, err := a.o.Client.Watch(ctx, res, ns, client.ListOptions{ResourceVersion: list.GetResourceVersion()})
+		if err != nil {
+			sleep(ctx, 2*time.Second)
+			continue
 		}
 		for ev := range w.ResultChan() {
 			obj, ok := ev.Object.(v1.Object)
 			if !ok {
-				rv = ""
-				break
+				break // an ERROR event (410 Gone): list again
 			}
-			rv = obj.GetResourceVersion()
+			a.refsMu.Lock()
+			if ev.Type == watch.Deleted {
+				delete(a.refs[refKey(res, ns)], obj.GetName())
+			} else {
+				a.refs[refKey(res, ns)][obj.GetName()] = obj
+			}
+			a.refsMu.Unlock()
 			a.requeueNamespace(ns)
 		}
 		w.Stop()
 	}
+}
+
+func refKey(res *resources.Resource, ns string) string { return res.Plural + "/" + ns }
+
+func (a *Agent) dropReferences(res *resources.Resource, ns string) {
+	a.refsMu.Lock()
+	delete(a.refs, refKey(res, ns))
+	a.refsMu.Unlock()
+}
+
+// reference returns a Blueprint or Overlay: from the watched copy when
+// there is one, else from the API (the first Instance of a namespace, before
+// its watch is up).
+func (a *Agent) reference(ctx context.Context, res *resources.Resource, ns, name string) (v1.Object, error) {
+	a.refsMu.Lock()
+	objs, synced := a.refs[refKey(res, ns)]
+	obj := objs[name]
+	a.refsMu.Unlock()
+	if obj != nil {
+		return obj, nil
+	}
+	if synced {
+		return nil, apierrors.NewNotFound(res.GroupResource(), name)
+	}
+	return a.o.Client.Get(ctx, res, ns, name)
 }
 
 func (a *Agent) requeueNamespace(ns string) {

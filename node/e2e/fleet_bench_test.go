@@ -37,7 +37,9 @@ func TestFleetBenchmark(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("N")); err == nil && v > 0 && v <= 300 {
 		n = v
 	}
-	f := newFleet(t)
+	// The admin's per-credential limit (100/s by default; clients wait out
+	// 429s) would measure the limiter, not the fleet.
+	f := newFleet(t, "--rate-limit", "0")
 	perHost := map[string]int{}
 	for i := range n {
 		perHost[fmt.Sprintf("fleet-%d", i%3+1)]++
@@ -57,6 +59,10 @@ func TestFleetBenchmark(t *testing.T) {
 	f.apply(&v1.Blueprint{ObjectMeta: meta_("bench"), Spec: v1.BlueprintSpec{Game: v1.GameSpec{MaxPlayers: 4}}})
 	apiEach, apiTotal := f.createAll(n)
 
+	if dump := os.Getenv("L4M_AGENT_DUMP"); dump != "" {
+		logs, _ := f.hosts["fleet-1"].Exec("journalctl", "-u", "l4m-node", "--no-pager", "-o", "short-precise")
+		os.WriteFile(dump, []byte(logs), 0o644)
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%d games over 3 hosts\tmedian each\tp99 each\ttotal\t\n", n)
 	fmt.Fprintf(tw, "bare systemd-run → A2S answers\t%v\t%v\t%v\t\n", pct(bareEach, 0.5), pct(bareEach, 0.99), bareTotal.Round(time.Millisecond))

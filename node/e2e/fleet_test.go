@@ -190,12 +190,13 @@ func (f *fleet) record(what string, d time.Duration) {
 	f.t.Logf("fleet: %-62s %s", what, d.Round(100*time.Millisecond))
 }
 
-// newFleet boots the control plane and three hosts.
-func newFleet(t *testing.T) *fleet {
+// newFleet boots the control plane (extra flags for both l4m-servers) and
+// three hosts.
+func newFleet(t *testing.T, serverFlags ...string) *fleet {
 	began := time.Now()
 	f := &fleet{t: t, dir: t.TempDir(), bin: os.Getenv(fleetBinEnv), hosts: map[string]*sandboxtest.Sandbox{}}
 	f.startEtcd()
-	f.startServers()
+	f.startServers(serverFlags)
 	for i := 1; i <= 3; i++ {
 		f.startHost(fmt.Sprintf("fleet-%d", i), fmt.Sprintf("10.77.0.1%d", i))
 	}
@@ -251,7 +252,7 @@ func (f *fleet) etcdEndpoints() string {
 
 // startServers runs two l4m-servers on the etcd cluster. They share one
 // PKI (the second gets a copy of the first's), as servers behind one name do.
-func (f *fleet) startServers() {
+func (f *fleet) startServers(extra []string) {
 	for i, name := range []string{"server-a", "server-b"} {
 		data := filepath.Join(f.dir, name)
 		if i == 1 {
@@ -260,9 +261,10 @@ func (f *fleet) startServers() {
 		}
 		listen := fmt.Sprintf("%s:%d", fleetGateway, 6443+i)
 		f.urls = append(f.urls, "https://"+listen)
-		f.servers = append(f.servers, startProc(f.t, f.dir, name, filepath.Join(f.bin, "l4m-server"),
+		args := append([]string{filepath.Join(f.bin, "l4m-server"),
 			"--data-dir", data, "--listen", listen, "--etcd-endpoints", f.etcdEndpoints(),
-			"--node-grace-period", fleetNodeGrace, "--leader-lease-ttl", "5s", "--identity", name))
+			"--node-grace-period", fleetNodeGrace, "--leader-lease-ttl", "5s", "--identity", name}, extra...)
+		f.servers = append(f.servers, startProc(f.t, f.dir, name, args...))
 		f.eventually(name+" up", 30*time.Second, func() (bool, string) {
 			_, err := os.Stat(filepath.Join(data, "admin.yaml"))
 			return err == nil, f.servers[i].tail()
@@ -301,9 +303,13 @@ func (f *fleet) startHost(name, addr string) {
 	ca, _ := os.ReadFile(filepath.Join(f.dir, "server-a", "pki", "ca.crt"))
 	cfg, _ := yaml.Marshal(client.File{Server: strings.Join(f.urls, ","), Token: token, CertificateAuthorityData: string(ca)})
 	os.WriteFile(filepath.Join(host, "node.yaml"), cfg, 0o600)
-	sb.MustExec(f.t, "systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
+	args := []string{"systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
 		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", name, "--address", addr,
-		"--port-range", "27015-27114", "--heartbeat-interval", fleetHeartbeat)
+		"--port-range", "27015-27114", "--heartbeat-interval", fleetHeartbeat}
+	if v := os.Getenv("L4M_AGENT_V"); v != "" {
+		args = append(args, "-v", v)
+	}
+	sb.MustExec(f.t, args...)
 	f.eventually(name+" Ready", 30*time.Second, func() (bool, string) {
 		n, err := f.admin.Get(context.Background(), resources.Nodes, "", name)
 		if err != nil {

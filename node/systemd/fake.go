@@ -100,9 +100,12 @@ func (f *Fake) job(what, name, state string) error {
 	return nil
 }
 
-func (f *Fake) Start(_ context.Context, name string) error   { return f.job("start", name, "active") }
-func (f *Fake) Stop(_ context.Context, name string) error    { return f.job("stop", name, "inactive") }
-func (f *Fake) Restart(_ context.Context, name string) error { return f.job("restart", name, "active") }
+func (f *Fake) Start(_ context.Context, name string) error { return f.job("start", name, "active") }
+func (f *Fake) Stop(_ context.Context, name string) error  { return f.job("stop", name, "inactive") }
+
+// Enqueue is Start: the fake's jobs finish at once.
+func (f *Fake) Enqueue(ctx context.Context, name string) error { return f.Start(ctx, name) }
+func (f *Fake) Restart(_ context.Context, name string) error   { return f.job("restart", name, "active") }
 
 func (f *Fake) State(_ context.Context, name string) (State, error) {
 	f.mu.Lock()
