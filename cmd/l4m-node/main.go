@@ -40,6 +40,7 @@ type options struct {
 	maxInst   int32
 	maxMem    string
 	heartbeat time.Duration
+	workers   int
 	verbosity int
 	jsonLogs  bool
 }
@@ -78,6 +79,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 10*time.Second, "how often the node reports it is alive (keep it well under l4m-server's --node-grace-period)")
+	f.IntVar(&o.workers, "workers", agent.DefaultWorkers, "Instances realized at once")
 	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
 	f.StringVar(&o.maxMem, "capacity-memory", "", "memory the scheduler may reserve here for games' MemoryMax, e.g. 48Gi (empty: no limit)")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
@@ -152,7 +154,7 @@ func run(o *options, nf *nodeFile) error {
 	defer sd.Close()
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
-		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat,
+		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, Workers: o.workers,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
 	}).Run(ctx)
 }

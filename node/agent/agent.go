@@ -171,7 +171,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // DefaultWorkers is how many Instances one agent realizes at once: starting
 // a game is mostly waiting (for systemd, the API, the disk), so a host
 // with many games to start should not start them one by one.
-const DefaultWorkers = 8
+const DefaultWorkers = 4
 
 // work reconciles queued Instances until the queue shuts down. The queue
 // never hands one key to two workers at once.
