@@ -29,7 +29,7 @@ type probe struct {
 
 // startupProbe is how often a game that has not answered yet is asked:
 // readiness should follow a start within a fraction of a second.
-const startupProbe = 50 * time.Millisecond
+const startupProbe = 20 * time.Millisecond
 
 func (p *probe) result() (bool, *a2s.Info, string) {
 	p.mu.Lock()

@@ -238,11 +238,15 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	case sChanged && !mChanged && svc.ActiveState == "active":
 		a.forgetProbe(id) // what the old process answered says nothing now
 		err = a.o.Systemd.Restart(ctx, svcName)
+	case sChange == systemd.Created:
+		// A unit file systemd never saw: nothing to ask it first.
+		err = a.o.Systemd.Enqueue(ctx, svcName)
 	default:
 		// The game's start is queued, not awaited: systemd runs many
 		// starts at once, and its signal brings the result here.
 		err = a.ensureStarted(ctx, svcName, false)
 	}
+	step("start queued")
 	if err != nil {
 		setCond(st, v1.InstanceUnitActive, false, "StartFailed", err.Error())
 		st.Phase = v1.PhaseFailed
