@@ -142,11 +142,12 @@ func runRendered(t *testing.T, driver string) {
 	}
 	score, _ := strconv.ParseFloat(m[1], 64)
 	t.Logf("systemd-analyze security %s: exposure %.1f (predecessor: 1.3)", ServiceName(s.ID), score)
+	const want = 1.2 // what this unit reached; a change that raises it must say why
 	if os.Getenv("L4M_SHOW_SECURITY") != "" {
 		t.Log(sec)
 	}
-	if score > 1.3 {
-		t.Errorf("exposure %.1f is worse than the predecessor's 1.3:\n%s", score, sec)
+	if score > want {
+		t.Errorf("exposure %.1f is worse than %.1f (the predecessor had 1.3):\n%s", score, want, sec)
 	}
 	// SIGINT stop: the double exits cleanly, the mount stays until asked.
 	sb.MustExec(t, "systemctl", "stop", ServiceName(s.ID))
