@@ -167,10 +167,18 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 			continue
 		}
 		in := obj.(*v1.Instance)
-		if in.Spec.NodeName != name || in.DeletionTimestamp != nil {
+		if in.Spec.NodeName != name {
 			continue
 		}
-		if err := c.reconcileInstance(ctx, in, lost, why); err != nil {
+		var err error
+		if in.DeletionTimestamp != nil {
+			if lost {
+				err = c.releaseDeleted(ctx, in, why)
+			}
+		} else {
+			err = c.reconcileInstance(ctx, in, lost, why)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -267,6 +275,35 @@ func (c *Controller) reconcileInstance(ctx context.Context, cached *v1.Instance,
 		return nil
 	}
 	return c.unbind(ctx, cached)
+}
+
+// releaseDeleted lets a deleted Instance go although its node, which
+// would clean up after it, is lost: the node removes the game when it is
+// back (a game no Instance owns is an orphan there), and a node that never
+// returns has nothing left to clean. Without this, deleting an Instance of
+// a dead host would hang forever.
+func (c *Controller) releaseDeleted(ctx context.Context, cached *v1.Instance, why string) error {
+	in := cached.DeepCopy()
+	var keep []string
+	for _, f := range in.Finalizers {
+		if f != v1.FinalizerNodeCleanup {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) == len(in.Finalizers) {
+		return nil
+	}
+	in.Finalizers = keep
+	if _, err := c.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{}); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			c.queue.AddRateLimited(in.Spec.NodeName)
+			return nil
+		}
+		return fmt.Errorf("release deleted %s/%s from lost node %s: %w", in.Namespace, in.Name, in.Spec.NodeName, err)
+	}
+	c.o.Log.Info("deleted instance released from a lost node", "instance", controllers.Key(in), "node", in.Spec.NodeName)
+	c.o.Recorder.Eventf(in, v1.EventTypeWarning, "NodeLostCleanup", "%s; the node removes the game when it returns", why)
+	return nil
 }
 
 // rescheduleAfter is the Instance's grace period (-1: never), from the

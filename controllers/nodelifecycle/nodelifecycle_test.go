@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/controllers/controllertest"
 	"github.com/left4me/left4me/controllers/manager"
 )
@@ -48,6 +51,8 @@ func TestLostNodeInstancesMove(t *testing.T) {
 	e.Instance("moves", func(in *v1.Instance) { onA(in); in.Spec.RescheduleAfterNodeLost = "1s" })
 	e.Instance("stays", func(in *v1.Instance) { onA(in); in.Spec.RescheduleAfterNodeLost = "Never" })
 	e.Instance("pinned", func(in *v1.Instance) { in.Spec.NodeName = "node-a"; in.Spec.RescheduleAfterNodeLost = "1s" })
+	// As if node-a's agent had taken it on: its cleanup finalizer is set.
+	e.Instance("doomed", func(in *v1.Instance) { in.Spec.NodeName = "node-a"; in.Finalizers = []string{v1.FinalizerNodeCleanup} })
 	e.Eventually("all on node-a", func() (bool, string) {
 		for _, in := range e.Instances() {
 			if in.Spec.NodeName != "node-a" || in.GamePort() == 0 {
@@ -72,6 +77,14 @@ func TestLostNodeInstancesMove(t *testing.T) {
 			strings.Contains(condition(p, v1.InstanceNodeLost), "spec.nodeName pins it") &&
 			s.Spec.NodeName == "node-a" && strings.Contains(condition(s, v1.InstanceNodeLost), "rescheduleAfterNodeLost is Never")
 		return ok, condition(p, v1.InstanceNodeLost) + " | " + condition(s, v1.InstanceNodeLost)
+	})
+	// Deleting an Instance of a lost node does not wait for the node.
+	if _, _, err := e.Store.Delete(e.Ctx, resources.Instances, "default", "doomed", storage.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("the deleted Instance of the lost node gone", func() (bool, string) {
+		_, err := e.Store.Get(e.Ctx, resources.Instances, "default", "doomed")
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 	// "moves" may only go where its selector allows: let node-b match.
 	e.Label("node-b", "region", "eu")

@@ -28,7 +28,7 @@ import (
 )
 
 // Finalizer keeps an Instance until its node has cleaned up after it.
-const Finalizer = "left4me.io/node-cleanup"
+const Finalizer = v1.FinalizerNodeCleanup
 
 // Options configure an Agent.
 type Options struct {

@@ -86,6 +86,10 @@ const (
 	AnnotationApprovedTemplate = "left4me.io/approved-template"
 )
 
+// FinalizerNodeCleanup keeps an Instance until its node has removed the
+// game, its mount and its files.
+const FinalizerNodeCleanup = "left4me.io/node-cleanup"
+
 // RescheduleNever keeps an Instance on its node however long the node is lost.
 const RescheduleNever = "Never"
 
