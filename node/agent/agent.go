@@ -72,6 +72,8 @@ type Agent struct {
 	mu        sync.Mutex
 	instances map[string]*v1.Instance // by "ns/name", as the watch last saw them
 	own       map[string]string       // by "ns/name": resourceVersion of this agent's last write
+	// readySince is Ready's transition time (zero: the last heartbeat failed).
+	readySince metav1.Time
 	// listed is closed after the first complete list of this node's
 	// Instances. Until then an Instance missing from the map says nothing
 	// (the API may be down): nothing is torn down or started.
@@ -379,22 +381,34 @@ func every(ctx context.Context, period time.Duration, f func()) {
 	}
 }
 
-// writeNodeStatus is the heartbeat: one small write per node.
+// writeNodeStatus is the heartbeat: one small write per node. Ready's
+// transition time is the first heartbeat that got through after the agent
+// started or after heartbeats failed (the node was away from the API).
 func (a *Agent) writeNodeStatus(ctx context.Context) error {
 	build, present := installationBuild(a.paths.Installation())
 	now := metav1.Now()
+	a.mu.Lock()
+	if a.readySince.IsZero() {
+		a.readySince = now
+	}
+	since := a.readySince
+	a.mu.Unlock()
 	st := v1.NodeStatus{
 		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
 		Installation: v1.InstallationStatus{Present: present, Build: build},
 		LogsEndpoint: a.logsEndpoint(),
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
-			Message: "l4m-node is running", LastTransitionTime: now}},
+			Message: "l4m-node is running", LastTransitionTime: since}},
 	}
 	patch, err := jsonMarshal(map[string]any{"status": st})
 	if err != nil {
 		return err
 	}
-	_, err = a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch)
+	if _, err = a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch); err != nil {
+		a.mu.Lock()
+		a.readySince = metav1.Time{}
+		a.mu.Unlock()
+	}
 	return err
 }
 
