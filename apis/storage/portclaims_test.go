@@ -110,7 +110,7 @@ func testPortClaimLifecycle(t *testing.T, s *storage.Store, _ *clientv3.Client) 
 
 	// Unbinding releases the claim; binding elsewhere takes one there.
 	cur.Spec.NodeName = "node-2"
-	cur = mustUpdate(t, s, cur)
+	mustUpdate(t, s, cur)
 	wantClaims("node-1", map[int32]string{})
 	wantClaims("node-2", map[int32]string{27016: "default/a"})
 

@@ -313,7 +313,7 @@ func check(ctx context.Context, s *storage.Store, n, nodes int) error {
 		ports[in.Spec.NodeName][in.GamePort()] = true
 	}
 	if len(ports) != nodes {
-		return fmt.Errorf("Instances on %d nodes, want %d", len(ports), nodes)
+		return fmt.Errorf("the Instances landed on %d nodes, want %d", len(ports), nodes)
 	}
 	for node, p := range ports {
 		if len(p) != n/nodes {
