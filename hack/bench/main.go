@@ -113,7 +113,9 @@ func run(n, listN, watchN int) error {
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	srv, err := server.Start(ctx, server.Options{DataDir: dir, Listen: "127.0.0.1:0", Log: logr.Discard()})
+	srv, err := server.Start(ctx, server.Options{DataDir: dir, Listen: "127.0.0.1:0", Log: logr.Discard(),
+		// The API alone: the scheduler would also write to every Instance made here.
+		DisableControllers: true})
 	if err != nil {
 		return err
 	}
