@@ -297,8 +297,11 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	e.startAgent()
 	deadline = time.Now().Add(30 * time.Second)
 	for {
+		// Units go first, then the files: wait for both.
 		out, _ := e.sb.Exec("ls", "/run/systemd/system")
-		if !strings.Contains(out, "default.orphan") {
+		_, rtErr := os.Stat(filepath.Join(e.sb.Left4meDir, "runtime", "default.orphan"))
+		_, inErr := os.Stat(filepath.Join(e.sb.Left4meDir, "instances", "default.orphan"))
+		if !strings.Contains(out, "default.orphan") && os.IsNotExist(rtErr) && os.IsNotExist(inErr) {
 			break
 		}
 		if time.Now().After(deadline) {
