@@ -23,9 +23,11 @@ type Progress struct {
 	Queued []*v1.Instance
 }
 
-// Assess sorts a Blueprint's Instances by where they are in its rollout.
-func Assess(bp *v1.Blueprint, instances []*v1.Instance) Progress {
+// Assess sorts a Blueprint's Instances by where they are in its rollout;
+// overlays are the Blueprint's namespace's, by name.
+func Assess(bp *v1.Blueprint, overlays map[string]*v1.Overlay, instances []*v1.Instance) Progress {
 	var p Progress
+	version := v1.BlueprintVersion(bp, overlays)
 	for _, in := range instances {
 		if in.Spec.BlueprintRef.Name != bp.Name || in.Namespace != bp.Namespace || in.DeletionTimestamp != nil {
 			continue
@@ -45,7 +47,7 @@ func Assess(bp *v1.Blueprint, instances []*v1.Instance) Progress {
 			p.Queued = append(p.Queued, in)
 		case approved != "" && approved == in.Status.TemplateHash && !ready && in.Spec.State != v1.StateStopped:
 			p.Restarting = append(p.Restarting, in.Name)
-		case in.Status.ObservedBlueprint == v1.BlueprintVersion(bp):
+		case in.Status.ObservedBlueprint == version:
 			p.Updated++
 		}
 	}

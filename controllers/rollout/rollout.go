@@ -83,7 +83,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	for _, o := range c.o.Instances.List() {
 		instances = append(instances, o.(*v1.Instance))
 	}
-	p := rollout.Assess(bp, instances)
+	// Approvals depend on what nodes report pending, not on which version
+	// counts as current: no Overlays needed here.
+	p := rollout.Assess(bp, nil, instances)
 	maxUnavailable := int(bp.Spec.Rollout.MaxUnavailable)
 	if maxUnavailable <= 0 {
 		maxUnavailable = 1

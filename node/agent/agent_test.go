@@ -162,7 +162,7 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	in = h.until("srv", "the new template", func(in *v1.Instance) bool {
 		return in.Status.TemplateHash != firstHash && in.Status.PendingTemplateHash == "" &&
 			in.Annotations[v1.AnnotationApprovedTemplate] == in.Status.TemplateHash &&
-			in.Status.ObservedBlueprint == "2/"
+			in.Status.ObservedBlueprint == "2//mods=1"
 	})
 	if c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceUpdatePending); c == nil || c.Status != metav1.ConditionFalse {
 		t.Fatalf("UpdatePending after the restart: %+v", c)

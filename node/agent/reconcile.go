@@ -98,6 +98,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	bp := bpObj.(*v1.Blueprint)
 	var layers []*overlay.Layer
+	usedOverlays := map[string]*v1.Overlay{}
 	var cfgOverlays []string
 	for _, name := range bp.Spec.Overlays {
 		obj, err := a.reference(ctx, overlayRes, in.Namespace, name)
@@ -108,6 +109,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return err
 		}
 		ov := obj.(*v1.Overlay)
+		usedOverlays[name] = ov
 		l, err := overlay.Resolve(a.paths.Overlays(), ov.Spec.Source.Path)
 		if err != nil {
 			return a.refuse(ctx, id, st, "InvalidOverlay", fmt.Sprintf("Overlay %s: %v", name, err))
@@ -164,7 +166,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
 	}
 	hash := templateHash(bp.Annotations[v1.AnnotationRestartedAt], files, mountText, svcText)
-	st.ObservedBlueprint = v1.BlueprintVersion(bp)
+	st.ObservedBlueprint = v1.BlueprintVersion(bp, usedOverlays)
 	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
 	var svc systemd.State
 	// Asking systemd about a unit whose file does not exist yet loads it as

@@ -127,10 +127,20 @@ type InstanceStatus struct {
 	ObservedBlueprint string `json:"observedBlueprint,omitempty"`
 }
 
-// BlueprintVersion names a Blueprint version as Instances observe it: its
-// generation, and its restartedAt annotation (which changes no generation).
-func BlueprintVersion(bp *Blueprint) string {
-	return strconv.FormatInt(bp.Generation, 10) + "/" + bp.Annotations[AnnotationRestartedAt]
+// BlueprintVersion names what a Blueprint's Instances are rendered from, as
+// they observe it: the Blueprint's generation and restartedAt annotation
+// (which changes no generation), and the generation of each of its
+// Overlays (overlays[name]; a missing one counts as "?").
+func BlueprintVersion(bp *Blueprint, overlays map[string]*Overlay) string {
+	v := strconv.FormatInt(bp.Generation, 10) + "/" + bp.Annotations[AnnotationRestartedAt]
+	for _, name := range bp.Spec.Overlays {
+		gen := "?"
+		if o := overlays[name]; o != nil {
+			gen = strconv.FormatInt(o.Generation, 10)
+		}
+		v += "/" + name + "=" + gen
+	}
+	return v
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

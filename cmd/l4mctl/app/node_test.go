@@ -129,8 +129,14 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 func TestRolloutStatusAndRestart(t *testing.T) {
 	e := newFleetEnv(t)
 	e.mustRun("apply", "-f", e.write("fleet.yaml", `apiVersion: left4me.io/v1alpha1
+kind: Overlay
+metadata: {name: mods}
+spec: {source: {path: mods}}
+---
+apiVersion: left4me.io/v1alpha1
 kind: Blueprint
 metadata: {name: coop}
+spec: {overlays: [mods]}
 ---
 apiVersion: left4me.io/v1alpha1
 kind: Instance
@@ -151,7 +157,8 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 	}
 	// The node reports: a runs the old template with 2 players on it, b
 	// has restarted onto the current one.
-	version := v1.BlueprintVersion(bp)
+	ov := e.get(resources.Overlays, "mods").(*v1.Overlay)
+	version := v1.BlueprintVersion(bp, map[string]*v1.Overlay{"mods": ov})
 	patch := func(name, status string) {
 		if _, err := e.cl.PatchStatus(context.Background(), instances, "default", name, []byte(status)); err != nil {
 			t.Fatal(err)
@@ -166,5 +173,13 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 	patch("a", `{"status":{"templateHash":"new","pendingTemplateHash":null,"players":0}}`)
 	if out := e.mustRun("rollout", "status", "coop", "--timeout", "5s"); out != "blueprint/coop: rollout complete: 2 of 2 Instances updated\n" {
 		t.Fatalf("rollout status once done: %q", out)
+	}
+	// An Overlay change is a new version too, until the nodes have seen it.
+	if _, err := e.cl.Patch(context.Background(), resources.Overlays, "default", "mods", "application/merge-patch+json", []byte(`{"spec":{"source":{"path":"mods-v2"}}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = e.run("", "rollout", "status", "coop", "--watch=false")
+	if err == nil || out != "blueprint/coop: 0 of 2 Instances updated, 2 not yet seen by their node\n" {
+		t.Fatalf("rollout status after an Overlay edit: %v %q", err, out)
 	}
 }

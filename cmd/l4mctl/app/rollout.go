@@ -101,7 +101,15 @@ func (c *cli) rolloutStatus(ctx context.Context, cl *client.Client, name string,
 		for _, o := range items {
 			instances = append(instances, o.(*v1.Instance))
 		}
-		p := rollout.Assess(bp, instances)
+		ovs, _, err := listAll(ctx, cl, resources.Overlays, c.ns(), client.ListOptions{})
+		if err != nil {
+			return err
+		}
+		overlays := map[string]*v1.Overlay{}
+		for _, o := range ovs {
+			overlays[o.GetName()] = o.(*v1.Overlay)
+		}
+		p := rollout.Assess(bp, overlays, instances)
 		line := describeRollout(name, p)
 		if line != last {
 			fmt.Fprintln(c.streams.Out, line)
