@@ -62,6 +62,8 @@ type Scheduler struct {
 	mu     sync.Mutex
 	placed map[string]placement // by Instance key
 	nodes  map[string]*nodeUsage
+	// requested counts, by port, the unbound Instances that name it.
+	requested map[int32]int
 }
 
 type placement struct {
@@ -90,7 +92,7 @@ func New(o Options) *Scheduler {
 		o.Workers = 4
 	}
 	s := &Scheduler{
-		o: o, placed: map[string]placement{}, nodes: map[string]*nodeUsage{},
+		o: o, placed: map[string]placement{}, nodes: map[string]*nodeUsage{}, requested: map[int32]int{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 30*time.Second),
@@ -126,6 +128,12 @@ func needsScheduling(in *v1.Instance) bool {
 func (s *Scheduler) instanceChanged(old, cur v1.Object) {
 	var key string
 	s.mu.Lock()
+	if old != nil && wantsPort(old.(*v1.Instance)) {
+		s.requested[old.(*v1.Instance).Spec.Port]--
+	}
+	if cur != nil && wantsPort(cur.(*v1.Instance)) {
+		s.requested[cur.(*v1.Instance).Spec.Port]++
+	}
 	if cur == nil {
 		key = controllers.Key(old)
 		s.forget(key)
@@ -149,6 +157,12 @@ func (s *Scheduler) instanceChanged(old, cur v1.Object) {
 	if needsScheduling(cur.(*v1.Instance)) {
 		s.queue.Add(key)
 	}
+}
+
+// wantsPort: an Instance that names its port and is not bound yet. Ports
+// allocated for others skip its port, so it is not taken from under it.
+func wantsPort(in *v1.Instance) bool {
+	return in.Spec.Port != 0 && in.Spec.NodeName == "" && in.DeletionTimestamp == nil
 }
 
 // assumedFor: a binding we wrote is still ahead of this (older) copy of the
@@ -323,7 +337,7 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 			note("have no room (memory)")
 			continue
 		}
-		port := freePort(n, u, in.Spec.Port)
+		port := freePort(n, u, in.Spec.Port, s.requested)
 		if port == 0 {
 			note("have no free port")
 			continue
@@ -396,8 +410,8 @@ func nodeReady(n *v1.Node) bool {
 }
 
 // freePort is the Instance's own port if free on the node, else the lowest
-// free port in the node's range (0: none).
-func freePort(n *v1.Node, u *nodeUsage, want int32) int32 {
+// free port in the node's range that no unbound Instance asks for (0: none).
+func freePort(n *v1.Node, u *nodeUsage, want int32, requested map[int32]int) int32 {
 	if want != 0 {
 		if _, taken := u.ports[want]; taken {
 			return 0
@@ -405,7 +419,7 @@ func freePort(n *v1.Node, u *nodeUsage, want int32) int32 {
 		return want
 	}
 	for p := n.Spec.PortRange.Min; p <= n.Spec.PortRange.Max && p != 0; p++ {
-		if _, taken := u.ports[p]; !taken {
+		if _, taken := u.ports[p]; !taken && requested[p] == 0 {
 			return p
 		}
 	}

@@ -178,3 +178,30 @@ func TestNoFreePort(t *testing.T) {
 		return c != nil && c.Reason == "NoFreePort" && c.Message == "0/1 nodes available: 1 have no free port", fmt.Sprintf("%+v", c)
 	})
 }
+
+// TestNamedPortIsKept: a port an unbound Instance names is not handed to
+// another Instance meanwhile.
+func TestNamedPortIsKept(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	e.Node("node-a", true, func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 27015, Max: 27016} })
+	startScheduler(e, scheduler.Spread)
+	// It waits for a node labelled region=us, and wants 27015 there.
+	e.Instance("named", func(in *v1.Instance) { in.Spec.Port = 27015; in.Spec.NodeSelector = map[string]string{"region": "us"} })
+	e.Eventually("named waits", func() (bool, string) {
+		c := scheduledCondition(e.Get("named"))
+		return c != nil && c.Reason == "NodeSelectorMismatch", fmt.Sprintf("%+v", c)
+	})
+	e.Instance("auto")
+	e.Eventually("auto bound", func() (bool, string) {
+		in := e.Get("auto")
+		return in.Spec.NodeName == "node-a", in.Spec.NodeName
+	})
+	if p := e.Get("auto").GamePort(); p != 27016 {
+		t.Fatalf("auto got port %d; 27015 is asked for by another Instance", p)
+	}
+	e.Label("node-a", "region", "us")
+	e.Eventually("named bound on its port", func() (bool, string) {
+		in := e.Get("named")
+		return in.Spec.NodeName == "node-a" && in.GamePort() == 27015, fmt.Sprintf("%q %d", in.Spec.NodeName, in.GamePort())
+	})
+}
