@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -107,38 +108,47 @@ func run(n, nodes, runs int) error {
 func rawTxns(ctx context.Context, c *clientv3.Client, prefix string, n int) (time.Duration, error) {
 	in := newInstance("x")
 	in.Spec.NodeName, in.Status.Port = "node-000", 27015
-	body := fmt.Sprintf("%v", in) // an object-sized value
+	body, err := json.Marshal(in) // what a binding stores
+	if err != nil {
+		return 0, err
+	}
+	began := time.Now()
+	err = parallel(workers, n, func(i int) error {
+		key := prefix + "/instances/" + strconv.Itoa(i)
+		claim := prefix + "/claims/" + strconv.Itoa(i)
+		_, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(claim), "=", 0)).
+			Then(clientv3.OpPut(key, string(body)), clientv3.OpPut(claim, "default/x")).Commit()
+		return err
+	})
+	return time.Since(began), err
+}
+
+// parallel runs op for 0..n-1 on w workers and returns the first error.
+func parallel(w, n int, op func(i int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	began := time.Now()
-	for w := 0; w < workers; w++ {
+	var firstErr atomic.Value
+	for range w {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
+				i := int(next.Add(1) - 1)
+				if i >= n {
 					return
 				}
-				key := prefix + "/instances/" + strconv.FormatInt(i, 10)
-				claim := prefix + "/claims/" + strconv.FormatInt(i, 10)
-				_, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0), clientv3.Compare(clientv3.CreateRevision(claim), "=", 0)).
-					Then(clientv3.OpPut(key, body), clientv3.OpPut(claim, "default/x")).Commit()
-				if err != nil {
-					errs <- err
+				if err := op(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return 0, err
-	default:
+	if err, ok := firstErr.Load().(error); ok {
+		return err
 	}
-	return time.Since(began), nil
+	return nil
 }
 
 func newInstance(name string) *v1.Instance {
@@ -255,30 +265,10 @@ func heartbeat(ctx context.Context, s *storage.Store, name string) error {
 }
 
 func parallelCreate(ctx context.Context, s *storage.Store, n int) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if _, err := s.Create(ctx, resources.Instances, newInstance(fmt.Sprintf("srv-%05d", i)), storage.CreateOptions{}); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	return parallel(16, n, func(i int) error {
+		_, err := s.Create(ctx, resources.Instances, newInstance(fmt.Sprintf("srv-%05d", i)), storage.CreateOptions{})
 		return err
-	}
-	return nil
+	})
 }
 
 // startScheduler wires a scheduler as l4m-server does; the returned func
