@@ -7,7 +7,6 @@ package controllers
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
@@ -68,8 +67,18 @@ func (i *Informer) List() []v1.Object {
 	return out
 }
 
-// Synced is closed after the first complete list.
-func (i *Informer) Synced() <-chan struct{} { return i.synced }
+// WaitForSync waits until every informer has listed once; false if ctx
+// ended first. Controllers decide nothing from a half-filled cache.
+func WaitForSync(ctx context.Context, informers ...*Informer) bool {
+	for _, inf := range informers {
+		select {
+		case <-inf.synced:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
 
 // Run keeps the cache until ctx ends.
 func (i *Informer) Run(ctx context.Context) {
@@ -139,10 +148,6 @@ func (i *Informer) follow(w watch.Interface) {
 		k := Key(obj)
 		i.mu.Lock()
 		prev := i.objects[k]
-		if prev != nil && ev.Type != watch.Deleted && revision(obj) < revision(prev) {
-			i.mu.Unlock()
-			continue // Assume put a newer copy here already
-		}
 		if ev.Type == watch.Deleted {
 			delete(i.objects, k)
 		} else {
@@ -155,26 +160,6 @@ func (i *Informer) follow(w watch.Interface) {
 			i.notify(prev, obj)
 		}
 	}
-}
-
-// Assume puts an object a controller just wrote into the cache, so its next
-// decision sees the write before the watch delivers it.
-func (i *Informer) Assume(obj v1.Object) {
-	k := Key(obj)
-	i.mu.Lock()
-	prev := i.objects[k]
-	if prev != nil && revision(obj) <= revision(prev) {
-		i.mu.Unlock()
-		return
-	}
-	i.objects[k] = obj
-	i.mu.Unlock()
-	i.notify(prev, obj)
-}
-
-func revision(obj v1.Object) int64 {
-	n, _ := strconv.ParseInt(obj.GetResourceVersion(), 10, 64)
-	return n
 }
 
 func (i *Informer) notify(old, cur v1.Object) {

@@ -109,12 +109,8 @@ func (c *Controller) instanceChanged(old, cur v1.Object) {
 // Run checks every node each second (heartbeats age without any event)
 // and whenever a Node or its Instances change.
 func (c *Controller) Run(ctx context.Context) {
-	for _, inf := range []*controllers.Informer{c.o.Nodes, c.o.Instances, c.o.Blueprints} {
-		select {
-		case <-inf.Synced():
-		case <-ctx.Done():
-			return
-		}
+	if !controllers.WaitForSync(ctx, c.o.Nodes, c.o.Instances, c.o.Blueprints) {
+		return
 	}
 	go func() {
 		t := time.NewTicker(time.Second)

@@ -63,12 +63,8 @@ func New(o Options) *Controller {
 
 // Run approves restarts until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	for _, inf := range []*controllers.Informer{c.o.Instances, c.o.Blueprints} {
-		select {
-		case <-inf.Synced():
-		case <-ctx.Done():
-			return
-		}
+	if !controllers.WaitForSync(ctx, c.o.Instances, c.o.Blueprints) {
+		return
 	}
 	controllers.RunWorkers(ctx, c.queue, 2, c.reconcile, c.o.Log)
 }

@@ -110,12 +110,8 @@ func New(o Options) *Scheduler {
 
 // Run schedules until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) {
-	for _, inf := range []*controllers.Informer{s.o.Instances, s.o.Nodes, s.o.Blueprints} {
-		select {
-		case <-inf.Synced():
-		case <-ctx.Done():
-			return
-		}
+	if !controllers.WaitForSync(ctx, s.o.Instances, s.o.Nodes, s.o.Blueprints) {
+		return
 	}
 	s.enqueueUnscheduled()
 	controllers.RunWorkers(ctx, s.queue, s.o.Workers, s.reconcile, s.o.Log)
