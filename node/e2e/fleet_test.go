@@ -257,7 +257,7 @@ func (f *fleet) startServers(extra []string) {
 		data := filepath.Join(f.dir, name)
 		if i == 1 {
 			os.MkdirAll(data, 0o700)
-			copyDir(f.t, filepath.Join(f.dir, "server-a", "pki"), filepath.Join(data, "pki"))
+			copyPath(f.t, filepath.Join(f.dir, "server-a", "pki"), filepath.Join(data, "pki"))
 		}
 		listen := fmt.Sprintf("%s:%d", fleetGateway, 6443+i)
 		f.urls = append(f.urls, "https://"+listen)
@@ -280,7 +280,8 @@ func (f *fleet) startServers(extra []string) {
 	}
 }
 
-func copyDir(t *testing.T, from, to string) {
+// copyPath copies a file or a directory tree (cp -a keeps modes).
+func copyPath(t *testing.T, from, to string) {
 	t.Helper()
 	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
 		t.Fatalf("copy %s: %v: %s", from, err, out)
@@ -296,8 +297,8 @@ func (f *fleet) startHost(name, addr string) {
 	for _, d := range []string{"installation/left4dead2/cfg", "overlays", "bin"} {
 		os.MkdirAll(filepath.Join(host, d), 0o755)
 	}
-	copyDir(f.t, filepath.Join(f.bin, "srcds_run"), filepath.Join(host, "installation", "srcds_run"))
-	copyDir(f.t, filepath.Join(f.bin, "l4m-node"), filepath.Join(host, "bin", "l4m-node"))
+	copyPath(f.t, filepath.Join(f.bin, "srcds_run"), filepath.Join(host, "installation", "srcds_run"))
+	copyPath(f.t, filepath.Join(f.bin, "l4m-node"), filepath.Join(host, "bin", "l4m-node"))
 	os.WriteFile(filepath.Join(host, "installation/left4dead2/steam.inf"), []byte("PatchVersion=2.2.4.3\n"), 0o644)
 	token := servertest.NewToken(f.t, f.admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: name})
 	ca, _ := os.ReadFile(filepath.Join(f.dir, "server-a", "pki", "ca.crt"))
