@@ -285,7 +285,7 @@ func TestApplyWait(t *testing.T) {
 	e := newEnv(t)
 	f := e.write("fleet.yaml", strings.Join(strings.Split(fleet, "---")[:2], "---"))
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 		defer cancel()
 		client.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 			obj, err := e.cl.Get(ctx, instances, "default", "srv1")
@@ -300,7 +300,7 @@ func TestApplyWait(t *testing.T) {
 			return err == nil, nil
 		})
 	}()
-	out, errOut, err := e.run("", "apply", "-f", f, "--wait", "--timeout", "30s")
+	out, errOut, err := e.run("", "apply", "-f", f, "--wait", "--timeout", waitBound.String())
 	if err != nil || !strings.Contains(out, "instance.left4me.io/srv1 running") {
 		t.Fatalf("apply --wait: %v\n%s\n%s", err, out, errOut)
 	}
@@ -430,12 +430,25 @@ func TestDelete(t *testing.T) {
 	if _, err := e.cl.Patch(ctx, instances, "default", "srv2", server.MergePatchType, []byte(`{"metadata":{"finalizers":["left4me.io/node-cleanup"]}}`), false); err != nil {
 		t.Fatal(err)
 	}
+	// The node's part: once delete has marked srv2, release it.
+	released := make(chan error, 1)
 	go func() {
-		time.Sleep(700 * time.Millisecond)
-		e.cl.Patch(ctx, instances, "default", "srv2", server.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/finalizers"}]`), false)
+		wctx, cancel := context.WithTimeout(ctx, waitBound)
+		defer cancel()
+		released <- client.WaitFor(wctx, 20*time.Millisecond, func(ctx context.Context) (bool, error) {
+			obj, err := e.cl.Get(ctx, instances, "default", "srv2")
+			if err != nil || obj.GetDeletionTimestamp() == nil {
+				return false, nil
+			}
+			_, err = e.cl.Patch(ctx, instances, "default", "srv2", server.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/finalizers"}]`), false)
+			return err == nil, nil
+		})
 	}()
 	if out := e.mustRun("delete", "-f", f, "--ignore-not-found"); !strings.Contains(out, `instance.left4me.io "srv2" deleted`) || !strings.Contains(out, `blueprint.left4me.io "coop" deleted`) {
 		t.Fatalf("delete -f:\n%s", out)
+	}
+	if err := <-released; err != nil {
+		t.Fatalf("srv2 was never marked for deletion: %v", err)
 	}
 	if _, err := e.cl.Get(ctx, instances, "default", "srv2"); !apierrors.IsNotFound(err) {
 		t.Fatalf("srv2 still there: %v", err)

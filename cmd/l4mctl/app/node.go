@@ -81,9 +81,7 @@ a manifest that names the node pins it again.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := waitContext(cmd.Context(), o.timeout)
-			defer cancel()
-			return c.runDrain(ctx, cl, args[0], o)
+			return c.runDrain(cmd.Context(), cl, args[0], o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.force, "force", false, "move Instances that have players, and pinned ones, now")
@@ -93,59 +91,73 @@ a manifest that names the node pins it again.`,
 }
 
 func (c *cli) runDrain(ctx context.Context, cl *client.Client, node string, o *drainOptions) error {
-	if err := c.setUnschedulable(ctx, cl, node, true); err != nil {
+	deadline := newWaitDeadline(o.timeout)
+	rctx, cancel := c.requestContext(ctx)
+	err := c.setUnschedulable(rctx, cl, node, true)
+	cancel()
+	if err != nil {
 		return err
 	}
 	reported := map[string]string{}
 	for {
-		items, _, err := listAll(ctx, cl, resources.Instances, "", client.ListOptions{FieldSelector: "spec.nodeName=" + node})
+		rctx, cancel := c.requestContext(ctx)
+		left, err := c.drainRound(rctx, cl, node, o, reported)
+		cancel()
 		if err != nil {
 			return err
 		}
-		if len(items) == 0 {
+		if len(left) == 0 {
 			fmt.Fprintf(c.streams.Out, "node/%s drained\n", node)
 			return nil
 		}
-		sort.Slice(items, func(i, j int) bool {
-			return items[i].GetNamespace()+"/"+items[i].GetName() < items[j].GetNamespace()+"/"+items[j].GetName()
-		})
-		for _, obj := range items {
-			in := obj.(*v1.Instance)
-			ref := "instance/" + in.Namespace + "/" + in.Name
-			why := ""
-			switch {
-			case in.DeletionTimestamp != nil:
-				why = "being deleted"
-			case in.Annotations[v1.AnnotationBoundBy] != "scheduler" && !o.force:
-				why = "pinned by spec.nodeName (edit it, or drain --force)"
-			case in.Status.Players > 0 && !o.force:
-				why = fmt.Sprintf("waiting: %d players on it", in.Status.Players)
-			}
-			if why != "" {
-				if reported[ref] != why {
-					fmt.Fprintf(c.streams.Out, "%s %s\n", ref, why)
-					reported[ref] = why
-				}
-				continue
-			}
-			if err := moveOff(ctx, cl, in); err != nil {
-				if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-					continue // changed meanwhile: look again next round
-				}
-				return err
-			}
-			fmt.Fprintf(c.streams.Out, "%s moved off (%d players)\n", ref, in.Status.Players)
-		}
-		select {
-		case <-ctx.Done():
-			var left []string
-			for _, obj := range items {
-				left = append(left, obj.GetNamespace()+"/"+obj.GetName())
-			}
-			return fmt.Errorf("drain %s: gave up with %d Instances left (%s): %w", node, len(items), strings.Join(left, ", "), ctx.Err())
-		case <-time.After(o.interval):
+		if err := deadline.sleep(ctx, o.interval); err != nil {
+			return fmt.Errorf("drain %s: gave up with %d Instances left (%s): %w", node, len(left), strings.Join(left, ", "), err)
 		}
 	}
+}
+
+// drainRound looks at the node's Instances once, moves off those that may
+// go, reports those that wait (each reason once), and returns what is left
+// on the node as namespace/name.
+func (c *cli) drainRound(ctx context.Context, cl *client.Client, node string, o *drainOptions, reported map[string]string) ([]string, error) {
+	items, _, err := listAll(ctx, cl, resources.Instances, "", client.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(items, func(i, j int) bool {
+		return items[i].GetNamespace()+"/"+items[i].GetName() < items[j].GetNamespace()+"/"+items[j].GetName()
+	})
+	var left []string
+	for _, obj := range items {
+		in := obj.(*v1.Instance)
+		ref := "instance/" + in.Namespace + "/" + in.Name
+		why := ""
+		switch {
+		case in.DeletionTimestamp != nil:
+			why = "being deleted"
+		case in.Annotations[v1.AnnotationBoundBy] != "scheduler" && !o.force:
+			why = "pinned by spec.nodeName (edit it, or drain --force)"
+		case in.Status.Players > 0 && !o.force:
+			why = fmt.Sprintf("waiting: %d players on it", in.Status.Players)
+		}
+		if why != "" {
+			if reported[ref] != why {
+				fmt.Fprintf(c.streams.Out, "%s %s\n", ref, why)
+				reported[ref] = why
+			}
+			left = append(left, in.Namespace+"/"+in.Name)
+			continue
+		}
+		if err := moveOff(ctx, cl, in); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				left = append(left, in.Namespace+"/"+in.Name)
+				continue // changed meanwhile: look again next round
+			}
+			return nil, err
+		}
+		fmt.Fprintf(c.streams.Out, "%s moved off (%d players)\n", ref, in.Status.Players)
+	}
+	return left, nil
 }
 
 // moveOff unbinds an Instance, if it is still the version drain looked at:

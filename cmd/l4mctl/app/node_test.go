@@ -40,14 +40,23 @@ func (e *env) nodeOf(name string) string {
 	return e.get(instances, name).(*v1.Instance).Spec.NodeName
 }
 
+// waitNode waits until the scheduler has placed an Instance on node: bound
+// there with a port (a pinned Instance names its node before it has one).
+// The bound is generous: under go test ./... on 2 cores the scheduler can
+// take seconds.
 func (e *env) waitNode(name, node string) {
 	e.t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if e.nodeOf(name) == node {
+	placed := func() bool {
+		in := e.get(instances, name).(*v1.Instance)
+		return in.Spec.NodeName == node && in.GamePort() != 0
+	}
+	for deadline := time.Now().Add(waitBound); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if placed() {
 			return
 		}
 	}
-	e.t.Fatalf("%s is on %q, want %q", name, e.nodeOf(name), node)
+	in := e.get(instances, name).(*v1.Instance)
+	e.t.Fatalf("%s is on %q with port %d after %s, want it placed on %q", name, in.Spec.NodeName, in.GamePort(), waitBound, node)
 }
 
 func TestCordonDrain(t *testing.T) {
@@ -116,9 +125,9 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 		t.Fatalf("moved Instance kept its old node's report or got no port: %+v", in.Status)
 	}
 	// describe shows where the scheduler put it (events are written in the
-	// background: give it a moment).
+	// background).
 	var desc string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(waitBound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if desc = e.mustRun("describe", "instance", "busy"); strings.Contains(desc, "Bound to node n2") {
 			return
 		}
@@ -148,6 +157,10 @@ kind: Instance
 metadata: {name: b}
 spec: {blueprintRef: {name: coop}, nodeName: n1}
 `))
+	// A node reports only on Instances the scheduler has given a port: a
+	// report written before that would be wiped by the binding.
+	e.waitNode("a", "n1")
+	e.waitNode("b", "n1")
 	if out := e.mustRun("rollout", "restart", "blueprint/coop"); out != "blueprint.left4me.io/coop restarted\n" {
 		t.Fatalf("rollout restart: %q", out)
 	}

@@ -38,9 +38,7 @@ at once.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := waitContext(cmd.Context(), timeout)
-			defer cancel()
-			return c.rolloutStatus(ctx, cl, blueprintName(args[0]), watch)
+			return c.rolloutStatus(cmd.Context(), cl, blueprintName(args[0]), watch, newWaitDeadline(timeout))
 		},
 	}
 	status.Flags().BoolVarP(&watch, "watch", "w", true, "wait until the rollout completes")
@@ -85,31 +83,15 @@ func blueprintName(arg string) string {
 	return arg
 }
 
-func (c *cli) rolloutStatus(ctx context.Context, cl *client.Client, name string, watch bool) error {
+func (c *cli) rolloutStatus(ctx context.Context, cl *client.Client, name string, watch bool, deadline waitDeadline) error {
 	last := ""
 	for {
-		obj, err := cl.Get(ctx, resources.Blueprints, c.ns(), name)
+		rctx, cancel := c.requestContext(ctx)
+		p, err := c.assessRollout(rctx, cl, name)
+		cancel()
 		if err != nil {
 			return err
 		}
-		bp := obj.(*v1.Blueprint)
-		items, _, err := listAll(ctx, cl, resources.Instances, c.ns(), client.ListOptions{})
-		if err != nil {
-			return err
-		}
-		var instances []*v1.Instance
-		for _, o := range items {
-			instances = append(instances, o.(*v1.Instance))
-		}
-		ovs, _, err := listAll(ctx, cl, resources.Overlays, c.ns(), client.ListOptions{})
-		if err != nil {
-			return err
-		}
-		overlays := map[string]*v1.Overlay{}
-		for _, o := range ovs {
-			overlays[o.GetName()] = o.(*v1.Overlay)
-		}
-		p := rollout.Assess(bp, overlays, instances)
 		line := describeRollout(name, p)
 		if line != last {
 			fmt.Fprintln(c.streams.Out, line)
@@ -121,12 +103,36 @@ func (c *cli) rolloutStatus(ctx context.Context, cl *client.Client, name string,
 		if !watch {
 			return &ExitError{Code: 1}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("rollout of blueprint %s not complete: %w", name, ctx.Err())
-		case <-time.After(time.Second):
+		if err := deadline.sleep(ctx, time.Second); err != nil {
+			return fmt.Errorf("rollout of blueprint %s not complete: %w", name, err)
 		}
 	}
+}
+
+// assessRollout reads a Blueprint, its namespace's Instances and Overlays
+// once and says where its rollout stands.
+func (c *cli) assessRollout(ctx context.Context, cl *client.Client, name string) (rollout.Progress, error) {
+	obj, err := cl.Get(ctx, resources.Blueprints, c.ns(), name)
+	if err != nil {
+		return rollout.Progress{}, err
+	}
+	items, _, err := listAll(ctx, cl, resources.Instances, c.ns(), client.ListOptions{})
+	if err != nil {
+		return rollout.Progress{}, err
+	}
+	var instances []*v1.Instance
+	for _, o := range items {
+		instances = append(instances, o.(*v1.Instance))
+	}
+	ovs, _, err := listAll(ctx, cl, resources.Overlays, c.ns(), client.ListOptions{})
+	if err != nil {
+		return rollout.Progress{}, err
+	}
+	overlays := map[string]*v1.Overlay{}
+	for _, o := range ovs {
+		overlays[o.GetName()] = o.(*v1.Overlay)
+	}
+	return rollout.Assess(obj.(*v1.Blueprint), overlays, instances), nil
 }
 
 func describeRollout(name string, p rollout.Progress) string {

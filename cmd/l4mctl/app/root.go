@@ -145,11 +145,43 @@ func (c *cli) requestContext(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.g.timeout)
 }
 
-// waitContext bounds a command that waits for the fleet (drain, rollout
-// status) by its --timeout; 0 waits as long as it takes.
-func waitContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+// waitDeadline bounds a command that waits for the fleet (drain, rollout
+// status) by its --timeout (0: as long as it takes). It is checked between
+// rounds, never inside one: each round's requests run to their end under
+// the per-request timeout, so the command always reports what it saw last
+// instead of a request cut in half by the deadline.
+type waitDeadline struct{ at time.Time }
+
+func newWaitDeadline(timeout time.Duration) waitDeadline {
 	if timeout <= 0 {
-		return context.WithCancel(ctx)
+		return waitDeadline{}
 	}
-	return context.WithTimeout(ctx, timeout)
+	return waitDeadline{at: time.Now().Add(timeout)}
+}
+
+// errWaitTimeout is what sleep returns once the deadline has passed.
+var errWaitTimeout = errors.New("timed out waiting")
+
+// sleep waits interval before the next round, or less if the deadline
+// comes first; it returns errWaitTimeout once the deadline has passed, and
+// ctx's error if ctx ends (Ctrl-C).
+func (d waitDeadline) sleep(ctx context.Context, interval time.Duration) error {
+	if !d.at.IsZero() {
+		left := time.Until(d.at)
+		if left <= 0 {
+			return errWaitTimeout
+		}
+		interval = min(interval, left)
+	}
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	if !d.at.IsZero() && !time.Now().Before(d.at) {
+		return errWaitTimeout
+	}
+	return nil
 }
