@@ -24,6 +24,7 @@ import (
 	"github.com/left4me/left4me/apis/version"
 	"github.com/left4me/left4me/cmd/internal/logging"
 	"github.com/left4me/left4me/node/agent"
+	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 )
 
@@ -32,6 +33,7 @@ type options struct {
 	nodeName  string
 	root      string
 	portRange string
+	gameUIDs  string
 	labels    []string
 	address   string
 	logs      string
@@ -73,6 +75,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.nodeName, "node-name", host, "this node's name")
 	f.StringVar(&o.root, "root", envOr("LEFT4ME_ROOT", "/var/lib/left4me"), "LEFT4ME_ROOT: installation/, overlays/, instances/, runtime/")
 	f.StringVar(&o.portRange, "port-range", "27015-27115", "game ports this node hands out")
+	f.StringVar(&o.gameUIDs, "game-uids", fmt.Sprintf("%d-%d", gameuser.DefaultMin, gameuser.DefaultMax), "uids (and gids) for the games' accounts, one per Instance; no other account may use them")
 	f.StringSliceVar(&o.labels, "labels", nil, "node labels, key=value (repeatable)")
 	f.StringVar(&o.address, "address", "127.0.0.1", "the address players use to reach this node")
 	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
@@ -120,6 +123,12 @@ func run(o *options, nf *nodeFile) error {
 	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535-1000 || min > max {
 		return fmt.Errorf("--port-range %q: want MIN-MAX within 1024-64535", o.portRange)
 	}
+	ulo, uhi, ok := strings.Cut(o.gameUIDs, "-")
+	uidMin, err1 := strconv.Atoi(ulo)
+	uidMax, err2 := strconv.Atoi(uhi)
+	if !ok || err1 != nil || err2 != nil || uidMin < 1000 || uidMax >= 1<<31 || uidMin > uidMax {
+		return fmt.Errorf("--game-uids %q: want MIN-MAX within 1000-2147483647", o.gameUIDs)
+	}
 	if o.heartbeat < time.Second {
 		return fmt.Errorf("--heartbeat-interval %s: at least 1s", o.heartbeat)
 	}
@@ -156,6 +165,7 @@ func run(o *options, nf *nodeFile) error {
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, Workers: o.workers,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
+		Accounts: &gameuser.System{Min: uidMin, Max: uidMax},
 	}).Run(ctx)
 }
 

@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/version"
+	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 	"github.com/left4me/left4me/node/unit"
 )
@@ -46,9 +45,9 @@ type Options struct {
 	Address string
 	// MountDriver is unit.DriverOverlayfs (default) or unit.DriverFuseOverlayfs.
 	MountDriver string
-	// GameUser runs the games and owns their writable dirs (default
-	// "left4me", created when missing).
-	GameUser string
+	// Accounts gives each Instance's game a uid and gid of its own
+	// (default gameuser.System with the default id range).
+	Accounts gameuser.Accounts
 	// LogsListen is where the log server listens ("" : none); CAPEM is the
 	// cluster CA its clients' certificates must chain to.
 	LogsListen string
@@ -106,8 +105,8 @@ func New(o Options) *Agent {
 	if o.Address == "" {
 		o.Address = "127.0.0.1"
 	}
-	if o.GameUser == "" {
-		o.GameUser = unit.User
+	if o.Accounts == nil {
+		o.Accounts = &gameuser.System{}
 	}
 	return &Agent{
 		o: o, paths: unit.Paths{Root: o.Root},
@@ -120,9 +119,6 @@ func New(o Options) *Agent {
 // Run registers the Node and reconciles until ctx ends. It is very
 // important that Run returns only when everything it started has stopped.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := a.ensureUser(); err != nil {
-		return err
-	}
 	for _, d := range []string{a.paths.Overlays(), filepath.Join(a.o.Root, "instances"), filepath.Join(a.o.Root, "runtime")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -198,19 +194,6 @@ func (a *Agent) work(ctx context.Context) {
 		}
 		a.queue.Done(key)
 	}
-}
-
-// ensureUser creates the unprivileged account games run as.
-func (a *Agent) ensureUser() error {
-	if _, err := user.Lookup(a.o.GameUser); err == nil {
-		return nil
-	}
-	out, err := exec.Command("useradd", "--system", "--user-group", "--home-dir", "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin", a.o.GameUser).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("create user %s: %w: %s", a.o.GameUser, err, out)
-	}
-	a.o.Log.Info("created the game user", "user", a.o.GameUser)
-	return nil
 }
 
 func key(ns, name string) string { return ns + "/" + name }

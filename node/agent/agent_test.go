@@ -5,10 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 	"github.com/left4me/left4me/node/unit"
 )
@@ -28,6 +30,23 @@ type harness struct {
 	admin *client.Client
 	sd    *systemd.Fake
 	root  string
+	// accounts are the games' uids and gids, handed out without touching
+	// the host's user database.
+	accounts *gameuser.Fake
+}
+
+// generatedLayer is the first lowerdir of a rendered mount unit.
+func generatedLayer(t *testing.T, mount string) string {
+	t.Helper()
+	_, opts, ok := strings.Cut(mount, "Options=lowerdir=")
+	if !ok {
+		t.Fatalf("no lowerdir in:\n%s", mount)
+	}
+	first, _, _ := strings.Cut(opts, ":")
+	if !strings.Contains(first, "/generated/") {
+		t.Fatalf("the topmost layer %s is not the generated one", first)
+	}
+	return first
 }
 
 func start(t *testing.T) *harness {
@@ -42,11 +61,11 @@ func start(t *testing.T) *harness {
 	}
 	os.WriteFile(filepath.Join(root, "overlays/mods/left4dead2/cfg/server.cfg"), []byte("hostname \"mods\"\n"), 0o644)
 	os.Symlink("/etc", filepath.Join(root, "overlays", "escape"))
-	h := &harness{t: t, admin: admin, sd: systemd.NewFake(), root: root}
+	h := &harness{t: t, admin: admin, sd: systemd.NewFake(), root: root, accounts: gameuser.NewFake(480000)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	a := New(Options{Client: node, NodeName: "n1", Root: root, PortMin: 40000, PortMax: 40010, Systemd: h.sd,
-		Log: logr.Discard(), GameUser: "root", Resync: time.Hour, Probe: time.Hour})
+		Log: testr.New(t), Accounts: h.accounts, Resync: time.Hour, Probe: time.Hour})
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -89,6 +108,19 @@ func (h *harness) until(name, what string, cond func(*v1.Instance) bool) *v1.Ins
 	return nil
 }
 
+// gone waits until the Instance is deleted (its finalizer released).
+func (h *harness) gone(name string) {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := h.admin.Get(context.Background(), instanceRes, "default", name); apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("%s not deleted within 15s; jobs %v", name, h.sd.JobLog())
+}
+
 func om(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "default"} }
 
 func count(jobs []string, job string) int {
@@ -121,9 +153,20 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	if !strings.Contains(files[svc], `"+hostport" "40000"`) || !strings.Contains(files[mnt], h.root+"/overlays/mods") {
 		t.Fatalf("units:\n%s\n%s", files[svc], files[mnt])
 	}
-	cfg, err := os.ReadFile(filepath.Join(h.root, "runtime", id, "upper/left4dead2/cfg/server.cfg"))
+	// server.cfg is in the generated layer, the topmost lower of the mount,
+	// root's and readable by the game's group alone.
+	gen := generatedLayer(t, files[mnt])
+	cfgPath := filepath.Join(gen, "left4dead2/cfg/server.cfg")
+	cfg, err := os.ReadFile(cfgPath)
 	if err != nil || !strings.Contains(string(cfg), "exec server_overlay_0_mods.cfg") || !strings.Contains(string(cfg), "rcon_password") {
 		t.Fatalf("server.cfg: %s %v", cfg, err)
+	}
+	acct, _ := h.accounts.Lookup(id)
+	if st, err := os.Stat(cfgPath); err != nil || st.Mode().Perm() != 0o640 || st.Sys().(*syscall.Stat_t).Uid != 0 || int(st.Sys().(*syscall.Stat_t).Gid) != acct.GID {
+		t.Fatalf("server.cfg mode %v owner %+v, want 0640 root:%d", st.Mode(), st.Sys(), acct.GID)
+	}
+	if !strings.Contains(files[svc], "User="+acct.Name+"\n") {
+		t.Fatalf("the game does not run as its own account %s:\n%s", acct.Name, files[svc])
 	}
 	jobs := h.sd.JobLog()
 	if count(jobs, "start "+mnt) != 1 || count(jobs, "start "+svc) != 1 {
@@ -158,6 +201,9 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	jobs = h.sd.JobLog()
 	if count(jobs, "restart "+svc) != 1 || count(jobs, "stop "+mnt) != 0 {
 		t.Fatalf("after the edit, jobs %v", jobs)
+	}
+	if generatedLayer(t, h.sd.Files()[mnt]) != gen {
+		t.Fatal("an edit that changes no config file changed the generated layer")
 	}
 	in = h.until("srv", "the new template", func(in *v1.Instance) bool {
 		return in.Status.TemplateHash != firstHash && in.Status.PendingTemplateHash == "" &&
@@ -202,6 +248,9 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(h.root, d)); err == nil {
 			t.Fatalf("%s left", d)
 		}
+	}
+	if _, ok := h.accounts.Lookup(id); ok {
+		t.Fatal("the deleted Instance's account is still there")
 	}
 }
 

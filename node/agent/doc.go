@@ -9,7 +9,8 @@
 //	  finalizer added ──► Blueprint and Overlays read ──► overlay refs resolved
 //	        │                                   (refused: OverlaysReady=False, no mount, no unit)
 //	        ▼
-//	  files staged (server.cfg, overlay cfgs, home) ──► .mount + .service written
+//	  account (own uid/gid) ──► dirs (safefs: no symlink followed) ──► generated layer
+//	  (server.cfg, overlay cfgs; root's, immutable) ──► .mount + .service written
 //	        ▼
 //	  mount started ──► layers verified ──► game unit started (restarted when its unit changed)
 //	        ▼

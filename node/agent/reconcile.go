@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -126,36 +124,44 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return nil
 	}
 	step("resolved")
-	pw, err := a.prepareDirs(id)
-	if err != nil {
-		return err
-	}
 	// Render everything first; nothing reaches the host until we know
-	// whether this is a new game, the same one, or an update to roll out.
+	// whether this is a new game, the same one, or an update to roll out
+	// (and nothing at all for a refused one).
 	var files []stagedFile
 	for i := len(layers) - 1; i >= 0; i-- { // overlays' own configs, bottom first
-		src := filepath.Join(layers[i].Path, "left4dead2", "cfg", "server.cfg")
-		if data, err := os.ReadFile(src); err == nil {
-			n := len(cfgOverlays)
-			name := bp.Spec.Overlays[i]
-			files = append(files, stagedFile{unit.OverlayConfigName(n, name), data})
+		name := bp.Spec.Overlays[i]
+		data, found, err := overlayConfig(layers[i])
+		if err != nil {
+			return a.refuse(ctx, id, st, "InvalidOverlay", fmt.Sprintf("Overlay %s: %v", name, err))
+		}
+		if found {
+			files = append(files, stagedFile{unit.OverlayConfigName(len(cfgOverlays), name), data})
 			cfgOverlays = append(cfgOverlays, name)
 		}
+	}
+	acct, err := a.o.Accounts.Ensure(id)
+	if err != nil {
+		return fmt.Errorf("account for %s: %w", id, err)
+	}
+	pw, err := a.prepareDirs(id, acct)
+	if err != nil {
+		return err
 	}
 	spec := unit.Spec{
 		ID: id, Namespace: in.Namespace, Name: in.Name, Blueprint: bp.Name, Hostname: in.Spec.Hostname,
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
 		Ports:          unit.Ports{Game: port, Client: port + clientPortOffset},
-		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: a.o.GameUser,
+		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: acct.Name,
 	}
 	cfg, err := unit.ServerCfg(spec)
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
 	}
 	files = append(files, stagedFile{"server.cfg", cfg})
-	lowers := make([]string, len(layers))
-	for i, l := range layers {
-		lowers[i] = l.Path
+	generated := filepath.Join(a.paths.Generated(id), filesHash(files))
+	lowers := []string{generated}
+	for _, l := range layers {
+		lowers = append(lowers, l.Path)
 	}
 	mountText, err := unit.MountWith(a.paths, id, lowers, a.o.MountDriver)
 	if err != nil {
@@ -185,10 +191,11 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			fmt.Sprintf("Blueprint %s or its Overlays changed; restarts when the rollout allows (policy %s)", bp.Name, bp.Spec.Rollout.Policy))
 		return a.observe(ctx, id, port, st)
 	}
-	for _, f := range files {
-		if err := a.stage(id, f.name, f.data); err != nil {
-			return err
-		}
+	if err := a.stage(id, filepath.Base(generated), files, acct); err != nil {
+		return err
+	}
+	if err := a.adoptFiles(id, acct); err != nil {
+		return err
 	}
 	if err := a.writeRecord(id, spec, hash); err != nil {
 		return err
@@ -213,18 +220,24 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 	}
 	step("written+reloaded")
-	if mChanged && svc.ActiveState == "active" {
-		// New layers: the game must let go of the old mount first.
-		a.forgetProbe(id)
-		if err := a.o.Systemd.Stop(ctx, svcName); err != nil {
-			return err
+	if mChange == systemd.Updated {
+		// New layers: the game lets go of the old mount, which goes too
+		// (a mount left up would keep the old layers, whatever its file says).
+		if svc.ActiveState == "active" {
+			a.forgetProbe(id)
+			if err := a.o.Systemd.Stop(ctx, svcName); err != nil {
+				return err
+			}
 		}
 		if err := a.o.Systemd.Stop(ctx, mountName); err != nil {
 			return err
 		}
 	}
-	if err := a.ensureStarted(ctx, mountName, true); err != nil {
+	if err := a.ensureMounted(ctx, id, mountName, files); err != nil {
 		setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
+		return err
+	}
+	if err := a.pruneGenerated(id, filepath.Base(generated)); err != nil {
 		return err
 	}
 	for _, l := range layers {
@@ -328,77 +341,6 @@ func (a *Agent) refuse(ctx context.Context, id string, st *v1.InstanceStatus, re
 	return nil
 }
 
-// prepareDirs creates instances/<id> and runtime/<id>, and returns the
-// RCON password.
-func (a *Agent) prepareDirs(id string) (string, error) {
-	u, err := user.Lookup(a.o.GameUser)
-	if err != nil {
-		return "", err
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	for _, d := range []struct {
-		path     string
-		mode     os.FileMode
-		uid, gid int
-	}{
-		{a.paths.Instance(id), 0o700, 0, 0},
-		{a.paths.Home(id), 0o750, uid, gid},
-		{a.paths.Runtime(id), 0o755, 0, 0},
-		{a.paths.Upper(id), 0o755, uid, gid},
-		{filepath.Join(a.paths.Upper(id), "left4dead2", "cfg"), 0o755, uid, gid},
-		{a.paths.Work(id), 0o700, 0, 0},
-		{a.paths.Merged(id), 0o755, 0, 0},
-	} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return "", fmt.Errorf("create %s: %w", d.path, err)
-		}
-		if err := os.Chown(d.path, d.uid, d.gid); err != nil {
-			return "", err
-		}
-	}
-	// The game's home needs Steam's client library or srcds drops to LAN.
-	if lib := filepath.Join(a.o.Root, "steamcmd", "linux32", "steamclient.so"); fileExists(lib) {
-		sdk := filepath.Join(a.paths.Home(id), ".steam", "sdk32")
-		os.MkdirAll(sdk, 0o755)
-		link := filepath.Join(sdk, "steamclient.so")
-		if _, err := os.Lstat(link); err != nil {
-			os.Symlink(lib, link)
-		}
-	}
-	// The Instance's home is also where instances/<id> lives for the game.
-	if err := os.Chown(a.paths.Home(id), uid, gid); err != nil {
-		return "", err
-	}
-	if err := os.Chmod(a.paths.Instance(id), 0o711); err != nil {
-		return "", err
-	}
-	return a.rconPassword(id)
-}
-
-// stage writes a generated file into the upper dir's cfg/, readable by the
-// game's group only (server.cfg holds the RCON password).
-func (a *Agent) stage(id, name string, data []byte) error {
-	dir := filepath.Join(a.paths.Upper(id), "left4dead2", "cfg")
-	path := filepath.Join(dir, name)
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
-		return nil
-	}
-	u, err := user.Lookup(a.o.GameUser)
-	if err != nil {
-		return err
-	}
-	gid, _ := strconv.Atoi(u.Gid)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o640); err != nil {
-		return fmt.Errorf("stage %s for %s: %w", name, id, err)
-	}
-	if err := os.Chown(tmp, 0, gid); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 // stopGame stops the game (SIGINT, then the stop timeout) and unmounts,
 // keeping the files.
 func (a *Agent) stopGame(ctx context.Context, id string) error {
@@ -451,12 +393,12 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 	if mounted(a.paths.Merged(id)) {
 		return fmt.Errorf("%s is still mounted; not removing its files", a.paths.Merged(id))
 	}
-	for _, dir := range []string{a.paths.Runtime(id), a.paths.Instance(id)} {
-		if err := removeAll(dir); err != nil {
-			return err
-		}
+	if err := a.removeFiles(id); err != nil {
+		return err
 	}
-	return nil
+	// Its files are gone and nothing of it runs: the uid can go too (a
+	// later Instance that gets it finds nothing of this one's).
+	return a.o.Accounts.Remove(id)
 }
 
 func (a *Agent) dropFinalizer(ctx context.Context, in *v1.Instance) error {
@@ -574,22 +516,8 @@ func mounted(path string) bool {
 	return false
 }
 
-// removeAll deletes a tree, first making overlayfs' mode-000 work dirs
-// deletable.
-func removeAll(dir string) error {
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", dir, err)
-	}
-	return nil
-}
-
-// stagedFile is a generated config file the game reads from its cfg/.
+// stagedFile is a generated config file the game reads from its cfg/
+// (the generated layer's left4dead2/cfg).
 type stagedFile struct {
 	name string
 	data []byte

@@ -63,54 +63,18 @@ func runRendered(t *testing.T, driver string) {
 	s.Ports = testPorts()
 	s.OverlayConfigs = []string{"sourcemod"}
 
-	mk := func(rel string, mode os.FileMode) {
-		if err := os.MkdirAll(filepath.Join(host, rel), mode); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(filepath.Join(host, "installation/left4dead2/cfg"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	write := func(rel, content string) {
-		if err := os.WriteFile(filepath.Join(host, rel), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mk("installation/left4dead2/cfg", 0o755)
 	buildDouble(t, filepath.Join(host, "installation", "srcds_run"))
-	mk("overlays/sourcemod/left4dead2/cfg", 0o755)
-	write("overlays/sourcemod/left4dead2/cfg/server.cfg", "hostname \"From The Overlay\"\n")
-	rt := "runtime/" + s.ID
-	mk(rt+"/upper/left4dead2/cfg", 0o755)
-	mk(rt+"/work", 0o700)
-	mk(rt+"/merged", 0o755)
-	mk("instances/"+s.ID+"/home", 0o750)
-	cfg, err := ServerCfg(s)
-	if err != nil {
+	if err := os.MkdirAll(filepath.Join(host, "overlays/sourcemod/left4dead2/cfg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write(rt+"/upper/left4dead2/cfg/server.cfg", string(cfg))
-	write("instances/"+s.ID+"/instance.env", string(EnvFile(s)))
-	write(rt+"/upper/left4dead2/cfg/"+OverlayConfigName(0, "sourcemod"), "hostname \"From The Overlay\"\n")
-
-	mount, err := MountWith(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"}, driver)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := Service(p, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb.MustExec(t, "useradd", "--system", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", User)
-	sb.MustExec(t, "chown", "-R", User+":"+User, p.Upper(s.ID), p.Home(s.ID))
-	for name, text := range map[string]string{MountName(p, s.ID): mount, ServiceName(s.ID): svc} {
-		write("unit-"+name, text)
-		sb.MustExec(t, "cp", "/var/lib/left4me/unit-"+name, "/run/systemd/system/"+name)
-	}
-	sb.MustExec(t, "systemctl", "daemon-reload")
-	if out, err := sb.Exec("systemctl", "start", ServiceName(s.ID)); err != nil {
-		logs, _ := sb.Exec("journalctl", "-u", ServiceName(s.ID), "--no-pager")
-		t.Fatalf("start: %v\n%s\n%s", err, out, logs)
-	}
-
+	os.WriteFile(filepath.Join(host, "overlays/sourcemod/left4dead2/cfg/server.cfg"), []byte("hostname \"From The Overlay\"\n"), 0o644)
+	layOut(t, sb, p, &s, 481000, driver, "/var/lib/left4me/overlays/sourcemod")
+	startUnits(t, sb, p, s)
 	var info *a2s.Info
+	var err error
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -128,12 +92,12 @@ func runRendered(t *testing.T, driver string) {
 	if info.Name != "From The Overlay" || info.Map != "c5m1_waterfront" || info.MaxPlayers != 8 {
 		t.Fatalf("A2S_INFO: %+v", info)
 	}
-	// The game runs as left4me, not root.
+	// The game runs as its Instance's own account, not root.
 	user := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "User", ServiceName(s.ID)))
 	pid := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "MainPID", ServiceName(s.ID)))
 	uid := sb.MustExec(t, "sh", "-c", "awk '/^Uid:/{print $2}' /proc/"+pid+"/status")
-	if user != User || strings.TrimSpace(uid) == "0" {
-		t.Fatalf("game runs as %q uid %s", user, uid)
+	if user != s.User || strings.TrimSpace(uid) != "481000" {
+		t.Fatalf("game runs as %q uid %s, want %s uid 481000", user, uid, s.User)
 	}
 	sec, _ := sb.Exec("systemd-analyze", "security", "--no-pager", ServiceName(s.ID))
 	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindStringSubmatch(sec)

@@ -48,6 +48,17 @@ func (p Paths) EnvFile(id string) string { return filepath.Join(p.Instance(id), 
 // from, without secrets.
 func (p Paths) SpecFile(id string) string { return filepath.Join(p.Instance(id), "spec.json") }
 
+// Generated is instances/<id>/generated: root-owned, read-only layers the
+// node renders (server.cfg with the RCON password, the overlays' configs),
+// one directory per content hash, stacked on top of the Blueprint's
+// overlays. The game cannot change them, and the agent never writes into
+// a directory the game can.
+func (p Paths) Generated(id string) string { return filepath.Join(p.Instance(id), "generated") }
+
+// SteamLibDir holds steamcmd's 32-bit client library, which every game's
+// home links to.
+func (p Paths) SteamLibDir() string { return filepath.Join(p.Root, "steamcmd", "linux32") }
+
 // Home is the home directory the game runs with (it holds
 // .steam/sdk32/steamclient.so, without which srcds drops to LAN mode).
 func (p Paths) Home(id string) string { return filepath.Join(p.Instance(id), "home") }
@@ -93,7 +104,8 @@ type Spec struct {
 	// the stack first; each is staged as server_overlay_<i>_<name>.cfg.
 	OverlayConfigs []string
 	RCONPassword   string
-	// User runs the game (default User).
+	// User runs the game: the Instance's own account (its group has the
+	// same name). Default User.
 	User string
 }
 
@@ -274,6 +286,11 @@ func Service(p Paths, s Spec) (string, error) {
 	w("UMask=0077")
 	w("")
 	w("# Hardening: the predecessor's production set, tightened.")
+	w("# The game sees nothing of LEFT4ME_ROOT but its own tree and home (no other")
+	w("# Instance's files, no RCON password, no tenant's overlay it does not stack).")
+	w("TemporaryFileSystem=%s:ro", p.Root)
+	w("BindPaths=%s %s", merged, p.Home(s.ID))
+	w("BindReadOnlyPaths=-%s", p.SteamLibDir())
 	w("ReadWritePaths=%s %s", merged, p.Home(s.ID))
 	for _, line := range hardening {
 		w("%s", line)

@@ -1,0 +1,226 @@
+// Package gameuser gives every Instance on a node an account of its own.
+//
+// Games run tenants' native plugins, so each is hostile to every other: with
+// its own uid and gid, one game cannot read another's files (its RCON
+// password in server.cfg), write them, or signal its processes. The
+// account's name is derived from the Instance ID (user names are at most 32
+// characters; IDs are up to 127) and its GECOS field records the ID, so the
+// user database itself is the record: a restarted agent finds the same
+// account, and a name collision is detected rather than shared.
+package gameuser
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Account is the user and group one Instance's game runs as.
+type Account struct {
+	Name     string
+	UID, GID int
+}
+
+// Accounts hands out and takes back Instances' accounts.
+type Accounts interface {
+	// Ensure returns the Instance's account, creating it the first time.
+	Ensure(id string) (Account, error)
+	// Remove deletes the Instance's account (none is fine). Call it only
+	// when nothing of the Instance runs or is left on disk.
+	Remove(id string) error
+}
+
+// NameFor is the account name of an Instance ID: "l4m-" and 12 hex digits
+// of its SHA-256.
+func NameFor(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "l4m-" + hex.EncodeToString(sum[:6])
+}
+
+// Comment is the GECOS field that ties an account to its Instance.
+func Comment(id string) string { return "left4me game " + id }
+
+// DefaultMin and DefaultMax bound the ids the node gives games: above
+// Debian's user and system ranges and the 16-bit ones, below systemd's
+// container ranges (524288 up), so no other account shares them.
+const (
+	DefaultMin = 480000
+	DefaultMax = 489999
+)
+
+// System creates accounts in the host's user database with groupadd and
+// useradd, ids from [Min, Max].
+type System struct {
+	Min, Max int
+	// Passwd and Group are the files read to find free ids (default
+	// /etc/passwd and /etc/group); useradd writes the same ones.
+	Passwd, Group string
+	mu            sync.Mutex
+}
+
+// Ensure finds or creates the Instance's account.
+func (s *System) Ensure(id string) (Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := NameFor(id)
+	if acct, err := lookup(name, id); err == nil || !errors.As(err, new(user.UnknownUserError)) {
+		return acct, err
+	}
+	used, err := s.usedIDs()
+	if err != nil {
+		return Account{}, err
+	}
+	min, max := s.Min, s.Max
+	if min == 0 && max == 0 {
+		min, max = DefaultMin, DefaultMax
+	}
+	n := 0
+	for i := min; i <= max; i++ {
+		if !used[i] {
+			n = i
+			break
+		}
+	}
+	if n == 0 {
+		return Account{}, fmt.Errorf("no free game uid left in %d-%d for %s", min, max, id)
+	}
+	ids := strconv.Itoa(n)
+	if out, err := exec.Command("groupadd", "--system", "--gid", ids, name).CombinedOutput(); err != nil {
+		return Account{}, fmt.Errorf("create group %s (gid %d) for %s: %w: %s", name, n, id, err, strings.TrimSpace(string(out)))
+	}
+	out, err := exec.Command("useradd", "--system", "--uid", ids, "--gid", ids, "--no-create-home",
+		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", Comment(id), name).CombinedOutput()
+	if err != nil {
+		exec.Command("groupdel", name).Run()
+		return Account{}, fmt.Errorf("create user %s (uid %d) for %s: %w: %s", name, n, id, err, strings.TrimSpace(string(out)))
+	}
+	return lookup(name, id)
+}
+
+// Remove deletes the account and its group.
+func (s *System) Remove(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := NameFor(id)
+	if _, err := lookup(name, id); err != nil {
+		if errors.As(err, new(user.UnknownUserError)) {
+			return s.removeGroup(name)
+		}
+		return err
+	}
+	if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("delete user %s of %s: %w: %s", name, id, err, strings.TrimSpace(string(out)))
+	}
+	return s.removeGroup(name)
+}
+
+func (s *System) removeGroup(name string) error {
+	if _, err := user.LookupGroup(name); err != nil {
+		return nil // userdel took it along, or it never was
+	}
+	if out, err := exec.Command("groupdel", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("delete group %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// lookup reads the account and checks it is this Instance's.
+func lookup(name, id string) (Account, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return Account{}, err
+	}
+	if u.Name != Comment(id) {
+		return Account{}, fmt.Errorf("account %s belongs to %q, not to Instance %s: refusing to share it", name, u.Name, id)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil || uid == 0 || gid == 0 {
+		return Account{}, fmt.Errorf("account %s has uid %q gid %q: not a game account", name, u.Uid, u.Gid)
+	}
+	return Account{Name: name, UID: uid, GID: gid}, nil
+}
+
+// usedIDs are the uids and gids in the user and group files: an id is free
+// for a game only when neither has it.
+func (s *System) usedIDs() (map[int]bool, error) {
+	used := map[int]bool{}
+	for _, f := range []string{or(s.Passwd, "/etc/passwd"), or(s.Group, "/etc/group")} {
+		file, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("read ids in use: %w", err)
+		}
+		sc := bufio.NewScanner(file)
+		for sc.Scan() {
+			// name:x:id:... in both files
+			if parts := strings.SplitN(sc.Text(), ":", 4); len(parts) >= 3 {
+				if n, err := strconv.Atoi(parts[2]); err == nil {
+					used[n] = true
+				}
+			}
+		}
+		file.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+	}
+	return used, nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Fake hands out distinct ids without touching the user database, for the
+// agent's unit tests (files can be owned by any id; no game process runs).
+type Fake struct {
+	mu   sync.Mutex
+	next int
+	byID map[string]Account
+	// Removed lists the Instance IDs whose accounts were removed.
+	Removed []string
+}
+
+// NewFake starts handing out ids at first.
+func NewFake(first int) *Fake { return &Fake{next: first, byID: map[string]Account{}} }
+
+func (f *Fake) Ensure(id string) (Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a, ok := f.byID[id]; ok {
+		return a, nil
+	}
+	a := Account{Name: NameFor(id), UID: f.next, GID: f.next}
+	f.next++
+	f.byID[id] = a
+	return a, nil
+}
+
+func (f *Fake) Remove(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byID[id]; ok {
+		delete(f.byID, id)
+		f.Removed = append(f.Removed, id)
+	}
+	return nil
+}
+
+// Lookup returns the account Ensure gave id, if any.
+func (f *Fake) Lookup(id string) (Account, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.byID[id]
+	return a, ok
+}

@@ -1,0 +1,193 @@
+package safefs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// world is a game-writable tree with a sentinel file and directory outside
+// it that every attack below aims at.
+type world struct {
+	game, sentinelFile, sentinelDir string
+}
+
+func newWorld(t *testing.T) world {
+	t.Helper()
+	root := t.TempDir()
+	w := world{game: filepath.Join(root, "game"), sentinelFile: filepath.Join(root, "secret"), sentinelDir: filepath.Join(root, "etc")}
+	for _, d := range []string{w.game, w.sentinelDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(w.sentinelFile, []byte("root's secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.sentinelDir, "passwd"), []byte("root:x:0:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// untouched fails the test if the sentinels changed in content or mode.
+func (w world) untouched(t *testing.T) {
+	t.Helper()
+	if b, err := os.ReadFile(w.sentinelFile); err != nil || string(b) != "root's secret\n" {
+		t.Errorf("sentinel file changed: %q %v", b, err)
+	}
+	if st, err := os.Stat(w.sentinelFile); err != nil || st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Getuid()) {
+		t.Errorf("sentinel file's mode or owner changed: %v %v", st.Mode(), err)
+	}
+	entries, err := os.ReadDir(w.sentinelDir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "passwd" {
+		t.Errorf("sentinel dir changed: %v %v", entries, err)
+	}
+	if st, err := os.Stat(w.sentinelDir); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("sentinel dir's mode changed: %v %v", st.Mode(), err)
+	}
+}
+
+func mustOpen(t *testing.T, path string) *Dir {
+	t.Helper()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestWriteFileReplacesPlantedSymlinkInsteadOfFollowing(t *testing.T) {
+	w := newWorld(t)
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "server.cfg"))
+	// The old attack: the agent wrote name+".tmp" and followed it.
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "server.cfg.tmp"))
+	d := mustOpen(t, w.game)
+	if err := d.WriteFile("server.cfg", []byte("rcon_password x\n"), 0o640, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.untouched(t)
+	st, err := os.Lstat(filepath.Join(w.game, "server.cfg"))
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o640 {
+		t.Fatalf("server.cfg is not a fresh 0640 file: %v %v", st.Mode(), err)
+	}
+	if err := d.WriteFile("../escape", nil, 0o644, 0, 0); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("a name with a slash: %v", err)
+	}
+}
+
+func TestMkdirAllRefusesSymlinkedComponents(t *testing.T) {
+	w := newWorld(t)
+	os.Symlink(w.sentinelDir, filepath.Join(w.game, "left4dead2"))
+	d := mustOpen(t, w.game)
+	_, err := d.MkdirAll("left4dead2/cfg", Owner{UID: 1234, GID: 1234, Mode: 0o700})
+	if !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("mkdir through a symlink: %v", err)
+	}
+	w.untouched(t)
+
+	os.Remove(filepath.Join(w.game, "left4dead2"))
+	sub, err := d.MkdirAll("left4dead2/cfg", Owner{UID: 1234, GID: 1235, Mode: 0o750})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for _, p := range []string{"left4dead2", "left4dead2/cfg"} {
+		st, err := os.Lstat(filepath.Join(w.game, p))
+		if err != nil || st.Sys().(*syscall.Stat_t).Uid != 1234 || st.Sys().(*syscall.Stat_t).Gid != 1235 || st.Mode().Perm() != 0o750 {
+			t.Fatalf("%s: %v %v", p, st.Mode(), err)
+		}
+	}
+}
+
+func TestReadFileRefusesSymlinksFIFOsAndHugeFiles(t *testing.T) {
+	w := newWorld(t)
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "link.cfg"))
+	os.Mkdir(filepath.Join(w.game, "cfg"), 0o755)
+	os.Symlink(w.sentinelDir, filepath.Join(w.game, "cfgdir"))
+	syscall.Mkfifo(filepath.Join(w.game, "fifo.cfg"), 0o644)
+	os.WriteFile(filepath.Join(w.game, "big.cfg"), make([]byte, 2048), 0o644)
+	os.WriteFile(filepath.Join(w.game, "cfg", "ok.cfg"), []byte("sv_lan 0\n"), 0o644)
+	d := mustOpen(t, w.game)
+	for _, rel := range []string{"link.cfg", "cfgdir/passwd", "../secret", "fifo.cfg", "big.cfg"} {
+		if data, err := d.ReadFile(rel, 1024); err == nil {
+			t.Errorf("read %s: got %q, want a refusal", rel, data)
+		}
+	}
+	if data, err := d.ReadFile("cfg/ok.cfg", 1024); err != nil || string(data) != "sv_lan 0\n" {
+		t.Fatalf("a plain file: %q %v", data, err)
+	}
+}
+
+func TestRemoveAllRemovesLinksNotTheirTargets(t *testing.T) {
+	w := newWorld(t)
+	tree := filepath.Join(w.game, "runtime")
+	os.MkdirAll(filepath.Join(tree, "upper", "work", "work"), 0o755)
+	os.Chmod(filepath.Join(tree, "upper", "work", "work"), 0)
+	os.Symlink(w.sentinelDir, filepath.Join(tree, "upper", "etc"))
+	os.Symlink(w.sentinelFile, filepath.Join(tree, "upper", "secret"))
+	d := mustOpen(t, w.game)
+	if err := d.RemoveAll("runtime"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(tree); !os.IsNotExist(err) {
+		t.Fatalf("tree still there: %v", err)
+	}
+	w.untouched(t)
+	if err := d.RemoveAll("runtime"); err != nil {
+		t.Fatalf("removing a missing tree: %v", err)
+	}
+}
+
+func TestChownTreeMovesOnlyTheOldOwnersEntries(t *testing.T) {
+	w := newWorld(t)
+	os.MkdirAll(filepath.Join(w.game, "addons", "logs"), 0o755)
+	os.WriteFile(filepath.Join(w.game, "addons", "logs", "L0.log"), nil, 0o644)
+	os.WriteFile(filepath.Join(w.game, "addons", "root.txt"), nil, 0o644)
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "addons", "secret"))
+	for _, p := range []string{"", "addons", "addons/logs", "addons/logs/L0.log", "addons/secret"} {
+		if err := os.Lchown(filepath.Join(w.game, p), 500, 500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := mustOpen(t, w.game)
+	if err := d.ChownTree(500, 600, 601); err != nil {
+		t.Fatal(err)
+	}
+	w.untouched(t)
+	for p, want := range map[string]uint32{"": 600, "addons/logs/L0.log": 600, "addons/secret": 600, "addons/root.txt": 0} {
+		st, err := os.Lstat(filepath.Join(w.game, p))
+		if err != nil || st.Sys().(*syscall.Stat_t).Uid != want {
+			t.Errorf("%s: uid %d, want %d (%v)", p, st.Sys().(*syscall.Stat_t).Uid, want, err)
+		}
+	}
+}
+
+func TestEnsureDirLeavesAMountPointAloneAndMkdirAllRefusesToEnterIt(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	w := newWorld(t)
+	merged := filepath.Join(w.game, "runtime", "merged")
+	os.MkdirAll(merged, 0o755)
+	if err := syscall.Mount("tmpfs", merged, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(merged, syscall.MNT_DETACH) })
+	d := mustOpen(t, w.game)
+	if err := d.EnsureDir("runtime/merged", Owner{Mode: 0o755}); err != nil {
+		t.Fatalf("EnsureDir on a mount point: %v", err)
+	}
+	if _, err := d.MkdirAll("runtime/merged/left4dead2", Owner{Mode: 0o755}); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("MkdirAll into a mount: %v", err)
+	}
+	if err := d.RemoveAll("runtime"); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("RemoveAll across a mount: %v", err)
+	}
+	if _, err := os.Stat(merged); err != nil {
+		t.Fatalf("the mount point went: %v", err)
+	}
+}
