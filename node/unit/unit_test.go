@@ -38,7 +38,7 @@ func sample() Spec {
 		ID: ID("default", "coop-1"), Namespace: "default", Name: "coop-1", Blueprint: "versus",
 		Game:           v1.GameSpec{Map: "c5m1_waterfront", Mode: "versus", MaxPlayers: 8, Tickrate: 60},
 		Cvars:          []v1.Cvar{{Name: "sv_alltalk", Value: "0"}, {Name: "sv_tags", Value: "left4me, 100% fun $HOME"}},
-		Args:           []string{"-nohltv", "+sv_lan", "0", "+exec", "extra.cfg"},
+		Args:           []string{"-nohltv", "+sv_lan", "0", "+sv_region", "3"},
 		Resources:      v1.Resources{MemoryHigh: q("1536Mi"), MemoryMax: q("2Gi"), TasksMax: 256},
 		Ports:          Ports{Game: 27015, Client: 28015},
 		OverlayConfigs: []string{"sourcemod", "competitive"},
@@ -106,13 +106,17 @@ func TestServerCfgOrder(t *testing.T) {
 func TestHostRechecks(t *testing.T) {
 	p := Paths{Root: "/var/lib/left4me"}
 	for name, mut := range map[string]func(*Spec){
-		"cvar newline":       func(s *Spec) { s.Cvars = []v1.Cvar{{Name: "a", Value: "1\nrcon_password x"}} },
-		"hostname quote":     func(s *Spec) { s.Hostname = `x" ; quit` },
-		"exec absolute path": func(s *Spec) { s.Args = []string{"+exec", "/etc/passwd"} },
-		"owned argument":     func(s *Spec) { s.Args = []string{"+hostport", "1"} },
-		"weak rcon password": func(s *Spec) { s.RCONPassword = "short" },
-		"overlay cfg name":   func(s *Spec) { s.OverlayConfigs = []string{"../x"} },
-		"port out of range":  func(s *Spec) { s.Ports.Game = 80 },
+		"cvar newline":               func(s *Spec) { s.Cvars = []v1.Cvar{{Name: "a", Value: "1\nrcon_password x"}} },
+		"hostname quote":             func(s *Spec) { s.Hostname = `x" ; quit` },
+		"exec absolute path":         func(s *Spec) { s.Args = []string{"+exec", "/etc/passwd"} },
+		"owned argument":             func(s *Spec) { s.Args = []string{"+hostport", "1"} },
+		"exec in one element":        func(s *Spec) { s.Args = []string{"+sv_lan 0 +exec evil.cfg"} },
+		"owned flag in one element":  func(s *Spec) { s.Args = []string{" -ip 1.2.3.4"} },
+		"shell command substitution": func(s *Spec) { s.Args = []string{"+sv_tags", "$(id)"} },
+		"log sent elsewhere":         func(s *Spec) { s.Args = []string{"+logaddress_add 203.0.113.9:27500"} },
+		"weak rcon password":         func(s *Spec) { s.RCONPassword = "short" },
+		"overlay cfg name":           func(s *Spec) { s.OverlayConfigs = []string{"../x"} },
+		"port out of range":          func(s *Spec) { s.Ports.Game = 80 },
 	} {
 		s := sample()
 		mut(&s)
