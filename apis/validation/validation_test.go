@@ -56,6 +56,7 @@ func TestValidate(t *testing.T) {
 		{"blueprint defaults", blueprint(nil), ""},
 		{"instance defaults", instance(nil), ""},
 		{"overlay nested path", overlay("maps/custom-1"), ""},
+		{"overlay path with percent", overlay("mods%h/100%"), ""}, // the node escapes systemd specifiers
 		{"node", node(nil), ""},
 		{"namespace", &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, ""},
 
