@@ -61,6 +61,8 @@ func TestHostileInput(t *testing.T) {
 		{"srcds +exec escaping the tree", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+exec", "../../../../root/x.cfg"} }), "spec.args[1]"},
 		{"srcds takes over the port", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+hostport", "22"} }), "spec.args[0]"},
 		{"srcds shell metacharacters naming a path", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"$(cat /etc/passwd)/../x"} }), "spec.args[0]"},
+		{"srcds +exec inside one argument", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+sv_lan", "0", "+exec evil.cfg"} }), "spec.args[2]"},
+		{"srcds command substitution", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+sv_tags", "$(id)"} }), "spec.args[1]"},
 		{"srcds argument with a newline", bp(func(s *v1.BlueprintSpec) { s.Args = []string{"+map\nc1m1"} }), "spec.args[0]"},
 		{"overlay name that is a path", bp(func(s *v1.BlueprintSpec) { s.Overlays = []string{"../../etc"} }), "spec.overlays[0]"},
 		{"map name escaping the maps dir", bp(func(s *v1.BlueprintSpec) { s.Game.Map = "../../../etc/passwd" }), "spec.game.map"},

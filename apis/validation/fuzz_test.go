@@ -54,24 +54,35 @@ func FuzzServerCfgLine(f *testing.F) {
 		if strings.ContainsAny(line, "\n\r;\x00") || strings.Count(line, `"`) != 2 || strings.Contains(name, " ") || hasControl(line) {
 			t.Fatalf("accepted cvar renders an unsafe line: %q", line)
 		}
-		if reservedCvars[strings.ToLower(name)] != "" {
+		if forbiddenCommand(name) != "" {
 			t.Fatalf("accepted reserved cvar %q", name)
 		}
 	})
 }
 
-// FuzzArgs: an accepted srcds argument never names an absolute path, never
-// climbs out with "..", and never takes over a flag the node owns.
+// FuzzArgs: an accepted srcds argument holds no shell metacharacter, and
+// none of the words srcds_run splits it into names an absolute path, climbs
+// out with "..", or is a command or flag the node owns or forbids.
 func FuzzArgs(f *testing.F) {
-	for _, s := range []string{"-nohltv", "+exec", "/etc/passwd", "../x", "+hostport", "a/../../b", "~/x", "+sv_lan"} {
+	for _, s := range []string{"-nohltv", "+exec", "/etc/passwd", "../x", "+hostport", "a/../../b", "~/x", "+sv_lan",
+		"+exec evil.cfg", " +rcon_password", "+logaddress_add 203.0.113.9:27500", "-ip 1.2.3.4", "$(id)", "+sv_lan 0 +Exec x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, arg string) {
 		if errs := ValidateArgs([]string{arg}, field.NewPath("args")); len(errs) > 0 {
+			if !strings.HasPrefix(errs[0].Field, "args[0]") {
+				t.Fatalf("error does not name the element: %v", errs)
+			}
 			return
 		}
-		if strings.HasPrefix(arg, "/") || hasDotDot(arg) || hasControl(arg) || ownedArgs[strings.ToLower(arg)] != "" {
-			t.Fatalf("accepted unsafe argument %q", arg)
+		if strings.ContainsAny(arg, shellMeta) || hasControl(arg) {
+			t.Fatalf("accepted %q with a shell metacharacter or control character", arg)
+		}
+		for _, w := range strings.Fields(arg) {
+			if strings.HasPrefix(w, "/") || hasDotDot(w) || forbiddenFlags[strings.ToLower(w)] != "" ||
+				strings.HasPrefix(w, "+") && forbiddenCommand(w[1:]) != "" {
+				t.Fatalf("accepted unsafe argument %q (word %q)", arg, w)
+			}
 		}
 	})
 }

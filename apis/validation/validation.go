@@ -47,49 +47,91 @@ var (
 	reasonRE   = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,63}$`)
 )
 
-// reservedCvars are server.cfg commands the node writes itself, or that could
-// read or write files outside the game tree, or stop the server.
-var reservedCvars = map[string]string{
-	"hostname":          "set spec.hostname on the Instance",
-	"rcon_password":     "the node generates one per Instance",
-	"exec":              "server.cfg lines may not run other files",
-	"alias":             "server.cfg lines may not define commands",
-	"quit":              "server.cfg lines may not stop the server",
-	"exit":              "server.cfg lines may not stop the server",
-	"killserver":        "server.cfg lines may not stop the server",
-	"_restart":          "server.cfg lines may not restart the server",
-	"con_logfile":       "server.cfg lines may not choose files to write",
-	"sv_logsdir":        "server.cfg lines may not choose files to write",
-	"host_writeconfig":  "server.cfg lines may not choose files to write",
-	"writeid":           "server.cfg lines may not choose files to write",
-	"writeip":           "server.cfg lines may not choose files to write",
-	"log":               "the node configures logging",
-	"logaddress_add":    "the node configures logging",
-	"logaddress_del":    "the node configures logging",
-	"logaddress_delall": "the node configures logging",
-	"ip":                "the node sets the address",
-	"hostport":          "the node allocates the port",
+// forbiddenCommands are console commands and cvars that neither a
+// server.cfg line (spec.cvars) nor a srcds "+command" argument (spec.args)
+// may name: the node sets them itself, spec.game or spec.hostname does, or
+// they run other files, define commands, choose files to write, send logs
+// elsewhere or stop the server. One list serves both fields, so what
+// server.cfg refuses cannot be passed on the command line instead.
+var forbiddenCommands = map[string]string{
+	"hostname":         "set spec.hostname on the Instance",
+	"rcon_password":    "the node generates one per Instance",
+	"exec":             "it runs other files",
+	"alias":            "it defines commands",
+	"plugin_load":      "it loads native code by path (overlays ship addons/*.vdf instead)",
+	"quit":             "it stops the server",
+	"exit":             "it stops the server",
+	"killserver":       "it stops the server",
+	"_restart":         "it restarts the server",
+	"con_logfile":      "it chooses a file to write",
+	"sv_logsdir":       "it chooses where logs are written",
+	"host_writeconfig": "it chooses a file to write",
+	"writeid":          "it chooses a file to write",
+	"writeip":          "it chooses a file to write",
+	"log":              "the node configures logging",
+	"ip":               "the node sets the address",
+	"hostport":         "set spec.port on the Instance",
+	"port":             "set spec.port on the Instance",
+	"clientport":       "the node allocates the client port",
+	"tv_port":          "the node allocates the SourceTV port",
+	"map":              "set spec.game.map",
+	"mp_gamemode":      "set spec.game.mode",
+	"maxplayers":       "set spec.game.maxPlayers",
 }
 
-// ownedArgs are srcds arguments the node sets, or that spec.game sets.
-var ownedArgs = map[string]string{
-	"-game":          "the node always runs left4dead2",
-	"+ip":            "the node sets the address",
-	"-ip":            "the node sets the address",
-	"+hostport":      "set spec.port on the Instance",
-	"-port":          "set spec.port on the Instance",
-	"+port":          "set spec.port on the Instance",
-	"+clientport":    "the node allocates the client port",
-	"+tv_port":       "the node allocates the SourceTV port",
-	"+map":           "set spec.game.map",
-	"+maxplayers":    "set spec.game.maxPlayers",
-	"-maxplayers":    "set spec.game.maxPlayers",
-	"+mp_gamemode":   "set spec.game.mode",
-	"-tickrate":      "set spec.game.tickrate",
-	"+rcon_password": "the node generates one per Instance",
-	"+hostname":      "set spec.hostname on the Instance",
-	"+con_logfile":   "srcds arguments may not choose files to write",
+// forbiddenCommandPrefixes are whole families of forbidden commands.
+var forbiddenCommandPrefixes = map[string]string{
+	"logaddress_": "the node configures logging (no log may be sent elsewhere)",
 }
+
+// forbiddenCommand says why a console command or cvar may not be set by a
+// user, or "" when it may. Source matches names case-insensitively.
+func forbiddenCommand(name string) string {
+	name = strings.ToLower(name)
+	if why := forbiddenCommands[name]; why != "" {
+		return why
+	}
+	for prefix, why := range forbiddenCommandPrefixes {
+		if strings.HasPrefix(name, prefix) {
+			return why
+		}
+	}
+	return ""
+}
+
+// forbiddenFlags are "-flag" arguments the node or spec.game sets, and
+// srcds_run's own options that start other programs, choose files to write,
+// update the installation or change how the node stops the game. Allowed
+// on purpose: -nohltv (the node adds it when there is no SourceTV port),
+// -console, -condebug (console.log inside the game's own tree), -debug,
+// -norestart, -insecure, -nomaster, -strictportbind.
+var forbiddenFlags = map[string]string{
+	"-game":            "the node always runs left4dead2",
+	"-ip":              "the node sets the address",
+	"-port":            "set spec.port on the Instance",
+	"-hostport":        "set spec.port on the Instance",
+	"-clientport":      "the node allocates the client port",
+	"-tv_port":         "the node allocates the SourceTV port",
+	"-netconport":      "the node allocates every port the game listens on",
+	"-maxplayers":      "set spec.game.maxPlayers",
+	"-tickrate":        "set spec.game.tickrate",
+	"-binary":          "srcds_run would start another program",
+	"-gdb":             "srcds_run would start another program",
+	"-debuglog":        "it chooses a file to write",
+	"-consolelog":      "it chooses a file to write",
+	"-pidfile":         "it chooses a file to write",
+	"-autoupdate":      "the node manages the installation",
+	"-steam_dir":       "the node manages the installation",
+	"-steamcmd_script": "the node manages the installation",
+	"-fork":            "the node runs one game per unit and port",
+	"-ignoresigint":    "the node stops the game with SIGINT",
+	"-notrap":          "the node stops the game with SIGINT",
+}
+
+// shellMeta are the characters a POSIX shell gives a meaning to. srcds_run
+// is a shell script that re-splits its arguments ($*) and expands globs, and
+// hands some of them to eval, so none of them may reach it.
+const shellMeta = "`$&|;<>()[]{}*?!~#'\\\""
 
 // Validate checks a whole object for create. It returns nil when the object
 // may be stored.
@@ -295,8 +337,8 @@ func validateCvars(cvars []v1.Cvar, p *field.Path) field.ErrorList {
 			allErrs = append(allErrs, field.Required(ip.Child("name"), ""))
 		case !cvarNameRE.MatchString(c.Name):
 			allErrs = append(allErrs, field.Invalid(ip.Child("name"), c.Name, "must be a cvar name: a letter or '_', then letters, digits, '_' or '.', at most 64"))
-		case reservedCvars[strings.ToLower(c.Name)] != "":
-			allErrs = append(allErrs, field.Forbidden(ip.Child("name"), fmt.Sprintf("%q is reserved: %s", c.Name, reservedCvars[strings.ToLower(c.Name)])))
+		case forbiddenCommand(c.Name) != "":
+			allErrs = append(allErrs, field.Forbidden(ip.Child("name"), fmt.Sprintf("%q is reserved: %s", c.Name, forbiddenCommand(c.Name))))
 		case seen[strings.ToLower(c.Name)]:
 			allErrs = append(allErrs, field.Duplicate(ip.Child("name"), c.Name))
 		}
@@ -325,32 +367,75 @@ func ValidateConfigValue(v string, max int, p *field.Path) field.ErrorList {
 	return nil
 }
 
-// ValidateArgs checks extra srcds arguments. They are argv, never a shell
-// string, but they still must not name files outside the game tree or take
-// over what the node and spec.game decide.
+// ValidateArgs checks extra srcds arguments. The node passes them as argv,
+// but Valve's srcds_run is a shell script that joins and re-splits them on
+// spaces (and expands globs), so each space-separated word is checked on its
+// own: "+exec evil.cfg" in one element is "+exec" and "evil.cfg" to srcds.
+// The error names the element, the word and the reason.
 func ValidateArgs(args []string, p *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	if len(args) > MaxArgs {
 		allErrs = append(allErrs, field.TooMany(p, len(args), MaxArgs))
 	}
 	for i, a := range args {
-		ip := p.Index(i)
-		switch {
-		case a == "":
-			allErrs = append(allErrs, field.Invalid(ip, a, "must not be empty"))
-		case len(a) > MaxArgLength:
-			allErrs = append(allErrs, field.TooLong(ip, "", MaxArgLength))
-		case hasControl(a):
-			allErrs = append(allErrs, field.Invalid(ip, a, "must not contain control characters"))
-		case ownedArgs[strings.ToLower(a)] != "":
-			allErrs = append(allErrs, field.Forbidden(ip, fmt.Sprintf("%q is reserved: %s", a, ownedArgs[strings.ToLower(a)])))
-		case strings.HasPrefix(a, "/") || strings.HasPrefix(a, "~"):
-			allErrs = append(allErrs, field.Invalid(ip, a, "must not name an absolute path"))
-		case hasDotDot(a):
-			allErrs = append(allErrs, field.Invalid(ip, a, "must not contain '..'"))
+		if len(a) > MaxArgLength {
+			allErrs = append(allErrs, field.TooLong(p.Index(i), "", MaxArgLength))
+		} else if msg := checkArg(a); msg != "" {
+			allErrs = append(allErrs, field.Invalid(p.Index(i), a, msg))
 		}
 	}
 	return allErrs
+}
+
+// checkArg says what is wrong with one srcds argument, or "" if nothing.
+func checkArg(a string) string {
+	if hasControl(a) {
+		return "must not contain control characters"
+	}
+	for _, r := range a {
+		if r > 0x7e {
+			return "must be printable ASCII"
+		}
+		if strings.ContainsRune(shellMeta, r) {
+			return fmt.Sprintf("must not contain %q, a shell metacharacter: srcds_run is a shell script that re-splits and expands its arguments", r)
+		}
+	}
+	words := strings.Fields(a)
+	if len(words) == 0 {
+		return "must not be empty"
+	}
+	for _, w := range words {
+		if msg := checkArgWord(w); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+// checkArgWord checks one word as srcds sees it: "+name" runs a console
+// command, "-name" is a flag, anything else is a value.
+func checkArgWord(w string) string {
+	switch {
+	case strings.HasPrefix(w, "+"):
+		name := w[1:]
+		if !cvarNameRE.MatchString(name) {
+			return fmt.Sprintf("%q must name a console command: '+', then a letter or '_', then letters, digits, '_' or '.'", w)
+		}
+		if why := forbiddenCommand(name); why != "" {
+			return fmt.Sprintf("%q is reserved: %s", w, why)
+		}
+	case strings.HasPrefix(w, "-"):
+		if why := forbiddenFlags[strings.ToLower(w)]; why != "" {
+			return fmt.Sprintf("%q is reserved: %s", w, why)
+		}
+	}
+	switch {
+	case strings.HasPrefix(w, "/"):
+		return fmt.Sprintf("%q must not name an absolute path", w)
+	case hasDotDot(w):
+		return fmt.Sprintf("%q must not contain '..'", w)
+	}
+	return ""
 }
 
 func validateResources(r *v1.Resources, p *field.Path) field.ErrorList {

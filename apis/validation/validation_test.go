@@ -56,6 +56,7 @@ func TestValidate(t *testing.T) {
 		{"blueprint defaults", blueprint(nil), ""},
 		{"instance defaults", instance(nil), ""},
 		{"overlay nested path", overlay("maps/custom-1"), ""},
+		{"overlay path with percent", overlay("mods%h/100%"), ""}, // the node escapes systemd specifiers
 		{"node", node(nil), ""},
 		{"namespace", &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, ""},
 
@@ -110,19 +111,27 @@ func TestValidate(t *testing.T) {
 		{"cvar reserved rcon", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "rcon_password", Value: "x"}} }), `spec.cvars[0].name: Forbidden: "rcon_password" is reserved`},
 		{"cvar reserved exec", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "EXEC", Value: "x"}} }), `"EXEC" is reserved`},
 		{"cvar reserved hostname", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "hostname", Value: "x"}} }), "set spec.hostname on the Instance"},
+		{"cvar reserved logaddress family", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "logaddress_add_http", Value: "x"}} }), `"logaddress_add_http" is reserved: the node configures logging`},
+		{"cvar reserved map", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "map", Value: "c2m1"}} }), "set spec.game.map"},
 		{"cvar duplicate", blueprint(func(b *v1.Blueprint) { b.Spec.Cvars = []v1.Cvar{{Name: "a", Value: "1"}, {Name: "A", Value: "2"}} }), `spec.cvars[1].name: Duplicate value: "A"`},
 
-		// Args: argv, owned flags, paths.
-		{"args ok", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"-nohltv", "+sv_lan", "0", "+exec", "extra.cfg"} }), ""},
-		{"arg owned port", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+hostport", "27015"} }), `spec.args[0]: Forbidden: "+hostport" is reserved`},
+		// Args: every space-separated word, as srcds_run re-splits them.
+		{"args ok", blueprint(func(b *v1.Blueprint) {
+			b.Spec.Args = []string{"-nohltv", "+sv_lan", "0", "+sv_region 3", "-condebug", "+sv_tags coop,eu", "-norestart"}
+		}), ""},
+		{"arg owned port", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+hostport", "27015"} }), `spec.args[0]: Invalid value: "+hostport": "+hostport" is reserved: set spec.port`},
 		{"arg owned ip", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+ip", "1.2.3.4"} }), `"+ip" is reserved`},
 		{"arg owned game", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"-game", "x"} }), `"-game" is reserved`},
+		{"arg owned game any case", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"-GAME", "x"} }), `"-GAME" is reserved`},
 		{"arg map goes to spec.game", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+map", "c2m1"} }), "set spec.game.map"},
-		{"arg exec absolute", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+exec", "/etc/passwd"} }), `spec.args[1]: Invalid value: "/etc/passwd": must not name an absolute path`},
-		{"arg exec dotdot", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+exec", "../../x.cfg"} }), `spec.args[1]: Invalid value: "../../x.cfg": must not contain '..'`},
-		{"arg home", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"~/x"} }), "must not name an absolute path"},
+		{"arg exec", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+exec", "extra.cfg"} }), `spec.args[0]: Invalid value: "+exec": "+exec" is reserved: it runs other files`},
+		{"arg exec absolute", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+sv_lan", "/etc/passwd"} }), `spec.args[1]: Invalid value: "/etc/passwd": "/etc/passwd" must not name an absolute path`},
+		{"arg exec dotdot", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"+sv_lan", "../../x.cfg"} }), `spec.args[1]: Invalid value: "../../x.cfg": "../../x.cfg" must not contain '..'`},
+		{"arg home", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"~/x"} }), `must not contain '~', a shell metacharacter`},
 		{"arg newline", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"a\nb"} }), "must not contain control characters"},
-		{"arg empty", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{""} }), "spec.args[0]: Invalid value"},
+		{"arg empty", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{""} }), `spec.args[0]: Invalid value: "": must not be empty`},
+		{"arg only spaces", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{"   "} }), `spec.args[0]: Invalid value: "   ": must not be empty`},
+		{"arg too long", blueprint(func(b *v1.Blueprint) { b.Spec.Args = []string{strings.Repeat("x", MaxArgLength+1)} }), "spec.args[0]: Too long"},
 		{"too many args", blueprint(func(b *v1.Blueprint) { b.Spec.Args = make([]string, MaxArgs+1) }), "spec.args: Too many"},
 
 		// Resources.
@@ -137,6 +146,8 @@ func TestValidate(t *testing.T) {
 		{"hostname ok", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1 | coop (tickrate 60)" }), ""},
 		{"hostname newline", instance(func(i *v1.Instance) { i.Spec.Hostname = "x\nrcon_password y" }), "spec.hostname: Invalid value"},
 		{"hostname quote", instance(func(i *v1.Instance) { i.Spec.Hostname = `x"` }), "spec.hostname: Invalid value"},
+		{"hostname semicolon", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1; rcon_password x" }), `spec.hostname: Invalid value: "EU #1; rcon_password x": must not contain ';'`},
+		{"hostname carriage return", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1\rquit" }), "spec.hostname: Invalid value"},
 		{"hostname too long", instance(func(i *v1.Instance) { i.Spec.Hostname = strings.Repeat("x", 65) }), "spec.hostname: Too long"},
 		{"port low", instance(func(i *v1.Instance) { i.Spec.Port = 80 }), "spec.port: Invalid value: 80: must be between 1024 and 65535"},
 		{"port high", instance(func(i *v1.Instance) { i.Spec.Port = 70000 }), "spec.port: Invalid value: 70000"},
@@ -210,5 +221,52 @@ func TestValidateStatusConditions(t *testing.T) {
 	i.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: "Maybe", Reason: "X", LastTransitionTime: metav1.Now()}}
 	if errs := ValidateStatus(i); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "status.conditions[0].status") {
 		t.Fatalf("bad condition status accepted: %v", errs)
+	}
+}
+
+// TestArgsSrcdsRunResplits: Valve's srcds_run is a shell script that joins
+// its arguments and splits them again on spaces, so every word is checked,
+// not the argv element. Each row was accepted before; the error names the
+// element, the word and the reason.
+func TestArgsSrcdsRunResplits(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"+exec evil.cfg"}, `spec.args[0]: Invalid value: "+exec evil.cfg": "+exec" is reserved: it runs other files`},
+		{[]string{"+rcon_password evil"}, `spec.args[0]: Invalid value: "+rcon_password evil": "+rcon_password" is reserved: the node generates one per Instance`},
+		{[]string{" +rcon_password"}, `spec.args[0]: Invalid value: " +rcon_password": "+rcon_password" is reserved`},
+		{[]string{"+logaddress_add 203.0.113.9:27500"}, `spec.args[0]: Invalid value: "+logaddress_add 203.0.113.9:27500": "+logaddress_add" is reserved: the node configures logging`},
+		{[]string{"+con_logfile /etc/cron.d/x"}, `spec.args[0]: Invalid value: "+con_logfile /etc/cron.d/x": "+con_logfile" is reserved: it chooses a file to write`},
+		{[]string{"-ip 1.2.3.4"}, `spec.args[0]: Invalid value: "-ip 1.2.3.4": "-ip" is reserved: the node sets the address`},
+		{[]string{"$(id)"}, `spec.args[0]: Invalid value: "$(id)": must not contain '$', a shell metacharacter`},
+		// The same, as separate elements and in other positions.
+		{[]string{"+sv_lan", "0", "+exec", "evil.cfg"}, `spec.args[2]: Invalid value: "+exec": "+exec" is reserved`},
+		{[]string{"-nohltv", "+sv_lan 0 +EXEC evil.cfg"}, `spec.args[1]: Invalid value: "+sv_lan 0 +EXEC evil.cfg": "+EXEC" is reserved`},
+		{[]string{"+sv_logsdir", "/tmp"}, `"+sv_logsdir" is reserved: it chooses where logs are written`},
+		{[]string{"+sv_tags", "`id`"}, "must not contain '`'"},
+		{[]string{"+sv_tags", "a;quit"}, "must not contain ';'"},
+		{[]string{"+sv_tags", `"a"`}, `must not contain '"'`},
+		{[]string{"+sv_tags", "*"}, "must not contain '*'"},
+		{[]string{"+sv_tags", "a|b"}, "must not contain '|'"},
+		{[]string{"+sv_tags", "caf\u00e9"}, "must be printable ASCII"},
+		{[]string{"+"}, `"+" must name a console command`},
+		// srcds_run's own options that start programs, write files or update.
+		{[]string{"-binary", "srcds_linux"}, `"-binary" is reserved: srcds_run would start another program`},
+		{[]string{"-debug -gdb evil"}, `"-gdb" is reserved`},
+		{[]string{"-pidfile", "x.pid"}, `"-pidfile" is reserved: it chooses a file to write`},
+		{[]string{"-autoupdate", "-steam_dir", "x", "-steamcmd_script", "y"}, `spec.args[0]: Invalid value: "-autoupdate": "-autoupdate" is reserved: the node manages the installation`},
+		{[]string{"-ignoresigint"}, "the node stops the game with SIGINT"},
+		{[]string{"-port 27016"}, `"-port" is reserved: set spec.port on the Instance`},
+		{[]string{"+clientport 1"}, `"+clientport" is reserved`},
+		{[]string{"+tv_port", "1"}, `"+tv_port" is reserved`},
+		{[]string{"-tickrate 128"}, `"-tickrate" is reserved: set spec.game.tickrate`},
+		{[]string{"+maxplayers 32"}, `"+maxplayers" is reserved: set spec.game.maxPlayers`},
+		{[]string{"+mp_gamemode versus"}, `"+mp_gamemode" is reserved: set spec.game.mode`},
+	} {
+		errs := Validate(blueprint(func(b *v1.Blueprint) { b.Spec.Args = tc.args }))
+		if got := errs.ToAggregate(); got == nil || !strings.Contains(got.Error(), tc.want) {
+			t.Errorf("args %q: want an error containing %q, got %v", tc.args, tc.want, got)
+		}
 	}
 }

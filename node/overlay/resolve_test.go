@@ -13,7 +13,7 @@ func tree(t *testing.T) (root, outside string) {
 	base := t.TempDir()
 	root = filepath.Join(base, "overlays")
 	outside = filepath.Join(base, "secret")
-	for _, d := range []string{root + "/maps/custom", root + "/sourcemod", outside} {
+	for _, d := range []string{root + "/maps/custom", root + "/sourcemod", root + "/mods%h", outside} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -40,6 +40,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"sourcemod", real + "/sourcemod", ""},
 		{"maps/custom", real + "/maps/custom", ""},
+		{"mods%h", real + "/mods%h", ""},           // '%' is a name; node/unit escapes it for systemd
 		{"inside-link", real + "/maps/custom", ""}, // a relative symlink that stays inside is fine
 		{"/etc", "", "must be relative"},
 		{"../secret", "", "must not contain '..'"},

@@ -121,3 +121,69 @@ func runRendered(t *testing.T, driver string) {
 	}
 	sb.MustExec(t, "systemctl", "stop", MountName(p, s.ID))
 }
+
+// TestOverlayPathWithPercentMounts mounts, on a real systemd, an overlay
+// whose directory is named "mods%h". Written unescaped, systemd would read
+// %h as root's home and mount overlays/mods/root instead, a directory
+// overlay.Resolve never checked; a decoy there shows if it does.
+func TestOverlayPathWithPercentMounts(t *testing.T) {
+	for _, driver := range []string{DriverOverlayfs, DriverFuseOverlayfs} {
+		t.Run(driver, func(t *testing.T) { mountPercent(t, driver) })
+	}
+}
+
+func mountPercent(t *testing.T, driver string) {
+	if driver == DriverFuseOverlayfs {
+		if _, err := exec.LookPath("fuse-overlayfs"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("fuse-overlayfs missing: .ci/run installs it")
+			}
+			t.Skip("fuse-overlayfs is not installed (apt-get install fuse-overlayfs)")
+		}
+	}
+	sb := sandboxtest.Boot(t, "unit-pct-"+strings.ReplaceAll(driver, "-", ""))
+	host := sb.Left4meDir
+	p := Paths{Root: "/var/lib/left4me"}
+	id := ID("default", "percent-1")
+	write := func(rel, content string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(host, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(host, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("installation/left4dead2/gameinfo.txt", "installation\n")
+	write("overlays/mods%h/left4dead2/addons/which.txt", "the overlay named mods%h\n")
+	// systemd's %h for the system manager is /root.
+	write("overlays/mods/root/left4dead2/addons/which.txt", "the decoy at %h's expansion\n")
+	for _, d := range []string{"upper", "work", "merged"} {
+		if err := os.MkdirAll(filepath.Join(host, "runtime", id, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text, err := MountWith(p, id, []string{"/var/lib/left4me/overlays/mods%h"}, driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := MountName(p, id)
+	write("unit-"+name, text)
+	sb.MustExec(t, "cp", "/var/lib/left4me/unit-"+name, "/run/systemd/system/"+name)
+	sb.MustExec(t, "systemctl", "daemon-reload")
+	if out, err := sb.Exec("systemctl", "start", name); err != nil {
+		logs, _ := sb.Exec("journalctl", "-u", name, "--no-pager")
+		t.Fatalf("start %s: %v\n%s\n%s\n%s", name, err, out, text, logs)
+	}
+	defer sb.Exec("systemctl", "stop", name)
+	if where := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "Where", name)); where != p.Merged(id) {
+		t.Errorf("systemd mounts at %q, want %q", where, p.Merged(id))
+	}
+	got, err := sb.Exec("cat", p.Merged(id)+"/left4dead2/addons/which.txt")
+	if err != nil || got != "the overlay named mods%h\n" {
+		opts, _ := sb.Exec("findmnt", "-n", "-o", "OPTIONS", p.Merged(id))
+		t.Fatalf("the merged tree shows %q (%v), want the overlay named mods%%h; mount options %s", got, err, opts)
+	}
+	if got := sb.MustExec(t, "cat", p.Merged(id)+"/left4dead2/gameinfo.txt"); got != "installation\n" {
+		t.Fatalf("the installation below it shows %q", got)
+	}
+}

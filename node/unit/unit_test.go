@@ -2,11 +2,13 @@ package unit
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/coreos/go-systemd/v22/unit"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -38,7 +40,7 @@ func sample() Spec {
 		ID: ID("default", "coop-1"), Namespace: "default", Name: "coop-1", Blueprint: "versus",
 		Game:           v1.GameSpec{Map: "c5m1_waterfront", Mode: "versus", MaxPlayers: 8, Tickrate: 60},
 		Cvars:          []v1.Cvar{{Name: "sv_alltalk", Value: "0"}, {Name: "sv_tags", Value: "left4me, 100% fun $HOME"}},
-		Args:           []string{"-nohltv", "+sv_lan", "0", "+exec", "extra.cfg"},
+		Args:           []string{"-nohltv", "+sv_lan", "0", "+sv_region", "3"},
 		Resources:      v1.Resources{MemoryHigh: q("1536Mi"), MemoryMax: q("2Gi"), TasksMax: 256},
 		Ports:          Ports{Game: 27015, Client: 28015},
 		OverlayConfigs: []string{"sourcemod", "competitive"},
@@ -106,13 +108,17 @@ func TestServerCfgOrder(t *testing.T) {
 func TestHostRechecks(t *testing.T) {
 	p := Paths{Root: "/var/lib/left4me"}
 	for name, mut := range map[string]func(*Spec){
-		"cvar newline":       func(s *Spec) { s.Cvars = []v1.Cvar{{Name: "a", Value: "1\nrcon_password x"}} },
-		"hostname quote":     func(s *Spec) { s.Hostname = `x" ; quit` },
-		"exec absolute path": func(s *Spec) { s.Args = []string{"+exec", "/etc/passwd"} },
-		"owned argument":     func(s *Spec) { s.Args = []string{"+hostport", "1"} },
-		"weak rcon password": func(s *Spec) { s.RCONPassword = "short" },
-		"overlay cfg name":   func(s *Spec) { s.OverlayConfigs = []string{"../x"} },
-		"port out of range":  func(s *Spec) { s.Ports.Game = 80 },
+		"cvar newline":               func(s *Spec) { s.Cvars = []v1.Cvar{{Name: "a", Value: "1\nrcon_password x"}} },
+		"hostname quote":             func(s *Spec) { s.Hostname = `x" ; quit` },
+		"exec absolute path":         func(s *Spec) { s.Args = []string{"+exec", "/etc/passwd"} },
+		"owned argument":             func(s *Spec) { s.Args = []string{"+hostport", "1"} },
+		"exec in one element":        func(s *Spec) { s.Args = []string{"+sv_lan 0 +exec evil.cfg"} },
+		"owned flag in one element":  func(s *Spec) { s.Args = []string{" -ip 1.2.3.4"} },
+		"shell command substitution": func(s *Spec) { s.Args = []string{"+sv_tags", "$(id)"} },
+		"log sent elsewhere":         func(s *Spec) { s.Args = []string{"+logaddress_add 203.0.113.9:27500"} },
+		"weak rcon password":         func(s *Spec) { s.RCONPassword = "short" },
+		"overlay cfg name":           func(s *Spec) { s.OverlayConfigs = []string{"../x"} },
+		"port out of range":          func(s *Spec) { s.Ports.Game = 80 },
 	} {
 		s := sample()
 		mut(&s)
@@ -130,8 +136,99 @@ func TestHostRechecks(t *testing.T) {
 
 func TestQuoteArgv(t *testing.T) {
 	got := quoteArgv([]string{"/bin/x", `a "b"`, `100%`, `$HOME`, `back\slash`})
-	want := `"/bin/x" "a \"b\"" "100%%" "$$HOME" "back\\slash"`
+	want := `"/bin/x" "a \"b\"" "100%" "$$HOME" "back\\slash"` // '%' is the unitWriter's
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// resolveSpecifiers reads a unit file value as systemd does: "%%" is one
+// '%', and any other '%' starts a specifier, which the node must never
+// leave in what it writes.
+func resolveSpecifiers(v string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+1 < len(v) && v[i+1] == '%' {
+			b.WriteByte('%')
+			i++
+			continue
+		}
+		return "", fmt.Errorf("unescaped specifier %q at %d", v[i:min(i+2, len(v))], i)
+	}
+	return b.String(), nil
+}
+
+// TestUnitsEscapeSpecifiers renders every unit the node writes for a root,
+// an overlay directory and an argument holding '%', and reads them back as
+// systemd would: no setting holds a specifier, and each resolves to the
+// path or value the node meant (Where= also to the path the unit is named
+// after).
+func TestUnitsEscapeSpecifiers(t *testing.T) {
+	p := Paths{Root: "/srv/l4m%i"}
+	s := sample()
+	s.Args = []string{"+sv_tags", "100%", "+sv_region %n"}
+	lower := "/srv/l4m%i/overlays/mods%h"
+	svc, err := Service(p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt, err := Mount(p, s.ID, []string{lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fuse, err := MountWith(p, s.ID, []string{lower}, DriverFuseOverlayfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := "/srv/l4m%i/runtime/default.coop-1/merged"
+	home := "/srv/l4m%i/instances/default.coop-1/home"
+	want := map[string]map[string]string{
+		"service": {
+			"WorkingDirectory":  merged,
+			"RequiresMountsFor": merged,
+			"Environment":       "HOME=" + home,
+			"EnvironmentFile":   "/srv/l4m%i/instances/default.coop-1/instance.env",
+			"ReadWritePaths":    merged + " " + home,
+		},
+		"mount": {
+			"Where":   merged,
+			"Options": "lowerdir=" + lower + ":/srv/l4m%i/installation,upperdir=/srv/l4m%i/runtime/default.coop-1/upper,workdir=/srv/l4m%i/runtime/default.coop-1/work",
+		},
+		"fuse mount": {
+			"Where":   merged,
+			"Options": "lowerdir=" + lower + ":/srv/l4m%i/installation,upperdir=/srv/l4m%i/runtime/default.coop-1/upper,workdir=/srv/l4m%i/runtime/default.coop-1/work,allow_other",
+		},
+	}
+	for name, text := range map[string]string{"service": svc, "mount": mnt, "fuse mount": fuse} {
+		opts, err := unit.DeserializeOptions(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := map[string]string{}
+		for _, o := range opts {
+			v, err := resolveSpecifiers(o.Value)
+			if err != nil {
+				t.Errorf("%s: %s=%s: %v", name, o.Name, o.Value, err)
+			}
+			got[o.Name] = v
+		}
+		for k, v := range want[name] {
+			if got[k] != v {
+				t.Errorf("%s: %s resolves to %q, want %q", name, k, got[k], v)
+			}
+		}
+		if name == "service" {
+			if !strings.Contains(got["ExecStart"], `"+sv_tags" "100%" "+sv_region %n"`) {
+				t.Errorf("ExecStart resolves to %s", got["ExecStart"])
+			}
+			continue
+		}
+		if named := unit.UnitNamePathUnescape(strings.TrimSuffix(MountName(p, s.ID), ".mount")); got["Where"] != named {
+			t.Errorf("%s: Where= resolves to %q, the unit is named after %q", name, got["Where"], named)
+		}
 	}
 }

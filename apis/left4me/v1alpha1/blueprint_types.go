@@ -28,8 +28,11 @@ type BlueprintSpec struct {
 	Game GameSpec `json:"game,omitempty"`
 	// Cvars become server.cfg lines, in order: `name "value"`.
 	Cvars []Cvar `json:"cvars,omitempty"`
-	// Args are extra srcds arguments, passed as argv (never through a shell).
-	// The node owns -game, +ip, +hostport, +clientport and +tv_port.
+	// Args are extra srcds arguments. srcds_run is a shell script that
+	// re-splits them on spaces, so each word is checked: no shell
+	// metacharacters, no command server.cfg may not run either (+exec,
+	// +rcon_password, +logaddress_*, ...), and none of the flags the node
+	// owns (-game, -ip/+ip, +hostport, +clientport, +tv_port, +map, ...).
 	Args []string `json:"args,omitempty"`
 	// Resources limit what one server may use on its host.
 	Resources Resources `json:"resources,omitempty"`
