@@ -43,6 +43,7 @@ lint: ## gofmt and go vet.
 verify: lint ## lint, generated files current, dependency direction.
 	./hack/verify-generated.sh
 	./hack/verify-deps.sh
+	./hack/verify-no-binaries.sh
 
 .PHONY: test
 test: verify ## Everything CI runs: verify, all tests (real etcd, embedded and external), the fleet test on its own, then the fuzzers.
