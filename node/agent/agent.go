@@ -203,12 +203,14 @@ func key(ns, name string) string { return ns + "/" + name }
 // moved to another node while this one was cut off) go first: a copy that
 // runs elsewhere now must stop before anything else happens here.
 func (a *Agent) enqueueAll() {
-	files, _ := a.o.Systemd.UnitFiles("l4m-*.service")
+	files, err := a.o.Systemd.UnitFiles()
+	if err != nil {
+		a.o.Log.Error(err, "cannot list this host's game units; orphans wait for the next resync")
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, f := range files {
-		id := strings.TrimSuffix(strings.TrimPrefix(f, "l4m-"), ".service")
-		if ns, name, ok := strings.Cut(id, "."); ok && a.instances[key(ns, name)] == nil {
+		if ns, name, ok := unit.ParseServiceName(f); ok && a.instances[key(ns, name)] == nil {
 			a.queue.Add(key(ns, name))
 		}
 	}
@@ -226,10 +228,8 @@ func (a *Agent) followUnits(ctx context.Context, changes <-chan string) {
 			if !ok {
 				return
 			}
-			if id, ok := strings.CutPrefix(name, "l4m-"); ok && strings.HasSuffix(id, ".service") {
-				if ns, n, ok := strings.Cut(strings.TrimSuffix(id, ".service"), "."); ok {
-					a.queue.Add(key(ns, n))
-				}
+			if ns, n, ok := unit.ParseServiceName(name); ok {
+				a.queue.Add(key(ns, n))
 			}
 		}
 	}

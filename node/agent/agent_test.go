@@ -275,3 +275,52 @@ func TestRefusedOverlayWritesNothing(t *testing.T) {
 		t.Fatalf("a refused Instance touched systemd: files %v jobs %v", h.sd.Files(), h.sd.JobLog())
 	}
 }
+
+// TestDashedAndLongNamesStopAndDelete: systemd escapes "-" in a mount
+// unit's name as "\x2d"; an Instance whose name has dashes (every sample
+// has) or is 63 characters long must unmount when Stopped and leave no
+// unit, mount or file when deleted.
+func TestDashedAndLongNamesStopAndDelete(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	long := "coop-" + strings.Repeat("x", 58)
+	h.create(&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{}})
+	for _, name := range []string{"coop-2", long} {
+		h.create(&v1.Instance{ObjectMeta: om(name), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}})
+	}
+	for _, name := range []string{"coop-2", long} {
+		id := unit.ID("default", name)
+		svc, mnt := unit.ServiceName(id), unit.MountName(unit.Paths{Root: h.root}, id)
+		if !strings.Contains(mnt, `\x2d`) {
+			t.Fatalf("mount unit %s: the test needs an escaped name", mnt)
+		}
+		h.until(name, "UnitActive", func(in *v1.Instance) bool {
+			return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+		})
+		if _, err := h.admin.Patch(ctx, instanceRes, "default", name, "application/merge-patch+json", []byte(`{"spec":{"state":"Stopped"}}`), false); err != nil {
+			t.Fatal(err)
+		}
+		h.until(name, "Stopped", func(in *v1.Instance) bool { return in.Status.Phase == v1.PhaseStopped })
+		for _, u := range []string{svc, mnt} {
+			if st, _ := h.sd.State(ctx, u); st.ActiveState != "inactive" {
+				t.Fatalf("%s is %s after Stopped", u, st.ActiveState)
+			}
+		}
+		if _, _, err := h.admin.Delete(ctx, instanceRes, "default", name, false); err != nil {
+			t.Fatal(err)
+		}
+		h.gone(name)
+		files := h.sd.Files()
+		if _, ok := files[svc]; ok {
+			t.Fatalf("%s left after delete", svc)
+		}
+		if _, ok := files[mnt]; ok {
+			t.Fatalf("%s left after delete", mnt)
+		}
+		for _, d := range []string{"runtime/" + id, "instances/" + id} {
+			if _, err := os.Lstat(filepath.Join(h.root, d)); !os.IsNotExist(err) {
+				t.Fatalf("%s left after delete (%v)", d, err)
+			}
+		}
+	}
+}

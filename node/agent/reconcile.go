@@ -177,7 +177,9 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	var svc systemd.State
 	// Asking systemd about a unit whose file does not exist yet loads it as
 	// not-found, and then only a daemon-reload (slow) makes it startable.
-	if files, _ := a.o.Systemd.UnitFiles(svcName); len(files) > 0 {
+	if has, err := a.o.Systemd.HasUnitFile(svcName); err != nil {
+		return err
+	} else if has {
 		if svc, err = a.o.Systemd.State(ctx, svcName); err != nil {
 			return err
 		}
@@ -348,7 +350,9 @@ func (a *Agent) stopGame(ctx context.Context, id string) error {
 	for _, name := range []string{unit.ServiceName(id), unit.MountName(a.paths, id)} {
 		// Asking systemd about a unit loads it and signals a change, which
 		// would wake this loop again: ask only about units we wrote.
-		if files, _ := a.o.Systemd.UnitFiles(name); len(files) == 0 {
+		if has, err := a.o.Systemd.HasUnitFile(name); err != nil {
+			return err
+		} else if !has {
 			continue
 		}
 		st, err := a.o.Systemd.State(ctx, name)
@@ -374,8 +378,11 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 	}
 	removed := false
 	for _, name := range []string{unit.ServiceName(id), unit.MountName(a.paths, id)} {
-		files, _ := a.o.Systemd.UnitFiles(name)
-		if len(files) > 0 {
+		has, err := a.o.Systemd.HasUnitFile(name)
+		if err != nil {
+			return err
+		}
+		if has {
 			if err := a.o.Systemd.RemoveUnit(name); err != nil {
 				return err
 			}

@@ -165,16 +165,16 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	e.create(
 		&v1.Overlay{ObjectMeta: meta_("maps"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "maps"}}},
 		&v1.Blueprint{ObjectMeta: meta_("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"maps"}, Game: v1.GameSpec{Map: "c2m1_highway", MaxPlayers: 4}}},
-		&v1.Instance{ObjectMeta: meta_("srv1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}},
+		&v1.Instance{ObjectMeta: meta_("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}},
 	)
 
 	// apply → Ready, answering A2S outside the sandbox with the overlay's hostname.
-	in := e.waitFor("srv1", "Ready", ready)
+	in := e.waitFor("coop-1", "Ready", ready)
 	info := queryInfo(t, port)
 	if info.Name != "Hostname From Overlay" || info.Map != "c2m1_highway" || info.MaxPlayers != 4 {
 		t.Fatalf("A2S_INFO %+v", info)
 	}
-	if in.Status.Phase != v1.PhaseRunning || in.Status.MaxPlayers != 4 || in.Status.UnitName != "l4m-default.srv1.service" || in.Status.MainPID == 0 {
+	if in.Status.Phase != v1.PhaseRunning || in.Status.MaxPlayers != 4 || in.Status.UnitName != "l4m-default.coop-1.service" || in.Status.MainPID == 0 {
 		t.Fatalf("status %+v", in.Status)
 	}
 	if !contains(in.Finalizers, "left4me.io/node-cleanup") {
@@ -200,7 +200,7 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	e.startAgent()
 	time.Sleep(3 * time.Second)
-	svcPID := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.srv1")))
+	svcPID := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.coop-1")))
 	if svcPID != strconv.Itoa(int(pid)) {
 		t.Fatalf("game restarted with the agent: PID %d -> %s", pid, svcPID)
 	}
@@ -212,23 +212,23 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	if _, err := e.admin.Update(ctx, blueprints, b, false); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("srv1", "6 slots", func(in *v1.Instance) bool { return ready(in) && in.Status.MaxPlayers == 6 })
+	e.waitFor("coop-1", "6 slots", func(in *v1.Instance) bool { return ready(in) && in.Status.MaxPlayers == 6 })
 	if info := queryInfo(t, port); info.MaxPlayers != 6 {
 		t.Fatalf("after the edit A2S says %d slots", info.MaxPlayers)
 	}
 
 	// Stopped unmounts and keeps the upper dir; Running resumes on it.
-	marker := filepath.Join(e.sb.Left4meDir, "runtime", "default.srv1", "upper", "kept.txt")
+	marker := filepath.Join(e.sb.Left4meDir, "runtime", "default.coop-1", "upper", "kept.txt")
 	os.WriteFile(marker, []byte("x"), 0o644)
-	patch(t, e.admin, "srv1", `{"spec":{"state":"Stopped"}}`)
-	e.waitFor("srv1", "Stopped", func(in *v1.Instance) bool {
+	patch(t, e.admin, "coop-1", `{"spec":{"state":"Stopped"}}`)
+	e.waitFor("coop-1", "Stopped", func(in *v1.Instance) bool {
 		return in.Status.Phase == v1.PhaseStopped && in.Status.ObservedGeneration == in.Generation
 	})
-	if out, _ := e.sb.Exec("findmnt", "-n", "/var/lib/left4me/runtime/default.srv1/merged"); strings.TrimSpace(out) != "" {
+	if out, _ := e.sb.Exec("findmnt", "-n", "/var/lib/left4me/runtime/default.coop-1/merged"); strings.TrimSpace(out) != "" {
 		t.Fatalf("still mounted after Stopped: %s", out)
 	}
-	patch(t, e.admin, "srv1", `{"spec":{"state":"Running"}}`)
-	e.waitFor("srv1", "Ready again", ready)
+	patch(t, e.admin, "coop-1", `{"spec":{"state":"Running"}}`)
+	e.waitFor("coop-1", "Ready again", ready)
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatal("the upper dir was not kept across Stopped/Running")
 	}
@@ -242,7 +242,7 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	}
 	e.srv, e.admin = servertest.StartWith(t, e.opts)
 	joinPlayer(t, e, port, "Zoey")
-	e.waitFor("srv1", "the joined player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
+	e.waitFor("coop-1", "the joined player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
 
 	// An overlay reference that escapes on disk: a clear condition, no mount, no unit.
 	e.create(
@@ -265,31 +265,31 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	}
 
 	// Delete: the finalizer holds the Instance until the host is clean.
-	if _, _, err := e.admin.Delete(ctx, instances, "default", "srv1", false); err != nil {
+	if _, _, err := e.admin.Delete(ctx, instances, "default", "coop-1", false); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		_, err := e.admin.Get(ctx, instances, "default", "srv1")
+		_, err := e.admin.Get(ctx, instances, "default", "coop-1")
 		if err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
 			logs, _ := e.sb.Exec("journalctl", "-u", "l4m-node", "--no-pager", "-n", "40")
-			t.Fatalf("srv1 not deleted within 45s: %+v\n%s", e.get("srv1").ObjectMeta, logs)
+			t.Fatalf("coop-1 not deleted within 45s: %+v\n%s", e.get("coop-1").ObjectMeta, logs)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	assertGone(t, e, "default.srv1")
+	assertGone(t, e, "default.coop-1")
 
 	// An Instance that vanishes while the agent is down (its finalizer
 	// forced off) leaves an orphan game; the agent's next start removes it,
 	// and nothing else.
-	e.create(&v1.Instance{ObjectMeta: meta_("orphan"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}})
-	e.waitFor("orphan", "Ready", ready)
+	e.create(&v1.Instance{ObjectMeta: meta_("orphan-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}})
+	e.waitFor("orphan-1", "Ready", ready)
 	e.sb.MustExec(t, "systemctl", "stop", "l4m-node")
-	patch(t, e.admin, "orphan", `{"metadata":{"finalizers":null}}`)
-	if _, _, err := e.admin.Delete(ctx, instances, "default", "orphan", false); err != nil {
+	patch(t, e.admin, "orphan-1", `{"metadata":{"finalizers":null}}`)
+	if _, _, err := e.admin.Delete(ctx, instances, "default", "orphan-1", false); err != nil {
 		t.Fatal(err)
 	}
 	queryInfo(t, port) // still running: nobody told the host
@@ -299,9 +299,9 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	for {
 		// Units go first, then the files: wait for both.
 		out, _ := e.sb.Exec("ls", "/run/systemd/system")
-		_, rtErr := os.Stat(filepath.Join(e.sb.Left4meDir, "runtime", "default.orphan"))
-		_, inErr := os.Stat(filepath.Join(e.sb.Left4meDir, "instances", "default.orphan"))
-		if !strings.Contains(out, "default.orphan") && os.IsNotExist(rtErr) && os.IsNotExist(inErr) {
+		_, rtErr := os.Stat(filepath.Join(e.sb.Left4meDir, "runtime", "default.orphan-1"))
+		_, inErr := os.Stat(filepath.Join(e.sb.Left4meDir, "instances", "default.orphan-1"))
+		if !strings.Contains(out, "default.orphan-1") && !strings.Contains(out, unit.MountName(unit.Paths{Root: "/var/lib/left4me"}, "default.orphan-1")) && os.IsNotExist(rtErr) && os.IsNotExist(inErr) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -309,7 +309,7 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	assertGone(t, e, "default.orphan")
+	assertGone(t, e, "default.orphan-1")
 	if _, err := e.sb.Exec("systemctl", "is-active", "systemd-journald"); err != nil {
 		t.Fatal("cleanup touched other units")
 	}
@@ -320,8 +320,13 @@ func assertGone(t *testing.T, e *env, id string) {
 	t.Helper()
 	units, _ := e.sb.Exec("ls", "/run/systemd/system")
 	mounts, _ := e.sb.Exec("cat", "/proc/self/mountinfo")
-	if strings.Contains(units, id) || strings.Contains(mounts, id) {
+	// The mount unit's name escapes "-" as \x2d: look for both spellings.
+	mountUnit := unit.MountName(unit.Paths{Root: "/var/lib/left4me"}, id)
+	if strings.Contains(units, id) || strings.Contains(units, mountUnit) || strings.Contains(mounts, id) {
 		t.Fatalf("%s left behind: units %q", id, units)
+	}
+	if active, _ := e.sb.Exec("systemctl", "list-units", "--no-legend", "--plain", "--all", mountUnit, unit.ServiceName(id)); strings.TrimSpace(active) != "" {
+		t.Fatalf("%s: systemd still knows its units:\n%s", id, active)
 	}
 	for _, d := range []string{"runtime/" + id, "instances/" + id} {
 		if _, err := os.Stat(filepath.Join(e.sb.Left4meDir, d)); err == nil {
@@ -350,7 +355,7 @@ func contains(l []string, s string) bool {
 // the password the node generated (readable only by root on the host).
 func joinPlayer(t *testing.T, e *env, port int32, name string) {
 	t.Helper()
-	pw, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "instances", "default.srv1", "rcon_password"))
+	pw, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "instances", "default.coop-1", "rcon_password"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +377,7 @@ func checkLogs(t *testing.T, e *env) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rc, err := e.admin.Logs(ctx, "default", "srv1", false, 20)
+	rc, err := e.admin.Logs(ctx, "default", "coop-1", false, 20)
 	if err != nil {
 		t.Fatalf("logs: %v", err)
 	}
@@ -385,7 +390,7 @@ func checkLogs(t *testing.T, e *env) {
 		t.Fatal("the log shows the RCON password")
 	}
 	viewer := servertest.ClientWithToken(t, e.srv, servertest.NewToken(t, e.admin, v1.TokenSpec{Type: v1.TokenUser, User: "vic", Roles: []v1.RoleBinding{{Role: v1.RoleViewer, Namespace: "default"}}}))
-	if _, err := viewer.Logs(ctx, "default", "srv1", false, 5); !apierrors.IsForbidden(err) {
+	if _, err := viewer.Logs(ctx, "default", "coop-1", false, 5); !apierrors.IsForbidden(err) {
 		t.Fatalf("viewer reading logs: %v", err)
 	}
 	obj, err := e.admin.Get(ctx, nodesRes, "", e.node)
@@ -399,7 +404,7 @@ func checkLogs(t *testing.T, e *env) {
 	// Straight to the agent, with a valid node token but no API server
 	// certificate: refused in the TLS handshake.
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	req, _ := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/logs/default/srv1", ep.Port), nil)
+	req, _ := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/logs/default/coop-1", ep.Port), nil)
 	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, e.srv))
 	if resp, err := hc.Do(req); err == nil {
 		resp.Body.Close()

@@ -29,6 +29,7 @@ import (
 	"github.com/left4me/left4me/hack/sandboxtest"
 	"github.com/left4me/left4me/node/a2s"
 	"github.com/left4me/left4me/node/rcon"
+	"github.com/left4me/left4me/node/unit"
 )
 
 // The fleet test runs in a network namespace of its own (made by the outer
@@ -631,11 +632,20 @@ func (f *fleet) waitNodeUnknown(node string) time.Duration {
 
 // gameUnits lists the l4m game units a host runs (active or starting).
 func gameUnits(sb *sandboxtest.Sandbox) map[string]bool {
-	out, _ := sb.Exec("systemctl", "list-units", "--no-legend", "--plain", "--state=active,activating", "l4m-default.*")
+	out, _ := sb.Exec("systemctl", "list-units", "--no-legend", "--plain", "--state=active,activating", "l4m-default.*", "var-lib-left4me-runtime-default.*")
 	units := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
-		if fields := strings.Fields(line); len(fields) > 0 && strings.HasSuffix(fields[0], ".service") {
-			units[strings.TrimSuffix(strings.TrimPrefix(fields[0], "l4m-default."), ".service")] = true
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if ns, name, ok := unit.ParseServiceName(fields[0]); ok && ns == "default" {
+			units[name] = true
+		} else if strings.HasSuffix(fields[0], "-merged.mount") {
+			// A mount without its game counts too: a game is gone only
+			// when both are.
+			id := strings.TrimSuffix(strings.TrimPrefix(fields[0], "var-lib-left4me-runtime-default."), "-merged.mount")
+			units[strings.ReplaceAll(id, `\x2d`, "-")] = true
 		}
 	}
 	return units

@@ -3,9 +3,11 @@ package systemd
 import (
 	"context"
 	"fmt"
-	"path"
 	"sort"
+	"strings"
 	"sync"
+
+	"github.com/coreos/go-systemd/v22/unit"
 )
 
 // Fake is an in-memory Manager for the agent's unit tests: unit files,
@@ -25,6 +27,9 @@ func NewFake() *Fake {
 }
 
 func (f *Fake) WriteUnit(name, content string) (Change, error) {
+	if err := checkMountName(name, content); err != nil {
+		return Unchanged, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old, ok := f.files[name]
@@ -45,14 +50,19 @@ func (f *Fake) RemoveUnit(name string) error {
 	return nil
 }
 
-func (f *Fake) UnitFiles(pattern string) ([]string, error) {
+func (f *Fake) HasUnitFile(name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.files[name]
+	return ok, nil
+}
+
+func (f *Fake) UnitFiles() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
 	for name := range f.files {
-		if ok, _ := path.Match(pattern, name); ok {
-			out = append(out, name)
-		}
+		out = append(out, name)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -128,4 +138,22 @@ func (f *Fake) Changes(ctx context.Context) (<-chan string, error) {
 	ch := make(chan string)
 	go func() { <-ctx.Done(); close(ch) }()
 	return ch, nil
+}
+
+// checkMountName refuses what systemd refuses: a .mount unit must be named
+// after its Where= path, escaped as systemd escapes it ("-" is "\x2d").
+func checkMountName(name, content string) error {
+	if !strings.HasSuffix(name, ".mount") {
+		return nil
+	}
+	for _, line := range strings.Split(content, "\n") {
+		if where, ok := strings.CutPrefix(line, "Where="); ok {
+			where = strings.ReplaceAll(where, "%%", "%")
+			if want := unit.UnitNamePathEscape(where) + ".mount"; want != name {
+				return fmt.Errorf("mount unit %s for Where=%s: systemd names it %s", name, where, want)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("mount unit %s has no Where=", name)
 }

@@ -39,8 +39,12 @@ type Manager interface {
 	WriteUnit(name, content string) (Change, error)
 	// RemoveUnit deletes a unit file (no error if it is gone).
 	RemoveUnit(name string) error
-	// UnitFiles lists the unit files matching a glob in UnitDir.
-	UnitFiles(pattern string) ([]string, error)
+	// HasUnitFile says whether UnitDir holds a file of exactly this name.
+	// (Names are never globs: systemd's escapes, "\x2d" for "-" in a
+	// mount unit, are glob escapes too.)
+	HasUnitFile(name string) (bool, error)
+	// UnitFiles lists the names of the unit files in UnitDir.
+	UnitFiles() ([]string, error)
 	Reload(ctx context.Context) error
 	Start(ctx context.Context, name string) error
 	// Enqueue asks for a start and returns once systemd has queued the job;
@@ -119,15 +123,29 @@ func (d *DBus) RemoveUnit(name string) error {
 	return nil
 }
 
-func (d *DBus) UnitFiles(pattern string) ([]string, error) {
-	paths, err := filepath.Glob(filepath.Join(d.dir, pattern))
-	if err != nil {
-		return nil, err
+func (d *DBus) HasUnitFile(name string) (bool, error) {
+	_, err := os.Lstat(filepath.Join(d.dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
 	}
-	names := make([]string, 0, len(paths))
-	for _, p := range paths {
-		if !strings.HasSuffix(p, ".tmp") {
-			names = append(names, filepath.Base(p))
+	if err != nil {
+		return false, fmt.Errorf("look for unit file %s: %w", name, err)
+	}
+	return true, nil
+}
+
+func (d *DBus) UnitFiles() ([]string, error) {
+	entries, err := os.ReadDir(d.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list unit files in %s: %w", d.dir, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".tmp") {
+			names = append(names, e.Name())
 		}
 	}
 	return names, nil

@@ -71,6 +71,21 @@ func ID(namespace, name string) string { return namespace + "." + name }
 // l4m-default.coop-1.service.
 func ServiceName(id string) string { return "l4m-" + id + ".service" }
 
+// ParseServiceName is ServiceName backwards: the namespace and name of a
+// game unit, ok false for any other unit.
+func ParseServiceName(unitName string) (namespace, name string, ok bool) {
+	id, ok := strings.CutPrefix(unitName, "l4m-")
+	if !ok {
+		return "", "", false
+	}
+	id, ok = strings.CutSuffix(id, ".service")
+	if !ok {
+		return "", "", false
+	}
+	namespace, name, ok = strings.Cut(id, ".")
+	return namespace, name, ok && namespace != "" && name != ""
+}
+
 // MountName is the .mount unit of the merged tree (systemd derives it
 // from the path).
 func MountName(p Paths, id string) string { return unit.UnitNamePathEscape(p.Merged(id)) + ".mount" }
