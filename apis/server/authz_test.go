@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/left4me/left4me/apis/client"
@@ -136,7 +137,7 @@ var policy = map[string][]string{
 		"blueprints get", "blueprints list", "blueprints watch", "overlays get", "overlays list", "overlays watch",
 		"blueprints/status get", "overlays/status get",
 		"events get", "events list", "events watch", "events create", "events update", "events patch",
-		"nodes get", "nodes create", "nodes update", "nodes patch", "nodes/status get", "nodes/status update", "nodes/status patch",
+		"nodes get", "nodes create", "nodes update", "nodes/status get", "nodes/status update", "nodes/status patch",
 	},
 	"node-3": {},
 	"join":   {"tokens create"},
@@ -263,6 +264,17 @@ func newBody(res *resources.Resource, like v1.Object) string {
 func TestNodeRestriction(t *testing.T) {
 	f := newFixture(t)
 	base := "/apis/left4me.io/v1alpha1/namespaces/team-a/instances"
+	nodes := "/apis/left4me.io/v1alpha1/nodes"
+	events := func(ns string) string { return "/apis/left4me.io/v1alpha1/namespaces/" + ns + "/events" }
+	event := func(name, kind, ns, about string) string {
+		data, _ := json.Marshal(v1.Event{ObjectMeta: metav1.ObjectMeta{Name: name}, InvolvedObject: v1.ObjectReference{Kind: kind, Namespace: ns, Name: about}, Reason: "Test"})
+		return string(data)
+	}
+	// An admin labels node-1 node-restriction.left4me.io/pool and caps it.
+	labelled, err := f.admin.Patch(context.Background(), resources.Nodes, "", "node-1", server.MergePatchType, []byte(`{"metadata":{"labels":{"node-restriction.left4me.io/pool":"a"}},"spec":{"capacity":{"instances":10}}}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, method, path, ct, body string
 		want                         int
@@ -286,6 +298,26 @@ func TestNodeRestriction(t *testing.T) {
 		{"read blueprints of a namespace it does not run in", "GET", "/apis/left4me.io/v1alpha1/namespaces/team-b/blueprints", "", "", 403},
 		{"read tokens", "GET", "/apis/left4me.io/v1alpha1/tokens", "", "", 403},
 		{"read metrics", "GET", "/metrics", "", "", 403},
+		// Its own Node: status and labels outside node-restriction.left4me.io/.
+		{"raise own Node's capacity", "PATCH", nodes + "/node-1", server.MergePatchType, `{"spec":{"capacity":{"instances":500}}}`, 403},
+		{"widen own Node's port range", "PATCH", nodes + "/node-1", server.MergePatchType, `{"spec":{"portRange":{"min":1024,"max":2000}}}`, 403},
+		{"cordon own Node", "PATCH", nodes + "/node-1", server.MergePatchType, `{"spec":{"unschedulable":true}}`, 403},
+		{"replace own Node's spec", "PUT", nodes + "/node-1", "application/json", `{"metadata":{"name":"node-1","resourceVersion":"` + labelled.GetResourceVersion() + `","labels":{"node-restriction.left4me.io/pool":"a"}},"spec":{"capacity":{"instances":500}}}`, 403},
+		{"give own Node a node-restriction label", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"node-restriction.left4me.io/tier":"trusted"}}}`, 403},
+		{"give own Node a node-restriction subdomain label", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"eu.node-restriction.left4me.io/tier":"trusted"}}}`, 403},
+		{"drop own Node's node-restriction label", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"node-restriction.left4me.io/pool":null}}}`, 403},
+		{"annotate own Node", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"annotations":{"x":"y"}}}`, 403},
+		{"label own Node", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"region":"eu"}}}`, 200},
+		{"label other Node", "PATCH", nodes + "/node-2", server.MergePatchType, `{"metadata":{"labels":{"region":"eu"}}}`, 403},
+		// Events: only about itself and the Instances bound to it.
+		{"event about own Instance", "POST", events("team-a"), "application/json", event("e1", "Instance", "team-a", "inst-1"), 201},
+		{"event about other node's Instance", "POST", events("team-a"), "application/json", event("e2", "Instance", "team-a", "inst-2"), 403},
+		{"event about own Instance filed elsewhere", "POST", events("team-b"), "application/json", event("e3", "Instance", "", "inst-1"), 403},
+		{"event about own Node", "POST", events("default"), "application/json", event("e4", "Node", "", "node-1"), 201},
+		{"event about other Node", "POST", events("default"), "application/json", event("e5", "Node", "", "node-2"), 403},
+		{"event about a Blueprint", "POST", events("team-a"), "application/json", event("e6", "Blueprint", "team-a", "bp"), 403},
+		{"retarget an event to other node's Instance", "PATCH", events("team-a") + "/ev", server.MergePatchType, `{"involvedObject":{"name":"inst-2"}}`, 403},
+		{"update an event about own Instance", "PATCH", events("team-a") + "/ev", server.MergePatchType, `{"count":2}`, 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,6 +325,16 @@ func TestNodeRestriction(t *testing.T) {
 				t.Fatalf("got %d, want %d", code, tc.want)
 			}
 		})
+	}
+	// Nothing the node was refused changed its Node; its own label stuck.
+	obj, err := f.admin.Get(context.Background(), resources.Nodes, "", "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := obj.(*v1.Node)
+	if n.Spec.Capacity.Instances != 10 || n.Spec.PortRange.Min == 1024 || n.Labels["node-restriction.left4me.io/pool"] != "a" ||
+		n.Labels["node-restriction.left4me.io/tier"] != "" || n.Labels["region"] != "eu" || len(n.Annotations) > 0 {
+		t.Fatalf("Node after the node's attempts: spec %+v labels %v annotations %v", n.Spec, n.Labels, n.Annotations)
 	}
 	// Nothing the node was refused changed the Instance.
 	in, err := f.admin.Get(context.Background(), resources.Instances, "team-a", "inst-1")
@@ -325,8 +367,19 @@ func TestJoinFlow(t *testing.T) {
 		t.Fatalf("join token minted an admin token: %v", err)
 	}
 	node := servertest.ClientWithToken(t, f.s, nodeTok)
-	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-new"}}
 	nodes := resources.Nodes
+	// Registering itself, a node describes the host, but gives itself no
+	// node-restriction label and does not cordon itself.
+	for what, bad := range map[string]*v1.Node{
+		"a node-restriction label": {ObjectMeta: metav1.ObjectMeta{Name: "host-new", Labels: map[string]string{"node-restriction.left4me.io/tier": "trusted"}}},
+		"unschedulable":            {ObjectMeta: metav1.ObjectMeta{Name: "host-new"}, Spec: v1.NodeSpec{Unschedulable: true}},
+	} {
+		if _, err := node.Create(ctx, nodes, bad, false); !apierrors.IsForbidden(err) {
+			t.Errorf("a node registering itself with %s: %v, want 403", what, err)
+		}
+	}
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-new", Labels: map[string]string{"region": "eu"}},
+		Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: 30000, Max: 30100}, Capacity: v1.NodeCapacity{Instances: 8}}}
 	if _, err := node.Create(ctx, nodes, n, false); err != nil {
 		t.Fatalf("new node registering itself: %v", err)
 	}

@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"reflect"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -137,44 +135,6 @@ func (h *Handler) checkNewNodeName(ctx context.Context, req *request, node strin
 	}
 	if len(l.(*v1.TokenList).Items) > 0 {
 		return apierrors.NewForbidden(gr, "", fmt.Errorf("%s may not create a token for node %q: that node already has a token, and only an admin gives an existing node another (l4mctl token create node %s)", req.user.Name, node, node))
-	}
-	return nil
-}
-
-// onlyFinalizersChanged enforces the node role's rule on the main resource:
-// a node adds and removes its finalizer, and changes nothing else.
-func onlyFinalizersChanged(req *request, cur, next any) error {
-	strip := func(o any) (map[string]any, error) {
-		data, err := json.Marshal(o)
-		if err != nil {
-			return nil, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(data, &m); err != nil {
-			return nil, err
-		}
-		delete(m, "status")
-		md, _ := m["metadata"].(map[string]any)
-		keep := map[string]any{}
-		for _, k := range []string{"labels", "annotations", "ownerReferences"} {
-			if v, ok := md[k]; ok {
-				keep[k] = v
-			}
-		}
-		m["metadata"] = keep
-		return m, nil
-	}
-	a, err := strip(cur)
-	if err != nil {
-		return err
-	}
-	b, err := strip(next)
-	if err != nil {
-		return err
-	}
-	if !reflect.DeepEqual(a, b) {
-		return apierrors.NewForbidden(req.res.GroupResource(), req.name,
-			fmt.Errorf("%s may change only metadata.finalizers of an Instance bound to it, never its spec, labels or annotations", req.user.Name))
 	}
 	return nil
 }
