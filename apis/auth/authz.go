@@ -26,14 +26,11 @@ type Attributes struct {
 
 // Decision is an allowed request, with what the handler must still check.
 type Decision struct {
-	// FinalizersOnly means the caller (a node) may change only
-	// metadata.finalizers of this object, never its spec.
-	FinalizersOnly bool
+	// Admit, when set, must accept the object a create, update or patch
+	// would store (the node role's restrictions on what it writes).
+	Admit AdmitFunc
 	// JoinOnly means the caller (a join token) may only create a Node token.
 	JoinOnly bool
-	// CreateName, when set, is the only name the caller may create (a node
-	// registering its own Node).
-	CreateName string
 }
 
 // Authorizer decides requests.
@@ -139,9 +136,11 @@ func (z *Authorizer) bound(u *User, ns string, roles ...string) bool {
 	return false
 }
 
-// authorizeNode is the node role: its own Node; the Instances bound to it
-// (read, status, finalizers); Blueprints, Overlays and Events in the
-// namespaces where it runs Instances; nothing else, and never a spec.
+// authorizeNode is the node role: its own Node (status, and labels outside
+// node-restriction.left4me.io/); the Instances bound to it (read, status,
+// finalizers); Blueprints, Overlays and Events in the namespaces where it
+// runs Instances, writing Events only about itself and its Instances;
+// nothing else, and never a spec once its Node is registered.
 func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (Decision, error) {
 	self := u.NodeName
 	switch a.Resource.Plural {
@@ -155,9 +154,11 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 			}
 			return Decision{}, forbidden(u, a, "a node lists only its own Node (fieldSelector metadata.name="+self+")")
 		case a.Verb == "create":
-			return Decision{CreateName: self}, nil
-		case a.Name == self:
+			return Decision{Admit: admitOwnNode(u)}, nil
+		case a.Name == self && (a.Verb == "get" || a.Subresource == "status"):
 			return Decision{}, nil
+		case a.Name == self:
+			return Decision{Admit: admitOwnNode(u)}, nil
 		}
 		return Decision{}, forbidden(u, a, "a node may only touch its own Node")
 	case "instances":
@@ -181,7 +182,7 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 			if a.Verb == "get" || a.Subresource == "status" {
 				return Decision{}, nil
 			}
-			return Decision{FinalizersOnly: true}, nil
+			return Decision{Admit: admitFinalizersOnly(u)}, nil
 		}
 		return Decision{}, forbidden(u, a, "nodes never create or delete Instances")
 	case "blueprints", "overlays":
@@ -189,8 +190,12 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 			return Decision{}, forbidden(u, a, "nodes read Blueprints and Overlays, never write them")
 		}
 	case "events":
-		if a.Verb == "delete" {
+		switch a.Verb {
+		case "delete":
 			return Decision{}, forbidden(u, a, "nodes do not delete events")
+		case "create", "update", "patch":
+			// Where is decided by what the Event is about (its body).
+			return Decision{Admit: z.admitOwnEvents(u)}, nil
 		}
 	default:
 		return Decision{}, forbidden(u, a, "not part of the node role")

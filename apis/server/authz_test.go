@@ -2,15 +2,20 @@ package server_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/left4me/left4me/apis/client"
@@ -116,8 +121,10 @@ func (f *fixture) do(t *testing.T, who, method, path, contentType, body string) 
 }
 
 // policy is the authorization table a reader can check by eye: for each
-// caller, the "resource verb" pairs it may do on the fixture's objects.
-// Everything absent is 403 (401 for callers without a valid token).
+// caller, the "resource verb" pairs it may do on the fixture's objects
+// (answered as answer says). Everything absent is 403 (401 for callers
+// without a valid token). A node patching its own Node's finalizers is
+// absent: it changes only status and labels (see extraCells).
 var policy = map[string][]string{
 	"editor-a": {
 		"overlays *", "blueprints *", "instances *", "events *",
@@ -136,7 +143,7 @@ var policy = map[string][]string{
 		"blueprints get", "blueprints list", "blueprints watch", "overlays get", "overlays list", "overlays watch",
 		"blueprints/status get", "overlays/status get",
 		"events get", "events list", "events watch", "events create", "events update", "events patch",
-		"nodes get", "nodes create", "nodes update", "nodes patch", "nodes/status get", "nodes/status update", "nodes/status patch",
+		"nodes get", "nodes create", "nodes update", "nodes/status get", "nodes/status update", "nodes/status patch",
 	},
 	"node-3": {},
 	"join":   {"tokens create"},
@@ -157,10 +164,116 @@ func allowed(who, resource, verb string) bool {
 	return false
 }
 
+// answer is what an allowed cell gets from the API: the exact 2xx of the
+// verb, or 409 where the fixture makes the object exist already (a create
+// of node-1) or the request conflict with what exists (deleting team-a,
+// which still holds objects).
+func answer(res *resources.Resource, verb string) int {
+	switch {
+	case verb == "create" && res.Kind == "Node":
+		return http.StatusConflict // newBody keeps the name node-1
+	case verb == "create":
+		return http.StatusCreated
+	case verb == "delete" && res.Kind == "Namespace":
+		return http.StatusConflict // team-a holds objects
+	}
+	return http.StatusOK
+}
+
+// extraCell is one request beyond the verb grid, with the callers it is
+// allowed to and what each gets; every other caller gets 403 (401 without
+// a valid token). These are the node restriction's cells: what a node may
+// write into its own Node and which Events it may write.
+type extraCell struct {
+	name, method, path, ct, body string
+	allowed                      map[string]int
+}
+
+func extraCells() []extraCell {
+	nodes := base + "/nodes/node-1?dryRun=All"
+	events := func(ns string) string { return base + "/namespaces/" + ns + "/events?dryRun=All" }
+	event := func(kind, ns, about string) string {
+		data, _ := json.Marshal(v1.Event{ObjectMeta: metav1.ObjectMeta{Name: "about-" + about}, InvolvedObject: v1.ObjectReference{Kind: kind, Namespace: ns, Name: about}, Reason: "Test"})
+		return string(data)
+	}
+	patch := server.MergePatchType
+	return []extraCell{
+		{"patch nodes labels", "PATCH", nodes, patch, `{"metadata":{"labels":{"region":"eu"}}}`, map[string]int{"admin": 200, "node-1": 200}},
+		{"patch nodes node-restriction label", "PATCH", nodes, patch, `{"metadata":{"labels":{"node-restriction.left4me.io/pool":"a"}}}`, map[string]int{"admin": 200}},
+		{"patch nodes annotations", "PATCH", nodes, patch, `{"metadata":{"annotations":{"note":"x"}}}`, map[string]int{"admin": 200}},
+		{"patch nodes spec.capacity", "PATCH", nodes, patch, `{"spec":{"capacity":{"instances":500}}}`, map[string]int{"admin": 200}},
+		{"patch nodes spec.portRange", "PATCH", nodes, patch, `{"spec":{"portRange":{"min":1024,"max":2000}}}`, map[string]int{"admin": 200}},
+		{"create events about own Instance", "POST", events("team-a"), "application/json", event("Instance", "team-a", "inst-1"), map[string]int{"admin": 201, "editor-a": 201, "node-1": 201}},
+		{"create events about other node's Instance", "POST", events("team-a"), "application/json", event("Instance", "team-a", "inst-2"), map[string]int{"admin": 201, "editor-a": 201}},
+		{"create events about own Node", "POST", events("default"), "application/json", event("Node", "", "node-1"), map[string]int{"admin": 201, "node-1": 201}},
+		{"create events about other Node", "POST", events("default"), "application/json", event("Node", "", "node-2"), map[string]int{"admin": 201}},
+		{"create events about a Blueprint", "POST", events("team-a"), "application/json", event("Blueprint", "team-a", "bp"), map[string]int{"admin": 201, "editor-a": 201}},
+		{"patch events onto other node's Instance", "PATCH", base + "/namespaces/team-a/events/ev?dryRun=All", patch, `{"involvedObject":{"name":"inst-2"}}`, map[string]int{"admin": 200, "editor-a": 200}},
+	}
+}
+
+// logServer is node-1's log server as the agent runs it: TLS with a
+// self-made certificate whose fingerprint the Node publishes.
+func logServer(t *testing.T, f *fixture) {
+	ls := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "L 12/02/2026 - 05:00:00: \"player<2>\" connected\n")
+	}))
+	ls.StartTLS()
+	t.Cleanup(ls.Close)
+	sum := sha256.Sum256(ls.Certificate().Raw)
+	port := ls.Listener.Addr().(*net.TCPAddr).Port
+	patch, _ := json.Marshal(map[string]any{"status": v1.NodeStatus{Addresses: []string{"127.0.0.1"},
+		LogsEndpoint: &v1.LogsEndpoint{Port: int32(port), CertSHA256: hex.EncodeToString(sum[:])}}})
+	if _, err := f.admin.PatchStatus(context.Background(), resources.Nodes, "", "node-1", patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuthorizationMatrix sends every verb on every resource (and the
+// status subresource, and logs) as every kind of caller, and the node
+// restriction's extra cells, and asserts each answer exactly: the 2xx or
+// 409 an allowed cell gets, 403 for a refused one, 401 without a valid
+// token. No cell may answer 5xx.
 func TestAuthorizationMatrix(t *testing.T) {
 	f := newFixture(t)
+	logServer(t, f)
+	// node-1's Node as it is now (the log server's status patch moved it on).
+	nodeNow, err := f.admin.Get(context.Background(), resources.Nodes, "", "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.objs["nodes"] = nodeNow
 	callers := append(append([]string{"admin"}, "editor-a", "viewer-a", "editor-b", "node-1", "node-3", "join"), unauthenticated...)
-	cells, allowedCells := 0, 0
+	var cells, allowedCells, denied, unauth int
+	allowedBy := map[string]int{}
+	check := func(who, what string, code, want int) {
+		t.Helper()
+		cells++
+		switch {
+		case code >= 500:
+			t.Errorf("%s %s: got %d, a server error", who, what, code)
+		case code != want:
+			t.Errorf("%s %s: got %d, want %d", who, what, code, want)
+		}
+		switch want {
+		case http.StatusUnauthorized:
+			unauth++
+		case http.StatusForbidden:
+			denied++
+		default:
+			allowedCells++
+			allowedBy[who]++
+		}
+	}
+	expected := func(who string, allowed bool, code int) int {
+		switch {
+		case slices.Contains(unauthenticated, who):
+			return http.StatusUnauthorized
+		case !allowed:
+			return http.StatusForbidden
+		}
+		return code
+	}
 	for _, res := range resources.All {
 		obj := f.objs[res.Plural]
 		if obj == nil {
@@ -205,54 +318,55 @@ func TestAuthorizationMatrix(t *testing.T) {
 						body = `{"spec":{"type":"Node","nodeName":"node-9"}}`
 					}
 					code := f.do(t, who, vc.method, vc.path, vc.ct, body)
-					cells++
-					want := allowed(who, resource, vc.verb)
-					switch {
-					case slices.Contains(unauthenticated, who):
-						if code != http.StatusUnauthorized {
-							t.Errorf("%s %s %s: got %d, want 401", who, vc.verb, resource, code)
-						}
-					case want && (code == 401 || code == 403):
-						t.Errorf("%s %s %s: got %d, want it allowed", who, vc.verb, resource, code)
-					case !want && code != http.StatusForbidden:
-						t.Errorf("%s %s %s: got %d, want 403", who, vc.verb, resource, code)
-					}
-					if want && code < 400 {
-						allowedCells++
-					}
+					check(who, vc.verb+" "+resource, code, expected(who, allowed(who, resource, vc.verb), answer(res, vc.verb)))
 				}
 			}
 		}
 	}
-	// Logs: editors and admins reach the node (which publishes no log server
-	// here: 503), everyone else is refused (or unauthenticated).
+	for _, c := range extraCells() {
+		for _, who := range callers {
+			code := f.do(t, who, c.method, c.path, c.ct, c.body)
+			want, ok := c.allowed[who]
+			check(who, c.name, code, expected(who, ok, want))
+		}
+	}
+	// Logs: editors and admins read the game log through node-1's log
+	// server; everyone else is refused (or unauthenticated).
 	logPath := base + "/namespaces/team-a/instances/inst-1/log"
 	for _, who := range callers {
 		code := f.do(t, who, "GET", logPath, "", "")
-		cells++
-		want := who == "admin" || who == "editor-a"
-		switch {
-		case slices.Contains(unauthenticated, who):
-			if code != http.StatusUnauthorized {
-				t.Errorf("%s get instances/log: got %d, want 401", who, code)
-			}
-		case want && code != http.StatusServiceUnavailable:
-			t.Errorf("%s get instances/log: got %d, want it allowed (503: no log server)", who, code)
-		case !want && code != http.StatusForbidden:
-			t.Errorf("%s get instances/log: got %d, want 403", who, code)
+		check(who, "get instances/log", code, expected(who, who == "admin" || who == "editor-a", http.StatusOK))
+	}
+	// The totals: 7 kinds × 7 verbs and 5 status subresources × 3 verbs,
+	// 11 node-restriction cells and the log, for 12 callers; and how many
+	// cells each caller is allowed (admin: all 76).
+	const perCaller = 7*7 + 5*3 + 11 + 1
+	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 42, "viewer-a": 21, "editor-b": 4, "node-1": 29, "node-3": 0, "join": 1}
+	sum := 0
+	for who, n := range wantAllowed {
+		sum += n
+		if allowedBy[who] != n {
+			t.Errorf("%s is allowed %d cells, want %d", who, allowedBy[who], n)
 		}
 	}
-	t.Logf("authorization matrix: %d cells, %d allowed and answered", cells, allowedCells)
+	t.Logf("authorization matrix: %d cells: %d allowed, %d denied, %d unauthenticated", cells, allowedCells, denied, unauth)
+	if cells != 12*perCaller || allowedCells != sum || denied != 7*perCaller-sum || unauth != 5*perCaller {
+		t.Errorf("matrix totals: %d cells (%d allowed, %d denied, %d unauthenticated), want %d (%d, %d, %d)",
+			cells, allowedCells, denied, unauth, 12*perCaller, sum, 7*perCaller-sum, 5*perCaller)
+	}
 }
 
-// newBody is a fresh object of the same kind for create cells: the node
-// creates its own Node (name node-1, which exists: 409 means "allowed").
+// newBody is a fresh object of the same kind for create cells. The Node
+// keeps its name, node-1, which exists: its create cells answer 409.
 func newBody(res *resources.Resource, like v1.Object) string {
 	obj := like.DeepCopyObject().(v1.Object)
 	obj.SetResourceVersion("")
 	obj.SetUID("")
 	if res.Kind != "Node" {
 		obj.SetName(fmt.Sprintf("new-%s", res.Singular))
+	}
+	if n, ok := obj.(*v1.Node); ok {
+		n.Status = v1.NodeStatus{}
 	}
 	data, _ := json.Marshal(obj)
 	return string(data)
@@ -263,6 +377,17 @@ func newBody(res *resources.Resource, like v1.Object) string {
 func TestNodeRestriction(t *testing.T) {
 	f := newFixture(t)
 	base := "/apis/left4me.io/v1alpha1/namespaces/team-a/instances"
+	nodes := "/apis/left4me.io/v1alpha1/nodes"
+	events := func(ns string) string { return "/apis/left4me.io/v1alpha1/namespaces/" + ns + "/events" }
+	event := func(name, kind, ns, about string) string {
+		data, _ := json.Marshal(v1.Event{ObjectMeta: metav1.ObjectMeta{Name: name}, InvolvedObject: v1.ObjectReference{Kind: kind, Namespace: ns, Name: about}, Reason: "Test"})
+		return string(data)
+	}
+	// An admin labels node-1 node-restriction.left4me.io/pool and caps it.
+	labelled, err := f.admin.Patch(context.Background(), resources.Nodes, "", "node-1", server.MergePatchType, []byte(`{"metadata":{"labels":{"node-restriction.left4me.io/pool":"a"}},"spec":{"capacity":{"instances":10}}}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, method, path, ct, body string
 		want                         int
@@ -286,6 +411,26 @@ func TestNodeRestriction(t *testing.T) {
 		{"read blueprints of a namespace it does not run in", "GET", "/apis/left4me.io/v1alpha1/namespaces/team-b/blueprints", "", "", 403},
 		{"read tokens", "GET", "/apis/left4me.io/v1alpha1/tokens", "", "", 403},
 		{"read metrics", "GET", "/metrics", "", "", 403},
+		// Its own Node: status and labels outside node-restriction.left4me.io/.
+		{"raise own Node's capacity", "PATCH", nodes + "/node-1", server.MergePatchType, `{"spec":{"capacity":{"instances":500}}}`, 403},
+		{"widen own Node's port range", "PATCH", nodes + "/node-1", server.MergePatchType, `{"spec":{"portRange":{"min":1024,"max":2000}}}`, 403},
+		{"cordon own Node", "PATCH", nodes + "/node-1", server.MergePatchType, `{"spec":{"unschedulable":true}}`, 403},
+		{"replace own Node's spec", "PUT", nodes + "/node-1", "application/json", `{"metadata":{"name":"node-1","resourceVersion":"` + labelled.GetResourceVersion() + `","labels":{"node-restriction.left4me.io/pool":"a"}},"spec":{"capacity":{"instances":500}}}`, 403},
+		{"give own Node a node-restriction label", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"node-restriction.left4me.io/tier":"trusted"}}}`, 403},
+		{"give own Node a node-restriction subdomain label", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"eu.node-restriction.left4me.io/tier":"trusted"}}}`, 403},
+		{"drop own Node's node-restriction label", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"node-restriction.left4me.io/pool":null}}}`, 403},
+		{"annotate own Node", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"annotations":{"x":"y"}}}`, 403},
+		{"label own Node", "PATCH", nodes + "/node-1", server.MergePatchType, `{"metadata":{"labels":{"region":"eu"}}}`, 200},
+		{"label other Node", "PATCH", nodes + "/node-2", server.MergePatchType, `{"metadata":{"labels":{"region":"eu"}}}`, 403},
+		// Events: only about itself and the Instances bound to it.
+		{"event about own Instance", "POST", events("team-a"), "application/json", event("e1", "Instance", "team-a", "inst-1"), 201},
+		{"event about other node's Instance", "POST", events("team-a"), "application/json", event("e2", "Instance", "team-a", "inst-2"), 403},
+		{"event about own Instance filed elsewhere", "POST", events("team-b"), "application/json", event("e3", "Instance", "", "inst-1"), 403},
+		{"event about own Node", "POST", events("default"), "application/json", event("e4", "Node", "", "node-1"), 201},
+		{"event about other Node", "POST", events("default"), "application/json", event("e5", "Node", "", "node-2"), 403},
+		{"event about a Blueprint", "POST", events("team-a"), "application/json", event("e6", "Blueprint", "team-a", "bp"), 403},
+		{"retarget an event to other node's Instance", "PATCH", events("team-a") + "/ev", server.MergePatchType, `{"involvedObject":{"name":"inst-2"}}`, 403},
+		{"update an event about own Instance", "PATCH", events("team-a") + "/ev", server.MergePatchType, `{"count":2}`, 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,6 +438,16 @@ func TestNodeRestriction(t *testing.T) {
 				t.Fatalf("got %d, want %d", code, tc.want)
 			}
 		})
+	}
+	// Nothing the node was refused changed its Node; its own label stuck.
+	obj, err := f.admin.Get(context.Background(), resources.Nodes, "", "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := obj.(*v1.Node)
+	if n.Spec.Capacity.Instances != 10 || n.Spec.PortRange.Min == 1024 || n.Labels["node-restriction.left4me.io/pool"] != "a" ||
+		n.Labels["node-restriction.left4me.io/tier"] != "" || n.Labels["region"] != "eu" || len(n.Annotations) > 0 {
+		t.Fatalf("Node after the node's attempts: spec %+v labels %v annotations %v", n.Spec, n.Labels, n.Annotations)
 	}
 	// Nothing the node was refused changed the Instance.
 	in, err := f.admin.Get(context.Background(), resources.Instances, "team-a", "inst-1")
@@ -325,8 +480,19 @@ func TestJoinFlow(t *testing.T) {
 		t.Fatalf("join token minted an admin token: %v", err)
 	}
 	node := servertest.ClientWithToken(t, f.s, nodeTok)
-	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-new"}}
 	nodes := resources.Nodes
+	// Registering itself, a node describes the host, but gives itself no
+	// node-restriction label and does not cordon itself.
+	for what, bad := range map[string]*v1.Node{
+		"a node-restriction label": {ObjectMeta: metav1.ObjectMeta{Name: "host-new", Labels: map[string]string{"node-restriction.left4me.io/tier": "trusted"}}},
+		"unschedulable":            {ObjectMeta: metav1.ObjectMeta{Name: "host-new"}, Spec: v1.NodeSpec{Unschedulable: true}},
+	} {
+		if _, err := node.Create(ctx, nodes, bad, false); !apierrors.IsForbidden(err) {
+			t.Errorf("a node registering itself with %s: %v, want 403", what, err)
+		}
+	}
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-new", Labels: map[string]string{"region": "eu"}},
+		Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: 30000, Max: 30100}, Capacity: v1.NodeCapacity{Instances: 8}}}
 	if _, err := node.Create(ctx, nodes, n, false); err != nil {
 		t.Fatalf("new node registering itself: %v", err)
 	}

@@ -484,8 +484,8 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	obj, dry, err := readObject(r, req)
-	if err == nil && req.decision.CreateName != "" && obj.GetName() != req.decision.CreateName {
-		err = apierrors.NewForbidden(req.res.GroupResource(), obj.GetName(), fmt.Errorf("%s may not create %s %q: only its own, %q", req.user.Name, req.res.Plural, obj.GetName(), req.decision.CreateName))
+	if err == nil && req.decision.Admit != nil {
+		err = req.decision.Admit(r.Context(), nil, obj)
 	}
 	if err == nil {
 		err = h.checkQuota(r.Context(), req)
@@ -518,10 +518,10 @@ func (h *Handler) checkQuota(ctx context.Context, req *request) error {
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 	obj, dry, err := readObject(r, req)
-	if err == nil && req.decision.FinalizersOnly {
+	if err == nil && req.decision.Admit != nil {
 		var cur v1.Object
 		if cur, err = h.store.Get(r.Context(), req.res, req.namespace, req.name); err == nil {
-			err = onlyFinalizersChanged(req, cur, obj)
+			err = req.decision.Admit(r.Context(), cur, obj)
 		}
 	}
 	if err != nil {
@@ -592,8 +592,8 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		if obj.GetResourceVersion() == "" {
 			obj.SetResourceVersion(cur.GetResourceVersion())
 		}
-		if req.decision.FinalizersOnly {
-			if err := onlyFinalizersChanged(req, cur, obj); err != nil {
+		if req.decision.Admit != nil {
+			if err := req.decision.Admit(r.Context(), cur, obj); err != nil {
 				h.writeError(w, r, err)
 				return
 			}

@@ -39,6 +39,10 @@ func Default(obj v1.Object) {
 		if o.Spec.PortRange.Min == 0 && o.Spec.PortRange.Max == 0 {
 			o.Spec.PortRange = v1.PortRange{Min: DefaultPortMin, Max: DefaultPortMax}
 		}
+	case *v1.Token:
+		if o.Spec.Type == v1.TokenJoin && o.Spec.Uses == 0 {
+			o.Spec.Uses = 1
+		}
 	case *v1.Event:
 		if o.Type == "" {
 			o.Type = v1.EventTypeNormal

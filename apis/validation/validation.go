@@ -569,6 +569,12 @@ func ValidateTokenSpec(s *v1.TokenSpec, p *field.Path) field.ErrorList {
 	default:
 		allErrs = append(allErrs, field.NotSupported(p.Child("type"), s.Type, []string{string(v1.TokenUser), string(v1.TokenJoin), string(v1.TokenNode)}))
 	}
+	switch {
+	case s.Uses < 0:
+		allErrs = append(allErrs, field.Invalid(p.Child("uses"), s.Uses, "must be at least 1"))
+	case s.Uses > 0 && s.Type != v1.TokenJoin:
+		allErrs = append(allErrs, field.Forbidden(p.Child("uses"), "only Join tokens have a use count"))
+	}
 	if len(s.Description) > MaxMessageLength {
 		allErrs = append(allErrs, field.TooLong(p.Child("description"), "", MaxMessageLength))
 	}

@@ -141,6 +141,9 @@ func run(o *options, nf *nodeFile) error {
 		if !ok {
 			return fmt.Errorf("--labels %q: want key=value", l)
 		}
+		if v1.IsNodeRestrictionLabel(k) {
+			return fmt.Errorf("--labels %q: %s/ labels are an admin's to set on the Node; a node cannot give them to itself", l, v1.NodeRestrictionLabelDomain)
+		}
 		labels[k] = v
 	}
 	capacity := v1.NodeCapacity{Instances: o.maxInst}

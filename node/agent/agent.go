@@ -312,34 +312,60 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
-// The host's own settings (port range, capacity, labels) follow its flags
-// and config file on every start; what an operator decides in the API
-// (cordon, other labels) stays.
+// registerOnce registers this host's Node, described by its flags and
+// config file (port range, capacity, labels), when it is missing. Once the
+// Node exists its spec is an admin's, as a kubelet cannot edit its Node's
+// spec: the node role may change only its status and its labels outside
+// node-restriction.left4me.io/. So on later starts the agent re-applies its
+// labels, and only says so when its flags disagree with the spec.
 func (a *Agent) registerOnce(ctx context.Context) error {
 	spec := v1.NodeSpec{PortRange: v1.PortRange{Min: a.o.PortMin, Max: a.o.PortMax}, Capacity: a.o.Capacity}
-	_, err := a.o.Client.Get(ctx, nodeRes, "", a.o.NodeName)
+	obj, err := a.o.Client.Get(ctx, nodeRes, "", a.o.NodeName)
 	if apierrors.IsNotFound(err) {
 		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.o.NodeName, Labels: a.o.Labels}, Spec: spec}
 		_, err = a.o.Client.Create(ctx, nodeRes, n, false)
 	} else if err == nil {
-		capacity := map[string]any{"instances": nil, "memory": nil}
-		if spec.Capacity.Instances != 0 {
-			capacity["instances"] = spec.Capacity.Instances
+		n := obj.(*v1.Node)
+		if !sameHostSpec(n.Spec, spec) {
+			a.o.Log.Info("this host's port range or capacity differ from its Node's spec, which is an admin's to change once the node is registered; the scheduler follows the spec",
+				"node", a.o.NodeName, "specPorts", fmt.Sprintf("%d-%d", n.Spec.PortRange.Min, n.Spec.PortRange.Max), "flagPorts", fmt.Sprintf("%d-%d", spec.PortRange.Min, spec.PortRange.Max))
 		}
-		if spec.Capacity.Memory != nil {
-			capacity["memory"] = spec.Capacity.Memory.String()
-		}
-		body := map[string]any{"spec": map[string]any{"portRange": spec.PortRange, "capacity": capacity}}
-		if len(a.o.Labels) > 0 {
-			body["metadata"] = map[string]any{"labels": a.o.Labels}
-		}
-		patch, _ := jsonMarshal(body)
-		_, err = a.o.Client.Patch(ctx, nodeRes, "", a.o.NodeName, "application/merge-patch+json", patch, false)
+		err = a.applyLabels(ctx, n)
 	}
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", a.o.NodeName, err)
 	}
 	return a.writeNodeStatus(ctx)
+}
+
+// applyLabels sets the configured labels on the Node where they differ;
+// labels an operator added in the API stay.
+func (a *Agent) applyLabels(ctx context.Context, n *v1.Node) error {
+	changed := false
+	for k, v := range a.o.Labels {
+		if cur, ok := n.Labels[k]; !ok || cur != v {
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	patch, err := jsonMarshal(map[string]any{"metadata": map[string]any{"labels": a.o.Labels}})
+	if err != nil {
+		return err
+	}
+	_, err = a.o.Client.Patch(ctx, nodeRes, "", a.o.NodeName, "application/merge-patch+json", patch, false)
+	return err
+}
+
+// sameHostSpec reports whether the Node's spec holds the port range and
+// capacity the host is configured with.
+func sameHostSpec(a, b v1.NodeSpec) bool {
+	if a.PortRange != b.PortRange || a.Capacity.Instances != b.Capacity.Instances {
+		return false
+	}
+	am, bm := a.Capacity.Memory, b.Capacity.Memory
+	return (am == nil) == (bm == nil) && (am == nil || am.Cmp(*bm) == 0)
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -322,5 +323,58 @@ func TestDashedAndLongNamesStopAndDelete(t *testing.T) {
 				t.Fatalf("%s left after delete (%v)", d, err)
 			}
 		}
+	}
+}
+
+// TestRestartKeepsAdminNodeSpec: a host registers its Node with its port
+// range and capacity; an admin then changes the capacity. When the agent
+// restarts with other flags, it re-applies its labels but leaves the spec
+// alone (its node token may not change it), and it still comes up.
+func TestRestartKeepsAdminNodeSpec(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent chowns files: run as root")
+	}
+	srv, admin := servertest.Start(t)
+	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "installation"), 0o755)
+	run := func(o Options, until func(*v1.Node) bool, what string) *v1.Node {
+		t.Helper()
+		o.Client, o.NodeName, o.Root, o.Systemd = node, "n1", root, systemd.NewFake()
+		o.Log, o.Accounts, o.Resync, o.Probe, o.Heartbeat = logr.Discard(), gameuser.NewFake(480000), time.Hour, time.Hour, 100*time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- New(o).Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		}()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			obj, err := admin.Get(context.Background(), nodeRes, "", "n1")
+			if err == nil && until(obj.(*v1.Node)) {
+				return obj.(*v1.Node)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("no %s within 15s", what)
+		return nil
+	}
+	first := run(Options{PortMin: 40000, PortMax: 40010, Capacity: v1.NodeCapacity{Instances: 20}, Labels: map[string]string{"zone": "a"}},
+		func(n *v1.Node) bool { return n.Status.HeartbeatTime != nil }, "registered Node")
+	if first.Spec.PortRange != (v1.PortRange{Min: 40000, Max: 40010}) || first.Spec.Capacity.Instances != 20 || first.Labels["zone"] != "a" {
+		t.Fatalf("Node as registered: spec %+v labels %v", first.Spec, first.Labels)
+	}
+	if _, err := admin.Patch(context.Background(), nodeRes, "", "n1", "application/merge-patch+json", []byte(`{"spec":{"capacity":{"instances":5}}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	second := run(Options{PortMin: 41000, PortMax: 41010, Capacity: v1.NodeCapacity{Instances: 50}, Labels: map[string]string{"zone": "b"}},
+		func(n *v1.Node) bool {
+			return n.Labels["zone"] == "b" && n.Status.HeartbeatTime.After(first.Status.HeartbeatTime.Time)
+		}, "relabelled Node with a new heartbeat")
+	if second.Spec.PortRange != first.Spec.PortRange || second.Spec.Capacity.Instances != 5 {
+		t.Fatalf("the restarted agent rewrote the admin's spec: %+v", second.Spec)
 	}
 }

@@ -1,9 +1,24 @@
 package v1alpha1
 
 import (
+	"strings"
+
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// NodeRestrictionLabelDomain prefixes Node labels only admins set (as
+// Kubernetes' node-restriction.kubernetes.io/): a node cannot label itself
+// node-restriction.left4me.io/<anything>, so a nodeSelector on such a label
+// is one a compromised node cannot satisfy by lying.
+const NodeRestrictionLabelDomain = "node-restriction.left4me.io"
+
+// IsNodeRestrictionLabel reports a label only admins set on a Node: its
+// key's prefix is NodeRestrictionLabelDomain or a subdomain of it.
+func IsNodeRestrictionLabel(key string) bool {
+	domain, _, ok := strings.Cut(key, "/")
+	return ok && (domain == NodeRestrictionLabelDomain || strings.HasSuffix(domain, "."+NodeRestrictionLabelDomain))
+}
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 

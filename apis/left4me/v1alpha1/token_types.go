@@ -45,9 +45,13 @@ type TokenSpec struct {
 	Roles []RoleBinding `json:"roles,omitempty"`
 	// NodeName binds a Node token to one node.
 	NodeName string `json:"nodeName,omitempty"`
-	// ExpirationTime ends the token's validity; empty never expires.
+	// ExpirationTime ends the token's validity; empty never expires. A
+	// Join token created without one expires 24 hours after its creation.
 	ExpirationTime *metav1.Time `json:"expirationTime,omitempty"`
-	Description    string       `json:"description,omitempty"`
+	// Uses is how many nodes may join with a Join token (default 1); each
+	// join consumes one, counted in status.used.
+	Uses        int32  `json:"uses,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // RoleBinding grants a role, in one namespace (editor, viewer) or
@@ -61,6 +65,10 @@ type RoleBinding struct {
 type TokenStatus struct {
 	// SecretHash is the hex SHA-256 of the secret part.
 	SecretHash string `json:"secretHash,omitempty"`
+	// Used counts the nodes that joined with a Join token. The server
+	// raises it with a compare-and-swap in the same request that checks
+	// it, so two nodes joining at once cannot both take the last use.
+	Used int32 `json:"used,omitempty"`
 	// Token is the whole bearer token. It is set only in the response to the
 	// create request and never stored.
 	Token string `json:"token,omitempty"`

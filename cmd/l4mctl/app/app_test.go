@@ -544,4 +544,19 @@ func TestTokens(t *testing.T) {
 	if !strings.HasPrefix(join, "l4m.") {
 		t.Fatalf("join token: %q", join)
 	}
+	// A join token for three hosts, expiring in the default 24 hours: the
+	// list shows both.
+	join3 := strings.TrimSpace(e.mustRun("token", "create", "join", "--uses", "3"))
+	row := ""
+	for _, l := range strings.Split(e.mustRun("token", "list"), "\n") {
+		if strings.HasPrefix(l, strings.Split(join3, ".")[1]) {
+			row = l
+		}
+	}
+	if !strings.Contains(row, "3 of 3") || !strings.Contains(row, "in 23h") && !strings.Contains(row, "in 24h") {
+		t.Fatalf("token list row of a fresh three-use join token: %q", row)
+	}
+	if _, _, err := e.run("", "token", "create", "user", "bob", "--role", "admin", "--uses", "2"); err == nil || !strings.Contains(err.Error(), "only for token create join") {
+		t.Fatalf("user token with --uses: %v", err)
+	}
 }

@@ -133,7 +133,7 @@ var tables = map[string]columns{
 		},
 	},
 	"Token": {
-		headers: []string{"NAME", "TYPE", "HOLDER", "ROLES", "EXPIRES", "AGE"},
+		headers: []string{"NAME", "TYPE", "HOLDER", "ROLES", "USES LEFT", "EXPIRES", "AGE"},
 		wide:    []string{"DESCRIPTION"},
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
 			t := o.(*v1.Token)
@@ -157,7 +157,12 @@ var tables = map[string]columns{
 					expires = "in " + duration.HumanDuration(e.Time.Sub(now))
 				}
 			}
-			return []string{t.Name, string(t.Spec.Type), orNone(holder), orNone(strings.Join(roles, ",")), expires, age(t, now)},
+			left := "-"
+			if t.Spec.Type == v1.TokenJoin {
+				allowed := max(t.Spec.Uses, 1)
+				left = fmt.Sprintf("%d of %d", max(allowed-t.Status.Used, 0), allowed)
+			}
+			return []string{t.Name, string(t.Spec.Type), orNone(holder), orNone(strings.Join(roles, ",")), left, expires, age(t, now)},
 				[]string{orNone(t.Spec.Description)}
 		},
 	},

@@ -29,12 +29,14 @@ is printed once, when the token is created; the server keeps only its hash.
 	var roles []string
 	var ttl time.Duration
 	var desc string
+	var uses int32
 	create := &cobra.Command{
 		Use:   "create (user NAME --role ROLE[:NAMESPACE]... | join | node NODENAME)",
 		Short: "Create a token and print it (once)",
 		Example: `  l4mctl token create user alice --role editor:team-a --role viewer:team-b --ttl 720h
   l4mctl token create user ci --role admin
-  l4mctl token create join --ttl 1h`,
+  l4mctl token create join --ttl 1h
+  l4mctl token create join --uses 3   # three hosts may join with it (default: one, within 24h)`,
 		Args: cobra.RangeArgs(1, 2),
 		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 {
@@ -47,6 +49,15 @@ is printed once, when the token is created; the server keeps only its hash.
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("uses") {
+				if spec.Type != v1.TokenJoin {
+					return fmt.Errorf("--uses counts the nodes a join token admits: only for token create join")
+				}
+				if uses < 1 {
+					return fmt.Errorf("--uses %d: a join token admits at least one node", uses)
+				}
+				spec.Uses = uses
+			}
 			if ttl > 0 {
 				exp := metav1.NewTime(time.Now().Add(ttl).Truncate(time.Second))
 				spec.ExpirationTime = &exp
@@ -55,12 +66,13 @@ is printed once, when the token is created; the server keeps only its hash.
 		},
 	}
 	create.Flags().StringSliceVar(&roles, "role", nil, "role binding: admin, editor:NAMESPACE or viewer:NAMESPACE (repeatable)")
-	create.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 24h (default: no expiry)")
+	create.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h (default: 24h for join tokens, no expiry for others)")
+	create.Flags().Int32Var(&uses, "uses", 1, "join tokens: how many nodes may join with it")
 	create.Flags().StringVar(&desc, "description", "", "what the token is for")
 
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List tokens (never their secrets)",
+		Short: "List tokens (never their secrets), with the uses a join token has left",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.runGet(cmd.Context(), &getOptions{chunkSize: 500}, []string{"tokens"})
