@@ -49,9 +49,11 @@ type Options struct {
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
 	// EtcdPrefix is the key prefix of all objects (default /left4me).
 	EtcdPrefix string
-	// EmbeddedEtcdClientAddr and EmbeddedEtcdPeerAddr pin the embedded etcd's
-	// loopback ports (empty: free ones).
-	EmbeddedEtcdClientAddr, EmbeddedEtcdPeerAddr string
+	// EmbeddedEtcdClientAddr opens a loopback client port on the embedded
+	// etcd (":0" picks one) that requires a client certificate from
+	// <DataDir>/pki/etcd; empty (the default): the embedded etcd listens on
+	// nothing.
+	EmbeddedEtcdClientAddr string
 	// AuditLog is where mutating requests are recorded: a file path, "-"
 	// for standard error, or empty for <DataDir>/audit.log.
 	AuditLog string
@@ -88,8 +90,13 @@ type Server struct {
 	Store *storage.Store
 	// Etcd is the client the store uses (in-process when etcd is embedded).
 	Etcd *clientv3.Client
-	// EtcdEndpoints are the etcd client URLs (the embedded one's loopback URL).
+	// EtcdEndpoints are the etcd client URLs: the external cluster's, or
+	// the embedded etcd's client port when EmbeddedEtcdClientAddr opened
+	// one (otherwise none).
 	EtcdEndpoints []string
+	// EtcdClientTLS is what a client of the embedded etcd's port must
+	// present (nil without that port).
+	EtcdClientTLS *tls.Config
 	Handler       *Handler
 	// CAPEM is the CA clients must trust; AdminConfigPath the admin's config.
 	CAPEM           []byte
@@ -119,13 +126,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}()
 	if len(opts.EtcdEndpoints) == 0 {
-		e, err := storage.StartEmbedded(ctx, storage.EmbeddedOptions{
-			Dir: filepath.Join(opts.DataDir, "etcd"), ClientAddr: opts.EmbeddedEtcdClientAddr, PeerAddr: opts.EmbeddedEtcdPeerAddr,
-		}, opts.Log)
-		if err != nil {
+		if err := s.startEmbedded(ctx, opts); err != nil {
 			return nil, err
 		}
-		s.embedded, s.Etcd, s.EtcdEndpoints = e, e.Client, []string{e.Endpoint}
 	} else {
 		c, err := externalClient(opts)
 		if err != nil {

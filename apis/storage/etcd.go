@@ -2,30 +2,32 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
-// Embedded is an etcd member running inside this process, listening on
-// loopback only.
+// Embedded is an etcd member running inside this process. By default it
+// listens on nothing at all: the API server reaches it through the
+// in-process client, and nobody else can reach it (a plain-HTTP loopback
+// port would let any local user read every token hash and write an admin
+// token).
 type Embedded struct {
 	etcd *embed.Etcd
 	// Client is an in-process client (no network in between).
 	Client *clientv3.Client
-	// Endpoint is the loopback client URL (http://127.0.0.1:port), for
-	// clients in other processes and for measuring what they see.
+	// Endpoint is the client URL (https://127.0.0.1:port) when
+	// EmbeddedOptions.ClientAddr asked for a listener; empty otherwise.
 	Endpoint string
 }
 
@@ -33,60 +35,41 @@ type Embedded struct {
 type EmbeddedOptions struct {
 	// Dir holds etcd's data.
 	Dir string
-	// ClientAddr and PeerAddr are loopback host:port pairs; empty picks free
-	// ports (what tests want).
-	ClientAddr, PeerAddr string
+	// ClientAddr, when set, opens a client listener on this loopback
+	// host:port (":0" picks a free port) for etcd clients in other
+	// processes. It serves only TLS and requires a client certificate
+	// signed by ClientTLS.TrustedCAFile.
+	ClientAddr string
+	// ClientTLS is the listener's certificate, key and the CA its clients
+	// must present a certificate from (required with ClientAddr).
+	ClientTLS *EmbeddedTLS
 }
+
+// EmbeddedTLS names the PEM files of the embedded etcd's client listener.
+type EmbeddedTLS struct{ CertFile, KeyFile, TrustedCAFile string }
+
+// Member settings of the embedded single-member cluster. A snapshot
+// restore must give the same ones (RestoreEmbedded).
+const (
+	embeddedName = "left4me"
+	// embeddedPeerURL is recorded in the cluster's membership but never
+	// listened on: a single member has no peers to talk to.
+	embeddedPeerURL = "http://127.0.0.1:0"
+	// embeddedMemberDir is etcd's data dir inside EmbeddedOptions.Dir.
+	embeddedMemberDir = "member-data"
+)
 
 // StartEmbedded starts a single-member etcd and waits until it serves.
 // Close it when done.
 func StartEmbedded(ctx context.Context, opts EmbeddedOptions, log logr.Logger) (*Embedded, error) {
-	pinned := opts.ClientAddr != "" && opts.PeerAddr != ""
-	for attempt := 1; ; attempt++ {
-		e, err := startEmbedded(ctx, opts, log)
-		// A port found free can be taken by someone else before etcd binds
-		// it; with ports of our own choosing, choose again.
-		if err != nil && !pinned && attempt < 5 && errors.Is(err, syscall.EADDRINUSE) {
-			log.V(1).Info("embedded etcd port taken, retrying", "error", err.Error())
-			continue
-		}
-		return e, err
-	}
-}
-
-func startEmbedded(ctx context.Context, opts EmbeddedOptions, log logr.Logger) (*Embedded, error) {
 	dir := opts.Dir
-	var err error
-	if opts.ClientAddr == "" {
-		if opts.ClientAddr, err = FreeLoopbackAddr(); err != nil {
-			return nil, err
-		}
-	}
-	if opts.PeerAddr == "" {
-		if opts.PeerAddr, err = FreeLoopbackAddr(); err != nil {
-			return nil, err
-		}
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create etcd data dir %s: %w", dir, err)
 	}
-	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "member-data")
-	cfg.Name = "left4me"
-	clientURL := url.URL{Scheme: "http", Host: opts.ClientAddr}
-	peerURL := url.URL{Scheme: "http", Host: opts.PeerAddr}
-	cfg.ListenClientUrls = []url.URL{clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{clientURL}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{peerURL}
-	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
-	cfg.LogLevel = "error"
-	cfg.Logger = "zap"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	// Keep an hour of history so watches can resume; compact automatically.
-	cfg.AutoCompactionMode = "periodic"
-	cfg.AutoCompactionRetention = "1h"
-
+	cfg, err := embeddedConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", dir, err)
@@ -106,8 +89,67 @@ func startEmbedded(ctx context.Context, opts EmbeddedOptions, log logr.Logger) (
 	// The server in this process talks to etcd without gRPC over TCP: the
 	// in-process client gives the API about 40% more write throughput.
 	client := v3client.New(e.Server)
-	log.V(1).Info("embedded etcd ready", "dir", dir, "endpoint", clientURL.String())
-	return &Embedded{etcd: e, Client: client, Endpoint: clientURL.String()}, nil
+	emb := &Embedded{etcd: e, Client: client}
+	if len(e.Clients) > 0 {
+		emb.Endpoint = "https://" + e.Clients[0].Addr().String()
+	}
+	log.V(1).Info("embedded etcd ready", "dir", dir, "endpoint", emb.Endpoint)
+	return emb, nil
+}
+
+// embeddedConfig is the member's configuration: no peer listener, and a
+// client listener only when asked for, and then only with mutual TLS.
+func embeddedConfig(opts EmbeddedOptions) (*embed.Config, error) {
+	cfg := embed.NewConfig()
+	cfg.Dir = filepath.Join(opts.Dir, embeddedMemberDir)
+	cfg.Name = embeddedName
+	peerURL, err := url.Parse(embeddedPeerURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ListenPeerUrls = []url.URL{}
+	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
+	cfg.InitialCluster = cfg.Name + "=" + embeddedPeerURL
+	cfg.ListenClientUrls = []url.URL{}
+	// Advertised in the membership only; nothing listens there unless
+	// ClientAddr asks for it below.
+	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "https", Host: "127.0.0.1:0"}}
+	// The JSON gateway would dial the gRPC port with the server's own
+	// certificate; nothing here needs it.
+	cfg.EnableGRPCGateway = false
+	if opts.ClientAddr != "" {
+		if err := clientListener(cfg, opts); err != nil {
+			return nil, err
+		}
+	}
+	cfg.LogLevel = "error"
+	cfg.Logger = "zap"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	// Keep an hour of history so watches can resume; compact automatically.
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	return cfg, nil
+}
+
+// clientListener adds the optional loopback client listener: TLS only,
+// client certificates required.
+func clientListener(cfg *embed.Config, opts EmbeddedOptions) error {
+	host, _, err := net.SplitHostPort(opts.ClientAddr)
+	if err != nil {
+		return fmt.Errorf("embedded etcd client address %q: %w", opts.ClientAddr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("embedded etcd client address %q: must be a loopback IP", opts.ClientAddr)
+	}
+	t := opts.ClientTLS
+	if t == nil || t.CertFile == "" || t.KeyFile == "" || t.TrustedCAFile == "" {
+		return fmt.Errorf("embedded etcd client address %q: a certificate, key and client CA are required", opts.ClientAddr)
+	}
+	u := url.URL{Scheme: "https", Host: opts.ClientAddr}
+	cfg.ListenClientUrls = []url.URL{u}
+	cfg.AdvertiseClientUrls = []url.URL{u}
+	cfg.ClientTLSInfo = transport.TLSInfo{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile, ClientCertAuth: true}
+	return nil
 }
 
 // FreeLoopbackAddr returns a 127.0.0.1 port that was free a moment ago.

@@ -71,8 +71,10 @@ certificate under --data-dir/pki and an admin client config,
 	f.Float64Var(&opts.FailedLoginQPS, "failed-login-limit", 2, "failed logins per second one address may make before 429 (0: unlimited)")
 	f.IntVar(&opts.FailedLoginBurst, "failed-login-burst", 20, "failed logins one address may make at once")
 	f.IntVar(&opts.MaxObjectsPerNamespace, "max-objects-per-namespace", 10000, "most objects of one kind in one namespace (0: no cap)")
-	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "loopback host:port of the embedded etcd's clients (default: a free port)")
-	f.StringVar(&opts.EmbeddedEtcdPeerAddr, "embedded-etcd-peer-addr", "", "loopback host:port of the embedded etcd's peers (default: a free port)")
+	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "open a loopback host:port on the embedded etcd that requires a client certificate from --data-dir/pki/etcd (default: etcd listens on nothing)")
+	var unusedPeerAddr string
+	f.StringVar(&unusedPeerAddr, "embedded-etcd-peer-addr", "", "")
+	f.MarkDeprecated("embedded-etcd-peer-addr", "the embedded etcd has no peers and listens for none; the flag does nothing")
 	f.StringVar(&opts.SchedulerPolicy, "scheduler-policy", "Spread", "where new Instances go: Spread (fewest games per node) or Pack (fill nodes in turn)")
 	f.DurationVar(&opts.NodeGracePeriod, "node-grace-period", 40*time.Second, "a node silent this long is Ready=Unknown and its Instances NodeLost")
 	f.DurationVar(&opts.LeaseTTL, "leader-lease-ttl", server.DefaultLeaseTTL, "the controllers' leader lease: a dead leader is replaced within about this long")
