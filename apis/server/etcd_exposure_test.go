@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,6 +139,7 @@ func TestEmbeddedEtcdUnreachable(t *testing.T) {
 	if !found {
 		t.Fatalf("the API port %d is not among the listening ports %v: the scan is broken", api, ports)
 	}
+	attackAsNobody(t, ports)
 	if len(s.EtcdEndpoints) != 0 || s.EtcdClientTLS != nil {
 		t.Errorf("embedded etcd reports endpoints %v", s.EtcdEndpoints)
 	}
@@ -177,5 +180,67 @@ func TestEmbeddedEtcdClientPortNeedsCertificate(t *testing.T) {
 	}
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("%s: %v", dir, err)
+	}
+}
+
+// attackEnv names the ports TestLocalUserAttack attacks.
+const attackEnv = "L4M_TEST_ATTACK_PORTS"
+
+// attackAsNobody runs TestLocalUserAttack in a copy of this test binary as
+// user nobody, the attacker: an unprivileged local user. Not root,
+// it cannot change user and skips.
+func attackAsNobody(t *testing.T, ports []int) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Log("not root: the attack as nobody is left out")
+		return
+	}
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir's parent is root's alone; nobody needs a way in.
+	dir, err := os.MkdirTemp("", "l4m-attacker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "attacker.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	list := make([]string, len(ports))
+	for i, p := range ports {
+		list[i] = strconv.Itoa(p)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestLocalUserAttack$", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = []string{attackEnv + "=" + strings.Join(list, ","), "HOME=" + dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLocalUserAttack") {
+		t.Fatalf("the attack as nobody: %v\n%s", err, out)
+	}
+}
+
+// TestLocalUserAttack is the attacker's half of TestEmbeddedEtcdUnreachable,
+// run as nobody against every port the server's process listens on.
+func TestLocalUserAttack(t *testing.T) {
+	list := os.Getenv(attackEnv)
+	if list == "" {
+		t.Skip("run by TestEmbeddedEtcdUnreachable as user nobody")
+	}
+	if os.Getuid() == 0 {
+		t.Fatal("the attacker runs as root")
+	}
+	for _, p := range strings.Split(list, ",") {
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attackEtcd(t, port)
 	}
 }
