@@ -69,6 +69,7 @@ type Handler struct {
 	failLimits *limiters
 	maxObjects int
 	logsCert   *tls.Certificate
+	snapshot   SnapshotFunc
 	mux        *http.ServeMux
 }
 
@@ -93,6 +94,8 @@ type HandlerOptions struct {
 	// LogsClientCert is what the API server shows node agents to read game
 	// logs (nil: `log` answers 503).
 	LogsClientCert *tls.Certificate
+	// Snapshot serves GET /snapshot to admins (nil: 404, external etcd).
+	Snapshot SnapshotFunc
 }
 
 // NewHandler returns the API handler over a started Store.
@@ -103,6 +106,7 @@ func NewHandler(o HandlerOptions) *Handler {
 		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
 		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, mux: http.NewServeMux(),
 	}
+	h.snapshot = o.Snapshot
 	h.mux.HandleFunc("GET /apis", h.groupList)
 	h.mux.HandleFunc("GET /apis/"+v1.Group, h.group)
 	h.mux.HandleFunc("GET "+apiPrefix, h.resourceList)
@@ -111,6 +115,7 @@ func NewHandler(o HandlerOptions) *Handler {
 	h.mux.HandleFunc("GET /readyz", h.readyz)
 	h.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, version.Get()) })
 	h.mux.Handle("GET /metrics", h.adminOnly(o.Metrics.Handler()))
+	h.mux.HandleFunc(snapshotRoute, h.serveSnapshot)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
 	return h
 }

@@ -166,6 +166,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
 		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst, LogsClientCert: s.logsCert,
+		Snapshot: s.snapshotSource(),
 	})
 	if err := s.bootstrapAdmin(startCtx, opts); err != nil {
 		return nil, err

@@ -82,6 +82,7 @@ certificate under --data-dir/pki and an admin client config,
 	f.BoolVar(&opts.DisableControllers, "disable-controllers", false, "serve the API only; leave scheduling and node lifecycle to other servers")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (1: every request)")
 	f.BoolVar(&jsonLogs, "json-logs", false, "log JSON lines (for the journal)")
+	cmd.AddCommand(snapshotCommand())
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "l4m-server:", err)
 		os.Exit(1)

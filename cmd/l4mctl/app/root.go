@@ -89,6 +89,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newCordonCommand(false),
 		c.newDrainCommand(),
 		c.newRolloutCommand(),
+		c.newSnapshotCommand(),
 	)
 	return root
 }
