@@ -146,7 +146,7 @@ func run(n, listN, watchN int) error {
 	defer tcp.Close()
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "writes (n=%d, median of 3)\tclients\tetcd put/s (TCP client)\tetcd put/s (in-process)\tAPI create/s\tAPI/TCP put\tAPI/in-process put\t\n", n)
+	fmt.Fprintf(tw, "writes (n=%d, median of 3)\tclients\tetcd put/s (TCP+TLS client)\tetcd put/s (in-process)\tAPI create/s\tAPI/TCP put\tAPI/in-process put\t\n", n)
 	// Alternate the runs, three of each, and report medians: the machine is
 	// shared and noisy, and alternating spreads the noise over all three.
 	for _, c := range []int{1, 16} {
