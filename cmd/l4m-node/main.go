@@ -163,6 +163,7 @@ func run(o *options, nf *nodeFile) error {
 	if err != nil {
 		return err
 	}
+	sd.Log = log.WithName("systemd")
 	defer sd.Close()
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -115,6 +116,11 @@ func (c *Controller) approve(ctx context.Context, bp *v1.Blueprint, cached *v1.I
 		why = fmt.Sprintf("policy Immediate, %d players", in.Status.Players)
 	}
 	c.o.Log.Info("approved restart", "instance", controllers.Key(in), "template", in.Status.PendingTemplateHash, "why", why)
+	if cond := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceUpdatePending); cond != nil && cond.Reason == v1.ReasonRestartRequested {
+		c.o.Recorder.Eventf(in, v1.EventTypeNormal, "RolloutRestart", "Restarting as requested by l4mctl rollout restart of Blueprint %s (at %s): %s",
+			bp.Name, bp.Annotations[v1.AnnotationRestartedAt], why)
+		return nil
+	}
 	c.o.Recorder.Eventf(in, v1.EventTypeNormal, "RolloutRestart", "Restarting onto Blueprint %s's new spec (template %s): %s", bp.Name, in.Status.PendingTemplateHash, why)
 	return nil
 }

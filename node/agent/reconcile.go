@@ -185,21 +185,32 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 	}
 	running := svc.ActiveState == "active" || svc.ActiveState == "activating" || svc.ActiveState == "reloading"
-	if installed := a.installedHash(id); running && installed != hash && in.Annotations[v1.AnnotationApprovedTemplate] != hash {
+	restartedAt := bp.Annotations[v1.AnnotationRestartedAt]
+	installed := a.installedRecord(id)
+	if running && installed.TemplateHash != hash && in.Annotations[v1.AnnotationApprovedTemplate] != hash {
 		// A running game gets a new spec only when the rollout says so
 		// (players first): until then it keeps what it was started with.
-		st.TemplateHash, st.PendingTemplateHash = installed, hash
-		setCond(st, v1.InstanceUpdatePending, true, "WaitingForRollout",
-			fmt.Sprintf("Blueprint %s or its Overlays changed; restarts when the rollout allows (policy %s)", bp.Name, bp.Spec.Rollout.Policy))
+		st.TemplateHash, st.PendingTemplateHash = installed.TemplateHash, hash
+		if templateHash(installed.RestartedAt, files, mountText, svcText) == installed.TemplateHash {
+			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonRestartRequested,
+				fmt.Sprintf("l4mctl rollout restart asked for a restart at %s; it restarts when the rollout allows (policy %s)", restartedAt, bp.Spec.Rollout.Policy))
+		} else {
+			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonWaitingForRollout,
+				fmt.Sprintf("Blueprint %s or its Overlays changed; restarts when the rollout allows (policy %s)", bp.Name, bp.Spec.Rollout.Policy))
+		}
 		return a.observe(ctx, id, port, st)
 	}
+	// Approved (or not running): a running game whose template changed
+	// restarts even when no file did (a restart request changes only the
+	// hash).
+	restart := running && installed.TemplateHash != "" && installed.TemplateHash != hash
 	if err := a.stage(id, filepath.Base(generated), files, acct); err != nil {
 		return err
 	}
 	if err := a.adoptFiles(id, acct); err != nil {
 		return err
 	}
-	if err := a.writeRecord(id, spec, hash); err != nil {
+	if err := a.writeRecord(id, spec, hash, restartedAt); err != nil {
 		return err
 	}
 	st.TemplateHash, st.PendingTemplateHash = hash, ""
@@ -244,15 +255,14 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	for _, l := range layers {
 		if err := l.Verify(); err != nil {
-			a.o.Systemd.Stop(ctx, svcName)
-			a.o.Systemd.Stop(ctx, mountName)
+			// refuse stops the game and the mount, and says so if it cannot.
 			return a.refuse(ctx, id, st, "OverlayChanged", err.Error())
 		}
 	}
 	step("mounted")
 	setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted at "+a.paths.Merged(id))
 	switch {
-	case sChanged && !mChanged && svc.ActiveState == "active":
+	case (sChanged || restart) && !mChanged && running:
 		a.forgetProbe(id) // what the old process answered says nothing now
 		err = a.o.Systemd.Restart(ctx, svcName)
 	case sChange == systemd.Created:
@@ -397,7 +407,10 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 	if keepFiles {
 		return nil
 	}
-	if mounted(a.paths.Merged(id)) {
+	if m, err := mounted(a.paths.Merged(id)); err != nil || m {
+		if err != nil {
+			return fmt.Errorf("not removing %s's files: %w", id, err)
+		}
 		return fmt.Errorf("%s is still mounted; not removing its files", a.paths.Merged(id))
 	}
 	if err := a.removeFiles(id); err != nil {
@@ -509,18 +522,38 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // mounted reads PID 1's mountinfo, the host's mount namespace, where the
 // .mount units live (the agent may run in a private one), and not device
 // numbers, which miss a same-filesystem bind mount.
-func mounted(path string) bool {
+func mounted(path string) (bool, error) {
 	data, err := os.ReadFile("/proc/1/mountinfo")
 	if err != nil {
-		return false
+		return false, fmt.Errorf("read the host's mount table: %w", err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == path {
-			return true
+		if len(f) > 4 && unescapeMountinfo(f[4]) == path {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes in mountinfo paths
+// (space, tab, newline and backslash are written as \040, \011, \012, \134).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // stagedFile is a generated config file the game reads from its cfg/
@@ -549,27 +582,31 @@ func templateHash(restartedAt string, files []stagedFile, texts ...string) strin
 // record is instances/<id>/spec.json: what the running game was rendered
 // from (no secrets), and its template hash.
 type record struct {
-	TemplateHash string    `json:"templateHash"`
-	Spec         unit.Spec `json:"spec"`
+	TemplateHash string `json:"templateHash"`
+	// RestartedAt is the Blueprint's restartedAt the game was started with.
+	RestartedAt string    `json:"restartedAt,omitempty"`
+	Spec        unit.Spec `json:"spec"`
 }
 
-func (a *Agent) installedHash(id string) string {
-	data, err := os.ReadFile(a.paths.SpecFile(id))
-	if err != nil {
-		return ""
-	}
+// installedRecord is what the game on the host was started with (empty:
+// nothing yet).
+func (a *Agent) installedRecord(id string) record {
 	var r record
-	if json.Unmarshal(data, &r) != nil {
-		return ""
+	data, err := os.ReadFile(a.paths.SpecFile(id))
+	if err == nil {
+		err = json.Unmarshal(data, &r)
 	}
-	return r.TemplateHash
+	if err != nil && !os.IsNotExist(err) {
+		a.o.Log.Error(err, "cannot read what the game was started with; treating it as an older template", "instance", id)
+	}
+	return r
 }
 
 // writeRecord writes spec.json and instance.env (atomically: an operator
 // or a restarted agent never reads half a file).
-func (a *Agent) writeRecord(id string, spec unit.Spec, hash string) error {
+func (a *Agent) writeRecord(id string, spec unit.Spec, hash, restartedAt string) error {
 	spec.RCONPassword = "" // it lives in rcon_password, 0600
-	data, err := json.MarshalIndent(record{TemplateHash: hash, Spec: spec}, "", "  ")
+	data, err := json.MarshalIndent(record{TemplateHash: hash, RestartedAt: restartedAt, Spec: spec}, "", "  ")
 	if err != nil {
 		return err
 	}

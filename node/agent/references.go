@@ -65,10 +65,18 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 	for ctx.Err() == nil {
 		list, err := a.o.Client.List(ctx, res, ns, client.ListOptions{})
 		if err != nil {
+			if ctx.Err() == nil {
+				a.o.Log.V(1).Info("cannot list references; retrying", "resource", res.Plural, "namespace", ns, "error", err.Error())
+			}
 			sleep(ctx, 2*time.Second)
 			continue
 		}
-		items, _ := meta.ExtractList(list)
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			a.o.Log.Error(err, "the API's list answer holds no items; retrying", "resource", res.Plural, "namespace", ns)
+			sleep(ctx, 2*time.Second)
+			continue
+		}
 		fresh := map[string]v1.Object{}
 		for _, item := range items {
 			if o, ok := item.(v1.Object); ok {

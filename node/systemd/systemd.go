@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/coreos/go-systemd/v22/dbus"
+	"github.com/go-logr/logr"
 )
 
 // UnitDir is where the agent writes its units: runtime units, gone at
@@ -71,6 +72,8 @@ const (
 
 // DBus is the real Manager, over systemd's private socket.
 type DBus struct {
+	// Log reports what the signal subscription loses (set it after Connect).
+	Log  logr.Logger
 	conn *dbus.Conn // method calls
 	sig  *dbus.Conn // signals (Changes), opened on first use
 	dir  string
@@ -271,6 +274,7 @@ func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
 	out := make(chan string, 4096)
 	go func() {
 		defer close(out)
+		lost := 0
 		for {
 			select {
 			case <-ctx.Done():
@@ -285,7 +289,13 @@ func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
 				case out <- u.UnitName:
 				default: // the agent resyncs periodically; never block the bus
 				}
-			case <-errs:
+			case err := <-errs:
+				// A signal that could not be decoded: the unit it was
+				// about is looked at again at the next resync.
+				lost++
+				if lost == 1 || lost%100 == 0 {
+					d.Log.Error(err, "systemd signal lost; the agent's resync covers it", "lostSoFar", lost)
+				}
 			}
 		}
 	}()

@@ -43,6 +43,15 @@ const (
 	InstanceUpdatePending = "UpdatePending"
 )
 
+// Reasons of UpdatePending=True: what the pending template changes.
+const (
+	// ReasonWaitingForRollout: the Blueprint or its Overlays changed.
+	ReasonWaitingForRollout = "WaitingForRollout"
+	// ReasonRestartRequested: nothing changed but the Blueprint's
+	// restartedAt (l4mctl rollout restart).
+	ReasonRestartRequested = "RestartRequested"
+)
+
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Instance is one game server.
