@@ -119,10 +119,17 @@ func NewHandler(o HandlerOptions) *Handler {
 var anonymousPaths = map[string]bool{"/healthz": true, "/readyz": true}
 
 // ServeHTTP authenticates and rate-limits every request but the health
-// probes, then routes it.
+// probes, then routes it. An address that has failed to log in too often is
+// refused before its token is even looked at, so a guess that happens to be
+// right gets it nothing either.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if anonymousPaths[r.URL.Path] {
 		h.mux.ServeHTTP(w, r)
+		return
+	}
+	host := remoteHost(r)
+	if wait, over := h.failLimits.exhausted(host); over {
+		h.writeError(w, r, apierrors.NewTooManyRequests("too many failed logins from this address; wait and retry", retryAfterSeconds(wait)))
 		return
 	}
 	user, err := h.authn.Authenticate(r)
@@ -131,10 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, err)
 			return
 		}
-		if !h.failLimits.allow(remoteHost(r)) {
-			h.writeError(w, r, apierrors.NewTooManyRequests("too many failed logins from this address; wait and retry", 1))
-			return
-		}
+		h.failLimits.spend(host)
 		rw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.writeError(rw, r, apierrors.NewUnauthorized("a valid bearer token is required (missing, wrong, expired or revoked)"))
 		if r.Method != http.MethodGet {

@@ -158,13 +158,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	authn := auth.NewAuthenticator(s.Store, opts.Log.WithName("authn"))
 	go authn.Run(ctx)
+	if err := authn.WaitForSync(startCtx); err != nil {
+		return nil, err
+	}
 	s.Handler = NewHandler(HandlerOptions{
 		Store: s.Store, Log: opts.Log.WithName("api"), Metrics: NewMetrics(),
 		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
 		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst, LogsClientCert: s.logsCert,
 	})
-	if err := s.bootstrapAdmin(startCtx, opts); err != nil {
+	if err := s.bootstrapAdmin(startCtx, opts, authn); err != nil {
 		return nil, err
 	}
 	s.http = &http.Server{
@@ -235,7 +238,7 @@ func (s *Server) openAudit(opts Options) (io.Writer, error) {
 
 // bootstrapAdmin creates an admin token and writes <data-dir>/admin.yaml
 // (mode 0600) the first time this data dir is used.
-func (s *Server) bootstrapAdmin(ctx context.Context, opts Options) error {
+func (s *Server) bootstrapAdmin(ctx context.Context, opts Options, authn *auth.Authenticator) error {
 	path := filepath.Join(opts.DataDir, AdminConfigFile)
 	s.AdminConfigPath = path
 	if _, err := os.Stat(path); err == nil {
@@ -251,9 +254,11 @@ func (s *Server) bootstrapAdmin(ctx context.Context, opts Options) error {
 			Description: "created at first start for " + path},
 		Status: v1.TokenStatus{SecretHash: hash},
 	}
-	if _, err := s.Store.Create(ctx, tokens, tok, storage.CreateOptions{}); err != nil {
+	out, err := s.Store.Create(ctx, tokens, tok, storage.CreateOptions{})
+	if err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
+	authn.Observe(out.(*v1.Token))
 	cfg := client.File{Server: s.URL(), Token: bearer, CertificateAuthorityData: string(s.CAPEM), Namespace: v1.DefaultNamespace}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
