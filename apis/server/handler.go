@@ -68,8 +68,10 @@ type Handler struct {
 	limits     *limiters
 	failLimits *limiters
 	maxObjects int
-	logsCert   *tls.Certificate
-	mux        *http.ServeMux
+	// requestTimeout bounds every request but watches and log streams.
+	requestTimeout time.Duration
+	logsCert       *tls.Certificate
+	mux            *http.ServeMux
 }
 
 // HandlerOptions configure NewHandler.
@@ -93,6 +95,10 @@ type HandlerOptions struct {
 	// LogsClientCert is what the API server shows node agents to read game
 	// logs (nil: `log` answers 503).
 	LogsClientCert *tls.Certificate
+	// RequestTimeout is how long a request other than a watch or a log
+	// stream may take to send its body and read its answer (0:
+	// DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
 // NewHandler returns the API handler over a started Store.
@@ -102,6 +108,10 @@ func NewHandler(o HandlerOptions) *Handler {
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
 		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
 		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, mux: http.NewServeMux(),
+		requestTimeout: o.RequestTimeout,
+	}
+	if h.requestTimeout <= 0 {
+		h.requestTimeout = DefaultRequestTimeout
 	}
 	h.mux.HandleFunc("GET /apis", h.groupList)
 	h.mux.HandleFunc("GET /apis/"+v1.Group, h.group)
@@ -118,22 +128,27 @@ func NewHandler(o HandlerOptions) *Handler {
 // anonymousPaths are served without credentials (load balancers probe them).
 var anonymousPaths = map[string]bool{"/healthz": true, "/readyz": true}
 
-// ServeHTTP authenticates and rate-limits every request but the health
-// probes, then routes it. An address that has failed to log in too often is
-// refused before its token is even looked at, so a guess that happens to be
-// right gets it nothing either.
+// ServeHTTP bounds the request's time, authenticates and rate-limits every
+// request but the health probes, then routes it. An address that has failed
+// to log in too often is refused before its token is even looked at, so a
+// guess that happens to be right gets it nothing either; and a request
+// refused before its body is read does not hold its connection waiting for
+// that body.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.setDeadlines(w, false)
 	if anonymousPaths[r.URL.Path] {
 		h.mux.ServeHTTP(w, r)
 		return
 	}
 	host := remoteHost(r)
 	if wait, over := h.failLimits.exhausted(host); over {
+		refuseBody(w, r)
 		h.writeError(w, r, apierrors.NewTooManyRequests("too many failed logins from this address; wait and retry", retryAfterSeconds(wait)))
 		return
 	}
 	user, err := h.authn.Authenticate(r)
 	if err != nil {
+		refuseBody(w, r)
 		if !errors.Is(err, auth.ErrUnauthenticated) {
 			h.writeError(w, r, err)
 			return
@@ -272,6 +287,9 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
 	verb := verbOf(r, false)
 	if err == nil {
 		resource, verb = req.res.Plural, req.verb
+		if streams(req) {
+			h.setDeadlines(w, true)
+		}
 		req.user = auth.UserFrom(r.Context())
 		err = h.authorize(r, req)
 	}
@@ -741,6 +759,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 }
 
+// statusRecorder remembers the code a handler answered with.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
@@ -756,3 +775,6 @@ func (s *statusRecorder) Flush() {
 		f.Flush()
 	}
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -64,6 +64,13 @@ type Options struct {
 	// address (0 QPS: unlimited).
 	FailedLoginQPS   float64
 	FailedLoginBurst int
+	// MaxConnsPerAddress caps the connections one remote IP may hold open
+	// (0: DefaultMaxConnsPerAddress; negative: no cap).
+	MaxConnsPerAddress int
+	// RequestTimeout bounds each request but watches and log streams (0:
+	// DefaultRequestTimeout); IdleTimeout closes silent keep-alive
+	// connections (0: DefaultIdleTimeout).
+	RequestTimeout, IdleTimeout time.Duration
 	// DisableControllers serves the API only: no scheduler, no node
 	// lifecycle, no rollouts (for tests of the API alone).
 	DisableControllers bool
@@ -166,20 +173,35 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
 		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst, LogsClientCert: s.logsCert,
+		RequestTimeout: opts.RequestTimeout,
 	})
 	if err := s.bootstrapAdmin(startCtx, opts, authn); err != nil {
 		return nil, err
 	}
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
 	s.http = &http.Server{
-		Handler:           s.Handler,
-		TLSConfig:         tlsCfg,
+		Handler:   s.Handler,
+		TLSConfig: tlsCfg,
+		// Headers must come at once (this also bounds the TLS handshake);
+		// the body and the answer have the handler's per-request deadlines,
+		// which watches and log streams lift: no server-wide ReadTimeout or
+		// WriteTimeout, which would end them.
 		ReadHeaderTimeout: 10 * time.Second,
-		// Watches end with the server, not after a write timeout.
+		IdleTimeout:       idle,
+		// Watches end with the server.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		// TLS handshake failures and the like: worth a debug line, no more.
 		ErrorLog: log.New(logWriter{opts.Log.WithName("http")}, "", 0),
 	}
-	go func() { s.served <- s.http.Serve(tls.NewListener(l, tlsCfg)) }()
+	maxConns := opts.MaxConnsPerAddress
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnsPerAddress
+	}
+	capped := newCapListener(l, maxConns, opts.Log.WithName("http"), s.Handler.metrics.refused.Inc)
+	go func() { s.served <- s.http.Serve(tls.NewListener(capped, tlsCfg)) }()
 	if !opts.DisableControllers {
 		s.controllers.Add(1)
 		go func() { defer s.controllers.Done(); s.runControllers(ctx, opts) }()
