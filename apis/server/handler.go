@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -384,8 +386,52 @@ func dryRun(r *http.Request) (bool, error) {
 	}
 }
 
-// readBody reads at most MaxBodyBytes and accepts JSON or YAML.
+// Body media types.
+const (
+	JSONType = "application/json"
+	YAMLType = "application/yaml"
+)
+
+// bodyTypes are the media types each method's body may have, as
+// kube-apiserver takes them: objects as JSON or YAML, patches as a merge
+// patch or a JSON patch, DeleteOptions as JSON. Anything else is 415.
+var bodyTypes = map[string][]string{
+	http.MethodPost:   {JSONType, YAMLType},
+	http.MethodPut:    {JSONType, YAMLType},
+	http.MethodPatch:  {MergePatchType, JSONPatchType},
+	http.MethodDelete: {JSONType},
+}
+
+// bodyType returns the media type of r's body (Content-Type without its
+// parameters), or 415 naming it and what the method takes.
+func bodyType(r *http.Request) (string, error) {
+	accepted := bodyTypes[r.Method]
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && slices.Contains(accepted, mt) {
+		return mt, nil
+	}
+	got := fmt.Sprintf("Content-Type %q", ct)
+	if ct == "" {
+		got = "no Content-Type"
+	}
+	return "", &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+		Message: fmt.Sprintf("unsupported media type: %s with %s; %s takes %s", r.Method, got, r.Method, strings.Join(accepted, " or ")),
+	}}
+}
+
+// readBody checks the body's media type, reads at most MaxBodyBytes and
+// returns JSON (YAML converted). A DELETE may have no body, and then needs
+// no type.
 func readBody(r *http.Request) ([]byte, error) {
+	if r.Method == http.MethodDelete && r.ContentLength == 0 {
+		return nil, nil
+	}
+	mt, err := bodyType(r)
+	if err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return nil, apierrors.NewBadRequest("read request body: " + err.Error())
@@ -393,7 +439,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if len(data) > MaxBodyBytes {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the request body is over the limit of %d bytes", MaxBodyBytes))
 	}
-	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "yaml") {
+	if mt == YAMLType {
 		if data, err = yaml.YAMLToJSON(data); err != nil {
 			return nil, apierrors.NewBadRequest("decode YAML body: " + err.Error())
 		}
@@ -563,10 +609,9 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
-	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
-	if ct != MergePatchType && ct != JSONPatchType {
-		h.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(req.res.Plural), req.name,
-			fmt.Sprintf("unsupported patch type %q: use %s or %s", ct, MergePatchType, JSONPatchType), 0, false))
+	ct, err := bodyType(r)
+	if err != nil {
+		h.writeError(w, r, err)
 		return
 	}
 	patchData, err := readBody(r)
@@ -673,6 +718,12 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request, req *request) {
 func listOptions(req *request, r *http.Request) (storage.ListOptions, error) {
 	q := r.URL.Query()
 	opts := storage.ListOptions{Namespace: req.namespace, Continue: q.Get("continue"), ResourceVersion: q.Get("resourceVersion")}
+	// A list would otherwise ignore what a watch refuses: both answer 400.
+	if rv := opts.ResourceVersion; rv != "" {
+		if n, err := strconv.ParseInt(rv, 10, 64); err != nil || n < 0 {
+			return opts, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q: must be a number", rv))
+		}
+	}
 	var err error
 	if s := q.Get("labelSelector"); s != "" {
 		if opts.LabelSelector, err = labels.Parse(s); err != nil {
