@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,22 +50,31 @@ var ErrUnauthenticated = errors.New("unauthenticated")
 var tokens = resources.Tokens
 
 // Authenticator checks bearer tokens against the Tokens in storage. It
-// keeps them in memory, following a watch, so a request costs no etcd
-// round trip; a token created a moment ago and not yet seen is read from
-// etcd directly.
+// keeps every token in memory, following a watch, so that no request costs
+// an etcd read: an ID it has not seen is answered at once, which is what
+// makes guessing IDs cheap for us and useless for the guesser. A token
+// created through this server is known the moment it is stored (Observe);
+// one created through another server of a fleet once the watch brings it,
+// milliseconds later.
 type Authenticator struct {
 	store *storage.Store
 	log   logr.Logger
 	now   func() time.Time
 
+	synced   chan struct{}
+	syncOnce sync.Once
+
 	mu   sync.RWMutex
 	byID map[string]*v1.Token
+	// rev is the etcd revision the cache reflects: the list's, then each
+	// watch event's.
+	rev int64
 }
 
 // NewAuthenticator returns an authenticator over store. Run must be
-// running for revocations to take effect without a restart.
+// running: it loads the tokens and follows revocations.
 func NewAuthenticator(store *storage.Store, log logr.Logger) *Authenticator {
-	return &Authenticator{store: store, log: log, now: time.Now, byID: map[string]*v1.Token{}}
+	return &Authenticator{store: store, log: log, now: time.Now, byID: map[string]*v1.Token{}, synced: make(chan struct{})}
 }
 
 // Run keeps the token cache in step with etcd until ctx ends.
@@ -80,6 +90,17 @@ func (a *Authenticator) Run(ctx context.Context) {
 	}
 }
 
+// WaitForSync returns once the first list of tokens is in memory (an
+// error if ctx ends first).
+func (a *Authenticator) WaitForSync(ctx context.Context) error {
+	select {
+	case <-a.synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("load tokens: %w", ctx.Err())
+	}
+}
+
 func (a *Authenticator) follow(ctx context.Context) error {
 	list, err := a.store.List(ctx, tokens, storage.ListOptions{})
 	if err != nil {
@@ -91,8 +112,9 @@ func (a *Authenticator) follow(ctx context.Context) error {
 		fresh[t.Name] = t
 	}
 	a.mu.Lock()
-	a.byID = fresh
+	a.byID, a.rev = fresh, revision(list.GetResourceVersion())
 	a.mu.Unlock()
+	a.syncOnce.Do(func() { close(a.synced) })
 	w, err := a.store.Watch(ctx, tokens, storage.ListOptions{ResourceVersion: list.GetResourceVersion()})
 	if err != nil {
 		return err
@@ -109,9 +131,30 @@ func (a *Authenticator) follow(ctx context.Context) error {
 		} else {
 			a.byID[t.Name] = t
 		}
+		a.rev = max(a.rev, revision(t.ResourceVersion))
 		a.mu.Unlock()
 	}
 	return errors.New("token watch closed")
+}
+
+// Observe records a token this server has just stored, so that it works
+// at once rather than when the watch brings it. A token older than what
+// the watch has already shown is ignored: the watch knows better (it may
+// have seen the token deleted since).
+func (a *Authenticator) Observe(t *v1.Token) {
+	rv := revision(t.ResourceVersion)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if rv > a.rev {
+		c := t.DeepCopy()
+		c.Status.Token = "" // the bearer shown once to its creator is not kept
+		a.byID[t.Name] = c
+	}
+}
+
+func revision(rv string) int64 {
+	n, _ := strconv.ParseInt(rv, 10, 64)
+	return n
 }
 
 // Authenticate returns the caller of r, or ErrUnauthenticated.
@@ -125,7 +168,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
-	t, err := a.lookup(r.Context(), id)
+	t, err := a.lookup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -147,21 +190,16 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 	return u, nil
 }
 
-func (a *Authenticator) lookup(ctx context.Context, id string) (*v1.Token, error) {
+// lookup reads the cache only: an ID missing there does not exist (or was
+// made a moment ago on another server), and asking etcd each time would
+// let anyone who sends made-up IDs make us read etcd.
+func (a *Authenticator) lookup(id string) (*v1.Token, error) {
+	select {
+	case <-a.synced:
+	default:
+		return nil, apierrors.NewServiceUnavailable("the API server is still loading its tokens; retry in a moment")
+	}
 	a.mu.RLock()
-	t, ok := a.byID[id]
-	a.mu.RUnlock()
-	if ok {
-		return t, nil
-	}
-	// Not in the cache: maybe created a moment ago, or the cache is still
-	// filling. Ask etcd.
-	obj, err := a.store.Get(ctx, tokens, "", id)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return obj.(*v1.Token), nil
+	defer a.mu.RUnlock()
+	return a.byID[id], nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	st := statusFor(err)
 	if st.Code >= 500 {
 		h.log.Error(err, "request failed", "method", r.Method, "path", r.URL.Path)
+	}
+	if d := st.Details; d != nil && d.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfterSeconds)))
 	}
 	writeJSON(w, int(st.Code), st)
 }

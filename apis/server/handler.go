@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,9 +70,11 @@ type Handler struct {
 	limits     *limiters
 	failLimits *limiters
 	maxObjects int
-	logsCert   *tls.Certificate
-	snapshot   SnapshotFunc
-	mux        *http.ServeMux
+	// requestTimeout bounds every request but watches and log streams.
+	requestTimeout time.Duration
+	logsCert       *tls.Certificate
+	snapshot       SnapshotFunc
+	mux            *http.ServeMux
 }
 
 // HandlerOptions configure NewHandler.
@@ -96,6 +100,10 @@ type HandlerOptions struct {
 	LogsClientCert *tls.Certificate
 	// Snapshot serves GET /snapshot to admins (nil: 404, external etcd).
 	Snapshot SnapshotFunc
+	// RequestTimeout is how long a request other than a watch or a log
+	// stream may take to send its body and read its answer (0:
+	// DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
 // NewHandler returns the API handler over a started Store.
@@ -105,6 +113,10 @@ func NewHandler(o HandlerOptions) *Handler {
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
 		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
 		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, mux: http.NewServeMux(),
+		requestTimeout: o.RequestTimeout,
+	}
+	if h.requestTimeout <= 0 {
+		h.requestTimeout = DefaultRequestTimeout
 	}
 	h.snapshot = o.Snapshot
 	h.mux.HandleFunc("GET /apis", h.groupList)
@@ -123,23 +135,32 @@ func NewHandler(o HandlerOptions) *Handler {
 // anonymousPaths are served without credentials (load balancers probe them).
 var anonymousPaths = map[string]bool{"/healthz": true, "/readyz": true}
 
-// ServeHTTP authenticates and rate-limits every request but the health
-// probes, then routes it.
+// ServeHTTP bounds the request's time, authenticates and rate-limits every
+// request but the health probes, then routes it. An address that has failed
+// to log in too often is refused before its token is even looked at, so a
+// guess that happens to be right gets it nothing either; and a request
+// refused before its body is read does not hold its connection waiting for
+// that body.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.setDeadlines(w, false)
 	if anonymousPaths[r.URL.Path] {
 		h.mux.ServeHTTP(w, r)
 		return
 	}
+	host := remoteHost(r)
+	if wait, over := h.failLimits.exhausted(host); over {
+		refuseBody(w, r)
+		h.writeError(w, r, apierrors.NewTooManyRequests("too many failed logins from this address; wait and retry", retryAfterSeconds(wait)))
+		return
+	}
 	user, err := h.authn.Authenticate(r)
 	if err != nil {
+		refuseBody(w, r)
 		if !errors.Is(err, auth.ErrUnauthenticated) {
 			h.writeError(w, r, err)
 			return
 		}
-		if !h.failLimits.allow(remoteHost(r)) {
-			h.writeError(w, r, apierrors.NewTooManyRequests("too many failed logins from this address; wait and retry", 1))
-			return
-		}
+		h.failLimits.spend(host)
 		rw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.writeError(rw, r, apierrors.NewUnauthorized("a valid bearer token is required (missing, wrong, expired or revoked)"))
 		if r.Method != http.MethodGet {
@@ -273,6 +294,9 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
 	verb := verbOf(r, false)
 	if err == nil {
 		resource, verb = req.res.Plural, req.verb
+		if streams(req) {
+			h.setDeadlines(w, true)
+		}
 		req.user = auth.UserFrom(r.Context())
 		err = h.authorize(r, req)
 	}
@@ -367,8 +391,52 @@ func dryRun(r *http.Request) (bool, error) {
 	}
 }
 
-// readBody reads at most MaxBodyBytes and accepts JSON or YAML.
+// Body media types.
+const (
+	JSONType = "application/json"
+	YAMLType = "application/yaml"
+)
+
+// bodyTypes are the media types each method's body may have, as
+// kube-apiserver takes them: objects as JSON or YAML, patches as a merge
+// patch or a JSON patch, DeleteOptions as JSON. Anything else is 415.
+var bodyTypes = map[string][]string{
+	http.MethodPost:   {JSONType, YAMLType},
+	http.MethodPut:    {JSONType, YAMLType},
+	http.MethodPatch:  {MergePatchType, JSONPatchType},
+	http.MethodDelete: {JSONType},
+}
+
+// bodyType returns the media type of r's body (Content-Type without its
+// parameters), or 415 naming it and what the method takes.
+func bodyType(r *http.Request) (string, error) {
+	accepted := bodyTypes[r.Method]
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && slices.Contains(accepted, mt) {
+		return mt, nil
+	}
+	got := fmt.Sprintf("Content-Type %q", ct)
+	if ct == "" {
+		got = "no Content-Type"
+	}
+	return "", &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+		Message: fmt.Sprintf("unsupported media type: %s with %s; %s takes %s", r.Method, got, r.Method, strings.Join(accepted, " or ")),
+	}}
+}
+
+// readBody checks the body's media type, reads at most MaxBodyBytes and
+// returns JSON (YAML converted). A DELETE may have no body, and then needs
+// no type.
 func readBody(r *http.Request) ([]byte, error) {
+	if r.Method == http.MethodDelete && r.ContentLength == 0 {
+		return nil, nil
+	}
+	mt, err := bodyType(r)
+	if err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return nil, apierrors.NewBadRequest("read request body: " + err.Error())
@@ -376,7 +444,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if len(data) > MaxBodyBytes {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the request body is over the limit of %d bytes", MaxBodyBytes))
 	}
-	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "yaml") {
+	if mt == YAMLType {
 		if data, err = yaml.YAMLToJSON(data); err != nil {
 			return nil, apierrors.NewBadRequest("decode YAML body: " + err.Error())
 		}
@@ -546,10 +614,9 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
-	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
-	if ct != MergePatchType && ct != JSONPatchType {
-		h.writeError(w, r, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", schemaGR(req.res.Plural), req.name,
-			fmt.Sprintf("unsupported patch type %q: use %s or %s", ct, MergePatchType, JSONPatchType), 0, false))
+	ct, err := bodyType(r)
+	if err != nil {
+		h.writeError(w, r, err)
 		return
 	}
 	patchData, err := readBody(r)
@@ -656,6 +723,12 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request, req *request) {
 func listOptions(req *request, r *http.Request) (storage.ListOptions, error) {
 	q := r.URL.Query()
 	opts := storage.ListOptions{Namespace: req.namespace, Continue: q.Get("continue"), ResourceVersion: q.Get("resourceVersion")}
+	// A list would otherwise ignore what a watch refuses: both answer 400.
+	if rv := opts.ResourceVersion; rv != "" {
+		if n, err := strconv.ParseInt(rv, 10, 64); err != nil || n < 0 {
+			return opts, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q: must be a number", rv))
+		}
+	}
 	var err error
 	if s := q.Get("labelSelector"); s != "" {
 		if opts.LabelSelector, err = labels.Parse(s); err != nil {
@@ -742,6 +815,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 }
 
+// statusRecorder remembers the code a handler answered with.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
@@ -757,3 +831,6 @@ func (s *statusRecorder) Flush() {
 		f.Flush()
 	}
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

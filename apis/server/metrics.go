@@ -18,6 +18,7 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	watchers *prometheus.GaugeVec
 	leader   prometheus.Gauge
+	refused  prometheus.Counter
 }
 
 // NewMetrics registers the API metrics and the Go runtime's.
@@ -37,8 +38,11 @@ func NewMetrics() *Metrics {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "left4me_controllers_leader", Help: "1 while this server holds the leader lease and runs the controllers.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "left4me_apiserver_connections_refused_total", Help: "Connections closed at once because their address already held --max-connections-per-address.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.watchers, m.leader,
+	m.registry.MustRegister(m.requests, m.latency, m.watchers, m.leader, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

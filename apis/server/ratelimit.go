@@ -1,7 +1,9 @@
 package server
 
 import (
+	"math"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -24,12 +26,12 @@ func newLimiters(qps float64, burst int) *limiters {
 	return &limiters{qps: rate.Limit(qps), burst: burst, m: map[string]*rate.Limiter{}}
 }
 
-// allow takes one request from key's bucket; qps <= 0 disables limiting.
-func (l *limiters) allow(key string) bool {
-	if l == nil || l.qps <= 0 {
-		return true
-	}
+func (l *limiters) disabled() bool { return l == nil || l.qps <= 0 }
+
+// get returns key's bucket, making a full one for a key not seen before.
+func (l *limiters) get(key string) *rate.Limiter {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	lim, ok := l.m[key]
 	if !ok {
 		if len(l.m) >= maxLimiters {
@@ -39,6 +41,47 @@ func (l *limiters) allow(key string) bool {
 		lim = rate.NewLimiter(l.qps, l.burst)
 		l.m[key] = lim
 	}
+	return lim
+}
+
+// allow takes one request from key's bucket; qps <= 0 disables limiting.
+func (l *limiters) allow(key string) bool {
+	if l.disabled() {
+		return true
+	}
+	return l.get(key).Allow()
+}
+
+// exhausted reports whether key's bucket is empty and how long until it
+// holds one again, taking nothing from it. The failed-login limit asks this
+// before a token is checked: an address that has guessed too often is
+// refused without its next guess being looked at, right or wrong.
+func (l *limiters) exhausted(key string) (time.Duration, bool) {
+	if l.disabled() {
+		return 0, false
+	}
+	l.mu.Lock()
+	lim, ok := l.m[key]
 	l.mu.Unlock()
-	return lim.Allow()
+	if !ok {
+		return 0, false
+	}
+	tokens := lim.TokensAt(time.Now())
+	if tokens >= 1 {
+		return 0, false
+	}
+	return time.Duration((1 - tokens) / float64(l.qps) * float64(time.Second)), true
+}
+
+// spend takes one from key's bucket (a failed login), if it holds one.
+func (l *limiters) spend(key string) {
+	if !l.disabled() {
+		l.get(key).Allow()
+	}
+}
+
+// retryAfterSeconds rounds a wait up to the whole seconds of Retry-After
+// (at least 1).
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
 }

@@ -66,6 +66,13 @@ type Options struct {
 	// address (0 QPS: unlimited).
 	FailedLoginQPS   float64
 	FailedLoginBurst int
+	// MaxConnsPerAddress caps the connections one remote IP may hold open
+	// (0: DefaultMaxConnsPerAddress; negative: no cap).
+	MaxConnsPerAddress int
+	// RequestTimeout bounds each request but watches and log streams (0:
+	// DefaultRequestTimeout); IdleTimeout closes silent keep-alive
+	// connections (0: DefaultIdleTimeout).
+	RequestTimeout, IdleTimeout time.Duration
 	// DisableControllers serves the API only: no scheduler, no node
 	// lifecycle, no rollouts (for tests of the API alone).
 	DisableControllers bool
@@ -161,26 +168,44 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	authn := auth.NewAuthenticator(s.Store, opts.Log.WithName("authn"))
 	go authn.Run(ctx)
+	if err := authn.WaitForSync(startCtx); err != nil {
+		return nil, err
+	}
 	s.Handler = NewHandler(HandlerOptions{
 		Store: s.Store, Log: opts.Log.WithName("api"), Metrics: NewMetrics(),
 		Authn: authn, Authz: auth.NewAuthorizer(s.Store), Audit: audit,
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
 		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst, LogsClientCert: s.logsCert,
-		Snapshot: s.snapshotSource(),
+		Snapshot:       s.snapshotSource(),
+		RequestTimeout: opts.RequestTimeout,
 	})
-	if err := s.bootstrapAdmin(startCtx, opts); err != nil {
+	if err := s.bootstrapAdmin(startCtx, opts, authn); err != nil {
 		return nil, err
 	}
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
 	s.http = &http.Server{
-		Handler:           s.Handler,
-		TLSConfig:         tlsCfg,
+		Handler:   s.Handler,
+		TLSConfig: tlsCfg,
+		// Headers must come at once (this also bounds the TLS handshake);
+		// the body and the answer have the handler's per-request deadlines,
+		// which watches and log streams lift: no server-wide ReadTimeout or
+		// WriteTimeout, which would end them.
 		ReadHeaderTimeout: 10 * time.Second,
-		// Watches end with the server, not after a write timeout.
+		IdleTimeout:       idle,
+		// Watches end with the server.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		// TLS handshake failures and the like: worth a debug line, no more.
 		ErrorLog: log.New(logWriter{opts.Log.WithName("http")}, "", 0),
 	}
-	go func() { s.served <- s.http.Serve(tls.NewListener(l, tlsCfg)) }()
+	maxConns := opts.MaxConnsPerAddress
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnsPerAddress
+	}
+	capped := newCapListener(l, maxConns, opts.Log.WithName("http"), s.Handler.metrics.refused.Inc)
+	go func() { s.served <- s.http.Serve(tls.NewListener(capped, tlsCfg)) }()
 	if !opts.DisableControllers {
 		s.controllers.Add(1)
 		go func() { defer s.controllers.Done(); s.runControllers(ctx, opts) }()
@@ -239,7 +264,7 @@ func (s *Server) openAudit(opts Options) (io.Writer, error) {
 
 // bootstrapAdmin creates an admin token and writes <data-dir>/admin.yaml
 // (mode 0600) the first time this data dir is used.
-func (s *Server) bootstrapAdmin(ctx context.Context, opts Options) error {
+func (s *Server) bootstrapAdmin(ctx context.Context, opts Options, authn *auth.Authenticator) error {
 	path := filepath.Join(opts.DataDir, AdminConfigFile)
 	s.AdminConfigPath = path
 	if _, err := os.Stat(path); err == nil {
@@ -255,9 +280,11 @@ func (s *Server) bootstrapAdmin(ctx context.Context, opts Options) error {
 			Description: "created at first start for " + path},
 		Status: v1.TokenStatus{SecretHash: hash},
 	}
-	if _, err := s.Store.Create(ctx, tokens, tok, storage.CreateOptions{}); err != nil {
+	out, err := s.Store.Create(ctx, tokens, tok, storage.CreateOptions{})
+	if err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
+	authn.Observe(out.(*v1.Token))
 	cfg := client.File{Server: s.URL(), Token: bearer, CertificateAuthorityData: string(s.CAPEM), Namespace: v1.DefaultNamespace}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {

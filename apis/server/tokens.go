@@ -74,6 +74,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	created := out.(*v1.Token)
 	if !dry {
+		h.authn.Observe(created)
 		created.Status.Token = bearer
 	}
 	h.respond(w, r, http.StatusCreated, created, nil)

@@ -19,7 +19,7 @@ import (
 
 func main() {
 	var opts server.Options
-	var verbosity int
+	var verbosity, maxConns int
 	var jsonLogs bool
 	cmd := &cobra.Command{
 		Use:   "l4m-server",
@@ -37,6 +37,10 @@ certificate under --data-dir/pki and an admin client config,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Log = logging.New(verbosity, jsonLogs)
+			opts.MaxConnsPerAddress = maxConns
+			if maxConns == 0 {
+				opts.MaxConnsPerAddress = -1 // no cap
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			s, err := server.Start(ctx, opts)
@@ -70,6 +74,8 @@ certificate under --data-dir/pki and an admin client config,
 	f.IntVar(&opts.RateBurst, "rate-burst", 200, "requests a credential may send at once above --rate-limit")
 	f.Float64Var(&opts.FailedLoginQPS, "failed-login-limit", 2, "failed logins per second one address may make before 429 (0: unlimited)")
 	f.IntVar(&opts.FailedLoginBurst, "failed-login-burst", 20, "failed logins one address may make at once")
+	f.IntVar(&maxConns, "max-connections-per-address", server.DefaultMaxConnsPerAddress, "open connections one client IP may hold; more are closed at once (0: no cap; raise it behind a proxy or NAT)")
+	f.DurationVar(&opts.RequestTimeout, "request-timeout", server.DefaultRequestTimeout, "how long a request other than a watch or a log stream may take to send its body and read its answer")
 	f.IntVar(&opts.MaxObjectsPerNamespace, "max-objects-per-namespace", 10000, "most objects of one kind in one namespace (0: no cap)")
 	f.StringVar(&opts.EmbeddedEtcdClientAddr, "embedded-etcd-client-addr", "", "open a loopback host:port on the embedded etcd that requires a client certificate from --data-dir/pki/etcd (default: etcd listens on nothing)")
 	var unusedPeerAddr string

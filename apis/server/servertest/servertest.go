@@ -82,10 +82,13 @@ func ClientWithToken(t testing.TB, s *server.Server, token string) *client.Clien
 func HTTPClient(s *server.Server) *http.Client { return HTTPClientFor(s.CAPEM) }
 
 // HTTPClientFor is HTTPClient for a server in another process, by its CA.
+// Its connections are not kept alive: tests make one of these per request,
+// and kept connections would pile up against the server's cap on
+// connections per address.
 func HTTPClientFor(caPEM []byte) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}, Timeout: 30 * time.Second}
 }
 
 // NewToken creates a token with the admin client and returns its bearer.
