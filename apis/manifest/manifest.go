@@ -1,7 +1,8 @@
 // Package manifest reads left4me objects from YAML or JSON files, the way
 // `l4mctl apply -f` takes them: files, directories (optionally recursive) or
 // standard input, several documents per file separated by "---". Every error
-// names the file and line of the document it is about.
+// names the file and line it is about: the field's own line for an unknown,
+// duplicate or mistyped field, else the document's first line.
 package manifest
 
 import (
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -138,7 +140,7 @@ func Parse(file string, data []byte) ([]*Document, []string) {
 			errs = append(errs, fmt.Sprintf("%s: malformed YAML: %s", file, strings.TrimPrefix(msg, "error converting YAML to JSON: ")))
 			continue
 		}
-		d, err := decode(src, js)
+		d, err := decode(src, js, fieldLines(file, chunk))
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -148,7 +150,9 @@ func Parse(file string, data []byte) ([]*Document, []string) {
 	return docs, errs
 }
 
-func decode(src string, js []byte) (*Document, error) {
+// decode checks and strictly decodes one document. at names the file:line
+// of a field path, so an error about one field points at its own line.
+func decode(src string, js []byte, at func(path string) string) (*Document, error) {
 	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 		return nil, fmt.Errorf("%s: empty document", src)
 	}
@@ -175,16 +179,22 @@ func decode(src string, js []byte) (*Document, error) {
 	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return nil, fmt.Errorf("%s: %s %s: field %s: cannot be a %s (want %s)", src, res.Kind, nameOf(js), te.Field, te.Value, te.Type)
+			return nil, fmt.Errorf("%s: %s %s: field %s: cannot be a %s (want %s)", at(te.Field), res.Kind, nameOf(js), te.Field, te.Value, te.Type)
 		}
 		return nil, fmt.Errorf("%s: %s %s: %v", src, res.Kind, nameOf(js), err)
 	}
 	if len(strict) > 0 {
+		// One line per field, each at the field's own line.
 		msgs := make([]string, len(strict))
 		for i, e := range strict {
-			msgs[i] = e.Error()
+			where := src
+			var fe sigsjson.FieldError
+			if errors.As(e, &fe) {
+				where = at(fe.FieldPath())
+			}
+			msgs[i] = fmt.Sprintf("%s: %s %s: %v", where, res.Kind, nameOf(js), e)
 		}
-		return nil, fmt.Errorf("%s: %s %s: %s", src, res.Kind, nameOf(js), strings.Join(msgs, "; "))
+		return nil, errors.New(strings.Join(msgs, "\n"))
 	}
 	if obj.GetName() == "" {
 		return nil, fmt.Errorf("%s: %s: metadata.name is required", src, res.Kind)
@@ -206,6 +216,65 @@ func nameOf(js []byte) string {
 		return "(unnamed)"
 	}
 	return strconv.Quote(m.Metadata.Name)
+}
+
+// fieldLines returns a function from a decoder's field path
+// ("spec.cvars[1].nmae") to the file:line of that field's key in the
+// document, falling back to the document's first line when the path cannot
+// be followed. The JSON the decoder saw has no lines; the YAML node tree has.
+func fieldLines(file string, c chunk) func(path string) string {
+	docStart := fmt.Sprintf("%s:%d", file, c.line)
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(c.text, &doc); err != nil {
+		return func(string) string { return docStart }
+	}
+	return func(path string) string {
+		if line := lineOf(&doc, path); line > 0 {
+			return fmt.Sprintf("%s:%d", file, line+c.line-1)
+		}
+		return docStart
+	}
+}
+
+var pathStepRE = regexp.MustCompile(`[^.\[\]]+|\[\d+\]`)
+
+// lineOf follows path through the node tree and returns the line of the
+// last key (or list item) on it, 0 when the path leads nowhere.
+func lineOf(n *yamlv3.Node, path string) int {
+	line := 0
+	for _, step := range pathStepRE.FindAllString(path, -1) {
+		for n.Kind == yamlv3.DocumentNode || n.Kind == yamlv3.AliasNode {
+			if n.Kind == yamlv3.AliasNode {
+				n = n.Alias
+			} else if len(n.Content) == 1 {
+				n = n.Content[0]
+			} else {
+				return 0
+			}
+		}
+		var next *yamlv3.Node
+		switch {
+		case strings.HasPrefix(step, "["):
+			i, _ := strconv.Atoi(strings.Trim(step, "[]"))
+			if n.Kind == yamlv3.SequenceNode && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		case n.Kind == yamlv3.MappingNode:
+			for k := 0; k+1 < len(n.Content); k += 2 {
+				if n.Content[k].Value == step {
+					next = n.Content[k+1]
+					line = n.Content[k].Line
+					break
+				}
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return line
 }
 
 type chunk struct {

@@ -103,3 +103,46 @@ func TestReadDirectories(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// Errors about one field name that field's own line in the file, not the
+// first line of its document: in a long manifest that is the difference
+// between finding the typo and reading everything.
+func TestFieldErrorsAtTheirOwnLine(t *testing.T) {
+	const fleet = `apiVersion: left4me.io/v1alpha1
+kind: Blueprint
+metadata: {name: coop}
+spec:
+  game: {map: c1m1_hotel}
+  cvars:
+    - {name: sv_alltalk, value: "1"}
+    - name: sv_cheats
+      vaule: "0"
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata:
+  name: srv1
+spec:
+  blueprintRef: {name: coop}
+  hostname: "EU #1"
+  prot: 27015
+`
+	_, errs := Parse("fleet.yaml", []byte(fleet))
+	got := strings.Join(errs, "\n")
+	for _, want := range []string{
+		`fleet.yaml:9: Blueprint "coop": unknown field "spec.cvars[1].vaule"`,
+		`fleet.yaml:18: Instance "srv1": unknown field "spec.prot"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in:\n%s", want, got)
+		}
+	}
+	mistyped := "apiVersion: left4me.io/v1alpha1\nkind: Instance\nmetadata: {name: x}\nspec:\n  blueprintRef: {name: a}\n  port: \"27015\"\n"
+	if _, errs := Parse("f.yaml", []byte(mistyped)); len(errs) != 1 || !strings.HasPrefix(errs[0], "f.yaml:6: Instance \"x\": field spec.port: cannot be a string") {
+		t.Errorf("mistyped field: %q", errs)
+	}
+	json := "{\n  \"apiVersion\": \"left4me.io/v1alpha1\",\n  \"kind\": \"Overlay\",\n  \"metadata\": {\"name\": \"mods\"},\n  \"spec\": {\"source\": {\"path\": \"m\"}, \"descripton\": \"x\"}\n}\n"
+	if _, errs := Parse("o.json", []byte(json)); len(errs) != 1 || !strings.HasPrefix(errs[0], `o.json:5: Overlay "mods": unknown field "spec.descripton"`) {
+		t.Errorf("JSON file: %q", errs)
+	}
+}

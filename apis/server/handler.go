@@ -560,33 +560,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 	if err == nil && req.decision.Admit != nil {
 		err = req.decision.Admit(r.Context(), nil, obj)
 	}
-	if err == nil {
-		err = h.checkQuota(r.Context(), req)
-	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	out, err := h.store.Create(r.Context(), req.res, obj, storage.CreateOptions{DryRun: dry})
+	// The store counts and creates in one step: the quota is exact.
+	out, err := h.store.Create(r.Context(), req.res, obj, storage.CreateOptions{DryRun: dry, MaxInNamespace: h.maxObjects})
 	h.respond(w, r, http.StatusCreated, out, err)
-}
-
-// checkQuota refuses a create when the namespace already holds the most
-// objects of this kind it may (403, as Kubernetes' quota does). Two creates
-// racing at the limit may both pass: the cap is a guard against floods, not
-// an exact count.
-func (h *Handler) checkQuota(ctx context.Context, req *request) error {
-	if h.maxObjects <= 0 || !req.res.Namespaced {
-		return nil
-	}
-	n, err := h.store.Count(ctx, req.res, req.namespace)
-	if err != nil {
-		return err
-	}
-	if n >= int64(h.maxObjects) {
-		return apierrors.NewForbidden(req.res.GroupResource(), "", fmt.Errorf("exceeded quota: namespace %q already holds %d %s (the limit)", req.namespace, n, req.res.Plural))
-	}
-	return nil
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {

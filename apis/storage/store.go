@@ -73,7 +73,14 @@ func New(client *clientv3.Client, opts Options) *Store {
 
 // CreateOptions, UpdateOptions and DeleteOptions carry ?dryRun=All: the whole
 // request is checked, including the etcd preconditions, and nothing is written.
-type CreateOptions struct{ DryRun bool }
+type CreateOptions struct {
+	DryRun bool
+	// MaxInNamespace, when above 0, is the most objects of this kind the
+	// namespace may hold: the create is refused with 403 when it would
+	// hold more. The count and the write are one step, so concurrent
+	// creates never overshoot it (see quotaGuard).
+	MaxInNamespace int
+}
 
 // UpdateOptions: Status selects the status subresource. SpecAndStatus
 // writes both at once; only in-process controllers use it, for what must be
@@ -162,6 +169,9 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 		if err := s.checkCreate(ctx, res, obj, key); err != nil {
 			return nil, err
 		}
+		if _, err := s.quotaGuard(ctx, res, obj, opts.MaxInNamespace); err != nil {
+			return nil, err
+		}
 		return obj, s.claimConflict(ctx, res, obj)
 	}
 	putOpts, err := s.putOptions(ctx, res, obj)
@@ -169,22 +179,77 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 		return nil, err
 	}
 	claimCmps, claimOps := s.claimTxn(res, nil, obj)
-	resp, err := s.client.Txn(ctx).If(append(conds, claimCmps...)...).Then(append([]clientv3.Op{clientv3.OpPut(key, string(data), putOpts...)}, claimOps...)...).Commit()
-	if err != nil {
-		return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
-	}
-	if !resp.Succeeded {
+	var resp *clientv3.TxnResponse
+	for {
+		quotaCmps, err := s.quotaGuard(ctx, res, obj, opts.MaxInNamespace)
+		if err != nil {
+			return nil, err
+		}
+		ops := append([]clientv3.Op{clientv3.OpPut(key, string(data), putOpts...)}, claimOps...)
+		if res.Namespaced {
+			ops = append(ops, clientv3.OpPut(s.quotaGuardKey(res, obj.GetNamespace()), ""))
+		}
+		resp, err = s.client.Txn(ctx).If(slices.Concat(conds, claimCmps, quotaCmps)...).Then(ops...).Commit()
+		if err != nil {
+			return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
+		}
+		if resp.Succeeded {
+			break
+		}
 		if err := s.checkCreate(ctx, res, obj, key); err != nil {
 			return nil, err
 		}
 		if err := s.claimConflict(ctx, res, obj); err != nil {
 			return nil, err
 		}
-		return nil, conflict(res, obj.GetName())
+		if len(quotaCmps) == 0 {
+			return nil, conflict(res, obj.GetName())
+		}
+		// Another create of this kind in this namespace came first: count
+		// again. Each round one of the racing creates wins, so this ends.
+		if err := ctx.Err(); err != nil {
+			return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
+		}
 	}
 	obj.SetResourceVersion(strconv.FormatInt(resp.Header.Revision, 10))
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
 	return obj, nil
+}
+
+// quotaGuardKey is written by every create of res in ns. It lives outside
+// every resource's prefix, so no list, count or watch of objects sees it.
+func (s *Store) quotaGuardKey(res *resources.Resource, ns string) string {
+	return s.prefix + "/quotaguards/" + res.Plural + "/" + ns
+}
+
+// quotaGuard enforces MaxInNamespace. It reads the namespace's count of res
+// and the guard key's revision at one etcd revision, refuses (403, as
+// Kubernetes' quota does) when the namespace is full, and otherwise returns
+// the compare that makes the create's transaction fail if any other create
+// of this kind in this namespace committed since the count. Deletes and
+// expiring Events only lower the count, so they need no guard. No limit, or
+// a cluster-scoped kind: no compare.
+func (s *Store) quotaGuard(ctx context.Context, res *resources.Resource, obj v1.Object, limit int) ([]clientv3.Cmp, error) {
+	if limit <= 0 || !res.Namespaced {
+		return nil, nil
+	}
+	ns := obj.GetNamespace()
+	guard := s.quotaGuardKey(res, ns)
+	resp, err := s.client.Txn(ctx).Then(
+		clientv3.OpGet(guard),
+		clientv3.OpGet(s.namespacePrefix(res, ns), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+	).Commit()
+	if err != nil {
+		return nil, etcdError(err, "count %s in namespace %s", res.Plural, ns)
+	}
+	var guardRev int64
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		guardRev = kvs[0].ModRevision
+	}
+	if n := resp.Responses[1].GetResponseRange().Count; n >= int64(limit) {
+		return nil, apierrors.NewForbidden(res.GroupResource(), obj.GetName(), fmt.Errorf("exceeded quota: namespace %q already holds %d %s (the limit)", ns, n, res.Plural))
+	}
+	return []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(guard), "=", guardRev)}, nil
 }
 
 // eventLeaseShare is how long one lease serves the Events written: they

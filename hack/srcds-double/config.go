@@ -17,6 +17,9 @@ type options struct {
 	clientPort int
 	tvPort     int
 	noHLTV     bool
+	// insecure is srcds' -insecure: VAC off. Without it srcds is secure,
+	// and both A2S_INFO's VAC byte and RCON status say so.
+	insecure   bool
 	mapName    string
 	mode       string
 	maxPlayers int
@@ -68,6 +71,9 @@ func parseArgs(args []string) (*options, error) {
 			o.tickrate, err = number(i)
 		case "-nohltv":
 			o.noHLTV = true
+			continue
+		case "-insecure":
+			o.insecure = true
 			continue
 		default:
 			if strings.HasPrefix(a, "+") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "+") && !strings.HasPrefix(args[i+1], "-") {
@@ -163,4 +169,20 @@ func splitCfg(line string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// vac is A2S_INFO's VAC byte: 1 when secure, as srcds reports it.
+func (o *options) vac() byte {
+	if o.insecure {
+		return 0
+	}
+	return 1
+}
+
+// security is the word RCON status prints after the version.
+func (o *options) security() string {
+	if o.insecure {
+		return "insecure"
+	}
+	return "secure"
 }

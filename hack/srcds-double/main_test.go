@@ -213,3 +213,74 @@ func TestArgsAndConfigErrors(t *testing.T) {
 		t.Fatal("missing server.cfg accepted")
 	}
 }
+
+// readOnePacket is how many RCON clients read: one read into a buffer,
+// one packet decoded from it, whatever else came along dropped.
+func readOnePacket(t *testing.T, c net.Conn) (rcon.Packet, error) {
+	t.Helper()
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return rcon.Packet{}, err
+	}
+	return rcon.Read(bytes.NewReader(buf[:n]))
+}
+
+// A client that decodes one packet per read gets through auth: the empty
+// reply and the auth result arrive in reads of their own, as from srcds.
+func TestRCONAuthOnePacketPerRead(t *testing.T) {
+	addr, _ := startDouble(t, map[string]string{"server.cfg": "rcon_password \"s3cret\"\n"})
+	for attempt := 0; attempt < 5; attempt++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := rcon.Write(c, rcon.Packet{ID: 7, Type: rcon.TypeAuth, Body: "s3cret"}); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		empty, err := readOnePacket(t, c)
+		if err != nil || empty.Type != rcon.TypeResponse || empty.ID != 7 {
+			t.Fatalf("attempt %d: first reply: %+v %v", attempt, empty, err)
+		}
+		// Short: the result is already on its way.
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		auth, err := readOnePacket(t, c)
+		if err != nil || auth.Type != rcon.TypeAuthResponse || auth.ID != 7 {
+			t.Fatalf("attempt %d: auth result never came in a read of its own: %+v %v", attempt, auth, err)
+		}
+	}
+}
+
+// VAC: A2S_INFO and RCON status tell the same story, secure by default as
+// srcds is, insecure with -insecure.
+func TestSecureAgreesBetweenA2SAndStatus(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		vac  byte
+		word string
+	}{
+		{nil, 1, "8749 secure\n"},
+		{[]string{"-insecure"}, 0, "8749 insecure\n"},
+	} {
+		addr, _ := startDouble(t, map[string]string{"server.cfg": "rcon_password \"s3cret\"\n"}, tc.args...)
+		ctx := ctx5s(t)
+		info, err := a2s.QueryInfo(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := rcon.Dial(ctx, addr, "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.Exec(ctx, "status")
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.VAC != tc.vac || !strings.Contains(out, "version : 2.2.4.3 "+tc.word) {
+			t.Fatalf("args %v: A2S VAC=%d, status:\n%s", tc.args, info.VAC, out)
+		}
+	}
+}

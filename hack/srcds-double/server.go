@@ -150,7 +150,7 @@ func (g *game) answer(req a2s.Request, from string) [][]byte {
 		return [][]byte{a2s.EncodeInfo(a2s.Info{
 			Protocol: 17, Name: g.cvars["hostname"], Map: g.mapName, Folder: "left4dead2", Game: "Left 4 Dead 2",
 			AppID: 550, Players: byte(len(g.players)), MaxPlayers: byte(g.opts.maxPlayers), ServerType: 'd', Environment: 'l',
-			Version: "2.2.4.3", Port: uint16(g.opts.port), Keywords: g.opts.mode,
+			Version: "2.2.4.3", Port: uint16(g.opts.port), Keywords: g.opts.mode, VAC: g.opts.vac(),
 		})}
 	case a2s.TypePlayerRequest:
 		ps := make([]a2s.Player, len(g.players))
@@ -225,7 +225,12 @@ func (g *game) rconSession(conn net.Conn) {
 			g.mu.Lock()
 			pw := g.cvars["rcon_password"]
 			g.mu.Unlock()
+			// srcds sends each packet on its own and clients written
+			// against it read one packet per read: the empty reply and the
+			// auth result must not arrive in one read, so the result goes
+			// out a server frame later.
 			rcon.Write(conn, rcon.Packet{ID: p.ID, Type: rcon.TypeResponse})
+			g.nextFrame()
 			if pw != "" && p.Body == pw {
 				authed = true
 				rcon.Write(conn, rcon.Packet{ID: p.ID, Type: rcon.TypeAuthResponse})
@@ -251,6 +256,16 @@ func (g *game) rconSession(conn net.Conn) {
 			rcon.Write(conn, rcon.Packet{ID: p.ID, Type: rcon.TypeResponse, Body: "\x00\x01\x00\x00"})
 		}
 	}
+}
+
+// nextFrame waits one server frame (1/tickrate), the pace at which srcds
+// sends what it has to say.
+func (g *game) nextFrame() {
+	tick := g.opts.tickrate
+	if tick <= 0 {
+		tick = 30
+	}
+	time.Sleep(time.Second / time.Duration(tick))
 }
 
 // command runs one console command and returns what srcds would print.
@@ -322,7 +337,7 @@ func (g *game) status() string {
 		hib = "hibernating"
 	}
 	fmt.Fprintf(&b, "hostname: %s\n", g.cvars["hostname"])
-	fmt.Fprintf(&b, "version : 2.2.4.3 8749 secure\n")
+	fmt.Fprintf(&b, "version : 2.2.4.3 8749 %s\n", g.opts.security())
 	fmt.Fprintf(&b, "udp/ip  : %s:%d [ public n/a ]\n", g.opts.ip, g.opts.port)
 	fmt.Fprintf(&b, "os      : Linux Dedicated\n")
 	fmt.Fprintf(&b, "map     : %s\n", g.mapName)

@@ -160,15 +160,13 @@ func (c *cli) printEvents(ctx context.Context, cl *client.Client, res *resources
 		fmt.Fprintln(c.streams.Out, "Events:       <none>")
 		return nil
 	}
-	sort.Slice(items, func(i, j int) bool {
-		return items[i].(*v1.Event).LastTimestamp.Before(&items[j].(*v1.Event).LastTimestamp)
-	})
+	sortForDisplay(items)
 	fmt.Fprintln(c.streams.Out, "Events:")
 	tw := tabwriter.NewWriter(c.streams.Out, 3, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "  TYPE\tREASON\tAGE\tFROM\tMESSAGE")
 	for _, it := range items {
 		e := it.(*v1.Event)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, duration.HumanDuration(time.Since(e.LastTimestamp.Time)), e.Source.Component, e.Message)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, duration.HumanDuration(time.Since(eventTime(e))), e.Source.Component, e.Message)
 	}
 	tw.Flush()
 	return nil

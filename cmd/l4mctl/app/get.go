@@ -109,6 +109,7 @@ func (c *cli) runGet(ctx context.Context, o *getOptions, args []string) error {
 		}
 		return nil
 	}
+	sortForDisplay(items)
 	if err := c.printObjects(tp, res, items, o.output, !o.watch); err != nil {
 		return err
 	}

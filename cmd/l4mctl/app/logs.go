@@ -42,6 +42,6 @@ node agent for it, as kubectl logs reads through the kubelet. Nobody needs SSH.`
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
-	cmd.Flags().IntVar(&tail, "tail", -1, "only the last N lines (default: all)")
+	cmd.Flags().IntVar(&tail, "tail", -1, "only the last N lines; -1 for all of them")
 	return cmd
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,6 +30,21 @@ func age(obj v1.Object, now time.Time) string {
 		return "<unknown>"
 	}
 	return duration.HumanDuration(now.Sub(t.Time))
+}
+
+// timeLeft is HumanDuration for a time still to come. HumanDuration floors,
+// which suits an age but makes a token created a moment ago with --ttl 720h
+// show "29d": the time left is rounded up to the precision shown (seconds
+// under ten minutes, minutes above), so it reads 30d until a minute passes.
+func timeLeft(d time.Duration) string {
+	step := time.Minute
+	if d < 10*time.Minute {
+		step = time.Second
+	}
+	if r := d % step; r > 0 {
+		d += step - r
+	}
+	return duration.HumanDuration(d)
 }
 
 func orNone(s string) string {
@@ -100,7 +116,9 @@ var tables = map[string]columns{
 	},
 	"Instance": {
 		headers: []string{"NAME", "PHASE", "NODE", "ADDRESS", "PLAYERS", "MAP", "AGE"},
-		wide:    []string{"BLUEPRINT", "STATE", "READY", "UNIT", "RESTARTS"},
+		// DESIRED is spec.state, what the user asked for; PHASE is what the
+		// server does. Under STATE both read "Running" and looked the same.
+		wide: []string{"BLUEPRINT", "DESIRED", "READY", "UNIT", "RESTARTS"},
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
 			in := o.(*v1.Instance)
 			phase := string(in.Status.Phase)
@@ -129,7 +147,7 @@ var tables = map[string]columns{
 				players = fmt.Sprintf("%d/%d", in.Status.Players, in.Status.MaxPlayers)
 			}
 			return []string{in.Name, phase, orNone(node), addr, players, orNone(in.Status.Map), age(in, now)},
-				[]string{in.Spec.BlueprintRef.Name, string(in.Spec.State), conditionStatus(in.Status.Conditions, v1.InstanceReady), orNone(in.Status.UnitName), strconv.Itoa(int(in.Status.Restarts))}
+				[]string{in.Spec.BlueprintRef.Name, desiredState(in), conditionStatus(in.Status.Conditions, v1.InstanceReady), orNone(in.Status.UnitName), strconv.Itoa(int(in.Status.Restarts))}
 		},
 	},
 	"Token": {
@@ -154,7 +172,7 @@ var tables = map[string]columns{
 				if e.Time.Before(now) {
 					expires = "expired"
 				} else {
-					expires = "in " + duration.HumanDuration(e.Time.Sub(now))
+					expires = "in " + timeLeft(e.Time.Sub(now))
 				}
 			}
 			left := "-"
@@ -171,8 +189,8 @@ var tables = map[string]columns{
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
 			e := o.(*v1.Event)
 			last := "<unknown>"
-			if !e.LastTimestamp.IsZero() {
-				last = duration.HumanDuration(now.Sub(e.LastTimestamp.Time))
+			if t := eventTime(e); !t.IsZero() {
+				last = duration.HumanDuration(now.Sub(t))
 			}
 			obj := strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name
 			msg := e.Message
@@ -182,6 +200,37 @@ var tables = map[string]columns{
 			return []string{last, e.Type, e.Reason, obj, msg}, nil
 		},
 	},
+}
+
+// desiredState is spec.state, with the API's default spelled out.
+func desiredState(in *v1.Instance) string {
+	if in.Spec.State == "" {
+		return string(v1.StateRunning)
+	}
+	return string(in.Spec.State)
+}
+
+// eventTime is when an event last happened: lastTimestamp, else
+// firstTimestamp, else when it was recorded.
+func eventTime(e *v1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.FirstTimestamp.IsZero():
+		return e.FirstTimestamp.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// sortForDisplay puts objects in the order people read them: events
+// oldest first, so the newest is at the bottom next to the prompt; other
+// kinds keep the server's order (by name).
+func sortForDisplay(objs []v1.Object) {
+	sort.SliceStable(objs, func(i, j int) bool {
+		a, aok := objs[i].(*v1.Event)
+		b, bok := objs[j].(*v1.Event)
+		return aok && bok && eventTime(a).Before(eventTime(b))
+	})
 }
 
 // tablePrinter writes aligned rows; the header goes out with the first row.
