@@ -21,10 +21,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	placementrules "github.com/left4me/left4me/apis/placement"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/controllers"
@@ -308,20 +308,8 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 		if in.Spec.NodeName != "" && n.Name != in.Spec.NodeName {
 			continue
 		}
-		if !nodeReady(n) {
-			note("not ready")
-			continue
-		}
-		if n.Spec.Unschedulable && in.Spec.NodeName == "" {
-			note("cordoned")
-			continue
-		}
-		if n.DeletionTimestamp != nil {
-			note("being deleted")
-			continue
-		}
-		if !labels.SelectorFromSet(in.Spec.NodeSelector).Matches(labels.Set(n.Labels)) {
-			note("do not match nodeSelector")
+		if why := placementrules.Refusal(n, in); why != "" {
+			note(why)
 			continue
 		}
 		u := s.usage(n.Name)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/placement"
 	"github.com/left4me/left4me/apis/resources"
 )
 
@@ -71,7 +72,11 @@ waits until the node holds none. Players are never kicked unless --force.
 
 An Instance whose spec.nodeName a user wrote is pinned: drain reports it and
 waits (edit or delete it), unless --force, which unpins it. A later apply of
-a manifest that names the node pins it again.`,
+a manifest that names the node pins it again.
+
+An Instance no other node could take (none Ready, uncordoned and matching
+its nodeSelector) is not moved: moving it would only stop its game. Drain
+says so and waits for such a node, unless --force.`,
 		Example: `  l4mctl drain host-3
   l4mctl drain host-3 --force --timeout 5m`,
 		Args:              cobra.ExactArgs(1),
@@ -85,7 +90,7 @@ a manifest that names the node pins it again.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.force, "force", false, "move Instances that have players, and pinned ones, now")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: wait as long as it takes)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long (0: wait as long as it takes)")
 	cmd.Flags().DurationVar(&o.interval, "poll-interval", 2*time.Second, "how often to look at the node's Instances")
 	return cmd
 }
@@ -127,6 +132,10 @@ func (c *cli) drainRound(ctx context.Context, cl *client.Client, node string, o 
 	sort.Slice(items, func(i, j int) bool {
 		return items[i].GetNamespace()+"/"+items[i].GetName() < items[j].GetNamespace()+"/"+items[j].GetName()
 	})
+	nodes, _, err := listAll(ctx, cl, resources.Nodes, "", client.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
 	var left []string
 	for _, obj := range items {
 		in := obj.(*v1.Instance)
@@ -139,6 +148,10 @@ func (c *cli) drainRound(ctx context.Context, cl *client.Client, node string, o 
 			why = "pinned by spec.nodeName (edit it, or drain --force)"
 		case in.Status.Players > 0 && !o.force:
 			why = fmt.Sprintf("waiting: %d players on it", in.Status.Players)
+		case !o.force:
+			if none := noOtherTaker(in, node, nodes); none != "" {
+				why = "waiting: no other node can take it (" + none + "); moving it would only stop its game (drain --force moves it anyway)"
+			}
 		}
 		if why != "" {
 			if reported[ref] != why {
@@ -158,6 +171,40 @@ func (c *cli) drainRound(ctx context.Context, cl *client.Client, node string, o 
 		fmt.Fprintf(c.streams.Out, "%s moved off (%d players)\n", ref, in.Status.Players)
 	}
 	return left, nil
+}
+
+// noOtherTaker says why no node but the drained one could take in once it
+// is unbound ("" when one could): the scheduler's own rules of readiness,
+// cordon and nodeSelector (room and ports are the scheduler's to judge).
+func noOtherTaker(in *v1.Instance, drained string, nodes []v1.Object) string {
+	unbound := in.DeepCopy()
+	unbound.Spec.NodeName = ""
+	counts := map[string]int{}
+	var order []string
+	others := 0
+	for _, obj := range nodes {
+		n := obj.(*v1.Node)
+		if n.Name == drained {
+			continue
+		}
+		others++
+		why := placement.Refusal(n, unbound)
+		if why == "" {
+			return ""
+		}
+		if counts[why] == 0 {
+			order = append(order, why)
+		}
+		counts[why]++
+	}
+	if others == 0 {
+		return "it is the only node"
+	}
+	parts := make([]string, len(order))
+	for i, why := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[why], why)
+	}
+	return fmt.Sprintf("0/%d other nodes available: %s", others, strings.Join(parts, ", "))
 }
 
 // moveOff unbinds an Instance, if it is still the version drain looked at:

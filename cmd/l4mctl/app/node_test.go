@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -23,7 +24,7 @@ func newFleetEnv(t *testing.T) *env {
 	e := &env{t: t, srv: srv, cl: cl, dir: t.TempDir()}
 	ctx := context.Background()
 	for _, n := range []string{"n1", "n2"} {
-		if _, err := cl.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, false); err != nil {
+		if _, err := cl.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"host": n}}}, false); err != nil {
 			t.Fatal(err)
 		}
 		now := metav1.Now()
@@ -59,6 +60,24 @@ func (e *env) waitNode(name, node string) {
 	e.t.Fatalf("%s is on %q with port %d after %s, want it placed on %q", name, in.Spec.NodeName, in.GamePort(), waitBound, node)
 }
 
+// schedulerSees waits until the scheduler has seen a node's cordon: an
+// Instance that only that node could take says so in its Scheduled
+// condition. Without this, Instances created right after a cordon may be
+// placed from the scheduler's copy from before it.
+func (e *env) schedulerSees(cordoned string) {
+	e.t.Helper()
+	e.mustRun("apply", "-f", e.write("probe.yaml", `apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: cordon-probe}
+spec: {blueprintRef: {name: coop}, nodeSelector: {host: `+cordoned+`}}
+`))
+	waitFor(e.t, func() bool {
+		c := meta.FindStatusCondition(e.get(instances, "cordon-probe").(*v1.Instance).Status.Conditions, v1.InstanceScheduled)
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "cordoned")
+	})
+	e.mustRun("delete", "instance", "cordon-probe")
+}
+
 func TestCordonDrain(t *testing.T) {
 	e := newFleetEnv(t)
 	if out := e.mustRun("cordon", "n2"); out != "node/n2 cordoned\n" {
@@ -67,6 +86,7 @@ func TestCordonDrain(t *testing.T) {
 	if out := e.mustRun("get", "nodes"); !strings.Contains(out, "SchedulingDisabled") {
 		t.Fatalf("get nodes does not show the cordon:\n%s", out)
 	}
+	e.schedulerSees("n2")
 	e.mustRun("apply", "-f", e.write("fleet.yaml", `apiVersion: left4me.io/v1alpha1
 kind: Blueprint
 metadata: {name: coop}
@@ -194,5 +214,40 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 	out, _, err = e.run("", "rollout", "status", "coop", "--watch=false")
 	if err == nil || out != "blueprint/coop: 0 of 2 Instances updated, 2 not yet seen by their node\n" {
 		t.Fatalf("rollout status after an Overlay edit: %v %q", err, out)
+	}
+}
+
+// TestDrainKeepsWhatNoOtherNodeCanTake: draining the only node an
+// Instance fits would stop its game for nothing; drain says why it waits,
+// gives up at its timeout, and moves it only with --force.
+func TestDrainKeepsWhatNoOtherNodeCanTake(t *testing.T) {
+	e := newFleetEnv(t)
+	e.mustRun("apply", "-f", e.write("fleet.yaml", `apiVersion: left4me.io/v1alpha1
+kind: Blueprint
+metadata: {name: coop}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: coop-1}
+spec: {blueprintRef: {name: coop}, nodeSelector: {host: n1}}
+`))
+	e.waitNode("coop-1", "n1")
+	out, _, err := e.run("", "drain", "n1", "--timeout", "2s", "--poll-interval", "100ms")
+	if err == nil || !strings.Contains(err.Error(), "gave up with 1 Instances left (default/coop-1)") {
+		t.Fatalf("drain should give up: %v\n%s", err, out)
+	}
+	want := "instance/default/coop-1 waiting: no other node can take it (0/1 other nodes available: 1 do not match nodeSelector)"
+	if !strings.Contains(out, want) || strings.Contains(out, "moved off") {
+		t.Fatalf("drain output lacks %q or moved it:\n%s", want, out)
+	}
+	if e.nodeOf("coop-1") != "n1" {
+		t.Fatal("drain moved an Instance no other node can take")
+	}
+	out = e.mustRun("drain", "n1", "--force", "--timeout", "30s", "--poll-interval", "100ms")
+	if !strings.Contains(out, "instance/default/coop-1 moved off (0 players)") || !strings.HasSuffix(out, "node/n1 drained\n") {
+		t.Fatalf("drain --force:\n%s", out)
+	}
+	if help := e.mustRun("drain", "--help"); !strings.Contains(help, "(default 10m0s)") {
+		t.Fatalf("drain has no default timeout:\n%s", help)
 	}
 }

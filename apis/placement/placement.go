@@ -1,0 +1,43 @@
+// Package placement holds the rules for whether a Node may take an
+// Instance that depend on the two objects alone (readiness, cordon,
+// deletion, nodeSelector). The scheduler applies them before it looks at
+// room and ports; l4mctl drain asks them whether any other node could take
+// an Instance before it moves one off. One copy, so the two never disagree.
+package placement
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+)
+
+// Why a node may not take an Instance, as the scheduler's messages say it
+// ("0/3 nodes available: 1 not ready, 2 cordoned").
+const (
+	NotReady         = "not ready"
+	Cordoned         = "cordoned"
+	BeingDeleted     = "being deleted"
+	SelectorMismatch = "do not match nodeSelector"
+)
+
+// Ready is a Node whose Ready condition is True.
+func Ready(n *v1.Node) bool {
+	return meta.IsStatusConditionTrue(n.Status.Conditions, v1.ConditionReady)
+}
+
+// Refusal says why n may not take in ("" if it may, as far as these rules
+// go). A cordon does not keep off an Instance that names its node.
+func Refusal(n *v1.Node, in *v1.Instance) string {
+	switch {
+	case !Ready(n):
+		return NotReady
+	case n.Spec.Unschedulable && in.Spec.NodeName == "":
+		return Cordoned
+	case n.DeletionTimestamp != nil:
+		return BeingDeleted
+	case !labels.SelectorFromSet(in.Spec.NodeSelector).Matches(labels.Set(n.Labels)):
+		return SelectorMismatch
+	}
+	return ""
+}
