@@ -82,6 +82,9 @@ func New(cfg Config) (*Client, error) {
 	return &Client{bases: bases, token: cfg.Token, http: hc, noRetry: cfg.NoRetry}, nil
 }
 
+// Close closes the client's idle connections (requests in flight go on).
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
 // Path returns the URL path of a collection, object or subresource.
 func Path(res *resources.Resource, namespace, name, subresource string) string {
 	p := "/apis/" + v1.Group + "/" + v1.Version

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,11 @@ type globals struct {
 type cli struct {
 	streams Streams
 	g       globals
+	// clients are the API clients this command made; their idle
+	// connections close when it ends (an embedding program, or a test
+	// running many commands, would otherwise keep every one open).
+	clientsMu sync.Mutex
+	clients   []*client.Client
 }
 
 // NewCommand builds the l4mctl command tree.
@@ -91,7 +97,31 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newRolloutCommand(),
 		c.newSnapshotCommand(),
 	)
+	closeClientsAfter(root, c)
 	return root
+}
+
+// closeClientsAfter makes every command close the clients it made when it
+// returns, whatever it returns.
+func closeClientsAfter(cmd *cobra.Command, c *cli) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			defer c.closeClients()
+			return run(cmd, args)
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		closeClientsAfter(sub, c)
+	}
+}
+
+func (c *cli) closeClients() {
+	c.clientsMu.Lock()
+	defer c.clientsMu.Unlock()
+	for _, cl := range c.clients {
+		cl.Close()
+	}
+	c.clients = nil
 }
 
 // Execute runs l4mctl with os.Args and returns the process exit code.
@@ -125,7 +155,14 @@ func (c *cli) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(cfg)
+	cl, err := client.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.clientsMu.Lock()
+	c.clients = append(c.clients, cl)
+	c.clientsMu.Unlock()
+	return cl, nil
 }
 
 // ns is the namespace a command works in.
