@@ -108,12 +108,13 @@ func (e *Env) Get(name string) *v1.Instance {
 	return obj.(*v1.Instance)
 }
 
-// Eventually polls cond until it holds (10 s at most), then fails with what
+// Eventually polls cond until it holds (60 s at most: generous, for a
+// loaded 2-core machine running the packages side by side), then fails with what
 // cond said last.
 func (e *Env) Eventually(what string, cond func() (bool, string)) {
 	e.T.Helper()
 	var last string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		var ok bool
 		if ok, last = cond(); ok {
 			return

@@ -75,8 +75,12 @@ func New(o Options) *Controller {
 			return
 		}
 		if old == nil || !heartbeat(old).Equal(heartbeat(cur)) {
+			heard := time.Now()
+			if old == nil {
+				heard = firstHeard(heartbeat(cur), heard)
+			}
 			c.mu.Lock()
-			c.heard[cur.GetName()] = time.Now()
+			c.heard[cur.GetName()] = heard
 			c.mu.Unlock()
 		}
 		c.queue.Add(cur.GetName())
@@ -199,6 +203,21 @@ func (c *Controller) lost(node *v1.Node, name string) (bool, string) {
 	return false, ""
 }
 
+// firstHeard is when a node was last heard of, for a node this controller
+// has not seen a heartbeat of yet (it just started, or just became
+// leader): the node's own timestamp when that is in the past, so a node
+// silent since long before the control plane came up is lost at once
+// instead of after a fresh grace period, and its Instances show as
+// Unknown, not as they last were. A timestamp in the future (a node clock
+// ahead) or none counts as now. A node clock behind by more than the grace
+// period makes the node flap to Unknown once, until its next heartbeat.
+func firstHeard(hb, now time.Time) time.Time {
+	if hb.IsZero() || hb.After(now) {
+		return now
+	}
+	return hb
+}
+
 func heartbeat(obj v1.Object) time.Time {
 	if hb := obj.(*v1.Node).Status.HeartbeatTime; hb != nil {
 		return hb.Time
@@ -254,6 +273,12 @@ func (c *Controller) reconcileInstance(ctx context.Context, cached *v1.Instance,
 		}
 		meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceNodeLost, Status: metav1.ConditionTrue,
 			Reason: "NodeLost", Message: msg})
+		// What the node reported is no longer known to be true: Ready and
+		// the phase say Unknown until the node reports again (its agent
+		// rewrites both).
+		meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionUnknown,
+			Reason: "NodeLost", Message: why})
+		in.Status.Phase = v1.PhaseUnknown
 		if err := c.writeStatus(ctx, in); err != nil {
 			return err
 		}

@@ -111,3 +111,57 @@ func TestLostNodeInstancesMove(t *testing.T) {
 		return strings.HasPrefix(condition(p, v1.InstanceNodeLost), "False/NodeReady"), condition(p, v1.InstanceNodeLost)
 	})
 }
+
+// TestNodeSilentSinceBeforeStartIsUnknownAtOnce: a control plane that
+// comes up (or a new leader) finds a node whose last heartbeat is an hour
+// old. It does not wait a fresh grace period showing that node's games as
+// they last were: the node is Ready=Unknown and its Instances Unknown at
+// once. A node that heartbeats stays Ready.
+func TestNodeSilentSinceBeforeStartIsUnknownAtOnce(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	e.Node("node-a", false)
+	e.Node("node-b", false)
+	obj, err := e.Store.Get(e.Ctx, resources.Nodes, "", "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := obj.(*v1.Node)
+	hourAgo := metav1.NewTime(time.Now().Add(-time.Hour))
+	n.Status.HeartbeatTime = &hourAgo
+	meta.SetStatusCondition(&n.Status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat"})
+	if _, err := e.Store.Update(e.Ctx, resources.Nodes, n, storage.UpdateOptions{Status: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.KeepAlive("node-b")
+	// What node-a's agent reported an hour ago.
+	e.Instance("coop-1", func(in *v1.Instance) {
+		in.Spec.NodeName, in.Spec.Port = "node-a", 27015
+		in.Spec.RescheduleAfterNodeLost = "Never"
+	})
+	in := e.Get("coop-1")
+	in.Status.Phase, in.Status.Map, in.Status.Players = v1.PhaseRunning, "c1m1_hotel", 3
+	meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "A2SAnswered"})
+	if _, err := e.Store.Update(e.Ctx, resources.Instances, in, storage.UpdateOptions{Status: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(e.Ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The default grace period: what is checked here must not wait for it.
+		manager.Run(ctx, manager.Options{Store: e.Store, NodeGracePeriod: 5 * time.Minute, Log: testr.New(t)})
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	e.Eventually("node-a Unknown and its Instance Unknown", func() (bool, string) {
+		c := meta.FindStatusCondition(e.GetNode("node-a").Status.Conditions, v1.ConditionReady)
+		in := e.Get("coop-1")
+		return c != nil && c.Status == metav1.ConditionUnknown && in.Status.Phase == v1.PhaseUnknown &&
+				strings.HasPrefix(condition(in, v1.ConditionReady), "Unknown/NodeLost"),
+			fmt.Sprintf("node %+v; instance phase %s ready %s", c, in.Status.Phase, condition(in, v1.ConditionReady))
+	})
+	if c := meta.FindStatusCondition(e.GetNode("node-b").Status.Conditions, v1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("node-b, heartbeating, is %+v", c)
+	}
+}

@@ -441,11 +441,20 @@ func (s *Scheduler) bind(ctx context.Context, cached *v1.Instance, d decision) (
 // unschedulable says why in a condition (and an event), written only when
 // it changes; the Instance is tried again when nodes or Instances change.
 func (s *Scheduler) unschedulable(ctx context.Context, cached *v1.Instance, d decision) error {
+	// Unbound (drained, moved off a lost node): nothing runs it anywhere,
+	// so what its old node reported (Ready, the unit, players) goes.
+	stale := cached.Spec.NodeName == "" && (cached.Status.NodeName != "" || len(cached.Status.Conditions) > 1 || cached.Status.Phase != v1.PhasePending)
 	cur := meta.FindStatusCondition(cached.Status.Conditions, v1.InstanceScheduled)
-	if cur != nil && cur.Status == metav1.ConditionFalse && cur.Reason == d.reason && cur.Message == d.message {
+	if !stale && cur != nil && cur.Status == metav1.ConditionFalse && cur.Reason == d.reason && cur.Message == d.message {
 		return nil
 	}
 	in := cached.DeepCopy()
+	if cached.Spec.NodeName == "" {
+		in.Status = v1.InstanceStatus{ObservedGeneration: cached.Status.ObservedGeneration}
+		if cur != nil {
+			in.Status.Conditions = []metav1.Condition{*cur}
+		}
+	}
 	in.Status.Phase = v1.PhasePending
 	meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceScheduled, Status: metav1.ConditionFalse,
 		Reason: d.reason, Message: d.message, ObservedGeneration: in.Generation})

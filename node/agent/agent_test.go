@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -377,4 +378,33 @@ func TestRestartKeepsAdminNodeSpec(t *testing.T) {
 	if second.Spec.PortRange != first.Spec.PortRange || second.Spec.Capacity.Instances != 5 {
 		t.Fatalf("the restarted agent rewrote the admin's spec: %+v", second.Spec)
 	}
+}
+
+// TestStuckDeletionSaysSo: while a deletion cannot finish on the host, the
+// Instance says Terminating and not Ready (its game is stopped), instead
+// of Running and Ready; once the host lets go, it is gone.
+func TestStuckDeletionSaysSo(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.create(
+		&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{}},
+		&v1.Instance{ObjectMeta: om("coop-2"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}},
+	)
+	h.until("coop-2", "UnitActive", func(in *v1.Instance) bool {
+		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+	})
+	h.sd.FailRemovals(errors.New("read-only file system"))
+	if _, _, err := h.admin.Delete(ctx, instanceRes, "default", "coop-2", false); err != nil {
+		t.Fatal(err)
+	}
+	in := h.until("coop-2", "Terminating, not Ready", func(in *v1.Instance) bool {
+		c := meta.FindStatusCondition(in.Status.Conditions, v1.ConditionReady)
+		return in.Status.Phase == v1.PhaseTerminating && c != nil && c.Status == metav1.ConditionFalse &&
+			strings.Contains(c.Message, "read-only file system")
+	})
+	if meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive) || in.Status.MainPID != 0 {
+		t.Fatalf("the stopped game still shows as running: %+v", in.Status)
+	}
+	h.sd.FailRemovals(nil)
+	h.gone("coop-2")
 }

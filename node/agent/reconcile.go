@@ -43,6 +43,11 @@ func (a *Agent) reconcile(ctx context.Context, k string) error {
 	in := cached.DeepCopy()
 	if in.DeletionTimestamp != nil {
 		if err := a.teardown(ctx, id, false); err != nil {
+			// Say what is true while it waits: not Ready, and whether its
+			// game and mount are still there.
+			if werr := a.writeStatus(ctx, in, a.terminatingStatus(ctx, in, id, err)); werr != nil {
+				a.o.Log.Error(werr, "cannot report a stuck deletion", "instance", k)
+			}
 			return err
 		}
 		return a.dropFinalizer(ctx, in)
@@ -336,6 +341,28 @@ func (a *Agent) observe(ctx context.Context, id string, port int32, st *v1.Insta
 		setCond(st, v1.ConditionReady, false, "NoA2SAnswer", why)
 	}
 	return nil
+}
+
+// terminatingStatus is an Instance's status while its deletion is stuck on
+// this host: Terminating, not Ready, and the unit and mount as they are.
+func (a *Agent) terminatingStatus(ctx context.Context, in *v1.Instance, id string, why error) *v1.InstanceStatus {
+	st := in.Status.DeepCopy()
+	st.Phase, st.Players = v1.PhaseTerminating, 0
+	active := false
+	if has, err := a.o.Systemd.HasUnitFile(unit.ServiceName(id)); err == nil && has {
+		if svc, err := a.o.Systemd.State(ctx, unit.ServiceName(id)); err == nil {
+			active = svc.ActiveState == "active" || svc.ActiveState == "deactivating"
+			st.MainPID = int32(svc.MainPID)
+		}
+	}
+	if !active {
+		st.MainPID = 0
+	}
+	setCond(st, v1.InstanceUnitActive, active, "Terminating", "being deleted")
+	m, err := mounted(a.paths.Merged(id))
+	setCond(st, v1.InstanceMounted, m || err != nil, "Terminating", "being deleted")
+	setCond(st, v1.ConditionReady, false, "Terminating", "being deleted; cleanup on the node failed: "+why.Error())
+	return st
 }
 
 // refuse records why an Instance cannot run and makes sure nothing of it

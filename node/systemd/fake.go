@@ -19,6 +19,16 @@ type Fake struct {
 	pids   map[string]uint32
 	Jobs   []string // "start x", "stop x", "restart x", "reload"
 	next   uint32
+	// removeErr, when set, is what RemoveUnit fails with (a read-only
+	// /run, say): tests of a cleanup that cannot finish.
+	removeErr error
+}
+
+// FailRemovals makes RemoveUnit fail with err (nil: succeed again).
+func (f *Fake) FailRemovals(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removeErr = err
 }
 
 // NewFake returns an empty fake.
@@ -46,6 +56,9 @@ func (f *Fake) WriteUnit(name, content string) (Change, error) {
 func (f *Fake) RemoveUnit(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.removeErr != nil {
+		return fmt.Errorf("remove unit %s: %w", name, f.removeErr)
+	}
 	delete(f.files, name)
 	return nil
 }

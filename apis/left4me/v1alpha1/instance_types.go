@@ -25,6 +25,10 @@ const (
 	PhaseStopped     InstancePhase = "Stopped"
 	PhaseFailed      InstancePhase = "Failed"
 	PhaseTerminating InstancePhase = "Terminating"
+	// PhaseUnknown: the Instance's node is not heard from (Ready=Unknown):
+	// its game may or may not run; what it last reported is kept in the
+	// other fields, but no longer claimed as true.
+	PhaseUnknown InstancePhase = "Unknown"
 )
 
 // Instance condition types, in the order they become true.

@@ -243,9 +243,25 @@ spec: {blueprintRef: {name: coop}, nodeSelector: {host: n1}}
 	if e.nodeOf("coop-1") != "n1" {
 		t.Fatal("drain moved an Instance no other node can take")
 	}
+	// What n1's agent reports about its running game.
+	if _, err := e.cl.PatchStatus(context.Background(), instances, "default", "coop-1", []byte(`{"status":{"phase":"Running","nodeName":"n1","map":"c1m1_hotel","conditions":[`+
+		`{"type":"Ready","status":"True","reason":"A2SAnswered","message":"answers","lastTransitionTime":"2026-12-02T05:00:00Z"},`+
+		`{"type":"UnitActive","status":"True","reason":"UnitActive","message":"active","lastTransitionTime":"2026-12-02T05:00:00Z"}]}}`)); err != nil {
+		t.Fatal(err)
+	}
 	out = e.mustRun("drain", "n1", "--force", "--timeout", "30s", "--poll-interval", "100ms")
 	if !strings.Contains(out, "instance/default/coop-1 moved off (0 players)") || !strings.HasSuffix(out, "node/n1 drained\n") {
 		t.Fatalf("drain --force:\n%s", out)
+	}
+	// Moved off and placed nowhere: nothing runs it, and its status must
+	// not say otherwise.
+	waitFor(t, func() bool {
+		in := e.get(instances, "coop-1").(*v1.Instance)
+		return in.Status.Phase == v1.PhasePending && meta.FindStatusCondition(in.Status.Conditions, v1.ConditionReady) == nil &&
+			in.Status.NodeName == "" && in.Status.Map == ""
+	})
+	if wide := e.mustRun("get", "instance", "coop-1", "-o", "wide"); strings.Contains(wide, "True") || !strings.Contains(wide, "Pending") {
+		t.Fatalf("get -o wide of an Instance nothing runs:\n%s", wide)
 	}
 	if help := e.mustRun("drain", "--help"); !strings.Contains(help, "(default 10m0s)") {
 		t.Fatalf("drain has no default timeout:\n%s", help)
