@@ -78,6 +78,11 @@ type Agent struct {
 	// (the API may be down): nothing is torn down or started.
 	listed     chan struct{}
 	listedOnce sync.Once
+	// unsynced are the keys of the first full list (and orphan units) not
+	// reconciled yet since the agent started; syncedAt is when the last of
+	// them was (zero: not yet), which the heartbeat reports.
+	unsynced map[string]bool
+	syncedAt metav1.Time
 
 	refsMu sync.Mutex
 	refs   map[string]map[string]v1.Object // "blueprints/<ns>" -> name -> object
@@ -183,6 +188,7 @@ func (a *Agent) work(ctx context.Context) {
 		began := time.Now()
 		err := a.reconcile(rctx, key)
 		cancel()
+		a.markSynced(ctx, key)
 		if log := a.o.Log.V(1); log.Enabled() {
 			log.Info("reconciled", "instance", key, "took", time.Since(began), "error", err)
 		}
@@ -203,19 +209,54 @@ func key(ns, name string) string { return ns + "/" + name }
 // moved to another node while this one was cut off) go first: a copy that
 // runs elsewhere now must stop before anything else happens here.
 func (a *Agent) enqueueAll() {
+	orphans := a.orphanKeys()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range orphans {
+		a.queue.Add(k)
+	}
+	for k := range a.instances {
+		a.queue.Add(k)
+	}
+}
+
+// orphanKeys are the Instances this host has a game unit of but that are
+// not bound to it (any more).
+func (a *Agent) orphanKeys() []string {
 	files, err := a.o.Systemd.UnitFiles()
 	if err != nil {
 		a.o.Log.Error(err, "cannot list this host's game units; orphans wait for the next resync")
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var keys []string
 	for _, f := range files {
 		if ns, name, ok := unit.ParseServiceName(f); ok && a.instances[key(ns, name)] == nil {
-			a.queue.Add(key(ns, name))
+			keys = append(keys, key(ns, name))
 		}
 	}
-	for k := range a.instances {
-		a.queue.Add(k)
+	return keys
+}
+
+// markSynced records that key was reconciled; when that was the last of
+// the first full list, the agent says so in its Node's status at once.
+func (a *Agent) markSynced(ctx context.Context, key string) {
+	a.mu.Lock()
+	if a.unsynced == nil || !a.syncedAt.IsZero() {
+		a.mu.Unlock()
+		return
+	}
+	delete(a.unsynced, key)
+	done := len(a.unsynced) == 0
+	if done {
+		a.syncedAt = metav1.Now()
+		a.o.Log.Info("every Instance reconciled since start")
+	}
+	a.mu.Unlock()
+	if done {
+		if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
+			a.o.Log.Info("heartbeat failed", "error", err.Error())
+		}
 	}
 }
 
@@ -262,7 +303,20 @@ func (a *Agent) watchInstances(ctx context.Context) {
 		}
 		a.instances = fresh
 		a.mu.Unlock()
-		a.listedOnce.Do(func() { close(a.listed) })
+		a.listedOnce.Do(func() {
+			orphans := a.orphanKeys()
+			a.mu.Lock()
+			a.unsynced = map[string]bool{}
+			for k := range fresh {
+				a.unsynced[k] = true
+			}
+			for _, k := range orphans {
+				a.unsynced[k] = true
+			}
+			a.mu.Unlock()
+			close(a.listed)
+			a.markSynced(ctx, "") // nothing to do counts as synced
+		})
 		a.enqueueAll()
 		w, err := a.o.Client.Watch(ctx, instanceRes, "", client.ListOptions{FieldSelector: sel, ResourceVersion: list.GetResourceVersion()})
 		if err != nil {
@@ -401,13 +455,19 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 		a.readySince = now
 	}
 	since := a.readySince
+	synced := metav1.Condition{Type: v1.NodeInstancesSynced, Status: metav1.ConditionFalse, Reason: "Syncing",
+		Message: "reconciling the Instances bound here since l4m-node started", LastTransitionTime: since}
+	if !a.syncedAt.IsZero() {
+		synced = metav1.Condition{Type: v1.NodeInstancesSynced, Status: metav1.ConditionTrue, Reason: "Synced",
+			Message: "every Instance bound here reconciled since l4m-node started", LastTransitionTime: a.syncedAt}
+	}
 	a.mu.Unlock()
 	st := v1.NodeStatus{
 		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
 		Installation: v1.InstallationStatus{Present: present, Build: build},
 		LogsEndpoint: a.logsEndpoint(),
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
-			Message: "l4m-node is running", LastTransitionTime: since}},
+			Message: "l4m-node is running", LastTransitionTime: since}, synced},
 	}
 	patch, err := jsonMarshal(map[string]any{"status": st})
 	if err != nil {

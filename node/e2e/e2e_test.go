@@ -104,6 +104,39 @@ func (e *env) startAgent() {
 	e.sb.MustExec(e.t, args...)
 }
 
+// waitAgentGone waits until systemd has reaped the killed agent.
+func (e *env) waitAgentGone() {
+	e.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, _ := e.sb.Exec("systemctl", "show", "-P", "ActiveState", "l4m-node")
+		if st = strings.TrimSpace(st); st == "failed" || st == "inactive" {
+			e.sb.Exec("systemctl", "reset-failed", "l4m-node")
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the killed agent is still %s", st)
+		}
+	}
+}
+
+// waitSynced waits until an agent started after since reports that it has
+// reconciled every Instance bound to its node.
+func (e *env) waitSynced(since time.Time) {
+	e.t.Helper()
+	var last *metav1.Condition
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		obj, err := e.admin.Get(context.Background(), resources.Nodes, "", e.node)
+		if err != nil {
+			continue
+		}
+		last = meta.FindStatusCondition(obj.(*v1.Node).Status.Conditions, v1.NodeInstancesSynced)
+		if last != nil && last.Status == metav1.ConditionTrue && !last.LastTransitionTime.Time.Before(since.Truncate(time.Second)) {
+			return
+		}
+	}
+	e.t.Fatalf("the agent started at %s never reported its first full sync: %+v", since.Format(time.TimeOnly), last)
+}
+
 func (e *env) get(name string) *v1.Instance {
 	obj, err := e.admin.Get(context.Background(), instances, "default", name)
 	if err != nil {
@@ -196,10 +229,12 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 
 	// kill -9 of the agent and a restart keep the same game PID.
 	e.sb.MustExec(t, "systemctl", "kill", "-s", "KILL", "l4m-node")
-	e.sb.Exec("systemctl", "reset-failed", "l4m-node")
-	time.Sleep(300 * time.Millisecond)
+	e.waitAgentGone()
+	restarted := time.Now()
 	e.startAgent()
-	time.Sleep(3 * time.Second)
+	// Compare only once the new agent has reconciled every Instance: it
+	// says so in its Node's InstancesSynced condition.
+	e.waitSynced(restarted)
 	svcPID := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.coop-1")))
 	if svcPID != strconv.Itoa(int(pid)) {
 		t.Fatalf("game restarted with the agent: PID %d -> %s", pid, svcPID)
@@ -235,10 +270,16 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 
 	// With l4m-server down the game keeps answering, and status catches up
 	// when the server is back.
+	running := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.coop-1")))
 	e.srv.Close()
-	time.Sleep(2 * time.Second)
-	if info := queryInfo(t, port); info.Name != "Hostname From Overlay" {
-		t.Fatalf("with the API down A2S says %+v", info)
+	// 30 s without the control plane, the game asked every half second.
+	for down := time.Now(); time.Since(down) < 30*time.Second; time.Sleep(500 * time.Millisecond) {
+		if info := queryInfo(t, port); info.Name != "Hostname From Overlay" {
+			t.Fatalf("%s after the API went down A2S says %+v", time.Since(down).Truncate(time.Second), info)
+		}
+	}
+	if svc := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.coop-1"))); svc != running {
+		t.Fatalf("the game restarted while the API was down: PID %s -> %s", running, svc)
 	}
 	e.srv, e.admin = servertest.StartWith(t, e.opts)
 	joinPlayer(t, e, port, "Zoey")

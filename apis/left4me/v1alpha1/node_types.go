@@ -89,3 +89,9 @@ type NodeList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Node `json:"items"`
 }
+
+// NodeInstancesSynced is a Node condition: True once the node's agent, since
+// it last started, has reconciled every Instance bound to it (and every game
+// unit it found) at least once: from then on what its Instances report comes
+// from this agent run. Its lastTransitionTime is when that happened.
+const NodeInstancesSynced = "InstancesSynced"
