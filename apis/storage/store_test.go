@@ -60,6 +60,8 @@ func runSuite(t *testing.T, client *clientv3.Client) {
 		{"EventsExpire", testEventLease},
 		{"PortClaimRace", testPortClaimRace},
 		{"PortClaimLifecycle", testPortClaimLifecycle},
+		{"ClientPortClaimRace", testClientPortClaimRace},
+		{"RepairPortClaims", testRepairPortClaims},
 		{"UpdateWithCurrent", testUpdateWithCurrent},
 	}
 	for i, tc := range tests {

@@ -25,10 +25,6 @@ import (
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// clientPortOffset places each game's client port: game port + 1000, so
-// both stay unique on the node as long as the game ports are.
-const clientPortOffset = 1000
-
 // reconcile makes one Instance on this node what it should be.
 func (a *Agent) reconcile(ctx context.Context, k string) error {
 	ns, name, _ := strings.Cut(k, "/")
@@ -150,7 +146,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	spec := unit.Spec{
 		ID: id, Namespace: in.Namespace, Name: in.Name, Blueprint: bp.Name, Hostname: in.Spec.Hostname,
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
-		Ports:          unit.Ports{Game: port, Client: port + clientPortOffset},
+		Ports:          unit.Ports{Game: in.Ports().Game, Client: in.Ports().Client},
 		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: acct.Name,
 	}
 	cfg, err := unit.ServerCfg(spec)
