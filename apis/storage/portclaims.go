@@ -103,26 +103,41 @@ func roleOf(obj v1.Object, c portClaim) string {
 // only if free and only while the Instance is unchanged (a write between
 // the list and the claim is re-read and tried again). A port another
 // Instance already holds is not taken from it: the two games clash on that
-// node, and each such clash comes back in conflicts for someone to resolve.
-func (s *Store) RepairPortClaims(ctx context.Context) (repaired int, conflicts []error, err error) {
+// node, and each such clash comes back for someone to resolve.
+func (s *Store) RepairPortClaims(ctx context.Context) (repaired int, clashes []PortClash, err error) {
 	list, err := s.List(ctx, resources.Instances, ListOptions{})
 	if err != nil {
 		return 0, nil, err
 	}
 	for i := range list.(*v1.InstanceList).Items {
 		in := &list.(*v1.InstanceList).Items[i]
-		n, conflict, err := s.repairClaims(ctx, in)
+		n, found, err := s.repairClaims(ctx, in)
 		if err != nil {
-			return repaired, conflicts, err
+			return repaired, clashes, err
 		}
 		repaired += n
-		conflicts = append(conflicts, conflict...)
+		clashes = append(clashes, found...)
 	}
-	return repaired, conflicts, nil
+	return repaired, clashes, nil
+}
+
+// PortClash is a port two bound Instances bind on one node: the one that
+// lacks its claim, and the one holding it.
+type PortClash struct {
+	Node      string
+	Port      int32
+	Namespace string
+	Name      string
+	Holder    string // namespace/name
+	role      string
+}
+
+func (c PortClash) Error() string {
+	return fmt.Sprintf("Instance %s/%s binds port %d on node %s%s, which Instance %s holds", c.Namespace, c.Name, c.Port, c.Node, c.role, c.Holder)
 }
 
 // repairClaims takes one Instance's missing claims (see RepairPortClaims).
-func (s *Store) repairClaims(ctx context.Context, in *v1.Instance) (repaired int, conflicts []error, err error) {
+func (s *Store) repairClaims(ctx context.Context, in *v1.Instance) (repaired int, clashes []PortClash, err error) {
 	const attempts = 5
 	for range attempts {
 		rv, err := parseRV(in.ResourceVersion)
@@ -130,7 +145,7 @@ func (s *Store) repairClaims(ctx context.Context, in *v1.Instance) (repaired int
 			return repaired, nil, err
 		}
 		changed := false
-		conflicts = nil
+		clashes = nil
 		inKey := s.key(resources.Instances, in.Namespace, in.Name)
 		for _, c := range claimsOf(resources.Instances, in) {
 			key := s.claimKey(c)
@@ -150,15 +165,15 @@ func (s *Store) repairClaims(ctx context.Context, in *v1.Instance) (repaired int
 			case len(cur) == 0 || cur[0].ModRevision != rv:
 				changed = true // written (or deleted) since it was read
 			case string(claim[0].Value) != claimOwner(in):
-				conflicts = append(conflicts, fmt.Errorf("Instance %s binds port %d on node %s%s, which Instance %s holds",
-					claimOwner(in), c.port, c.node, roleOf(in, c), claim[0].Value))
+				clashes = append(clashes, PortClash{Node: c.node, Port: c.port, Namespace: in.Namespace, Name: in.Name,
+					Holder: string(claim[0].Value), role: roleOf(in, c)})
 			}
 			if changed {
 				break
 			}
 		}
 		if !changed {
-			return repaired, conflicts, nil
+			return repaired, clashes, nil
 		}
 		obj, err := s.Get(ctx, resources.Instances, in.Namespace, in.Name)
 		if apierrors.IsNotFound(err) {
@@ -169,7 +184,7 @@ func (s *Store) repairClaims(ctx context.Context, in *v1.Instance) (repaired int
 		}
 		in = obj.(*v1.Instance)
 	}
-	return repaired, conflicts, fmt.Errorf("repair port claims of Instance %s: it kept changing", claimOwner(in))
+	return repaired, clashes, fmt.Errorf("repair port claims of Instance %s: it kept changing", claimOwner(in))
 }
 
 // PortClaims lists the ports in use on a node, from etcd (not a cache): the

@@ -113,9 +113,10 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", fmt.Sprintf("%d overlays resolved below %s", len(layers), a.paths.Overlays()))
 
 	port := in.GamePort()
-	if port == 0 {
-		// The scheduler allocates ports (atomically, in etcd); without one
-		// nothing starts. Its Scheduled condition says why it waits.
+	if port == 0 || in.Spec.Port != 0 && (port < a.o.PortMin || port > a.o.PortMax) {
+		// The scheduler allocates ports (atomically, in etcd); without one,
+		// or with one a user named outside this node's range, nothing
+		// starts. Its Scheduled condition says why it waits.
 		st.Phase = v1.PhasePending
 		return nil
 	}
