@@ -61,6 +61,8 @@ func runSuite(t *testing.T, client *clientv3.Client) {
 		{"EventsExpire", testEventLease},
 		{"PortClaimRace", testPortClaimRace},
 		{"PortClaimLifecycle", testPortClaimLifecycle},
+		{"ClientPortClaimRace", testClientPortClaimRace},
+		{"RepairPortClaims", testRepairPortClaims},
 		{"UpdateWithCurrent", testUpdateWithCurrent},
 		{"QuotaExactUnderConcurrentCreates", testQuotaExact},
 	}

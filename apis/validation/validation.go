@@ -35,9 +35,12 @@ const (
 	MaxMessageLength     = 1024
 	MinPort              = 1024
 	MaxPort              = 65535
+	// MaxGamePort is the highest game port (spec.port, a node's range):
+	// its client port, game port + v1.ClientPortOffset, must exist too.
+	MaxGamePort = MaxPort - v1.ClientPortOffset
 	// MaxPortRangeSpan keeps a node's game ports clear of its client ports
-	// (game port + 1000).
-	MaxPortRangeSpan = 1000
+	// (game port + v1.ClientPortOffset).
+	MaxPortRangeSpan = v1.ClientPortOffset
 )
 
 var (
@@ -490,9 +493,12 @@ func ValidateInstanceSpec(s *v1.InstanceSpec, p *field.Path) field.ErrorList {
 	return allErrs
 }
 
+// validatePort checks a game port: every port it implies (v1.PortsFor) must
+// be a valid unprivileged port.
 func validatePort(port int32, p *field.Path) field.ErrorList {
-	if port < MinPort || port > MaxPort {
-		return field.ErrorList{field.Invalid(p, port, fmt.Sprintf("must be between %d and %d", MinPort, MaxPort))}
+	if port < MinPort || port > MaxGamePort {
+		return field.ErrorList{field.Invalid(p, port, fmt.Sprintf("must be between %d and %d (the client port, %d higher, must exist too)",
+			MinPort, MaxGamePort, v1.ClientPortOffset))}
 	}
 	return nil
 }
@@ -507,7 +513,7 @@ func ValidateNodeSpec(s *v1.NodeSpec, p *field.Path) field.ErrorList {
 		allErrs = append(allErrs, field.Invalid(pr.Child("max"), s.PortRange.Max, fmt.Sprintf("must not be below min (%d)", s.PortRange.Min)))
 	} else if s.PortRange.Max-s.PortRange.Min >= MaxPortRangeSpan {
 		allErrs = append(allErrs, field.Invalid(pr.Child("max"), s.PortRange.Max,
-			fmt.Sprintf("the range must span fewer than %d ports: each game's client port is its game port + %d", MaxPortRangeSpan, MaxPortRangeSpan)))
+			fmt.Sprintf("the range must span fewer than %d ports: each game's client port is its game port + %d", MaxPortRangeSpan, v1.ClientPortOffset)))
 	}
 	if s.Capacity.Instances < 0 {
 		allErrs = append(allErrs, field.Invalid(p.Child("capacity", "instances"), s.Capacity.Instances, "must not be negative"))

@@ -149,7 +149,9 @@ func TestValidate(t *testing.T) {
 		{"hostname semicolon", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1; rcon_password x" }), `spec.hostname: Invalid value: "EU #1; rcon_password x": must not contain ';'`},
 		{"hostname carriage return", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1\rquit" }), "spec.hostname: Invalid value"},
 		{"hostname too long", instance(func(i *v1.Instance) { i.Spec.Hostname = strings.Repeat("x", 65) }), "spec.hostname: Too long"},
-		{"port low", instance(func(i *v1.Instance) { i.Spec.Port = 80 }), "spec.port: Invalid value: 80: must be between 1024 and 65535"},
+		{"port low", instance(func(i *v1.Instance) { i.Spec.Port = 80 }), "spec.port: Invalid value: 80: must be between 1024 and 64535 (the client port, 1000 higher, must exist too)"},
+		{"port whose client port cannot exist", instance(func(i *v1.Instance) { i.Spec.Port = 65000 }), "spec.port: Invalid value: 65000: must be between 1024 and 64535"},
+		{"highest port", instance(func(i *v1.Instance) { i.Spec.Port = 64535 }), ""},
 		{"port high", instance(func(i *v1.Instance) { i.Spec.Port = 70000 }), "spec.port: Invalid value: 70000"},
 		{"port ok", instance(func(i *v1.Instance) { i.Spec.Port = 27015 }), ""},
 		{"reschedule never", instance(func(i *v1.Instance) { i.Spec.RescheduleAfterNodeLost = "Never" }), ""},
@@ -164,6 +166,7 @@ func TestValidate(t *testing.T) {
 
 		// Nodes.
 		{"port range inverted", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 28000, Max: 27000} }), "spec.portRange.max: Invalid value: 27000: must not be below min"},
+		{"port range above the client ports", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 64600, Max: 64700} }), "spec.portRange.min: Invalid value: 64600: must be between 1024 and 64535"},
 		{"port range low", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 80, Max: 27000} }), "spec.portRange.min"},
 		{"port range too wide", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 27000, Max: 28000} }), "spec.portRange.max: Invalid value: 28000: the range must span fewer than 1000 ports"},
 		{"capacity negative", node(func(n *v1.Node) { n.Spec.Capacity.Instances = -1 }), "spec.capacity.instances"},

@@ -62,13 +62,14 @@ type Scheduler struct {
 	mu     sync.Mutex
 	placed map[string]placement // by Instance key
 	nodes  map[string]*nodeUsage
-	// requested counts, by port, the unbound Instances that name it.
+	// requested counts, by port, the unbound Instances that name a game
+	// port binding it (v1.PortsFor).
 	requested map[int32]int
 }
 
 type placement struct {
 	node   string
-	port   int32
+	port   int32 // the game port; the placement holds all of v1.PortsFor(port)
 	memory int64
 	// rv is the Instance's resourceVersion with this placement (pending: a
 	// binding in flight). Older copies of the Instance do not undo it.
@@ -80,7 +81,7 @@ const pending = int64(1) << 62
 type nodeUsage struct {
 	instances int
 	memory    int64
-	ports     map[int32]string // port -> Instance key
+	ports     map[int32]string // every port bound (game, client) -> Instance key
 }
 
 // New wires a scheduler to its informers; Run starts it.
@@ -113,22 +114,57 @@ func (s *Scheduler) Run(ctx context.Context) {
 	if !controllers.WaitForSync(ctx, s.o.Instances, s.o.Nodes, s.o.Blueprints) {
 		return
 	}
+	s.repairClaims(ctx)
 	s.enqueueUnscheduled()
 	controllers.RunWorkers(ctx, s.queue, s.o.Workers, s.reconcile, s.o.Log)
 }
 
+// repairClaims takes, once per start, the port claims Instances bound by an
+// older version lack (it claimed game ports only). A clash it finds, two
+// games already binding one port, is logged and told on the Instance: the
+// scheduler does not move games a user or an older version put there.
+func (s *Scheduler) repairClaims(ctx context.Context) {
+	n, clashes, err := s.o.Store.RepairPortClaims(ctx)
+	if err != nil {
+		// The claims it did take stay; what it missed only protects less.
+		s.o.Log.Error(err, "repair port claims")
+	}
+	if n > 0 {
+		s.o.Log.Info("took port claims missing from an older version", "claims", n)
+	}
+	for _, c := range clashes {
+		s.o.Log.Info("two Instances bind one port", "instance", c.Namespace+"/"+c.Name, "node", c.Node, "port", c.Port, "holder", c.Holder)
+		if obj := s.o.Instances.Get(c.Namespace + "/" + c.Name); obj != nil {
+			s.o.Recorder.Eventf(obj, v1.EventTypeWarning, "PortClash", "%s", c.Error())
+		}
+	}
+}
+
+// needsScheduling: an Instance without a node or a port needs a decision;
+// one that names both (its write claimed the ports) needs a check that the
+// port is in its node's range.
 func needsScheduling(in *v1.Instance) bool {
-	return in.DeletionTimestamp == nil && (in.Spec.NodeName == "" || in.GamePort() == 0)
+	return in.DeletionTimestamp == nil && (in.Spec.NodeName == "" || in.GamePort() == 0 || namesPlace(in))
+}
+
+// namesPlace: the Instance names its node and its port, so nothing is left
+// to choose (the node may have been named by the user or the scheduler).
+func namesPlace(in *v1.Instance) bool {
+	return in.Spec.NodeName != "" && in.Spec.Port != 0
 }
 
 func (s *Scheduler) instanceChanged(old, cur v1.Object) {
 	var key string
 	s.mu.Lock()
 	if old != nil && wantsPort(old.(*v1.Instance)) {
-		s.requested[old.(*v1.Instance).Spec.Port]--
+		for _, p := range old.(*v1.Instance).Ports().List() {
+			s.requested[p]--
+		}
 	}
 	if cur != nil && wantsPort(cur.(*v1.Instance)) {
-		s.requested[cur.(*v1.Instance).Spec.Port]++
+		for _, p := range cur.(*v1.Instance).Ports().List() {
+			s.requested[p]++
+		}
 	}
 	if cur == nil {
 		key = controllers.Key(old)
@@ -195,7 +231,9 @@ func (s *Scheduler) record(key string, p placement) {
 	u := s.usage(p.node)
 	u.instances++
 	u.memory += p.memory
-	u.ports[p.port] = key
+	for _, port := range v1.PortsFor(p.port).List() {
+		u.ports[port] = key
+	}
 }
 
 func (s *Scheduler) forget(key string) {
@@ -207,8 +245,10 @@ func (s *Scheduler) forget(key string) {
 	u := s.usage(p.node)
 	u.instances--
 	u.memory -= p.memory
-	if u.ports[p.port] == key {
-		delete(u.ports, p.port)
+	for _, port := range v1.PortsFor(p.port).List() {
+		if u.ports[port] == key {
+			delete(u.ports, port)
+		}
 	}
 }
 
@@ -238,6 +278,9 @@ func (s *Scheduler) reconcile(ctx context.Context, key string) error {
 	in := obj.(*v1.Instance)
 	if !needsScheduling(in) {
 		return nil
+	}
+	if namesPlace(in) {
+		return s.checkNamedPlace(ctx, in)
 	}
 	s.mu.Lock()
 	if p, ok := s.placed[key]; ok && p.assumedFor(in) {
@@ -289,6 +332,8 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 	mem := s.memoryOf(in)
 	var reasons []string
 	counts := map[string]int{}
+	codes := map[string]string{}
+	var detail string // what stood in the way on the one node tried
 	note := func(why string) {
 		if counts[why] == 0 {
 			reasons = append(reasons, why)
@@ -321,9 +366,10 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 			note("have no room (memory)")
 			continue
 		}
-		port := freePort(n, u, in.Spec.Port, s.requested)
+		port, why, code, msg := freePort(n, u, in.Spec.Port, s.requested)
 		if port == 0 {
-			note("have no free port")
+			note(why)
+			codes[why], detail = code, msg
 			continue
 		}
 		score := float64(u.instances)
@@ -355,22 +401,29 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 	if in.Spec.NodeName != "" {
 		total = 1
 	}
-	return decision{reason: reasonFor(reasons), message: fmt.Sprintf("0/%d nodes available: %s", total, strings.Join(parts, ", "))}
+	reason := reasonFor(reasons, codes)
+	if total == 1 && len(reasons) == 1 && detail != "" {
+		// One node, one obstacle with a port in it: say exactly which.
+		return decision{reason: reason, message: detail}
+	}
+	return decision{reason: reason, message: fmt.Sprintf("0/%d nodes available: %s", total, strings.Join(parts, ", "))}
 }
 
 // reasonFor names the condition reason after the first thing that stood in
-// the way; the message lists all of them.
-func reasonFor(reasons []string) string {
+// the way; the message lists all of them. codes holds the reasons of the
+// port obstacles, whose text names the port.
+func reasonFor(reasons []string, codes map[string]string) string {
 	if len(reasons) == 0 {
 		return "Unschedulable"
+	}
+	if c := codes[reasons[0]]; c != "" {
+		return c
 	}
 	switch reasons[0] {
 	case "not ready":
 		return "NoReadyNode"
 	case "do not match nodeSelector":
 		return "NodeSelectorMismatch"
-	case "have no free port":
-		return "NoFreePort"
 	case "cordoned":
 		return "NodesCordoned"
 	default:
@@ -393,21 +446,84 @@ func nodeReady(n *v1.Node) bool {
 	return meta.IsStatusConditionTrue(n.Status.Conditions, v1.ConditionReady)
 }
 
-// freePort is the Instance's own port if free on the node, else the lowest
-// free port in the node's range that no unbound Instance asks for (0: none).
-func freePort(n *v1.Node, u *nodeUsage, want int32, requested map[int32]int) int32 {
+// freePort is the game port the Instance gets on the node: the one it
+// names, if in the node's range and every port it binds (v1.PortsFor) is
+// free there; else the lowest one in the range whose ports are all free and
+// asked for by no unbound Instance. A game port is free only with its client
+// port: 27015 is not, while another game has 28015 or 26015 (whose client
+// port is 27015). Port 0 comes with what stood in the way: the text for
+// the "0/N nodes available" list, a condition reason, and a message for
+// when this was the only node tried.
+func freePort(n *v1.Node, u *nodeUsage, want int32, requested map[int32]int) (port int32, why, reason, detail string) {
+	r := n.Spec.PortRange
 	if want != 0 {
-		if _, taken := u.ports[want]; taken {
-			return 0
+		if want < r.Min || want > r.Max {
+			return 0, fmt.Sprintf("have port %d outside their range", want), "PortOutOfRange",
+				fmt.Sprintf("port %d is outside node %s's range %d-%d", want, n.Name, r.Min, r.Max)
 		}
-		return want
+		ports := v1.PortsFor(want)
+		for _, p := range ports.List() {
+			if other, taken := u.ports[p]; taken {
+				role := ""
+				if p == ports.Client {
+					role = fmt.Sprintf(" (the client port of game port %d)", want)
+				}
+				return 0, fmt.Sprintf("have port %d in use", want), "PortInUse",
+					fmt.Sprintf("port %d on node %s%s is used by Instance %s", p, n.Name, role, other)
+			}
+		}
+		return want, "", "", ""
 	}
-	for p := n.Spec.PortRange.Min; p <= n.Spec.PortRange.Max && p != 0; p++ {
-		if _, taken := u.ports[p]; !taken && requested[p] == 0 {
-			return p
+	for p := r.Min; p <= r.Max && p != 0; p++ {
+		if portsFree(u, p, requested) {
+			return p, "", "", ""
 		}
 	}
-	return 0
+	return 0, "have no free port", "NoFreePort", ""
+}
+
+// portsFree: no placed Instance binds, and no unbound one names, any port
+// a game on this game port would bind.
+func portsFree(u *nodeUsage, game int32, requested map[int32]int) bool {
+	for _, p := range v1.PortsFor(game).List() {
+		if _, taken := u.ports[p]; taken || requested[p] > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkNamedPlace holds to the node's range an Instance that names its node
+// and port (the API checked only that the port is a valid one): outside it
+// the Instance waits, Scheduled=False, and the node does not start it; back
+// inside (port or range changed) it is Scheduled again. A node that does not
+// exist yet is not judged.
+func (s *Scheduler) checkNamedPlace(ctx context.Context, cached *v1.Instance) error {
+	obj := s.o.Nodes.Get(cached.Spec.NodeName)
+	if obj == nil {
+		return nil
+	}
+	n := obj.(*v1.Node)
+	if port, _, reason, msg := freePort(n, &nodeUsage{}, cached.Spec.Port, nil); port == 0 {
+		return s.unschedulable(ctx, cached, decision{reason: reason, message: msg})
+	}
+	cur := meta.FindStatusCondition(cached.Status.Conditions, v1.InstanceScheduled)
+	if cur == nil || cur.Status != metav1.ConditionFalse {
+		return nil
+	}
+	in := cached.DeepCopy()
+	msg := fmt.Sprintf("on node %s, port %d, as its spec names them", n.Name, in.Spec.Port)
+	meta.SetStatusCondition(&in.Status.Conditions, metav1.Condition{Type: v1.InstanceScheduled, Status: metav1.ConditionTrue,
+		Reason: "Scheduled", Message: msg, ObservedGeneration: in.Generation})
+	_, err := s.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{Status: true, Current: cached})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil // the newer version is queued through the informer
+	}
+	if err != nil {
+		return fmt.Errorf("write Scheduled condition of %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	s.o.Recorder.Eventf(in, v1.EventTypeNormal, "Scheduled", "%s", capitalize(msg))
+	return nil
 }
 
 // bind writes node, port and the Scheduled condition in one transaction

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr/testr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -204,4 +205,154 @@ func TestNamedPortIsKept(t *testing.T) {
 		in := e.Get("named")
 		return in.Spec.NodeName == "node-a" && in.GamePort() == 27015, fmt.Sprintf("%q %d", in.Spec.NodeName, in.GamePort())
 	})
+}
+
+// setPortRange changes a node's range the way an operator restarting its
+// agent with another --port-range does.
+func setPortRange(e *controllertest.Env, node string, min, max int32) {
+	e.T.Helper()
+	for {
+		n := e.GetNode(node)
+		n.Spec.PortRange = v1.PortRange{Min: min, Max: max}
+		_, err := e.Store.Update(e.Ctx, resources.Nodes, n, storage.UpdateOptions{})
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			e.T.Fatal(err)
+		}
+	}
+}
+
+// waitsWith waits for the Instance's Scheduled=False condition and checks
+// it is still unbound.
+func waitsWith(e *controllertest.Env, name, reason, message string) {
+	e.T.Helper()
+	e.Eventually(name+" waits: "+message, func() (bool, string) {
+		c := scheduledCondition(e.Get(name))
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason && c.Message == message, fmt.Sprintf("%+v", c)
+	})
+}
+
+// TestNamedPortOutsideRangeWaits: a port a user names must be in the node's
+// range, whether the scheduler picks the node or the user pinned it.
+func TestNamedPortOutsideRangeWaits(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	e.Node("node-a", true)
+	startScheduler(e, scheduler.Spread)
+	e.Instance("outside", func(in *v1.Instance) { in.Spec.Port = 28015 })
+	waitsWith(e, "outside", "PortOutOfRange", "port 28015 is outside node node-a's range 27015-27024")
+	if in := e.Get("outside"); in.Spec.NodeName != "" || in.Status.Phase != v1.PhasePending {
+		t.Fatalf("outside: node %q phase %q", in.Spec.NodeName, in.Status.Phase)
+	}
+	e.Eventually("a FailedScheduling event naming the range", func() (bool, string) {
+		list, err := e.Store.List(e.Ctx, resources.Events, storage.ListOptions{Namespace: "default"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range list.(*v1.EventList).Items {
+			if ev.InvolvedObject.Name == "outside" && ev.Reason == "FailedScheduling" && ev.Message == "port 28015 is outside node node-a's range 27015-27024" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events, no FailedScheduling for outside", len(list.(*v1.EventList).Items))
+	})
+
+	// Pinned by the user too: it waits the same (and its node does not start it).
+	e.Instance("pinned", func(in *v1.Instance) { in.Spec.NodeName = "node-a"; in.Spec.Port = 28016 })
+	waitsWith(e, "pinned", "PortOutOfRange", "port 28016 is outside node node-a's range 27015-27024")
+	if in := e.Get("pinned"); in.Status.Phase != v1.PhasePending {
+		t.Fatalf("pinned outside the range: phase %q", in.Status.Phase)
+	}
+	// Its port fixed, it is Scheduled again.
+	for {
+		in := e.Get("pinned")
+		in.Spec.Port = 27020
+		_, err := e.Store.Update(e.Ctx, resources.Instances, in, storage.UpdateOptions{})
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+	e.Eventually("pinned scheduled on its fixed port", func() (bool, string) {
+		c := scheduledCondition(e.Get("pinned"))
+		return c != nil && c.Status == metav1.ConditionTrue && c.Message == "on node node-a, port 27020, as its spec names them", fmt.Sprintf("%+v", c)
+	})
+	// The node's range moves to take 28015: the first one is placed.
+	setPortRange(e, "node-a", 28010, 28020)
+	e.Eventually("outside placed once the range has its port", func() (bool, string) {
+		in := e.Get("outside")
+		return in.Spec.NodeName == "node-a" && in.GamePort() == 28015, fmt.Sprintf("node %q port %d", in.Spec.NodeName, in.GamePort())
+	})
+}
+
+// TestClientPortsNeverClash: a game on 27015 binds 28015 too. After the
+// node's range moves (an operator changed --port-range), the scheduler
+// hands out neither 26015 (whose client port is 27015) nor 28015, and an
+// Instance naming one of those waits, saying whose port it is.
+func TestClientPortsNeverClash(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	// Each range is full before the next: whatever the scheduler has seen
+	// of the node, it can only place Instances in the newest range.
+	e.Node("node-a", true, func(n *v1.Node) {
+		n.Spec.Capacity.Instances = 40
+		n.Spec.PortRange = v1.PortRange{Min: 27015, Max: 27015}
+	})
+	startScheduler(e, scheduler.Spread)
+	e.Instance("old", func(in *v1.Instance) { in.Spec.Port = 27015 })
+	e.AllBound()
+
+	for _, phase := range []struct {
+		min, max, clash int32
+		name, message   string
+	}{
+		{26010, 26020, 26015, "clash-low", "port 27015 on node node-a (the client port of game port 26015) is used by Instance default/old"},
+		{28010, 28020, 28015, "clash-high", "port 28015 on node node-a is used by Instance default/old"},
+	} {
+		setPortRange(e, "node-a", phase.min, phase.max)
+		// Ten free ports are left of eleven: ten Instances get them.
+		for i := range 10 {
+			e.Instance(fmt.Sprintf("auto-%d-%d", phase.min, i))
+		}
+		e.Eventually(fmt.Sprintf("ten Instances bound in %d-%d", phase.min, phase.max), func() (bool, string) {
+			n := 0
+			for _, in := range e.Instances() {
+				if strings.HasPrefix(in.Name, fmt.Sprintf("auto-%d-", phase.min)) && in.Spec.NodeName != "" && in.GamePort() != 0 {
+					n++
+				}
+			}
+			return n == 10, fmt.Sprintf("%d bound", n)
+		})
+		e.Instance(phase.name, func(in *v1.Instance) { in.Spec.Port = phase.clash })
+		waitsWith(e, phase.name, "PortInUse", phase.message)
+	}
+	games := map[int32]string{}
+	for _, in := range e.Instances() {
+		if in.Spec.NodeName == "" {
+			if !strings.HasPrefix(in.Name, "clash-") {
+				t.Errorf("%s is unbound", in.Name)
+			}
+			continue
+		}
+		for _, p := range in.Ports().List() {
+			if other, dup := games[p]; dup {
+				t.Errorf("port %d on node-a is bound by %s and %s", p, other, in.Name)
+			}
+			games[p] = in.Name
+		}
+	}
+	for _, name := range []string{"clash-low", "clash-high"} {
+		if in := e.Get(name); in.Spec.NodeName != "" {
+			t.Errorf("%s was bound to %s on port %d", name, in.Spec.NodeName, in.GamePort())
+		}
+	}
+	claims, err := e.Store.PortClaims(e.Ctx, "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims) != len(games) {
+		t.Errorf("%d port claims for %d bound ports", len(claims), len(games))
+	}
 }

@@ -25,10 +25,6 @@ import (
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// clientPortOffset places each game's client port: game port + 1000, so
-// both stay unique on the node as long as the game ports are.
-const clientPortOffset = 1000
-
 // reconcile makes one Instance on this node what it should be.
 func (a *Agent) reconcile(ctx context.Context, k string) error {
 	ns, name, _ := strings.Cut(k, "/")
@@ -122,9 +118,10 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", fmt.Sprintf("%d overlays resolved below %s", len(layers), a.paths.Overlays()))
 
 	port := in.GamePort()
-	if port == 0 {
-		// The scheduler allocates ports (atomically, in etcd); without one
-		// nothing starts. Its Scheduled condition says why it waits.
+	if port == 0 || in.Spec.Port != 0 && (port < a.o.PortMin || port > a.o.PortMax) {
+		// The scheduler allocates ports (atomically, in etcd); without one,
+		// or with one a user named outside this node's range, nothing
+		// starts. Its Scheduled condition says why it waits.
 		st.Phase = v1.PhasePending
 		return nil
 	}
@@ -155,7 +152,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	spec := unit.Spec{
 		ID: id, Namespace: in.Namespace, Name: in.Name, Blueprint: bp.Name, Hostname: in.Spec.Hostname,
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
-		Ports:          unit.Ports{Game: port, Client: port + clientPortOffset},
+		Ports:          unit.Ports{Game: in.Ports().Game, Client: in.Ports().Client},
 		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: acct.Name,
 	}
 	cfg, err := unit.ServerCfg(spec)

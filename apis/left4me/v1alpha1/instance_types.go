@@ -173,3 +173,38 @@ func (in *Instance) GamePort() int32 {
 	}
 	return in.Status.Port
 }
+
+// ClientPortOffset places each game's client port: the game port + 1000. A
+// node's range spans fewer than 1000 ports, so the ports the scheduler
+// allocates never meet each other's client ports; ports a user names or a
+// changed range can, which is why every port in GamePorts is claimed.
+const ClientPortOffset = 1000
+
+// GamePorts are all the ports one game binds on its node. SourceTV is off
+// (srcds runs with -nohltv), so there is no TV port; when it is turned on,
+// its port belongs here so that claims, the scheduler and the node see it.
+//
+// +k8s:deepcopy-gen=false
+type GamePorts struct {
+	Game   int32 // UDP game traffic and TCP RCON
+	Client int32 // UDP client port
+}
+
+// PortsFor is what a game on this game port binds (all zero for port 0).
+func PortsFor(game int32) GamePorts {
+	if game == 0 {
+		return GamePorts{}
+	}
+	return GamePorts{Game: game, Client: game + ClientPortOffset}
+}
+
+// List is every port the game binds, game port first (nil: none).
+func (p GamePorts) List() []int32 {
+	if p.Game == 0 {
+		return nil
+	}
+	return []int32{p.Game, p.Client}
+}
+
+// Ports are the ports the Instance binds on its node (zero: no game port yet).
+func (in *Instance) Ports() GamePorts { return PortsFor(in.GamePort()) }
