@@ -118,10 +118,17 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", fmt.Sprintf("%d overlays resolved below %s", len(layers), a.paths.Overlays()))
 
 	port := in.GamePort()
-	if port == 0 || in.Spec.Port != 0 && (port < a.o.PortMin || port > a.o.PortMax) {
+	outOfRange := in.Spec.Port != 0 && (port < a.o.PortMin || port > a.o.PortMax)
+	hasGame, err := a.o.Systemd.HasUnitFile(unit.ServiceName(id))
+	if err != nil {
+		return err
+	}
+	if port == 0 || outOfRange && !hasGame {
 		// The scheduler allocates ports (atomically, in etcd); without one,
 		// or with one a user named outside this node's range, nothing
-		// starts. Its Scheduled condition says why it waits.
+		// new starts. Its Scheduled condition says why it waits. A game
+		// already running on a port the range no longer holds (the range
+		// was changed) keeps running: only a user's decision stops it.
 		st.Phase = v1.PhasePending
 		return nil
 	}
