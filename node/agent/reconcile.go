@@ -193,12 +193,17 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return err
 		}
 	}
-	running := svc.ActiveState == "active" || svc.ActiveState == "activating" || svc.ActiveState == "reloading"
 	restartedAt := bp.Annotations[v1.AnnotationRestartedAt]
 	installed := a.installedRecord(id)
-	if running && installed.TemplateHash != hash && in.Annotations[v1.AnnotationApprovedTemplate] != hash {
-		// A running game gets a new spec only when the rollout says so
-		// (players first): until then it keeps what it was started with.
+	host := hostUnits{Game: svc.ActiveState, Installed: installed.TemplateHash}
+	if host.Mount, err = a.o.Systemd.ReadUnit(mountName); err != nil {
+		return err
+	}
+	if host.Service, err = a.o.Systemd.ReadUnit(svcName); err != nil {
+		return err
+	}
+	plan := planUnits(wantUnits{Hash: hash, Approved: in.Annotations[v1.AnnotationApprovedTemplate] == hash, Mount: mountText, Service: svcText}, host)
+	if plan.Hold {
 		st.TemplateHash, st.PendingTemplateHash = installed.TemplateHash, hash
 		if templateHash(installed.RestartedAt, files, mountText, svcText) == installed.TemplateHash {
 			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonRestartRequested,
@@ -209,10 +214,6 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 		return a.observe(ctx, id, port, st)
 	}
-	// Approved (or not running): a running game whose template changed
-	// restarts even when no file did (a restart request changes only the
-	// hash).
-	restart := running && installed.TemplateHash != "" && installed.TemplateHash != hash
 	if err := a.stage(id, filepath.Base(generated), files, acct); err != nil {
 		return err
 	}
@@ -225,36 +226,10 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	st.TemplateHash, st.PendingTemplateHash = hash, ""
 	setCond(st, v1.InstanceUpdatePending, false, "UpToDate", "runs the current Blueprint and Overlays")
 	step("staged")
-	mChange, err := a.o.Systemd.WriteUnit(mountName, mountText)
-	if err != nil {
+	if err := a.executeUnits(ctx, id, plan, mountText, svcText); err != nil {
 		return err
-	}
-	sChange, err := a.o.Systemd.WriteUnit(svcName, svcText)
-	if err != nil {
-		return err
-	}
-	mChanged, sChanged := mChange != systemd.Unchanged, sChange != systemd.Unchanged
-	// New files load when first named; only a new version of a file
-	// systemd knows needs daemon-reload (about 80 ms, growing with units).
-	if mChange == systemd.Updated || sChange == systemd.Updated {
-		if err := a.o.Systemd.Reload(ctx); err != nil {
-			return err
-		}
 	}
 	step("written+reloaded")
-	if mChange == systemd.Updated {
-		// New layers: the game lets go of the old mount, which goes too
-		// (a mount left up would keep the old layers, whatever its file says).
-		if svc.ActiveState == "active" {
-			a.forgetProbe(id)
-			if err := a.o.Systemd.Stop(ctx, svcName); err != nil {
-				return err
-			}
-		}
-		if err := a.o.Systemd.Stop(ctx, mountName); err != nil {
-			return err
-		}
-	}
 	if err := a.ensureMounted(ctx, id, mountName, files); err != nil {
 		setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
 		return err
@@ -270,11 +245,11 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	step("mounted")
 	setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted at "+a.paths.Merged(id))
-	switch {
-	case (sChanged || restart) && !mChanged && running:
+	switch plan.Game {
+	case gameRestart:
 		a.forgetProbe(id) // what the old process answered says nothing now
 		err = a.o.Systemd.Restart(ctx, svcName)
-	case sChange == systemd.Created:
+	case gameEnqueue:
 		// A unit file systemd never saw: nothing to ask it first.
 		err = a.o.Systemd.Enqueue(ctx, svcName)
 	default:
@@ -289,6 +264,41 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return err
 	}
 	return a.observe(ctx, id, port, st)
+}
+
+// executeUnits carries out a plan's first part: write the unit files that
+// changed, reload if systemd knew one, and stop game and mount when the
+// layers changed.
+func (a *Agent) executeUnits(ctx context.Context, id string, p unitPlan, mountText, svcText string) error {
+	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
+	for _, u := range []struct {
+		name, text string
+		change     systemd.Change
+	}{{mountName, mountText, p.MountChange}, {svcName, svcText, p.ServiceChange}} {
+		if u.change == systemd.Unchanged {
+			continue
+		}
+		if _, err := a.o.Systemd.WriteUnit(u.name, u.text); err != nil {
+			return err
+		}
+	}
+	if p.Reload {
+		if err := a.o.Systemd.Reload(ctx); err != nil {
+			return err
+		}
+	}
+	if p.StopGame {
+		a.forgetProbe(id)
+		if err := a.o.Systemd.Stop(ctx, svcName); err != nil {
+			return err
+		}
+	}
+	if p.StopMount {
+		if err := a.o.Systemd.Stop(ctx, mountName); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ensureStarted starts a unit unless it is already active or on its way

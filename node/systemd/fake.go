@@ -70,6 +70,12 @@ func (f *Fake) HasUnitFile(name string) (bool, error) {
 	return ok, nil
 }
 
+func (f *Fake) ReadUnit(name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.files[name], nil
+}
+
 func (f *Fake) UnitFiles() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

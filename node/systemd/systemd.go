@@ -44,6 +44,8 @@ type Manager interface {
 	// (Names are never globs: systemd's escapes, "\x2d" for "-" in a
 	// mount unit, are glob escapes too.)
 	HasUnitFile(name string) (bool, error)
+	// ReadUnit returns a unit file's content ("" when there is none).
+	ReadUnit(name string) (string, error)
 	// UnitFiles lists the names of the unit files in UnitDir.
 	UnitFiles() ([]string, error)
 	Reload(ctx context.Context) error
@@ -135,6 +137,17 @@ func (d *DBus) HasUnitFile(name string) (bool, error) {
 		return false, fmt.Errorf("look for unit file %s: %w", name, err)
 	}
 	return true, nil
+}
+
+func (d *DBus) ReadUnit(name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(d.dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read unit file %s: %w", name, err)
+	}
+	return string(b), nil
 }
 
 func (d *DBus) UnitFiles() ([]string, error) {
