@@ -61,8 +61,11 @@ type Scheduler struct {
 	// bindings written but not yet seen back through the informer.
 	mu     sync.Mutex
 	placed map[string]placement // by Instance key
-	nodes  map[string]*nodeUsage
-	// requested counts, by port, the unbound Instances that name it.
+	// nodes holds the nodes that hold placements, and no other: a node
+	// leaves it with its last Instance, so deleted Nodes are forgotten.
+	nodes map[string]*nodeUsage
+	// requested counts, by port, the unbound Instances that name it (no
+	// zero counts).
 	requested map[int32]int
 }
 
@@ -125,7 +128,10 @@ func (s *Scheduler) instanceChanged(old, cur v1.Object) {
 	var key string
 	s.mu.Lock()
 	if old != nil && wantsPort(old.(*v1.Instance)) {
-		s.requested[old.(*v1.Instance).Spec.Port]--
+		port := old.(*v1.Instance).Spec.Port
+		if s.requested[port]--; s.requested[port] <= 0 {
+			delete(s.requested, port)
+		}
 	}
 	if cur != nil && wantsPort(cur.(*v1.Instance)) {
 		s.requested[cur.(*v1.Instance).Spec.Port]++
@@ -180,6 +186,7 @@ func (s *Scheduler) enqueueUnscheduled() {
 	}
 }
 
+// usage is what node holds, to be added to: the node is tracked from now on.
 func (s *Scheduler) usage(node string) *nodeUsage {
 	u := s.nodes[node]
 	if u == nil {
@@ -187,6 +194,15 @@ func (s *Scheduler) usage(node string) *nodeUsage {
 		s.nodes[node] = u
 	}
 	return u
+}
+
+// peek is what node holds, to be read: a node without placements is not
+// tracked for having been looked at.
+func (s *Scheduler) peek(node string) *nodeUsage {
+	if u := s.nodes[node]; u != nil {
+		return u
+	}
+	return &nodeUsage{ports: map[int32]string{}}
 }
 
 func (s *Scheduler) record(key string, p placement) {
@@ -209,6 +225,9 @@ func (s *Scheduler) forget(key string) {
 	u.memory -= p.memory
 	if u.ports[p.port] == key {
 		delete(u.ports, p.port)
+	}
+	if u.instances <= 0 && len(u.ports) == 0 {
+		delete(s.nodes, p.node)
 	}
 }
 
@@ -324,7 +343,7 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 			note("do not match nodeSelector")
 			continue
 		}
-		u := s.usage(n.Name)
+		u := s.peek(n.Name)
 		if c := n.Spec.Capacity.Instances; c > 0 && int32(u.instances) >= c {
 			note("have no room (instances)")
 			continue
