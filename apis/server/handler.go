@@ -73,6 +73,7 @@ type Handler struct {
 	// requestTimeout bounds every request but watches and log streams.
 	requestTimeout time.Duration
 	logsCert       *tls.Certificate
+	agents         *agentTransports
 	snapshot       SnapshotFunc
 	mux            *http.ServeMux
 }
@@ -112,7 +113,7 @@ func NewHandler(o HandlerOptions) *Handler {
 		store: o.Store, log: o.Log, metrics: o.Metrics, authn: o.Authn, authz: o.Authz,
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
 		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
-		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, mux: http.NewServeMux(),
+		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, agents: newAgentTransports(o.LogsClientCert), mux: http.NewServeMux(),
 		requestTimeout: o.RequestTimeout,
 	}
 	if h.requestTimeout <= 0 {

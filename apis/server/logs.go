@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -45,6 +47,9 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	nobj, err := h.store.Get(r.Context(), nodeResource, "", nodeName)
+	if apierrors.IsNotFound(err) {
+		h.agents.forget(nodeName)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -64,24 +69,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	target := url.URL{Scheme: "https", Host: net.JoinHostPort(node.Status.Addresses[0], strconv.Itoa(int(ep.Port))),
 		Path: "/logs/" + req.namespace + "/" + req.name, RawQuery: q.Encode()}
-	pinned := ep.CertSHA256
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{*h.logsCert},
-		// The agent's certificate is self-made; what makes it trusted is the
-		// fingerprint the node, authenticated by its token, published.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("the node agent showed no certificate")
-			}
-			sum := sha256.Sum256(raw[0])
-			if hex.EncodeToString(sum[:]) != pinned {
-				return fmt.Errorf("node %s's log server certificate does not match the one it published", nodeName)
-			}
-			return nil
-		},
-	}}}
+	hc := &http.Client{Transport: h.agents.transport(nodeName, target.Host, ep.CertSHA256)}
 	areq, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -117,3 +105,98 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
 		}
 	}
 }
+
+// agentTransports keeps one Transport per node agent, so log requests to a
+// node reuse its connections (and a handshake) instead of each building a
+// Transport whose connections would stay open after it. A node's entry is
+// replaced when it publishes another endpoint or certificate, dropped when
+// the Node is gone, and closed with the server.
+type agentTransports struct {
+	cert *tls.Certificate
+
+	mu     sync.Mutex
+	byNode map[string]*agentTransport
+}
+
+type agentTransport struct {
+	addr, pin string
+	rt        *http.Transport
+}
+
+// Limits of the connections to one node agent: a few streams at once are
+// common (several players follow logs), more stay only while in use.
+const (
+	agentMaxIdleConns    = 4
+	agentIdleConnTimeout = 90 * time.Second
+	agentDialTimeout     = 10 * time.Second
+	// agentResponseTimeout: the agent answers at once (a stream's body
+	// may then take as long as it likes).
+	agentResponseTimeout = 30 * time.Second
+)
+
+func newAgentTransports(cert *tls.Certificate) *agentTransports {
+	return &agentTransports{cert: cert, byNode: map[string]*agentTransport{}}
+}
+
+// transport returns the Transport for node's agent at addr, which must show
+// the certificate whose SHA-256 is pin.
+func (a *agentTransports) transport(node, addr, pin string) *http.Transport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t := a.byNode[node]; t != nil {
+		if t.addr == addr && t.pin == pin {
+			return t.rt
+		}
+		t.rt.CloseIdleConnections()
+	}
+	rt := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: agentDialTimeout}).DialContext,
+		TLSHandshakeTimeout:   agentDialTimeout,
+		ResponseHeaderTimeout: agentResponseTimeout,
+		MaxIdleConnsPerHost:   agentMaxIdleConns,
+		IdleConnTimeout:       agentIdleConnTimeout,
+		TLSClientConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{*a.cert},
+			// The agent's certificate is self-made; what makes it trusted is
+			// the fingerprint the node, authenticated by its token, published.
+			InsecureSkipVerify: true,
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 {
+					return errors.New("the node agent showed no certificate")
+				}
+				sum := sha256.Sum256(raw[0])
+				if hex.EncodeToString(sum[:]) != pin {
+					return fmt.Errorf("node %s's log server certificate does not match the one it published", node)
+				}
+				return nil
+			},
+		},
+	}
+	a.byNode[node] = &agentTransport{addr: addr, pin: pin, rt: rt}
+	return rt
+}
+
+// forget drops a deleted node's Transport.
+func (a *agentTransports) forget(node string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t := a.byNode[node]; t != nil {
+		t.rt.CloseIdleConnections()
+		delete(a.byNode, node)
+	}
+}
+
+// closeIdle closes every idle connection to every agent (streams in use
+// end with their requests).
+func (a *agentTransports) closeIdle() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.byNode {
+		t.rt.CloseIdleConnections()
+	}
+}
+
+// CloseIdleConnections closes the handler's idle connections to node
+// agents; Server.Close calls it once requests have ended.
+func (h *Handler) CloseIdleConnections() { h.agents.closeIdle() }

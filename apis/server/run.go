@@ -362,8 +362,14 @@ func (s *Server) close() {
 	s.cancel()
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.http.Shutdown(ctx)
+		if err := s.http.Shutdown(ctx); err != nil {
+			// Connections still open (one that never sent a request is
+			// not idle to Shutdown for its first 5s) are cut: nothing of
+			// the server may outlive Close.
+			s.http.Close()
+		}
 		cancel()
+		s.Handler.CloseIdleConnections()
 	} else if s.listener != nil {
 		s.listener.Close()
 	}

@@ -61,9 +61,11 @@ type Scheduler struct {
 	// bindings written but not yet seen back through the informer.
 	mu     sync.Mutex
 	placed map[string]placement // by Instance key
-	nodes  map[string]*nodeUsage
+	// nodes holds the nodes that hold placements, and no other: a node
+	// leaves it with its last Instance, so deleted Nodes are forgotten.
+	nodes map[string]*nodeUsage
 	// requested counts, by port, the unbound Instances that name a game
-	// port binding it (v1.PortsFor).
+	// port binding it (v1.PortsFor); no zero counts.
 	requested map[int32]int
 }
 
@@ -158,7 +160,9 @@ func (s *Scheduler) instanceChanged(old, cur v1.Object) {
 	s.mu.Lock()
 	if old != nil && wantsPort(old.(*v1.Instance)) {
 		for _, p := range old.(*v1.Instance).Ports().List() {
-			s.requested[p]--
+			if s.requested[p]--; s.requested[p] <= 0 {
+				delete(s.requested, p)
+			}
 		}
 	}
 	if cur != nil && wantsPort(cur.(*v1.Instance)) {
@@ -216,6 +220,7 @@ func (s *Scheduler) enqueueUnscheduled() {
 	}
 }
 
+// usage is what node holds, to be added to: the node is tracked from now on.
 func (s *Scheduler) usage(node string) *nodeUsage {
 	u := s.nodes[node]
 	if u == nil {
@@ -223,6 +228,15 @@ func (s *Scheduler) usage(node string) *nodeUsage {
 		s.nodes[node] = u
 	}
 	return u
+}
+
+// peek is what node holds, to be read: a node without placements is not
+// tracked for having been looked at.
+func (s *Scheduler) peek(node string) *nodeUsage {
+	if u := s.nodes[node]; u != nil {
+		return u
+	}
+	return &nodeUsage{ports: map[int32]string{}}
 }
 
 func (s *Scheduler) record(key string, p placement) {
@@ -249,6 +263,9 @@ func (s *Scheduler) forget(key string) {
 		if u.ports[port] == key {
 			delete(u.ports, port)
 		}
+	}
+	if u.instances <= 0 && len(u.ports) == 0 {
+		delete(s.nodes, p.node)
 	}
 }
 
@@ -357,7 +374,7 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 			note(why)
 			continue
 		}
-		u := s.usage(n.Name)
+		u := s.peek(n.Name)
 		if c := n.Spec.Capacity.Instances; c > 0 && int32(u.instances) >= c {
 			note("have no room (instances)")
 			continue

@@ -22,7 +22,7 @@ import (
 )
 
 // startScheduler runs one scheduler (with its own informers) until the test ends.
-func startScheduler(e *controllertest.Env, policy string) {
+func startScheduler(e *controllertest.Env, policy string) *scheduler.Scheduler {
 	log := testr.NewWithOptions(e.T, testr.Options{Verbosity: 1})
 	ins := controllers.NewInformer(e.Store, resources.Instances, log)
 	nodes := controllers.NewInformer(e.Store, resources.Nodes, log)
@@ -36,6 +36,7 @@ func startScheduler(e *controllertest.Env, policy string) {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	e.T.Cleanup(func() { cancel(); wg.Wait() })
+	return s
 }
 
 func scheduledCondition(in *v1.Instance) *metav1.Condition {
@@ -355,4 +356,45 @@ func TestClientPortsNeverClash(t *testing.T) {
 	if len(claims) != len(games) {
 		t.Errorf("%d port claims for %d bound ports", len(claims), len(games))
 	}
+}
+
+// TestForgetsDeletedNodes: hosts come and go (autoscaled, rebuilt, renamed);
+// the scheduler's picture holds only the nodes that hold games, so it does
+// not grow with every Node that ever registered.
+func TestForgetsDeletedNodes(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	s := startScheduler(e, scheduler.Spread)
+	const hosts = 40
+	for i := range hosts {
+		e.Node(fmt.Sprintf("host-%02d", i), true)
+	}
+	for i := range hosts / 2 {
+		e.Instance(fmt.Sprintf("srv-%02d", i))
+	}
+	if bound := e.AllBound(); len(bound) != hosts/2 {
+		t.Fatalf("%d Instances spread over %d nodes, want %d", hosts/2, len(bound), hosts/2)
+	}
+	// One Instance no node takes: each attempt looks at every node.
+	e.Instance("eu-only", func(in *v1.Instance) {
+		in.Spec.NodeSelector = map[string]string{"zone": "eu-west-9"}
+		in.Spec.Port = 27100
+	})
+	e.Eventually("eu-only unschedulable", func() (bool, string) {
+		c := scheduledCondition(e.Get("eu-only"))
+		return c != nil && c.Status == metav1.ConditionFalse, fmt.Sprint(c)
+	})
+	for _, in := range e.Instances() {
+		if _, _, err := e.Store.Delete(e.Ctx, resources.Instances, in.Namespace, in.Name, storage.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range hosts {
+		if _, _, err := e.Store.Delete(e.Ctx, resources.Nodes, "", fmt.Sprintf("host-%02d", i), storage.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Eventually("no node tracked", func() (bool, string) {
+		n := s.TrackedNodes()
+		return n == 0, fmt.Sprintf("%d nodes tracked after every Node and Instance was deleted", n)
+	})
 }

@@ -121,21 +121,36 @@ func New(o Options) *Agent {
 	}
 }
 
-// Run registers the Node and reconciles until ctx ends. It is very
-// important that Run returns only when everything it started has stopped.
+// Run registers the Node and reconciles until ctx ends. It returns only
+// when everything it started has stopped: every goroutine of the agent
+// (the loops below, the reference watches followReferences starts per
+// namespace, the probes probeLoop sends, the log server and its streams)
+// is joined here, directly or by the loop that started it, so a stopped
+// agent leaves no watch on the API, no query in flight and no journalctl
+// behind (its tests check this with goleak).
 func (a *Agent) Run(ctx context.Context) error {
 	for _, d := range []string{a.paths.Overlays(), filepath.Join(a.o.Root, "instances"), filepath.Join(a.o.Root, "runtime")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	// The queue's own goroutines end with it, also when Run gives up early.
+	defer a.queue.ShutDown()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	run := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
 	if a.o.LogsListen != "" {
-		ls, err := a.startLogServer(a.o.LogsListen, a.o.CAPEM)
+		ls, err := a.startLogServer(ctx, a.o.LogsListen, a.o.CAPEM)
 		if err != nil {
 			return err
 		}
 		a.logs = ls
-		defer ls.listener.Close()
+		// Deferred after wg.Wait, so it runs first: the log server stops
+		// (its streams end with ctx) whether Run returns early or not.
+		defer ls.stop()
 	}
 	if err := a.register(ctx); err != nil {
 		return err
@@ -144,18 +159,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	run := func(f func(context.Context)) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f(ctx) }()
-	}
 	run(a.watchInstances)
 	run(a.heartbeat)
 	run(a.probeLoop)
 	run(a.followReferences)
 	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
 	run(func(ctx context.Context) { every(ctx, a.o.Resync, a.enqueueAll) })
-	go func() { <-ctx.Done(); a.queue.ShutDown() }()
+	run(func(ctx context.Context) { <-ctx.Done(); a.queue.ShutDown() })
 	select {
 	case <-a.listed:
 	case <-ctx.Done():
@@ -167,7 +177,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	for range workers {
 		run(a.work)
 	}
-	wg.Wait()
+	// Everything runs until ctx ends; the deferred calls then stop the log
+	// server and wait for the rest.
+	<-ctx.Done()
 	return nil
 }
 

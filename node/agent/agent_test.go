@@ -18,6 +18,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
@@ -35,6 +36,11 @@ type harness struct {
 	// accounts are the games' uids and gids, handed out without touching
 	// the host's user database.
 	accounts *gameuser.Fake
+	agent    *Agent
+	// stop cancels Run's context; done receives what Run returned (a test
+	// that takes it puts it back for the cleanup).
+	stop context.CancelFunc
+	done chan error
 }
 
 // generatedLayer is the first lowerdir of a rendered mount unit.
@@ -51,7 +57,10 @@ func generatedLayer(t *testing.T, mount string) string {
 	return first
 }
 
-func start(t *testing.T) *harness {
+func start(t *testing.T) *harness { return startWith(t, nil) }
+
+// startWith is start with options of the test's own (change may be nil).
+func startWith(t *testing.T, change func(*server.Server, *Options)) *harness {
 	if os.Geteuid() != 0 {
 		t.Skip("the agent chowns files: run as root")
 	}
@@ -66,8 +75,13 @@ func start(t *testing.T) *harness {
 	h := &harness{t: t, admin: admin, sd: systemd.NewFake(), root: root, accounts: gameuser.NewFake(480000)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	a := New(Options{Client: node, NodeName: "n1", Root: root, PortMin: 40000, PortMax: 40010, Systemd: h.sd,
-		Log: testr.New(t), Accounts: h.accounts, Resync: time.Hour, Probe: time.Hour})
+	o := Options{Client: node, NodeName: "n1", Root: root, PortMin: 40000, PortMax: 40010, Systemd: h.sd,
+		Log: testr.New(t), Accounts: h.accounts, Resync: time.Hour, Probe: time.Hour}
+	if change != nil {
+		change(srv, &o)
+	}
+	a := New(o)
+	h.agent, h.stop, h.done = a, cancel, done
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

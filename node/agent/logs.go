@@ -35,9 +35,31 @@ type logServer struct {
 	a        *Agent
 	listener net.Listener
 	endpoint v1.LogsEndpoint
+	srv      *http.Server
+	// cancel ends every stream (their requests' contexts derive from it).
+	cancel context.CancelFunc
+	served chan struct{}
 }
 
-func (a *Agent) startLogServer(addr string, caPEM []byte) (*logServer, error) {
+// Log server timeouts. Streams (follow=true) may last for hours, so there
+// is no write timeout; what bounds them is the client going away or the
+// agent stopping.
+const (
+	logsReadHeaderTimeout = 10 * time.Second
+	// logsIdleTimeout closes kept-alive connections the API server does not
+	// reuse.
+	logsIdleTimeout = 2 * time.Minute
+	// logsStopTimeout bounds how long stop waits for streams to end.
+	logsStopTimeout = 10 * time.Second
+)
+
+// journalctl is the program that reads a game's journal (a test puts a
+// stand-in here).
+var journalctl = "journalctl"
+
+// startLogServer listens on addr and serves until stop is called or ctx
+// ends; every stream ends with ctx.
+func (a *Agent) startLogServer(ctx context.Context, addr string, caPEM []byte) (*logServer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -73,12 +95,32 @@ func (a *Agent) startLogServer(addr string, caPEM []byte) (*logServer, error) {
 		return nil, fmt.Errorf("log server: listen on %s: %w", addr, err)
 	}
 	sum := sha256.Sum256(der)
-	s := &logServer{a: a, listener: l, endpoint: v1.LogsEndpoint{Port: int32(l.Addr().(*net.TCPAddr).Port), CertSHA256: hex.EncodeToString(sum[:])}}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &logServer{a: a, listener: l, endpoint: v1.LogsEndpoint{Port: int32(l.Addr().(*net.TCPAddr).Port), CertSHA256: hex.EncodeToString(sum[:])},
+		cancel: cancel, served: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /logs/{ns}/{name}", s.serve)
-	srv := &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(tls.NewListener(l, cfg))
+	s.srv = &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: logsReadHeaderTimeout, IdleTimeout: logsIdleTimeout,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		defer close(s.served)
+		s.srv.Serve(tls.NewListener(l, cfg))
+	}()
 	return s, nil
+}
+
+// stop ends every stream, closes the listener and every connection, and
+// returns when the server and all its handlers (and their journalctl) are
+// done.
+func (s *logServer) stop() {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), logsStopTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.a.o.Log.Error(err, "log streams did not end in time; closing their connections")
+		s.srv.Close()
+	}
+	<-s.served
 }
 
 // serve answers GET /logs/{namespace}/{name}?follow=true&tailLines=N with
@@ -105,7 +147,10 @@ func (s *logServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "journalctl", args...)
+	cmd := exec.CommandContext(ctx, journalctl, args...)
+	// A stream ends when its client goes or the agent stops (ctx): the
+	// process is killed, and its output is not waited for beyond this.
+	cmd.WaitDelay = time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -65,10 +65,13 @@ func (a *Agent) forgetProbe(id string) {
 // probeLoop queries every running game and requeues its Instance when the
 // answer changes what status says (ready, players, map). Queries run
 // concurrently: a game that is slow to answer (starting, or hung) must not
-// hold up the readiness of the others.
+// hold up the readiness of the others. It returns when ctx ends, once the
+// queries in flight have (each is bounded by ctx and a timeout).
 func (a *Agent) probeLoop(ctx context.Context) {
 	t := time.NewTicker(startupProbe)
 	defer t.Stop()
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
 	sem := make(chan struct{}, maxConcurrentProbes)
 	for {
 		select {
@@ -96,7 +99,9 @@ func (a *Agent) probeLoop(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
+			inflight.Add(1)
 			go func() {
+				defer inflight.Done()
 				defer func() { <-sem }()
 				a.probeOnce(ctx, id, p)
 			}()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,13 +17,16 @@ import (
 // followReferences keeps one watch of Blueprints and one of Overlays in each
 // namespace where this node runs Instances (the node role may read only
 // those), so an edit restarts the affected games within moments instead of
-// at the next resync.
+// at the next resync. It returns when ctx ends, and only once every watch it
+// started has stopped (Run's promise depends on it).
 func (a *Agent) followReferences(ctx context.Context) {
 	running := map[string]context.CancelFunc{}
+	var watches sync.WaitGroup
 	defer func() {
 		for _, cancel := range running {
 			cancel()
 		}
+		watches.Wait()
 	}()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -38,7 +42,11 @@ func (a *Agent) followReferences(ctx context.Context) {
 				nctx, cancel := context.WithCancel(ctx)
 				running[ns] = cancel
 				for _, res := range []*resources.Resource{blueprintRes, overlayRes} {
-					go a.watchReferences(nctx, res, ns)
+					watches.Add(1)
+					go func() {
+						defer watches.Done()
+						a.watchReferences(nctx, res, ns)
+					}()
 				}
 			}
 		}
@@ -61,6 +69,7 @@ func (a *Agent) followReferences(ctx context.Context) {
 // namespace's Instances whenever one changes (a reconcile finds out whether
 // it matters: an unchanged rendering restarts nothing).
 func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns string) {
+	defer referenceWatchEnded()
 	defer a.dropReferences(res, ns)
 	for ctx.Err() == nil {
 		list, err := a.o.Client.List(ctx, res, ns, client.ListOptions{})
@@ -111,6 +120,10 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 		w.Stop()
 	}
 }
+
+// referenceWatchEnded is called last by a reference watch that ends (a
+// test holds watches here to check that Run waits for them).
+var referenceWatchEnded = func() {}
 
 func refKey(res *resources.Resource, ns string) string { return res.Plural + "/" + ns }
 
