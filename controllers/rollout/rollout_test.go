@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr/testr"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,7 +20,13 @@ import (
 	"github.com/left4me/left4me/controllers/rollout"
 )
 
-func start(e *controllertest.Env) {
+// running is a started controller and the informer it decides from.
+type running struct {
+	c         *rollout.Controller
+	instances *controllers.Informer
+}
+
+func start(e *controllertest.Env) *running {
 	log := testr.New(e.T)
 	ins := controllers.NewInformer(e.Store, resources.Instances, log)
 	bps := controllers.NewInformer(e.Store, resources.Blueprints, log)
@@ -34,6 +39,7 @@ func start(e *controllertest.Env) {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	e.T.Cleanup(func() { cancel(); wg.Wait() })
+	return &running{c: c, instances: ins}
 }
 
 // report writes an Instance's status as its node would: running template
@@ -83,15 +89,32 @@ func approved(e *controllertest.Env) []string {
 	return out
 }
 
-// settle waits until the approved set is want and stays so for a moment
-// (the controller must not approve more than its budget).
-func settle(e *controllertest.Env, want ...string) {
+// settle waits until the approved set is want, then checks that it stays
+// so: once the controller's informer holds every Instance as stored, one
+// more decision of its own (run here, synchronously) approves nothing more.
+// The controller must not approve past its budget.
+func settle(e *controllertest.Env, r *running, want ...string) {
 	e.T.Helper()
 	e.Eventually(fmt.Sprintf("approved = %v", want), func() (bool, string) {
 		got := approved(e)
 		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprint(got)
 	})
-	time.Sleep(300 * time.Millisecond)
+	blueprints := map[string]bool{}
+	e.Eventually("the controller's informer holds what is stored", func() (bool, string) {
+		for _, in := range e.Instances() {
+			blueprints[in.Namespace+"/"+in.Spec.BlueprintRef.Name] = true
+			cached := r.instances.Get(in.Namespace + "/" + in.Name)
+			if cached == nil || cached.GetResourceVersion() != in.ResourceVersion {
+				return false, in.Name + " not seen at " + in.ResourceVersion
+			}
+		}
+		return true, ""
+	})
+	for key := range blueprints {
+		if err := r.c.Reconcile(e.Ctx, key); err != nil {
+			e.T.Fatal(err)
+		}
+	}
 	if got := approved(e); fmt.Sprint(got) != fmt.Sprint(want) {
 		e.T.Fatalf("approved moved on to %v, want it to stay %v", got, want)
 	}
@@ -105,16 +128,16 @@ func TestWhenEmptyOneAtATime(t *testing.T) {
 	report(e, "a", pending(0))
 	report(e, "b", pending(3)) // occupied
 	report(e, "c", pending(0))
-	start(e)
-	settle(e, "a") // maxUnavailable 1 (the default): one restart at a time
+	r := start(e)
+	settle(e, r, "a") // maxUnavailable 1 (the default): one restart at a time
 	report(e, "a", restarted(false))
-	settle(e, "a") // restarted but not Ready yet: still its turn
+	settle(e, r, "a") // restarted but not Ready yet: still its turn
 	report(e, "a", restarted(true))
-	settle(e, "a", "c") // b has players: skipped, not waited for
+	settle(e, r, "a", "c") // b has players: skipped, not waited for
 	report(e, "c", restarted(true))
-	settle(e, "a", "c")
+	settle(e, r, "a", "c")
 	report(e, "b", func(st *v1.InstanceStatus) { st.Players = 0 })
-	settle(e, "a", "b", "c")
+	settle(e, r, "a", "b", "c")
 }
 
 func TestImmediateAndMaxUnavailable(t *testing.T) {
@@ -130,8 +153,8 @@ func TestImmediateAndMaxUnavailable(t *testing.T) {
 		})
 		report(e, n, pending(5))
 	}
-	start(e)
-	settle(e, "a", "b") // players do not matter; two at a time
+	r := start(e)
+	settle(e, r, "a", "b") // players do not matter; two at a time
 	report(e, "a", restarted(true))
-	settle(e, "a", "b", "c")
+	settle(e, r, "a", "b", "c")
 }
