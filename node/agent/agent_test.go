@@ -422,3 +422,48 @@ func TestStuckDeletionSaysSo(t *testing.T) {
 	h.sd.FailRemovals(nil)
 	h.gone("coop-2")
 }
+
+// TestUnreadableUnitDirIsNotNoUnit: when the agent cannot tell whether a
+// game's unit file exists, it does nothing to the game (no start of a
+// second copy, no teardown) and says why in its log, rather than reading
+// the error as "no unit".
+func TestUnreadableUnitDirIsNotNoUnit(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	h.create(&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{}})
+	h.create(&v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}})
+	h.until("coop-1", "UnitActive", func(in *v1.Instance) bool {
+		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+	})
+	jobs := len(h.sd.JobLog())
+	h.sd.FailLookups(errors.New("input/output error"))
+	// A change that makes the agent look at the game again, stop it included.
+	if _, err := h.admin.Patch(ctx, instanceRes, "default", "coop-1", "application/merge-patch+json", []byte(`{"spec":{"state":"Stopped"}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.admin.Delete(ctx, instanceRes, "default", "coop-1", false); err != nil {
+		t.Fatal(err)
+	}
+	// The deletion waits on the host: the Instance stays, no job ran, its
+	// files are there.
+	in := h.until("coop-1", "the deletion marked", func(in *v1.Instance) bool { return in.DeletionTimestamp != nil })
+	// The agent has tried (and failed) to look several times.
+	failed := h.sd.LookupFailures()
+	for deadline := time.Now().Add(30 * time.Second); h.sd.LookupFailures() < failed+3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent stopped looking at its units")
+		}
+	}
+	id := unit.ID("default", "coop-1")
+	if got := h.sd.JobLog(); len(got) != jobs {
+		t.Fatalf("the agent acted on an unreadable unit dir: jobs %v", got[jobs:])
+	}
+	if _, err := os.Stat(filepath.Join(h.root, "instances", id)); err != nil {
+		t.Fatalf("files removed while the units could not be read: %v", err)
+	}
+	if in.Status.Phase == v1.PhaseStopped {
+		t.Fatalf("reported Stopped without stopping: %+v", in.Status)
+	}
+	h.sd.FailLookups(nil)
+	h.gone("coop-1")
+}

@@ -21,7 +21,24 @@ type Fake struct {
 	next   uint32
 	// removeErr, when set, is what RemoveUnit fails with (a read-only
 	// /run, say): tests of a cleanup that cannot finish.
-	removeErr error
+	removeErr      error
+	lookupErr      error
+	lookupFailures int
+}
+
+// FailLookups makes HasUnitFile, ReadUnit and UnitFiles fail with err (nil:
+// succeed again): a unit directory that cannot be read.
+func (f *Fake) FailLookups(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookupErr = err
+}
+
+// LookupFailures is how many lookups have failed so far.
+func (f *Fake) LookupFailures() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lookupFailures
 }
 
 // FailRemovals makes RemoveUnit fail with err (nil: succeed again).
@@ -66,6 +83,10 @@ func (f *Fake) RemoveUnit(name string) error {
 func (f *Fake) HasUnitFile(name string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.lookupErr != nil {
+		f.lookupFailures++
+		return false, f.lookupErr
+	}
 	_, ok := f.files[name]
 	return ok, nil
 }
@@ -73,12 +94,20 @@ func (f *Fake) HasUnitFile(name string) (bool, error) {
 func (f *Fake) ReadUnit(name string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.lookupErr != nil {
+		f.lookupFailures++
+		return "", f.lookupErr
+	}
 	return f.files[name], nil
 }
 
 func (f *Fake) UnitFiles() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.lookupErr != nil {
+		f.lookupFailures++
+		return nil, f.lookupErr
+	}
 	var out []string
 	for name := range f.files {
 		out = append(out, name)
