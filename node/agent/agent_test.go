@@ -234,7 +234,9 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	if _, err := h.admin.Patch(ctx, instanceRes, "default", "srv", "application/merge-patch+json", []byte(`{"spec":{"state":"Stopped"}}`), false); err != nil {
 		t.Fatal(err)
 	}
-	h.until("srv", "Stopped", func(in *v1.Instance) bool { return in.Status.Phase == v1.PhaseStopped })
+	h.until("srv", "Stopped, with no map or slots shown", func(in *v1.Instance) bool {
+		return in.Status.Phase == v1.PhaseStopped && in.Status.Map == "" && in.Status.MaxPlayers == 0
+	})
 	if st, _ := h.sd.State(ctx, svc); st.ActiveState != "inactive" {
 		t.Fatalf("game %s after Stopped", st.ActiveState)
 	}

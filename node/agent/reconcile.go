@@ -85,7 +85,8 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		setCond(st, v1.InstanceUnitActive, false, "Stopped", "the Instance is Stopped")
 		setCond(st, v1.InstanceMounted, false, "Stopped", "unmounted; the upper dir is kept")
 		setCond(st, v1.ConditionReady, false, "Stopped", "the Instance is Stopped")
-		st.MainPID, st.Players = 0, 0
+		// Nothing runs: no players, no map, no slots to show.
+		st.MainPID, st.Players, st.MaxPlayers, st.Map = 0, 0, 0, ""
 		return nil
 	}
 	bpObj, err := a.reference(ctx, blueprintRes, in.Namespace, in.Spec.BlueprintRef.Name)
