@@ -107,9 +107,6 @@ func DefaultIdentity(listen net.Addr) string {
 // Leading reports whether the controllers run here now.
 func (r *Runner) Leading() bool { return r.leading.Load() }
 
-// Identity is the name this runner campaigns under.
-func (r *Runner) Identity() string { return r.o.Identity }
-
 // Run campaigns (etcd's concurrency election, one lease per campaign) and
 // runs the controllers while it leads, until ctx ends. When the lease is
 // lost the controllers stop and it campaigns again; the lease TTL bounds
