@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keeps the dependency direction honest: the CLI and the node agent talk to
 # the API server only, so they must not link etcd's server, the storage
-# package, or (for l4mctl) systemd.
+# package, or (for l4mctl) systemd; and apis/ depends on nothing above it:
+# the controllers and their leader election are wired in by cmd/l4m-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)
@@ -15,5 +16,9 @@ check() { # binary, forbidden regexp
 }
 check l4mctl "^go\.etcd\.io/etcd/(server|client)|^github\.com/coreos/go-systemd|^${module}/apis/storage|^${module}/apis/server"
 check l4m-node "^go\.etcd\.io/etcd/(server|client)|^${module}/apis/storage|^${module}/apis/server"
+bad=$(go list -deps ./apis/... | grep -E "^${module}/(controllers|node|cmd)(/|$)" || true)
+if [ -n "$bad" ]; then
+  echo "apis/... must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+fi
 [ $fail -eq 0 ] && echo "dependency direction ok"
 exit $fail

@@ -90,7 +90,7 @@ func closedBy(c net.Conn, deadline time.Time) (statusLine string, closed bool) {
 func TestSlowBodiesWithoutATokenAreShed(t *testing.T) {
 	const conns = 1000
 	raiseFileLimit(t, 4*conns+1024)
-	s, admin := servertest.StartWith(t, server.Options{DisableControllers: true, MaxConnsPerAddress: 2 * conns})
+	s, admin := servertest.StartWith(t, server.Options{MaxConnsPerAddress: 2 * conns})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -197,7 +197,7 @@ func TestSlowBodiesWithoutATokenAreShed(t *testing.T) {
 // connections allowed has its next one closed at once; other addresses are
 // served, and a closed connection gives its place back.
 func TestConnectionsPerAddressAreCapped(t *testing.T) {
-	s, admin := servertest.StartWith(t, server.Options{DisableControllers: true, MaxConnsPerAddress: 5})
+	s, admin := servertest.StartWith(t, server.Options{MaxConnsPerAddress: 5})
 	var held []*tls.Conn
 	defer func() {
 		for _, c := range held {
@@ -262,7 +262,7 @@ func TestConnectionsPerAddressAreCapped(t *testing.T) {
 // nothing is closed, and so is an authenticated request whose body does
 // not arrive within the request timeout.
 func TestIdleAndSlowRequestsTimeOut(t *testing.T) {
-	s, _ := servertest.StartWith(t, server.Options{DisableControllers: true, IdleTimeout: time.Second, RequestTimeout: 2 * time.Second})
+	s, _ := servertest.StartWith(t, server.Options{IdleTimeout: time.Second, RequestTimeout: 2 * time.Second})
 	idle, err := dialFrom(s, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ func TestIdleAndSlowRequestsTimeOut(t *testing.T) {
 // ordinary request before (whose deadlines it must not inherit).
 func TestStreamsOutliveTheRequestTimeout(t *testing.T) {
 	const timeout = time.Second
-	s, admin := servertest.StartWith(t, server.Options{DisableControllers: true, RequestTimeout: timeout, IdleTimeout: time.Minute})
+	s, admin := servertest.StartWith(t, server.Options{RequestTimeout: timeout, IdleTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

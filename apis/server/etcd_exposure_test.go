@@ -153,7 +153,7 @@ func TestEmbeddedEtcdUnreachable(t *testing.T) {
 // opens a port that takes only the client certificate under
 // <data-dir>/pki/etcd (root-only files): nothing else gets a key there.
 func TestEmbeddedEtcdClientPortNeedsCertificate(t *testing.T) {
-	s, _ := servertest.StartWith(t, server.Options{EmbeddedEtcdClientAddr: "127.0.0.1:0", DisableControllers: true})
+	s, _ := servertest.StartWith(t, server.Options{EmbeddedEtcdClientAddr: "127.0.0.1:0"})
 	if len(s.EtcdEndpoints) != 1 || !strings.HasPrefix(s.EtcdEndpoints[0], "https://127.0.0.1:") {
 		t.Fatalf("endpoints %v", s.EtcdEndpoints)
 	}

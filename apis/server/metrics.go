@@ -17,7 +17,6 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	watchers *prometheus.GaugeVec
-	leader   prometheus.Gauge
 	refused  prometheus.Counter
 }
 
@@ -35,14 +34,11 @@ func NewMetrics() *Metrics {
 		watchers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "left4me_apiserver_watchers", Help: "Open watches by resource.",
 		}, []string{"resource"}),
-		leader: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "left4me_controllers_leader", Help: "1 while this server holds the leader lease and runs the controllers.",
-		}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "left4me_apiserver_connections_refused_total", Help: "Connections closed at once because their address already held --max-connections-per-address.",
 		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.watchers, m.leader, m.refused,
+	m.registry.MustRegister(m.requests, m.latency, m.watchers, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -73,19 +73,8 @@ type Options struct {
 	// DefaultRequestTimeout); IdleTimeout closes silent keep-alive
 	// connections (0: DefaultIdleTimeout).
 	RequestTimeout, IdleTimeout time.Duration
-	// DisableControllers serves the API only: no scheduler, no node
-	// lifecycle, no rollouts (for tests of the API alone).
-	DisableControllers bool
-	// SchedulerPolicy is "Spread" (default) or "Pack".
-	SchedulerPolicy string
-	// NodeGracePeriod: a node whose heartbeats stop for this long is
-	// Ready=Unknown and its Instances NodeLost (default 40 s).
-	NodeGracePeriod time.Duration
-	// LeaseTTL is the leader lease (default DefaultLeaseTTL); Identity names
-	// this server in the election (default host/listen address).
-	LeaseTTL time.Duration
-	Identity string
-	Log      logr.Logger
+	// Log receives the server's logs (discarded when unset).
+	Log logr.Logger
 }
 
 // AdminConfigFile is the admin client config written into DataDir on first
@@ -116,8 +105,6 @@ type Server struct {
 	cancel          context.CancelFunc
 	served          chan error
 	closeOnce       sync.Once
-	controllers     sync.WaitGroup
-	leading         atomic.Bool
 }
 
 // Start brings up etcd (embedded or external), the store, the default
@@ -206,10 +193,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	capped := newCapListener(l, maxConns, opts.Log.WithName("http"), s.Handler.metrics.refused.Inc)
 	go func() { s.served <- s.http.Serve(tls.NewListener(capped, tlsCfg)) }()
-	if !opts.DisableControllers {
-		s.controllers.Add(1)
-		go func() { defer s.controllers.Done(); s.runControllers(ctx, opts) }()
-	}
 	opts.Log.Info("API server listening", "url", s.URL(), "etcd", etcdDescription(opts), "adminConfig", s.AdminConfigPath)
 	ok = true
 	return s, nil
@@ -344,6 +327,13 @@ func (s *Server) URL() string {
 	return "https://" + net.JoinHostPort(host, port)
 }
 
+// Addr is the address the API listens on (as given: a wildcard stays one).
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// MetricsRegistry is where other parts of the process (the controllers'
+// leader election) register metrics for /metrics to serve.
+func (s *Server) MetricsRegistry() prometheus.Registerer { return s.Handler.metrics.registry }
+
 // Wait blocks until the HTTP server stops.
 func (s *Server) Wait() error {
 	err := <-s.served
@@ -373,7 +363,6 @@ func (s *Server) close() {
 	} else if s.listener != nil {
 		s.listener.Close()
 	}
-	s.controllers.Wait()
 	if s.embedded != nil {
 		s.embedded.Close()
 	} else if s.Etcd != nil {

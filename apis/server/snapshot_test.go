@@ -90,7 +90,7 @@ func TestSnapshotAdminsOnly(t *testing.T) {
 // use instead.
 func TestSnapshotExternalEtcd(t *testing.T) {
 	_, endpoint := etcdtest.External(t)
-	_, admin := servertest.StartWith(t, server.Options{EtcdEndpoints: []string{endpoint}, DisableControllers: true})
+	_, admin := servertest.StartWith(t, server.Options{EtcdEndpoints: []string{endpoint}})
 	_, err := admin.SaveSnapshot(context.Background(), filepath.Join(t.TempDir(), "backup.db"))
 	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "etcdutl") {
 		t.Fatalf("snapshot of an external etcd: %v", err)

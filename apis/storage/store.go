@@ -71,6 +71,10 @@ func New(client *clientv3.Client, opts Options) *Store {
 	return &Store{client: client, prefix: opts.Prefix, log: opts.Log, cacheSz: opts.WatchCacheSize, caches: map[string]*watchCache{}}
 }
 
+// Prefix is the etcd key prefix of every object: whatever else keeps keys
+// beside them for the same servers (the leader election) uses it too.
+func (s *Store) Prefix() string { return s.prefix }
+
 // CreateOptions, UpdateOptions and DeleteOptions carry ?dryRun=All: the whole
 // request is checked, including the etcd preconditions, and nothing is written.
 type CreateOptions struct {

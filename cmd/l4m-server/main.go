@@ -15,10 +15,27 @@ import (
 
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/cmd/internal/logging"
+	"github.com/left4me/left4me/controllers/leader"
 )
 
 func main() {
-	var opts server.Options
+	if err := newCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "l4m-server:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags set: the API server's options and the
+// controllers'.
+type config struct {
+	server             server.Options
+	leader             leader.Options
+	disableControllers bool
+}
+
+func newCommand() *cobra.Command {
+	var c config
+	opts := &c.server
 	var verbosity, maxConns int
 	var jsonLogs bool
 	cmd := &cobra.Command{
@@ -37,25 +54,14 @@ certificate under --data-dir/pki and an admin client config,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Log = logging.New(verbosity, jsonLogs)
+			c.leader.Log = opts.Log
 			opts.MaxConnsPerAddress = maxConns
 			if maxConns == 0 {
 				opts.MaxConnsPerAddress = -1 // no cap
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			s, err := server.Start(ctx, opts)
-			if err != nil {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				opts.Log.Info("shutting down")
-				s.Close()
-				return nil
-			case err := <-waitErr(s):
-				s.Close()
-				return err
-			}
+			return run(ctx, c)
 		},
 	}
 	f := cmd.Flags()
@@ -81,18 +87,64 @@ certificate under --data-dir/pki and an admin client config,
 	var unusedPeerAddr string
 	f.StringVar(&unusedPeerAddr, "embedded-etcd-peer-addr", "", "")
 	f.MarkDeprecated("embedded-etcd-peer-addr", "the embedded etcd has no peers and listens for none; the flag does nothing")
-	f.StringVar(&opts.SchedulerPolicy, "scheduler-policy", "Spread", "where new Instances go: Spread (fewest games per node) or Pack (fill nodes in turn)")
-	f.DurationVar(&opts.NodeGracePeriod, "node-grace-period", 40*time.Second, "a node silent this long is Ready=Unknown and its Instances NodeLost")
-	f.DurationVar(&opts.LeaseTTL, "leader-lease-ttl", server.DefaultLeaseTTL, "the controllers' leader lease: a dead leader is replaced within about this long")
-	f.StringVar(&opts.Identity, "identity", "", "this server's name in the leader election (default host/listen address)")
-	f.BoolVar(&opts.DisableControllers, "disable-controllers", false, "serve the API only; leave scheduling and node lifecycle to other servers")
+	f.StringVar(&c.leader.SchedulerPolicy, "scheduler-policy", "Spread", "where new Instances go: Spread (fewest games per node) or Pack (fill nodes in turn)")
+	f.DurationVar(&c.leader.NodeGracePeriod, "node-grace-period", 40*time.Second, "a node silent this long is Ready=Unknown and its Instances NodeLost")
+	f.DurationVar(&c.leader.LeaseTTL, "leader-lease-ttl", leader.DefaultLeaseTTL, "the controllers' leader lease: a dead leader is replaced within about this long")
+	f.StringVar(&c.leader.Identity, "identity", "", "this server's name in the leader election (default host/listen address)")
+	f.BoolVar(&c.disableControllers, "disable-controllers", false, "serve the API only; leave scheduling and node lifecycle to other servers")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (1: every request)")
 	f.BoolVar(&jsonLogs, "json-logs", false, "log JSON lines (for the journal)")
 	cmd.AddCommand(snapshotCommand())
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "l4m-server:", err)
-		os.Exit(1)
+	return cmd
+}
+
+// run serves the API and, unless disabled, campaigns for the leader lease
+// and runs the controllers while it holds it, until ctx ends or the API
+// stops. The controllers stop (and resign) before the server closes etcd.
+func run(ctx context.Context, c config) error {
+	if err := leader.ValidateLeaseTTL(c.leader.LeaseTTL); err != nil {
+		return fmt.Errorf("--leader-lease-ttl: %w", err)
 	}
+	s, err := server.Start(ctx, c.server)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stopControllers, err := startControllers(ctx, s, c)
+	if err != nil {
+		return err
+	}
+	defer stopControllers()
+	select {
+	case <-ctx.Done():
+		c.server.Log.Info("shutting down")
+		return nil
+	case err := <-waitErr(s):
+		return err
+	}
+}
+
+// startControllers starts the leader election on the server's store and
+// etcd client; the returned func stops it and waits until the controllers
+// stopped. With --disable-controllers nothing campaigns, and the leader
+// gauge stays at 0.
+func startControllers(ctx context.Context, s *server.Server, c config) (stop func(), err error) {
+	lo := c.leader
+	lo.Store, lo.Etcd, lo.Metrics = s.Store, s.Etcd, s.MetricsRegistry()
+	if lo.Identity == "" {
+		lo.Identity = leader.DefaultIdentity(s.Addr())
+	}
+	r, err := leader.New(lo)
+	if err != nil {
+		return nil, err
+	}
+	if c.disableControllers {
+		return func() {}, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	return func() { cancel(); <-done }, nil
 }
 
 func waitErr(s *server.Server) <-chan error {

@@ -121,7 +121,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", filepath.Join(oldDir, "pki"), old.AdminConfigPath, restored).CombinedOutput(); err != nil {
 		t.Fatalf("cp pki admin.yaml: %v %s", err, out)
 	}
-	s, _ := servertest.StartWith(t, server.Options{DataDir: restored, DisableControllers: true})
+	s, _ := servertest.StartWith(t, server.Options{DataDir: restored})
 	if !bytes.Equal(s.CAPEM, old.CAPEM) {
 		t.Fatal("the restored server made a new CA though pki/ was copied")
 	}

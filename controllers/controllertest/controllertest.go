@@ -1,5 +1,6 @@
 // Package controllertest sets up real etcd and a store for controller
-// tests.
+// tests, and API servers with the controllers running for tests of what
+// talks to a whole control plane (l4mctl, the node agent).
 package controllertest
 
 import (

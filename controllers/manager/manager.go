@@ -1,6 +1,7 @@
 // Package manager runs every control-plane controller against one store:
 // the informers they share, the event recorder, and the controllers
-// themselves. l4m-server runs it only while it holds the leader lease.
+// themselves. controllers/leader runs it only while this l4m-server holds
+// the leader lease.
 package manager
 
 import (

@@ -114,9 +114,9 @@ func run(n, listN, watchN int) error {
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
+	// The API alone (server.Start runs no controllers): the scheduler would
+	// also write to every Instance made here.
 	srv, err := server.Start(ctx, server.Options{DataDir: dir, Listen: "127.0.0.1:0", Log: logr.Discard(),
-		// The API alone: the scheduler would also write to every Instance made here.
-		DisableControllers: true,
 		// The embedded etcd listens on nothing by default; open its
 		// client-certificate port to measure a client in another process.
 		EmbeddedEtcdClientAddr: "127.0.0.1:0"})

@@ -20,6 +20,7 @@ import (
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/controllers/controllertest"
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 	"github.com/left4me/left4me/node/unit"
@@ -64,7 +65,7 @@ func startWith(t *testing.T, change func(*server.Server, *Options)) *harness {
 	if os.Geteuid() != 0 {
 		t.Skip("the agent chowns files: run as root")
 	}
-	srv, admin := servertest.StartWithControllers(t)
+	srv, admin := controllertest.StartWithControllers(t)
 	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
 	root := t.TempDir()
 	for _, d := range []string{"installation", "overlays/mods/left4dead2/cfg"} {

@@ -29,6 +29,8 @@ import (
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
 	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/controllers/controllertest"
+	"github.com/left4me/left4me/controllers/leader"
 	"github.com/left4me/left4me/hack/sandboxtest"
 	"github.com/left4me/left4me/node/a2s"
 	"github.com/left4me/left4me/node/rcon"
@@ -46,7 +48,7 @@ type env struct {
 	sb    *sandboxtest.Sandbox
 	admin *client.Client
 	node  string
-	srv   *server.Server
+	srv   *controllertest.Server
 	opts  server.Options
 	join  string
 }
@@ -69,7 +71,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	opts := server.Options{DataDir: t.TempDir(), Listen: addr}
-	srv, admin := servertest.StartWith(t, opts)
+	srv, admin := controllertest.StartServer(t, opts, leader.Options{})
 	sb := sandboxtest.Boot(t, "e2e")
 	host := sb.Left4meDir
 	for _, d := range []string{"installation/left4dead2/cfg", "overlays/maps/left4dead2/cfg", "bin"} {
@@ -281,7 +283,7 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 	if svc := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", unit.ServiceName("default.coop-1"))); svc != running {
 		t.Fatalf("the game restarted while the API was down: PID %s -> %s", running, svc)
 	}
-	e.srv, e.admin = servertest.StartWith(t, e.opts)
+	e.srv, e.admin = controllertest.StartServer(t, e.opts, leader.Options{})
 	joinPlayer(t, e, port, "Zoey")
 	e.waitFor("coop-1", "the joined player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
 
@@ -430,7 +432,7 @@ func checkLogs(t *testing.T, e *env) {
 	if strings.Contains(string(data), "rcon_password") {
 		t.Fatal("the log shows the RCON password")
 	}
-	viewer := servertest.ClientWithToken(t, e.srv, servertest.NewToken(t, e.admin, v1.TokenSpec{Type: v1.TokenUser, User: "vic", Roles: []v1.RoleBinding{{Role: v1.RoleViewer, Namespace: "default"}}}))
+	viewer := servertest.ClientWithToken(t, e.srv.Server, servertest.NewToken(t, e.admin, v1.TokenSpec{Type: v1.TokenUser, User: "vic", Roles: []v1.RoleBinding{{Role: v1.RoleViewer, Namespace: "default"}}}))
 	if _, err := viewer.Logs(ctx, "default", "coop-1", false, 5); !apierrors.IsForbidden(err) {
 		t.Fatalf("viewer reading logs: %v", err)
 	}
@@ -446,7 +448,7 @@ func checkLogs(t *testing.T, e *env) {
 	// certificate: refused in the TLS handshake.
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	req, _ := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/logs/default/coop-1", ep.Port), nil)
-	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, e.srv))
+	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, e.srv.Server))
 	if resp, err := hc.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("the agent served logs without the API server's certificate: %d", resp.StatusCode)

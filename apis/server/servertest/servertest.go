@@ -23,15 +23,9 @@ import (
 
 // Start runs a server on a free loopback port with its data in a temp dir;
 // it stops when the test ends. The client is the admin's. It serves the API
-// alone: no controller changes what a test writes.
+// alone: no controller changes what a test writes (controllertest's
+// StartWithControllers adds them).
 func Start(t testing.TB) (*server.Server, *client.Client) {
-	t.Helper()
-	return StartWith(t, server.Options{DisableControllers: true})
-}
-
-// StartWithControllers is Start with the controllers running (the
-// scheduler binds Instances, node lifecycle watches heartbeats).
-func StartWithControllers(t testing.TB) (*server.Server, *client.Client) {
 	t.Helper()
 	return StartWith(t, server.Options{})
 }

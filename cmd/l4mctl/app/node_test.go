@@ -12,7 +12,7 @@ import (
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
-	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/controllers/controllertest"
 )
 
 // newFleetEnv is newEnv with the controllers running and two Ready nodes
@@ -20,7 +20,7 @@ import (
 func newFleetEnv(t *testing.T) *env {
 	t.Setenv("L4MCONFIG", "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	srv, cl := servertest.StartWithControllers(t)
+	srv, cl := controllertest.StartWithControllers(t)
 	e := &env{t: t, srv: srv, cl: cl, dir: t.TempDir()}
 	ctx := context.Background()
 	for _, n := range []string{"n1", "n2"} {
