@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -184,6 +185,7 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 	}
 	claimCmps, claimOps := s.claimTxn(res, nil, obj)
 	var resp *clientv3.TxnResponse
+	retries := 0
 	for {
 		quotaCmps, err := s.quotaGuard(ctx, res, obj, opts.MaxInNamespace)
 		if err != nil {
@@ -195,10 +197,25 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 		}
 		resp, err = s.client.Txn(ctx).If(slices.Concat(conds, claimCmps, quotaCmps)...).Then(ops...).Commit()
 		if err != nil {
+			if transient(err) && retries < maxTransientRetries {
+				// Its outcome is unknown: the next round finds out (our
+				// UID in the key means it was written).
+				retries++
+				s.log.V(1).Info("etcd busy; trying the create again", "kind", res.Kind, "name", obj.GetName(), "error", err.Error())
+				if err := sleepCtx(ctx, time.Duration(retries)*100*time.Millisecond); err != nil {
+					return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
+				}
+				continue
+			}
 			return nil, etcdError(err, "create %s %s", res.Kind, obj.GetName())
 		}
 		if resp.Succeeded {
 			break
+		}
+		if retries > 0 {
+			if stored, err := s.Get(ctx, res, obj.GetNamespace(), obj.GetName()); err == nil && stored.GetUID() == obj.GetUID() {
+				return stored, nil // the round whose answer was lost did write it
+			}
 		}
 		if err := s.checkCreate(ctx, res, obj, key); err != nil {
 			return nil, err
@@ -239,10 +256,22 @@ func (s *Store) quotaGuard(ctx context.Context, res *resources.Resource, obj v1.
 	}
 	ns := obj.GetNamespace()
 	guard := s.quotaGuardKey(res, ns)
-	resp, err := s.client.Txn(ctx).Then(
-		clientv3.OpGet(guard),
-		clientv3.OpGet(s.namespacePrefix(res, ns), clientv3.WithPrefix(), clientv3.WithCountOnly()),
-	).Commit()
+	var resp *clientv3.TxnResponse
+	var err error
+	for retries := 0; ; retries++ {
+		resp, err = s.client.Txn(ctx).Then(
+			clientv3.OpGet(guard),
+			clientv3.OpGet(s.namespacePrefix(res, ns), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		).Commit()
+		if err == nil || !transient(err) || retries >= maxTransientRetries {
+			break
+		}
+		// A read: safe to ask again.
+		if serr := sleepCtx(ctx, time.Duration(retries+1)*100*time.Millisecond); serr != nil {
+			err = serr
+			break
+		}
+	}
 	if err != nil {
 		return nil, etcdError(err, "count %s in namespace %s", res.Plural, ns)
 	}
@@ -565,6 +594,32 @@ func conflict(res *resources.Resource, name string) error {
 
 // etcdError turns an etcd failure into a 500 (or 504 on a deadline) that
 // says what was being done.
+// maxTransientRetries bounds how often a request is tried again after etcd
+// answered that its leader changed or timed out (a member died): about
+// 1.5 s of waiting in all, enough for a cluster to elect a new leader.
+const maxTransientRetries = 5
+
+// transient: etcd could not say what became of the request because its
+// leader changed or did not answer in time; asking again is how a client
+// gets through a member's death.
+func transient(err error) bool {
+	e := rpctypes.Error(err)
+	return errors.Is(e, rpctypes.ErrLeaderChanged) || errors.Is(e, rpctypes.ErrNoLeader) ||
+		errors.Is(e, rpctypes.ErrTimeout) || errors.Is(e, rpctypes.ErrTimeoutDueToLeaderFail) ||
+		errors.Is(e, rpctypes.ErrTimeoutDueToConnectionLost)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 func etcdError(err error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if errors.Is(err, context.DeadlineExceeded) {
