@@ -437,7 +437,13 @@ func (c *Client) Logs(ctx context.Context, namespace, name string, follow bool, 
 	if tail >= 0 {
 		q.Set("tailLines", strconv.Itoa(tail))
 	}
-	resp, err := c.send(ctx, http.MethodGet, Path(res, namespace, name, "log"), q, "", nil)
+	return c.stream(ctx, Path(res, namespace, name, "log"), q)
+}
+
+// stream GETs path and hands over the body of a 200; any other answer is
+// decoded as the API's error.
+func (c *Client) stream(ctx context.Context, path string, q url.Values) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, q, "", nil)
 	if err != nil {
 		return nil, err
 	}

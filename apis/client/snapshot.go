@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 )
@@ -18,16 +17,7 @@ const SnapshotPath = "/snapshot"
 // etcd's database file with its SHA-256 appended (what `etcdutl snapshot
 // restore` and `l4m-server snapshot restore` read).
 func (c *Client) Snapshot(ctx context.Context) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, SnapshotPath, nil, "", nil)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return nil, decodeError(resp.StatusCode, data)
-	}
-	return resp.Body, nil
+	return c.stream(ctx, SnapshotPath, nil)
 }
 
 // SaveSnapshot writes Snapshot to path (mode 0600: it holds every token
