@@ -483,6 +483,12 @@ func (s *Store) Delete(ctx context.Context, res *resources.Resource, ns, name st
 				// Events expire anyway; they do not keep a namespace alive.
 				events := resources.Events
 				ops = append(ops, clientv3.OpDelete(s.namespacePrefix(events, name), clientv3.WithPrefix()))
+				// The quota guards of an empty namespace guard nothing.
+				for _, r := range resources.All {
+					if r.Namespaced {
+						ops = append(ops, clientv3.OpDelete(s.quotaGuardKey(r, name)))
+					}
+				}
 			}
 		} else {
 			if cur.GetDeletionTimestamp() != nil {

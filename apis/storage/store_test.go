@@ -288,7 +288,7 @@ func testFinalizers(t *testing.T, s *storage.Store, _ *clientv3.Client) {
 	}
 }
 
-func testDeleteNamespace(t *testing.T, s *storage.Store, _ *clientv3.Client) {
+func testDeleteNamespace(t *testing.T, s *storage.Store, c *clientv3.Client) {
 	ctx := context.Background()
 	if err := s.EnsureNamespace(ctx, "team"); err != nil {
 		t.Fatal(err)
@@ -316,6 +316,23 @@ func testDeleteNamespace(t *testing.T, s *storage.Store, _ *clientv3.Client) {
 	}
 	if _, err := s.Get(ctx, instances, "team-b", "a"); err != nil {
 		t.Fatalf("deleting team touched team-b: %v", err)
+	}
+	// Nothing of the deleted namespace stays in etcd (its quota guard
+	// included); team-b's stays.
+	resp, err := c.Get(ctx, s.Prefix()+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keptB := false
+	for _, kv := range resp.Kvs {
+		k := string(kv.Key)
+		if strings.HasSuffix(k, "/team") || strings.Contains(k, "/team/") {
+			t.Errorf("key %s of the deleted namespace left in etcd", k)
+		}
+		keptB = keptB || strings.HasSuffix(k, "quotaguards/instances/team-b")
+	}
+	if !keptB {
+		t.Error("team-b's quota guard went with team")
 	}
 }
 
