@@ -410,3 +410,14 @@ func TestBadRemoteDescriptionNamesField(t *testing.T) {
 		}
 	}
 }
+
+func TestPatchVersionFollowsBuild(t *testing.T) {
+	for build, want := range map[string]string{"16385467": "5.4.6.7", "42": "0.0.4.2", "7": "0.0.0.7"} {
+		if got := (Branch{BuildID: build}).patchVersion(); got != want {
+			t.Errorf("build %s: PatchVersion %q, want %q", build, got, want)
+		}
+	}
+	if got := (Branch{BuildID: "1", PatchVersion: "2.2.4.3"}).patchVersion(); got != "2.2.4.3" {
+		t.Errorf("set PatchVersion: %q", got)
+	}
+}

@@ -85,8 +85,7 @@ func (b Branch) patchVersion() string {
 	if b.PatchVersion != "" {
 		return b.PatchVersion
 	}
-	d := fmt.Sprintf("%04s", b.BuildID)
-	d = strings.ReplaceAll(d, " ", "0")
+	d := strings.Repeat("0", 4) + b.BuildID
 	d = d[len(d)-4:]
 	return strings.Join(strings.Split(d, ""), ".")
 }
