@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,37 +52,67 @@ func TestRolloutRestartRestartsEveryGame(t *testing.T) {
 	if out := e.l4mctl("rollout", "restart", "blueprint/coop"); out != "blueprint.left4me.io/coop restarted\n" {
 		t.Fatalf("rollout restart: %q", out)
 	}
-	// Watch every game until all run anew; count how many are not Ready
-	// at once (from the node's reports, which is what the rollout counts).
-	maxDown := 0
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		list, err := e.admin.List(ctx, instances, "default", client.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		items, _ := meta.ExtractList(list)
-		down, restarted := 0, 0
-		for _, it := range items {
-			in := it.(*v1.Instance)
-			if !ready(in) {
+	// Follow every change of every game (a watch: no short-lived state is
+	// missed) until all run anew, and count how many are being restarted at
+	// once, from the node's reports: a game is down from the moment its unit
+	// stops being active or runs a new process, until that new process is
+	// first Ready. (A Ready game that later misses A2S answers under load
+	// is not being restarted.)
+	list, err := e.admin.List(ctx, instances, "default", client.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	w, err := e.admin.Watch(wctx, instances, "default", client.ListOptions{ResourceVersion: list.GetResourceVersion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	latest := map[string]*v1.Instance{}
+	items, _ := meta.ExtractList(list)
+	for _, it := range items {
+		latest[it.(*v1.Instance).Name] = it.(*v1.Instance)
+	}
+	maxDown, worst := 0, ""
+	done := map[string]bool{}
+	for len(done) < len(names) {
+		down := 0
+		var snapshot []string
+		for _, n := range names {
+			in := latest[n]
+			b := before[n]
+			newProcess := in.Status.MainPID != 0 && in.Status.MainPID != b.pid
+			if newProcess && ready(in) {
+				done[n] = true
+			}
+			active := meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+			if !done[n] && (!active || newProcess) {
 				down++
 			}
-			if b := before[in.Name]; in.Status.MainPID != 0 && in.Status.MainPID != b.pid && in.Status.StartTime != nil && !in.Status.StartTime.Time.Before(b.start) && ready(in) {
-				restarted++
-			}
+			snapshot = append(snapshot, fmt.Sprintf("%s pid %d active %v ready %v", n, in.Status.MainPID, active, ready(in)))
 		}
-		maxDown = max(maxDown, down)
-		if restarted == len(names) {
+		if down > maxDown {
+			maxDown, worst = down, strings.Join(snapshot, "; ")
+		}
+		if len(done) == len(names) {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 90s %d of %d games restarted:\n%s", restarted, len(names), e.l4mctl("get", "instances", "-o", "wide"))
+		ev, ok := <-w.ResultChan()
+		if !ok {
+			t.Fatalf("after 90s %d of %d games restarted:\n%s", len(done), len(names), e.l4mctl("get", "instances", "-o", "wide"))
 		}
-		time.Sleep(50 * time.Millisecond)
+		if in, isInstance := ev.Object.(*v1.Instance); isInstance {
+			latest[in.Name] = in
+		}
+	}
+	for _, n := range names {
+		if in := latest[n]; in.Status.StartTime == nil || in.Status.StartTime.Time.Before(before[n].start) {
+			t.Errorf("%s: start time %v is before the old process's %s", n, in.Status.StartTime, before[n].start)
+		}
 	}
 	if maxDown > 1 {
-		t.Errorf("%d games were down at once; maxUnavailable is 1", maxDown)
+		t.Errorf("%d games were being restarted at once (%s); maxUnavailable is 1", maxDown, worst)
 	}
 	if out := e.l4mctl("rollout", "status", "coop", "--timeout", "30s"); !strings.Contains(out, "rollout complete: 3 of 3") {
 		t.Errorf("rollout status after the restart: %q", out)
@@ -90,7 +121,7 @@ func TestRolloutRestartRestartsEveryGame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	items, _ := meta.ExtractList(evs)
+	items, _ = meta.ExtractList(evs)
 	requested := map[string]bool{}
 	for _, it := range items {
 		ev := it.(*v1.Event)
