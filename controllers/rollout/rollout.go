@@ -13,6 +13,8 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,11 +41,19 @@ type Options struct {
 type Controller struct {
 	o     Options
 	queue workqueue.TypedRateLimitingInterface[string]
+
+	// written holds the approvals this controller wrote that its informer
+	// may not have brought back yet, by Instance key: the resourceVersion
+	// of the write and the Instance as written. Without it, a reconcile
+	// between a write and its watch event counts the Instance as still
+	// queued and approves one more than maxUnavailable.
+	mu      sync.Mutex
+	written map[string]*v1.Instance
 }
 
 // New wires the controller to its informers; Run starts it.
 func New(o Options) *Controller {
-	c := &Controller{o: o, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+	c := &Controller{o: o, written: map[string]*v1.Instance{}, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "rollout"})}
 	o.Blueprints.OnChange(func(old, cur v1.Object) {
 		if cur == nil {
@@ -52,6 +62,11 @@ func New(o Options) *Controller {
 		c.queue.Add(controllers.Key(cur))
 	})
 	o.Instances.OnChange(func(old, cur v1.Object) {
+		if cur == nil {
+			c.mu.Lock()
+			delete(c.written, controllers.Key(old))
+			c.mu.Unlock()
+		}
 		for _, obj := range []v1.Object{old, cur} {
 			if obj != nil {
 				in := obj.(*v1.Instance)
@@ -78,7 +93,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	bp := obj.(*v1.Blueprint)
 	var instances []*v1.Instance
 	for _, o := range c.o.Instances.List() {
-		instances = append(instances, o.(*v1.Instance))
+		instances = append(instances, c.newest(o.(*v1.Instance)))
 	}
 	// Approvals depend on what nodes report pending, not on which version
 	// counts as current: no Overlays needed here.
@@ -99,18 +114,44 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	return nil
 }
 
+// newest is the informer's copy of an Instance, or the approval this
+// controller wrote of it if the informer has not caught up with that yet.
+func (c *Controller) newest(cached *v1.Instance) *v1.Instance {
+	key := controllers.Key(cached)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.written[key]
+	if w == nil {
+		return cached
+	}
+	if rvOf(cached) >= rvOf(w) {
+		delete(c.written, key) // caught up
+		return cached
+	}
+	return w
+}
+
+func rvOf(o v1.Object) int64 {
+	n, _ := strconv.ParseInt(o.GetResourceVersion(), 10, 64)
+	return n
+}
+
 func (c *Controller) approve(ctx context.Context, bp *v1.Blueprint, cached *v1.Instance) error {
 	in := cached.DeepCopy()
 	if in.Annotations == nil {
 		in.Annotations = map[string]string{}
 	}
 	in.Annotations[v1.AnnotationApprovedTemplate] = in.Status.PendingTemplateHash
-	if _, err := c.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{}); err != nil {
+	out, err := c.o.Store.Update(ctx, resources.Instances, in, storage.UpdateOptions{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("approve restart of %s/%s: %w", in.Namespace, in.Name, err)
 	}
+	c.mu.Lock()
+	c.written[controllers.Key(in)] = out.(*v1.Instance)
+	c.mu.Unlock()
 	why := "no players on it"
 	if bp.Spec.Rollout.Policy == v1.RolloutImmediate {
 		why = fmt.Sprintf("policy Immediate, %d players", in.Status.Players)

@@ -221,11 +221,9 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err := a.adoptFiles(id, acct); err != nil {
 		return err
 	}
-	if err := a.writeRecord(id, spec, hash, restartedAt); err != nil {
-		return err
+	if err := writeAtomic(a.paths.EnvFile(id), unit.EnvFile(spec), 0o644); err != nil {
+		return fmt.Errorf("write env file of %s: %w", id, err)
 	}
-	st.TemplateHash, st.PendingTemplateHash = hash, ""
-	setCond(st, v1.InstanceUpdatePending, false, "UpToDate", "runs the current Blueprint and Overlays")
 	step("staged")
 	if err := a.executeUnits(ctx, id, plan, mountText, svcText); err != nil {
 		return err
@@ -264,6 +262,15 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		st.Phase = v1.PhaseFailed
 		return err
 	}
+	// Only now does the game run (or start from) the new template: what
+	// spec.json and status say. A step that failed before leaves both at
+	// the old one, so the retry restarts it, and the rollout keeps
+	// counting it as restarting.
+	if err := a.writeRecord(id, spec, hash, restartedAt); err != nil {
+		return err
+	}
+	st.TemplateHash, st.PendingTemplateHash = hash, ""
+	setCond(st, v1.InstanceUpdatePending, false, "UpToDate", "runs the current Blueprint and Overlays")
 	return a.observe(ctx, id, port, st)
 }
 
@@ -644,8 +651,8 @@ func (a *Agent) installedRecord(id string) record {
 	return r
 }
 
-// writeRecord writes spec.json and instance.env (atomically: an operator
-// or a restarted agent never reads half a file).
+// writeRecord writes spec.json once the game runs what it says (atomically:
+// an operator or a restarted agent never reads half a file).
 func (a *Agent) writeRecord(id string, spec unit.Spec, hash, restartedAt string) error {
 	spec.RCONPassword = "" // it lives in rcon_password, 0600
 	data, err := json.MarshalIndent(record{TemplateHash: hash, RestartedAt: restartedAt, Spec: spec}, "", "  ")
@@ -654,9 +661,6 @@ func (a *Agent) writeRecord(id string, spec unit.Spec, hash, restartedAt string)
 	}
 	if err := writeAtomic(a.paths.SpecFile(id), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record spec of %s: %w", id, err)
-	}
-	if err := writeAtomic(a.paths.EnvFile(id), unit.EnvFile(spec), 0o644); err != nil {
-		return fmt.Errorf("write env file of %s: %w", id, err)
 	}
 	return nil
 }
