@@ -6,6 +6,9 @@
 package placement
 
 import (
+	"strconv"
+	"strings"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -40,4 +43,34 @@ func Refusal(n *v1.Node, in *v1.Instance) string {
 		return SelectorMismatch
 	}
 	return ""
+}
+
+// Tally counts why nodes refused, in the order the reasons first came up,
+// and says it the way the scheduler's messages do: "1 not ready, 2 cordoned".
+type Tally struct {
+	order  []string
+	counts map[string]int
+}
+
+// Add counts one node refused for why.
+func (t *Tally) Add(why string) {
+	if t.counts == nil {
+		t.counts = map[string]int{}
+	}
+	if t.counts[why] == 0 {
+		t.order = append(t.order, why)
+	}
+	t.counts[why]++
+}
+
+// Reasons are the distinct reasons, first seen first.
+func (t *Tally) Reasons() []string { return t.order }
+
+// String is "N reason, M reason".
+func (t *Tally) String() string {
+	parts := make([]string, len(t.order))
+	for i, why := range t.order {
+		parts[i] = strconv.Itoa(t.counts[why]) + " " + why
+	}
+	return strings.Join(parts, ", ")
 }

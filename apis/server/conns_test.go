@@ -244,14 +244,7 @@ func TestConnectionsPerAddressAreCapped(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The refusal is counted where an operator looks.
-	req, _ := http.NewRequest(http.MethodGet, s.URL()+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, s))
-	resp, err := servertest.HTTPClient(s).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	_, data := call(t, s, http.MethodGet, "/metrics", "", "")
 	if !strings.Contains(string(data), "left4me_apiserver_connections_refused_total ") ||
 		strings.Contains(string(data), "left4me_apiserver_connections_refused_total 0\n") {
 		t.Fatalf("metrics do not count the refused connection:\n%s", data)

@@ -347,16 +347,10 @@ func (s *Scheduler) reconcile(ctx context.Context, key string) error {
 // decide picks a node and port; the caller holds s.mu.
 func (s *Scheduler) decide(in *v1.Instance) decision {
 	mem := s.memoryOf(in)
-	var reasons []string
-	counts := map[string]int{}
+	var refused placementrules.Tally
 	codes := map[string]string{}
 	var detail string // what stood in the way on the one node tried
-	note := func(why string) {
-		if counts[why] == 0 {
-			reasons = append(reasons, why)
-		}
-		counts[why]++
-	}
+	note := refused.Add
 	type candidate struct {
 		node  *v1.Node
 		port  int32
@@ -404,15 +398,12 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 		return decision{node: best.node.Name, port: best.port,
 			message: fmt.Sprintf("bound to node %s, port %d (policy %s)", best.node.Name, best.port, s.o.Policy)}
 	}
+	reasons := refused.Reasons()
 	if in.Spec.NodeName != "" && len(reasons) == 0 {
 		return decision{reason: "NodeNotFound", message: fmt.Sprintf("node %s does not exist", in.Spec.NodeName)}
 	}
 	if len(nodes) == 0 {
 		return decision{reason: "NoNodes", message: "no node has registered"}
-	}
-	parts := make([]string, len(reasons))
-	for i, r := range reasons {
-		parts[i] = fmt.Sprintf("%d %s", counts[r], r)
 	}
 	total := len(nodes)
 	if in.Spec.NodeName != "" {
@@ -423,7 +414,7 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 		// One node, one obstacle with a port in it: say exactly which.
 		return decision{reason: reason, message: detail}
 	}
-	return decision{reason: reason, message: fmt.Sprintf("0/%d nodes available: %s", total, strings.Join(parts, ", "))}
+	return decision{reason: reason, message: fmt.Sprintf("0/%d nodes available: %s", total, refused.String())}
 }
 
 // reasonFor names the condition reason after the first thing that stood in

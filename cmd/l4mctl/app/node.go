@@ -179,8 +179,7 @@ func (c *cli) drainRound(ctx context.Context, cl *client.Client, node string, o 
 func noOtherTaker(in *v1.Instance, drained string, nodes []v1.Object) string {
 	unbound := in.DeepCopy()
 	unbound.Spec.NodeName = ""
-	counts := map[string]int{}
-	var order []string
+	var refused placement.Tally
 	others := 0
 	for _, obj := range nodes {
 		n := obj.(*v1.Node)
@@ -192,19 +191,12 @@ func noOtherTaker(in *v1.Instance, drained string, nodes []v1.Object) string {
 		if why == "" {
 			return ""
 		}
-		if counts[why] == 0 {
-			order = append(order, why)
-		}
-		counts[why]++
+		refused.Add(why)
 	}
 	if others == 0 {
 		return "it is the only node"
 	}
-	parts := make([]string, len(order))
-	for i, why := range order {
-		parts[i] = fmt.Sprintf("%d %s", counts[why], why)
-	}
-	return fmt.Sprintf("0/%d other nodes available: %s", others, strings.Join(parts, ", "))
+	return fmt.Sprintf("0/%d other nodes available: %s", others, refused.String())
 }
 
 // moveOff unbinds an Instance, if it is still the version drain looked at:
