@@ -101,6 +101,12 @@ func (z *Authorizer) authorizeUser(u *User, a Attributes) error {
 			return nil
 		}
 		return forbidden(u, a, "only admins change nodes")
+	case "installations":
+		// Tenants see which game build their servers run and will run.
+		if slices.Contains(readVerbs, a.Verb) && len(u.Roles) > 0 {
+			return nil
+		}
+		return forbidden(u, a, "only admins change installations")
 	case "namespaces":
 		if a.Verb == "get" && z.bound(u, a.Name, v1.RoleViewer, v1.RoleEditor) {
 			return nil
@@ -185,6 +191,13 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 			return Decision{Admit: admitFinalizersOnly(u)}, nil
 		}
 		return Decision{}, forbidden(u, a, "nodes never create or delete Instances")
+	case "installations":
+		// Every node reads them all: which builds to keep is decided on
+		// the node, from each Installation's nodeSelector.
+		if slices.Contains(readVerbs, a.Verb) {
+			return Decision{}, nil
+		}
+		return Decision{}, forbidden(u, a, "nodes read Installations, never write them")
 	case "blueprints", "overlays":
 		if !slices.Contains(readVerbs, a.Verb) {
 			return Decision{}, forbidden(u, a, "nodes read Blueprints and Overlays, never write them")

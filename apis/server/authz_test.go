@@ -53,6 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	for _, n := range []string{"node-2", "node-1"} {
 		f.objs["nodes"] = must(admin.Create(ctx, res("Node"), &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, false))
 	}
+	f.objs["installations"] = must(admin.Create(ctx, res("Installation"), &v1.Installation{ObjectMeta: metav1.ObjectMeta{Name: "l4d2"}}, false))
 	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "team-a"} }
 	f.objs["overlays"] = must(admin.Create(ctx, res("Overlay"), &v1.Overlay{ObjectMeta: meta("ov"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "mods"}}}, false))
 	f.objs["blueprints"] = must(admin.Create(ctx, res("Blueprint"), &v1.Blueprint{ObjectMeta: meta("bp")}, false))
@@ -130,22 +131,25 @@ var policy = map[string][]string{
 		"overlays *", "blueprints *", "instances *", "events *",
 		"overlays/status get", "blueprints/status get", "instances/status get",
 		"nodes get", "nodes list", "nodes watch", "nodes/status get", "namespaces get", "namespaces/status get",
+		"installations get", "installations list", "installations watch", "installations/status get",
 	},
 	"viewer-a": {
 		"overlays get", "overlays list", "overlays watch", "blueprints get", "blueprints list", "blueprints watch",
 		"instances get", "instances list", "instances watch", "events get", "events list", "events watch",
 		"overlays/status get", "blueprints/status get", "instances/status get",
 		"nodes get", "nodes list", "nodes watch", "nodes/status get", "namespaces get", "namespaces/status get",
+		"installations get", "installations list", "installations watch", "installations/status get",
 	},
-	"editor-b": {"nodes get", "nodes list", "nodes watch", "nodes/status get"},
+	"editor-b": {"nodes get", "nodes list", "nodes watch", "nodes/status get", "installations get", "installations list", "installations watch", "installations/status get"},
 	"node-1": {
 		"instances get", "instances update", "instances patch", "instances/status get", "instances/status update", "instances/status patch",
 		"blueprints get", "blueprints list", "blueprints watch", "overlays get", "overlays list", "overlays watch",
 		"blueprints/status get", "overlays/status get",
 		"events get", "events list", "events watch", "events create", "events update", "events patch",
 		"nodes get", "nodes create", "nodes update", "nodes/status get", "nodes/status update", "nodes/status patch",
+		"installations get", "installations list", "installations watch", "installations/status get",
 	},
-	"node-3": {},
+	"node-3": {"installations get", "installations list", "installations watch", "installations/status get"},
 	"join":   {"tokens create"},
 }
 
@@ -337,11 +341,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		code := f.do(t, who, "GET", logPath, "", "")
 		check(who, "get instances/log", code, expected(who, who == "admin" || who == "editor-a", http.StatusOK))
 	}
-	// The totals: 7 kinds × 7 verbs and 5 status subresources × 3 verbs,
+	// The totals: 8 kinds × 7 verbs and 6 status subresources × 3 verbs,
 	// 11 node-restriction cells and the log, for 12 callers; and how many
-	// cells each caller is allowed (admin: all 76).
-	const perCaller = 7*7 + 5*3 + 11 + 1
-	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 42, "viewer-a": 21, "editor-b": 4, "node-1": 29, "node-3": 0, "join": 1}
+	// cells each caller is allowed (admin: all 86; every role and node
+	// reads Installations: 4 cells).
+	const perCaller = 8*7 + 6*3 + 11 + 1
+	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 46, "viewer-a": 25, "editor-b": 8, "node-1": 33, "node-3": 4, "join": 1}
 	sum := 0
 	for who, n := range wantAllowed {
 		sum += n

@@ -31,6 +31,8 @@ func Default(obj v1.Object) {
 	switch o := obj.(type) {
 	case *v1.Blueprint:
 		defaultBlueprint(o)
+	case *v1.Installation:
+		defaultInstallation(o)
 	case *v1.Instance:
 		if o.Spec.State == "" {
 			o.Spec.State = v1.StateRunning
@@ -82,6 +84,9 @@ func defaultBlueprint(b *v1.Blueprint) {
 	if r.TasksMax == 0 {
 		r.TasksMax = DefaultTasksMax
 	}
+	if b.Spec.Installation == "" {
+		b.Spec.Installation = v1.DefaultInstallation
+	}
 	if b.Spec.RescheduleAfterNodeLost == "" {
 		b.Spec.RescheduleAfterNodeLost = DefaultRescheduleAfterNodeLost
 	}
@@ -90,5 +95,21 @@ func defaultBlueprint(b *v1.Blueprint) {
 	}
 	if b.Spec.Rollout.MaxUnavailable == 0 {
 		b.Spec.Rollout.MaxUnavailable = 1
+	}
+}
+
+func defaultInstallation(in *v1.Installation) {
+	s := &in.Spec
+	if s.AppID == 0 {
+		s.AppID = v1.DefaultAppID
+	}
+	if s.Branch == "" {
+		s.Branch = v1.DefaultBranch
+	}
+	if s.Build == "" {
+		s.Build = v1.BuildLatest
+	}
+	if s.CheckInterval == "" {
+		s.CheckInterval = v1.DefaultCheckInterval
 	}
 }

@@ -154,6 +154,8 @@ func Validate(obj v1.Object) field.ErrorList {
 		return append(validateMeta(o, true, utilvalidation.IsDNS1123Subdomain), validateEvent(o)...)
 	case *v1.Token:
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateTokenSpec(&o.Spec, field.NewPath("spec"))...)
+	case *v1.Installation:
+		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateInstallationSpec(&o.Spec, field.NewPath("spec"))...)
 	default:
 		return field.ErrorList{field.InternalError(nil, fmt.Errorf("no validation for %T", obj))}
 	}
@@ -174,6 +176,9 @@ func ValidateStatus(obj v1.Object) field.ErrorList {
 		}
 		return allErrs
 	case *v1.Node:
+		allErrs := metav1validation.ValidateConditions(o.Status.Conditions, p)
+		return append(allErrs, validateNodeInstallations(o.Status.Installations, field.NewPath("status", "installations"))...)
+	case *v1.Installation:
 		return metav1validation.ValidateConditions(o.Status.Conditions, p)
 	}
 	return nil
@@ -282,6 +287,11 @@ func ValidateBlueprintSpec(s *v1.BlueprintSpec, p *field.Path) field.ErrorList {
 			allErrs = append(allErrs, field.Duplicate(ip, o))
 		}
 		seen[o] = true
+	}
+	if s.Installation != "" {
+		for _, msg := range utilvalidation.IsDNS1123Label(s.Installation) {
+			allErrs = append(allErrs, field.Invalid(p.Child("installation"), s.Installation, "must be the name of an Installation: "+msg))
+		}
 	}
 	allErrs = append(allErrs, validateGame(&s.Game, p.Child("game"))...)
 	allErrs = append(allErrs, validateCvars(s.Cvars, p.Child("cvars"))...)
@@ -522,6 +532,89 @@ func ValidateNodeSpec(s *v1.NodeSpec, p *field.Path) field.ErrorList {
 		allErrs = append(allErrs, field.Invalid(p.Child("capacity", "memory"), s.Capacity.Memory.String(), "must not be negative"))
 	}
 	return allErrs
+}
+
+// MaxCheckInterval and MinCheckInterval bound spec.checkInterval: Steam is
+// asked at most every 30 s per node, and at least once a day.
+const (
+	MinCheckInterval = 30 * time.Second
+	MaxCheckInterval = 24 * time.Hour
+)
+
+// ValidateInstallationSpec checks an Installation: a Steam app id, a branch
+// name steamcmd takes as one word, a build that is "latest" or a build id,
+// an interval, a selector and a download cap.
+func ValidateInstallationSpec(s *v1.InstallationSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if s.AppID <= 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("appID"), s.AppID, "must be a Steam app id (222860 is the L4D2 dedicated server)"))
+	}
+	if !isBranchName(s.Branch) {
+		allErrs = append(allErrs, field.Invalid(p.Child("branch"), s.Branch, "must be a Steam branch name: 1-64 letters, digits, '-', '_' or '.'"))
+	}
+	if s.Build != v1.BuildLatest && !isBuildID(s.Build) {
+		allErrs = append(allErrs, field.Invalid(p.Child("build"), s.Build, `must be "latest" or a build id (decimal digits, as steamapps/appmanifest_<app>.acf's buildid)`))
+	}
+	if d, err := time.ParseDuration(s.CheckInterval); err != nil {
+		allErrs = append(allErrs, field.Invalid(p.Child("checkInterval"), s.CheckInterval, `must be a duration such as "15m"`))
+	} else if d < MinCheckInterval || d > MaxCheckInterval {
+		allErrs = append(allErrs, field.Invalid(p.Child("checkInterval"), s.CheckInterval, fmt.Sprintf("must be between %s and %s", MinCheckInterval, MaxCheckInterval)))
+	}
+	allErrs = append(allErrs, metav1validation.ValidateLabels(s.NodeSelector, p.Child("nodeSelector"))...)
+	if s.MaxConcurrentDownloads < 0 {
+		allErrs = append(allErrs, field.Invalid(p.Child("maxConcurrentDownloads"), s.MaxConcurrentDownloads, "must not be negative (0: every node at once)"))
+	}
+	return allErrs
+}
+
+func validateNodeInstallations(list []v1.NodeInstallation, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	for i, n := range list {
+		ip := p.Index(i)
+		for _, msg := range utilvalidation.IsDNS1123Label(n.Name) {
+			allErrs = append(allErrs, field.Invalid(ip.Child("name"), n.Name, msg))
+		}
+		for j, b := range n.Builds {
+			if !isBuildID(b) {
+				allErrs = append(allErrs, field.Invalid(ip.Child("builds").Index(j), b, "must be a build id"))
+			}
+		}
+		for _, b := range []struct{ name, v string }{{"latestSeen", n.LatestSeen}, {"downloading", n.Downloading}} {
+			if b.v != "" && !isBuildID(b.v) {
+				allErrs = append(allErrs, field.Invalid(ip.Child(b.name), b.v, "must be a build id"))
+			}
+		}
+		if len(n.Message) > MaxMessageLength {
+			allErrs = append(allErrs, field.TooLong(ip.Child("message"), "", MaxMessageLength))
+		}
+	}
+	return allErrs
+}
+
+// isBuildID is a Steam build id: 1-20 decimal digits, no leading zero.
+func isBuildID(s string) bool {
+	if s == "" || len(s) > 20 || s[0] == '0' {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isBranchName is what steamcmd's -beta takes as one word.
+func isBranchName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateTokenSpec checks a token's type and what goes with it.

@@ -476,7 +476,7 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 	a.mu.Unlock()
 	st := v1.NodeStatus{
 		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
-		Installation: v1.InstallationStatus{Present: present, Build: build},
+		Installation: v1.LegacyInstallation{Present: present, Build: build},
 		LogsEndpoint: a.logsEndpoint(),
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
 			Message: "l4m-node is running", LastTransitionTime: since}, synced},

@@ -24,6 +24,10 @@ type BlueprintSpec struct {
 	// file in overlays[0] hides the same file in overlays[1] and in the
 	// installation.
 	Overlays []string `json:"overlays,omitempty"`
+	// Installation names the Installation whose build is the bottom layer
+	// (default "l4d2"). While no Installation of that name exists, nodes
+	// use their hand-made installation/ directory instead.
+	Installation string `json:"installation,omitempty"`
 	// Game holds the srcds arguments every server needs.
 	Game GameSpec `json:"game,omitempty"`
 	// Cvars become server.cfg lines, in order: `name "value"`.

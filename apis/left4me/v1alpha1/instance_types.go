@@ -138,6 +138,10 @@ type InstanceStatus struct {
 	// from (BlueprintVersion), so a rollout knows which Instances have
 	// seen a change at all.
 	ObservedBlueprint string `json:"observedBlueprint,omitempty"`
+	// Installation and Build are the Installation and its build the game
+	// runs on (Build is empty on a hand-made installation/ directory).
+	Installation string `json:"installation,omitempty"`
+	Build        string `json:"build,omitempty"`
 }
 
 // BlueprintVersion names what a Blueprint's Instances are rendered from, as

@@ -61,7 +61,11 @@ type NodeStatus struct {
 	Addresses          []string           `json:"addresses,omitempty"`
 	HeartbeatTime      *metav1.Time       `json:"heartbeatTime,omitempty"`
 	AgentVersion       string             `json:"agentVersion,omitempty"`
-	Installation       InstallationStatus `json:"installation,omitempty"`
+	// Installation is the hand-made installation/ directory, used by
+	// Blueprints whose Installation object does not exist.
+	Installation LegacyInstallation `json:"installation,omitempty"`
+	// Installations are the Installation objects this node keeps builds of.
+	Installations []NodeInstallation `json:"installations,omitempty"`
 	// LogsEndpoint is where the API server reads game logs from the agent.
 	LogsEndpoint *LogsEndpoint `json:"logsEndpoint,omitempty"`
 }
@@ -74,8 +78,9 @@ type LogsEndpoint struct {
 	CertSHA256 string `json:"certSHA256"`
 }
 
-// InstallationStatus describes the shared game installation on a node.
-type InstallationStatus struct {
+// LegacyInstallation describes installation/ as the predecessor had it: one
+// game tree an admin put there by hand.
+type LegacyInstallation struct {
 	Present bool `json:"present"`
 	// Build is PatchVersion from left4dead2/steam.inf.
 	Build string `json:"build,omitempty"`
