@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +56,9 @@ type Options struct {
 	// Workers is how many Instances are reconciled at once (default
 	// DefaultWorkers).
 	Workers int
+	// Steamcmd fetches the builds of Installations (nil: this node installs
+	// nothing, and Blueprints naming an Installation wait).
+	Steamcmd Steamcmd
 	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 60s,
 	// 3s). Resync is the safety net of a level-triggered loop; watches and
 	// unit signals do the real work.
@@ -83,6 +87,10 @@ type Agent struct {
 	// them was (zero: not yet), which the heartbeat reports.
 	unsynced map[string]bool
 	syncedAt metav1.Time
+
+	inst *installations
+	// statusNudge asks the heartbeat for a status write now.
+	statusNudge chan struct{}
 
 	refsMu sync.Mutex
 	refs   map[string]map[string]v1.Object // "blueprints/<ns>" -> name -> object
@@ -117,7 +125,7 @@ func New(o Options) *Agent {
 		o: o, paths: unit.Paths{Root: o.Root},
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		instances: map[string]*v1.Instance{}, own: map[string]string{}, probes: map[string]*probe{}, listed: make(chan struct{}),
-		refs: map[string]map[string]v1.Object{},
+		refs: map[string]map[string]v1.Object{}, inst: newInstallations(), statusNudge: make(chan struct{}, 1),
 	}
 }
 
@@ -163,12 +171,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.heartbeat)
 	run(a.probeLoop)
 	run(a.followReferences)
+	run(a.followInstallations)
 	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
 	run(func(ctx context.Context) { every(ctx, a.o.Resync, a.enqueueAll) })
 	run(func(ctx context.Context) { <-ctx.Done(); a.queue.ShutDown() })
-	select {
-	case <-a.listed:
-	case <-ctx.Done():
+	// Nothing is rendered before both this node's Instances and the
+	// Installations are known: an Instance rendered without its
+	// Installation would move onto installation/ and restart.
+	for _, listed := range []chan struct{}{a.listed, a.inst.listed} {
+		select {
+		case <-listed:
+		case <-ctx.Done():
+		}
 	}
 	workers := a.o.Workers
 	if workers <= 0 {
@@ -434,12 +448,30 @@ func sameHostSpec(a, b v1.NodeSpec) bool {
 	return (am == nil) == (bm == nil) && (am == nil || am.Cmp(*bm) == 0)
 }
 
+// heartbeat writes the Node's status every period, and at once when
+// something it reports changed (nudgeStatus).
 func (a *Agent) heartbeat(ctx context.Context) {
-	every(ctx, a.o.Heartbeat, func() {
+	t := time.NewTicker(a.o.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.statusNudge:
+		}
 		if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
 			a.o.Log.Info("heartbeat failed", "error", err.Error())
 		}
-	})
+	}
+}
+
+// nudgeStatus has the heartbeat write the Node's status now.
+func (a *Agent) nudgeStatus() {
+	select {
+	case a.statusNudge <- struct{}{}:
+	default:
+	}
 }
 
 // every calls f each period until ctx ends.
@@ -476,21 +508,43 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 	a.mu.Unlock()
 	st := v1.NodeStatus{
 		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
-		Installation: v1.LegacyInstallation{Present: present, Build: build},
-		LogsEndpoint: a.logsEndpoint(),
+		Installation:  v1.LegacyInstallation{Present: present, Build: build},
+		Installations: a.nodeInstallations(),
+		LogsEndpoint:  a.logsEndpoint(),
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
 			Message: "l4m-node is running", LastTransitionTime: since}, synced},
 	}
-	patch, err := jsonMarshal(map[string]any{"status": st})
+	// status.installations is always sent, so an Installation that no
+	// longer selects this node drops out of it (a merge patch leaves
+	// what it does not name).
+	fields, err := jsonMarshal(st)
 	if err != nil {
 		return err
 	}
-	if _, err = a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch); err != nil {
+	var m map[string]any
+	if err := json.Unmarshal(fields, &m); err != nil {
+		return err
+	}
+	m["installations"] = st.Installations
+	patch, err := jsonMarshal(map[string]any{"status": m})
+	if err != nil {
+		return err
+	}
+	obj, err := a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch)
+	if err != nil {
 		a.mu.Lock()
 		a.readySince = metav1.Time{}
 		a.mu.Unlock()
+		return err
 	}
-	return err
+	if n, ok := obj.(*v1.Node); ok {
+		// Installations select nodes by the labels the Node has in the
+		// API (an admin's included).
+		a.inst.mu.Lock()
+		a.inst.labels = n.Labels
+		a.inst.mu.Unlock()
+	}
+	return nil
 }
 
 func (a *Agent) logsEndpoint() *v1.LogsEndpoint {

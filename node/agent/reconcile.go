@@ -134,6 +134,27 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return nil
 	}
 	step("resolved")
+	installed := a.installedRecord(id)
+	base, build, instName := a.paths.Installation(), "", bp.InstallationName()
+	if b, found, why := a.chooseBuild(instName, installed); found && b == "" {
+		// Nothing starts before its build is here; a game already running
+		// keeps its build (chooseBuild picks it while it is on disk).
+		setCond(st, v1.InstanceInstallationReady, false, v1.ReasonInstallationNotReady, why)
+		if !hasGame {
+			st.Phase = v1.PhasePending
+			setCond(st, v1.ConditionReady, false, v1.ReasonInstallationNotReady, why)
+			return nil
+		}
+		// What runs keeps running, on what it was started from.
+		st.TemplateHash, st.Installation, st.Build = installed.TemplateHash, installed.Spec.Installation, installed.Spec.Build
+		return a.observe(ctx, id, port, st)
+	} else if found {
+		base, build = a.paths.Build(instName, b), b
+		setCond(st, v1.InstanceInstallationReady, true, "BuildReady", fmt.Sprintf("build %s of Installation %s", b, instName))
+	} else {
+		instName = ""
+		setCond(st, v1.InstanceInstallationReady, true, "HandMade", "no Installation "+bp.InstallationName()+" exists: the node's own "+a.paths.Installation())
+	}
 	// Render everything first; nothing reaches the host until we know
 	// whether this is a new game, the same one, or an update to roll out
 	// (and nothing at all for a refused one).
@@ -162,6 +183,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
 		Ports:          unit.Ports{Game: in.Ports().Game, Client: in.Ports().Client},
 		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: acct.Name,
+		Installation: instName, Build: build,
 	}
 	cfg, err := unit.ServerCfg(spec)
 	if err != nil {
@@ -173,7 +195,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	for _, l := range layers {
 		lowers = append(lowers, l.Path)
 	}
-	mountText, err := unit.MountWith(a.paths, id, lowers, a.o.MountDriver)
+	mountText, err := unit.MountOver(a.paths, id, lowers, base, a.o.MountDriver)
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
 	}
@@ -195,7 +217,6 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 	}
 	restartedAt := bp.Annotations[v1.AnnotationRestartedAt]
-	installed := a.installedRecord(id)
 	host := hostUnits{Game: svc.ActiveState, Installed: installed.TemplateHash}
 	if host.Mount, err = a.o.Systemd.ReadUnit(mountName); err != nil {
 		return err
@@ -206,7 +227,12 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	plan := planUnits(wantUnits{Hash: hash, Approved: in.Annotations[v1.AnnotationApprovedTemplate] == hash, Mount: mountText, Service: svcText}, host)
 	if plan.Hold {
 		st.TemplateHash, st.PendingTemplateHash = installed.TemplateHash, hash
-		if templateHash(installed.RestartedAt, files, mountText, svcText) == installed.TemplateHash {
+		st.Installation, st.Build = installed.Spec.Installation, installed.Spec.Build
+		if installed.Spec.Build != build && build != "" {
+			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonNewBuild,
+				fmt.Sprintf("build %s of Installation %s is ready (the game runs %s); it restarts onto it when the rollout allows (policy %s)",
+					build, instName, orHandMade(installed.Spec.Build), bp.Spec.Rollout.Policy))
+		} else if templateHash(installed.RestartedAt, files, mountText, svcText) == installed.TemplateHash {
 			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonRestartRequested,
 				fmt.Sprintf("l4mctl rollout restart asked for a restart at %s; it restarts when the rollout allows (policy %s)", restartedAt, bp.Spec.Rollout.Policy))
 		} else {
@@ -270,6 +296,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return err
 	}
 	st.TemplateHash, st.PendingTemplateHash = hash, ""
+	st.Installation, st.Build = instName, build
 	setCond(st, v1.InstanceUpdatePending, false, "UpToDate", "runs the current Blueprint and Overlays")
 	return a.observe(ctx, id, port, st)
 }
@@ -674,4 +701,11 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+func orHandMade(build string) string {
+	if build == "" {
+		return "the hand-made installation/"
+	}
+	return "build " + build
 }

@@ -26,6 +26,23 @@ type Paths struct {
 // Installation is the shared game install.
 func (p Paths) Installation() string { return filepath.Join(p.Root, "installation") }
 
+// InstallationDir is installation/<name>: one Installation's builds and
+// its staging directory (beside the hand-made tree a node without
+// Installation objects uses).
+func (p Paths) InstallationDir(name string) string { return filepath.Join(p.Installation(), name) }
+
+// Builds holds an Installation's ready builds, one immutable root-owned
+// directory each, named by build id.
+func (p Paths) Builds(name string) string { return filepath.Join(p.InstallationDir(name), "builds") }
+
+// Build is one ready build: the bottom layer of the Instances rendered
+// with it.
+func (p Paths) Build(name, build string) string { return filepath.Join(p.Builds(name), build) }
+
+// Staging is where steamcmd downloads the next build, as its own account;
+// a build moves to Builds only once it is complete and checked.
+func (p Paths) Staging(name string) string { return filepath.Join(p.InstallationDir(name), "staging") }
+
 // Overlays is where overlay references are resolved.
 func (p Paths) Overlays() string { return filepath.Join(p.Root, "overlays") }
 
@@ -122,6 +139,10 @@ type Spec struct {
 	// User runs the game: the Instance's own account (its group has the
 	// same name). Default User.
 	User string
+	// Installation and Build name the bottom layer: an Installation's build
+	// (empty: the hand-made installation/).
+	Installation string `json:",omitempty"`
+	Build        string `json:",omitempty"`
 }
 
 // EnvFile renders instance.env. Values are checked names and numbers, so
@@ -226,6 +247,12 @@ func Mount(p Paths, id string, lowers []string) (string, error) {
 
 // MountWith is Mount with a choice of driver.
 func MountWith(p Paths, id string, lowers []string, driver string) (string, error) {
+	return MountOver(p, id, lowers, p.Installation(), driver)
+}
+
+// MountOver is MountWith over another bottom layer than installation/: an
+// Installation's build (Paths.Build).
+func MountOver(p Paths, id string, lowers []string, base, driver string) (string, error) {
 	what, fstype, extra := "overlay", "overlay", ""
 	switch driver {
 	case DriverOverlayfs, "":
@@ -235,7 +262,7 @@ func MountWith(p Paths, id string, lowers []string, driver string) (string, erro
 	default:
 		return "", fmt.Errorf("render mount for %s: unknown mount driver %q (overlayfs or fuse-overlayfs)", id, driver)
 	}
-	all := append(append([]string{}, lowers...), p.Installation())
+	all := append(append([]string{}, lowers...), base)
 	for _, l := range all {
 		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\\\n") {
 			return "", fmt.Errorf("render mount for %s: lower dir %q cannot be an overlayfs option", id, l)

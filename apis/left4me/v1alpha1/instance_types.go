@@ -35,9 +35,11 @@ const (
 const (
 	InstanceScheduled     = "Scheduled"
 	InstanceOverlaysReady = "OverlaysReady"
-	InstanceMounted       = "Mounted"
-	InstanceUnitActive    = "UnitActive"
-	InstanceReady         = ConditionReady
+	// InstanceInstallationReady: the build the game runs on is on its node.
+	InstanceInstallationReady = "InstallationReady"
+	InstanceMounted           = "Mounted"
+	InstanceUnitActive        = "UnitActive"
+	InstanceReady             = ConditionReady
 	// InstanceNodeLost is True while the Instance's node has stopped
 	// reporting; the Instance may still be running there.
 	InstanceNodeLost = "NodeLost"
@@ -54,6 +56,12 @@ const (
 	// ReasonRestartRequested: nothing changed but the Blueprint's
 	// restartedAt (l4mctl rollout restart).
 	ReasonRestartRequested = "RestartRequested"
+	// ReasonNewBuild: the Installation's wanted build is ready on the node
+	// and the game still runs an older one.
+	ReasonNewBuild = "NewBuild"
+	// ReasonInstallationNotReady: no build of the Blueprint's Installation
+	// is ready (on the node, or, for the scheduler, on any node).
+	ReasonInstallationNotReady = "InstallationNotReady"
 )
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
