@@ -35,8 +35,8 @@ type Local struct {
 	// CheckedFor is the wanted build the last check was made for (see
 	// Decide: a node told to fetch a build newer than it saw asks again
 	// at once, then every recheckStale).
-	CheckedFor string
-	Failures   int
+	CheckedFor      string
+	Failures        int
 	RetryAt         time.Time
 	Reason, Message string
 }
