@@ -27,11 +27,12 @@ func startScheduler(e *controllertest.Env, policy string) *scheduler.Scheduler {
 	ins := controllers.NewInformer(e.Store, resources.Instances, log)
 	nodes := controllers.NewInformer(e.Store, resources.Nodes, log)
 	bps := controllers.NewInformer(e.Store, resources.Blueprints, log)
+	insts := controllers.NewInformer(e.Store, resources.Installations, log)
 	rec := controllers.NewRecorder(e.Store, "l4m-scheduler", log)
-	s := scheduler.New(scheduler.Options{Store: e.Store, Instances: ins, Nodes: nodes, Blueprints: bps, Recorder: rec, Policy: policy, Log: log})
+	s := scheduler.New(scheduler.Options{Store: e.Store, Instances: ins, Nodes: nodes, Blueprints: bps, Installations: insts, Recorder: rec, Policy: policy, Log: log})
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(e.Ctx)
-	for _, f := range []func(context.Context){ins.Run, nodes.Run, bps.Run, rec.Run, s.Run} {
+	for _, f := range []func(context.Context){ins.Run, nodes.Run, bps.Run, insts.Run, rec.Run, s.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
