@@ -13,9 +13,15 @@ import (
 )
 
 func TestDownloadsAllowed(t *testing.T) {
-	ready := func(n string) installation.NodeState { return installation.NodeState{Name: n, Reported: true, Ready: true} }
-	down := func(n string) installation.NodeState { return installation.NodeState{Name: n, Reported: true, Downloading: true} }
-	failed := func(n string) installation.NodeState { return installation.NodeState{Name: n, Reported: true, Failed: true} }
+	ready := func(n string) installation.NodeState {
+		return installation.NodeState{Name: n, Reported: true, Ready: true}
+	}
+	down := func(n string) installation.NodeState {
+		return installation.NodeState{Name: n, Reported: true, Downloading: true}
+	}
+	failed := func(n string) installation.NodeState {
+		return installation.NodeState{Name: n, Reported: true, Failed: true}
+	}
 	lacks := func(n string) installation.NodeState { return installation.NodeState{Name: n, Reported: true} }
 	for _, tc := range []struct {
 		name     string
