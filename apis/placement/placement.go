@@ -74,3 +74,53 @@ func (t *Tally) String() string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// InstallationBlocked says why no node may take an Instance whose Blueprint
+// runs on inst, before any node is looked at ("" if nodes may): the
+// Installation is being deleted, or no build is wanted yet.
+func InstallationBlocked(inst *v1.Installation) string {
+	switch {
+	case inst.DeletionTimestamp != nil:
+		return "Installation " + inst.Name + " is being deleted"
+	case inst.Status.WantedBuild == "":
+		return "Installation " + inst.Name + " has no build yet: no node has seen branch " + inst.Spec.Branch + "'s build"
+	}
+	return ""
+}
+
+// InstallationRefusal says why n may not take an Instance that runs on
+// inst: n does not have inst's wanted build ready ("" if it has). why is
+// the reason as a Tally counts it ("2 downloading build 123"); detail,
+// when set, is what the node said about a failure ("node-c:
+// DownloadFailed: no space left"), for the message after the tally.
+func InstallationRefusal(n *v1.Node, inst *v1.Installation) (why, detail string) {
+	wanted := inst.Status.WantedBuild
+	entry := n.Status.NodeInstallationFor(inst.Name)
+	switch {
+	case entry != nil && entry.HasBuild(wanted):
+		return "", ""
+	case !labels.SelectorFromSet(inst.Spec.NodeSelector).Matches(labels.Set(n.Labels)):
+		return "not selected by Installation " + inst.Name, ""
+	case entry == nil:
+		return "lack build " + wanted, ""
+	case entry.Downloading == wanted || entry.Phase == v1.InstallDownloading:
+		return "downloading build " + wanted, ""
+	case entry.Phase == v1.InstallFailed:
+		return "failed to install build " + wanted, n.Name + ": " + NodeInstallationProblem(entry)
+	}
+	return "lack build " + wanted, ""
+}
+
+// NodeInstallationProblem is what a node says about an Installation it does
+// not have ready: "Reason: Message", or the phase when it gave no reason.
+func NodeInstallationProblem(e *v1.NodeInstallation) string {
+	switch {
+	case e.Reason != "" && e.Message != "":
+		return e.Reason + ": " + e.Message
+	case e.Reason != "":
+		return e.Reason
+	case e.Message != "":
+		return e.Phase + ": " + e.Message
+	}
+	return e.Phase
+}

@@ -1,5 +1,5 @@
 // Command l4m-server serves the left4me API on etcd (embedded by default)
-// and runs the controllers (scheduler, node lifecycle, rollouts) while it
+// and runs the controllers (scheduler, node lifecycle, rollouts, Installations) while it
 // holds the leader lease.
 package main
 

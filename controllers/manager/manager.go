@@ -1,6 +1,6 @@
-// Package manager runs every control-plane controller against one store:
-// the informers they share, the event recorder, and the controllers
-// themselves. controllers/leader runs it only while this l4m-server holds
+// Package manager runs every control-plane controller (scheduler, node
+// lifecycle, rollouts, Installations) against one store: the informers
+// they share, the event recorders, and the controllers themselves. controllers/leader runs it only while this l4m-server holds
 // the leader lease.
 package manager
 
@@ -14,6 +14,7 @@ import (
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/controllers"
+	"github.com/left4me/left4me/controllers/installation"
 	"github.com/left4me/left4me/controllers/nodelifecycle"
 	"github.com/left4me/left4me/controllers/rollout"
 	"github.com/left4me/left4me/controllers/scheduler"
@@ -38,9 +39,10 @@ func Run(ctx context.Context, o Options) {
 	instances := controllers.NewInformer(o.Store, resources.Instances, log)
 	nodes := controllers.NewInformer(o.Store, resources.Nodes, log)
 	blueprints := controllers.NewInformer(o.Store, resources.Blueprints, log)
+	installations := controllers.NewInformer(o.Store, resources.Installations, log)
 	schedEvents := controllers.NewRecorder(o.Store, "l4m-scheduler", log.WithName("events"))
 	sched := scheduler.New(scheduler.Options{
-		Store: o.Store, Instances: instances, Nodes: nodes, Blueprints: blueprints, Recorder: schedEvents,
+		Store: o.Store, Instances: instances, Nodes: nodes, Blueprints: blueprints, Installations: installations, Recorder: schedEvents,
 		Policy: o.SchedulerPolicy, Log: log.WithName("scheduler"),
 	})
 	lifecycleEvents := controllers.NewRecorder(o.Store, "l4m-node-lifecycle", log.WithName("events"))
@@ -52,9 +54,15 @@ func Run(ctx context.Context, o Options) {
 	rollouts := rollout.New(rollout.Options{
 		Store: o.Store, Instances: instances, Blueprints: blueprints, Recorder: rolloutEvents, Log: log.WithName("rollout"),
 	})
+	installationEvents := controllers.NewRecorder(o.Store, "l4m-installation", log.WithName("events"))
+	installs := installation.New(installation.Options{
+		Store: o.Store, Installations: installations, Nodes: nodes, Instances: instances, Recorder: installationEvents,
+		Log: log.WithName("installation"),
+	})
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run,
-		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run, rolloutEvents.Run, rollouts.Run} {
+	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run, installations.Run,
+		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run, rolloutEvents.Run, rollouts.Run,
+		installationEvents.Run, installs.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}

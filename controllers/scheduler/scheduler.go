@@ -45,7 +45,10 @@ type Options struct {
 	Instances  *controllers.Informer
 	Nodes      *controllers.Informer
 	Blueprints *controllers.Informer
-	Recorder   *controllers.Recorder
+	// Installations: an Instance whose Blueprint's Installation exists
+	// goes only to a node that has its wanted build ready.
+	Installations *controllers.Informer
+	Recorder      *controllers.Recorder
 	// Policy is Spread (default) or Pack.
 	Policy  string
 	Workers int
@@ -108,12 +111,17 @@ func New(o Options) *Scheduler {
 		}
 	})
 	o.Blueprints.OnChange(func(_, _ v1.Object) { s.enqueueUnscheduled() })
+	o.Installations.OnChange(func(old, cur v1.Object) {
+		if installationChanged(old, cur) {
+			s.enqueueUnscheduled()
+		}
+	})
 	return s
 }
 
 // Run schedules until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) {
-	if !controllers.WaitForSync(ctx, s.o.Instances, s.o.Nodes, s.o.Blueprints) {
+	if !controllers.WaitForSync(ctx, s.o.Instances, s.o.Nodes, s.o.Blueprints, s.o.Installations) {
 		return
 	}
 	s.repairClaims(ctx)
@@ -281,6 +289,25 @@ func (s *Scheduler) memoryOf(in *v1.Instance) int64 {
 	return 0
 }
 
+// installationOf is the Installation an Instance's Blueprint runs on, or nil
+// when it does not exist (nodes then use their hand-made installation/) or
+// the Blueprint is not known yet.
+func (s *Scheduler) installationOf(in *v1.Instance) *v1.Installation {
+	obj := s.o.Blueprints.Get(in.Namespace + "/" + in.Spec.BlueprintRef.Name)
+	if obj == nil {
+		return nil
+	}
+	if inst := s.o.Installations.Get(obj.(*v1.Blueprint).InstallationName()); inst != nil {
+		return inst.(*v1.Installation)
+	}
+	return nil
+}
+
+// ReasonInstallationNotReady: no node that could take the Instance has its
+// Installation's wanted build ready (or the Installation has none, or is
+// being deleted).
+const ReasonInstallationNotReady = "InstallationNotReady"
+
 // decision is where an Instance goes, or why it cannot go anywhere.
 type decision struct {
 	node, reason, message string
@@ -347,7 +374,17 @@ func (s *Scheduler) reconcile(ctx context.Context, key string) error {
 // decide picks a node and port; the caller holds s.mu.
 func (s *Scheduler) decide(in *v1.Instance) decision {
 	mem := s.memoryOf(in)
+	inst := s.installationOf(in)
+	if inst != nil {
+		if why := placementrules.InstallationBlocked(inst); why != "" {
+			return decision{reason: ReasonInstallationNotReady, message: why}
+		}
+	}
 	var refused placementrules.Tally
+	// installWaits: nodes that would do but for the build; installDetails:
+	// what the failed ones said.
+	installWaits := 0
+	var installDetails []string
 	codes := map[string]string{}
 	var detail string // what stood in the way on the one node tried
 	note := refused.Add
@@ -367,6 +404,16 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 		if why := placementrules.Refusal(n, in); why != "" {
 			note(why)
 			continue
+		}
+		if inst != nil {
+			if why, detail := placementrules.InstallationRefusal(n, inst); why != "" {
+				note(why)
+				installWaits++
+				if detail != "" {
+					installDetails = append(installDetails, detail)
+				}
+				continue
+			}
 		}
 		u := s.peek(n.Name)
 		if c := n.Spec.Capacity.Instances; c > 0 && int32(u.instances) >= c {
@@ -410,11 +457,20 @@ func (s *Scheduler) decide(in *v1.Instance) decision {
 		total = 1
 	}
 	reason := reasonFor(reasons, codes)
+	if installWaits > 0 {
+		// The build is what to wait for (or fix): it names the condition
+		// even when other nodes are out for other reasons.
+		reason = ReasonInstallationNotReady
+	}
 	if total == 1 && len(reasons) == 1 && detail != "" {
 		// One node, one obstacle with a port in it: say exactly which.
 		return decision{reason: reason, message: detail}
 	}
-	return decision{reason: reason, message: fmt.Sprintf("0/%d nodes available: %s", total, refused.String())}
+	msg := fmt.Sprintf("0/%d nodes available: %s", total, refused.String())
+	if len(installDetails) > 0 {
+		msg += " (" + strings.Join(installDetails, "; ") + ")"
+	}
+	return decision{reason: reason, message: msg}
 }
 
 // reasonFor names the condition reason after the first thing that stood in
@@ -447,7 +503,36 @@ func schedulingChanged(old, cur v1.Object) bool {
 	}
 	a, b := old.(*v1.Node), cur.(*v1.Node)
 	return nodeReady(a) != nodeReady(b) || !equality.Semantic.DeepEqual(a.Spec, b.Spec) ||
-		!equality.Semantic.DeepEqual(a.Labels, b.Labels) || (a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil)
+		!equality.Semantic.DeepEqual(a.Labels, b.Labels) || (a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil) ||
+		nodeBuildsChanged(a.Status.Installations, b.Status.Installations)
+}
+
+// nodeBuildsChanged: what a node holds of its Installations changed in a
+// way placement reads (its builds, what it downloads, its phase), not
+// only when it last asked Steam.
+func nodeBuildsChanged(a, b []v1.NodeInstallation) bool {
+	if len(a) != len(b) {
+		return true
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Name != y.Name || x.Phase != y.Phase || x.Downloading != y.Downloading || x.Reason != y.Reason ||
+			x.Message != y.Message || !equality.Semantic.DeepEqual(x.Builds, y.Builds) {
+			return true
+		}
+	}
+	return false
+}
+
+// installationChanged: what placement reads of an Installation changed
+// (its wanted build, its deletion, which nodes it selects).
+func installationChanged(old, cur v1.Object) bool {
+	if old == nil || cur == nil {
+		return true
+	}
+	a, b := old.(*v1.Installation), cur.(*v1.Installation)
+	return a.Status.WantedBuild != b.Status.WantedBuild || (a.DeletionTimestamp == nil) != (b.DeletionTimestamp == nil) ||
+		!equality.Semantic.DeepEqual(a.Spec.NodeSelector, b.Spec.NodeSelector)
 }
 
 func nodeReady(n *v1.Node) bool {

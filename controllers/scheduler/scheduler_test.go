@@ -27,11 +27,12 @@ func startScheduler(e *controllertest.Env, policy string) *scheduler.Scheduler {
 	ins := controllers.NewInformer(e.Store, resources.Instances, log)
 	nodes := controllers.NewInformer(e.Store, resources.Nodes, log)
 	bps := controllers.NewInformer(e.Store, resources.Blueprints, log)
+	insts := controllers.NewInformer(e.Store, resources.Installations, log)
 	rec := controllers.NewRecorder(e.Store, "l4m-scheduler", log)
-	s := scheduler.New(scheduler.Options{Store: e.Store, Instances: ins, Nodes: nodes, Blueprints: bps, Recorder: rec, Policy: policy, Log: log})
+	s := scheduler.New(scheduler.Options{Store: e.Store, Instances: ins, Nodes: nodes, Blueprints: bps, Installations: insts, Recorder: rec, Policy: policy, Log: log})
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(e.Ctx)
-	for _, f := range []func(context.Context){ins.Run, nodes.Run, bps.Run, rec.Run, s.Run} {
+	for _, f := range []func(context.Context){ins.Run, nodes.Run, bps.Run, insts.Run, rec.Run, s.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
@@ -396,5 +397,97 @@ func TestForgetsDeletedNodes(t *testing.T) {
 	e.Eventually("no node tracked", func() (bool, string) {
 		n := s.TrackedNodes()
 		return n == 0, fmt.Sprintf("%d nodes tracked after every Node and Instance was deleted", n)
+	})
+}
+
+// setNodeInstallation writes a node's entry for Installation l4d2, as its
+// agent would.
+func setNodeInstallation(e *controllertest.Env, node string, entry v1.NodeInstallation) {
+	e.T.Helper()
+	entry.Name = "l4d2"
+	for {
+		n := e.GetNode(node)
+		n.Status.Installations = []v1.NodeInstallation{entry}
+		_, err := e.Store.Update(e.Ctx, resources.Nodes, n, storage.UpdateOptions{Status: true})
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			e.T.Fatal(err)
+		}
+	}
+}
+
+// updateInstallation changes Installation l4d2 (status too when status).
+func updateInstallation(e *controllertest.Env, status bool, mutate func(*v1.Installation)) {
+	e.T.Helper()
+	for {
+		obj, err := e.Store.Get(e.Ctx, resources.Installations, "", "l4d2")
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		inst := obj.(*v1.Installation)
+		mutate(inst)
+		_, err = e.Store.Update(e.Ctx, resources.Installations, inst, storage.UpdateOptions{Status: status})
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			e.T.Fatal(err)
+		}
+	}
+}
+
+// TestWaitsForTheInstallationsBuild: with Installation l4d2 in place (the
+// Blueprint's default), an Instance goes only to a node that has its
+// wanted build, says why it waits, and is placed once a node has it.
+func TestWaitsForTheInstallationsBuild(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	e.Node("node-a", true)
+	e.Node("node-b", true)
+	e.Node("node-c", false)
+	e.Create(resources.Installations, &v1.Installation{ObjectMeta: metav1.ObjectMeta{Name: "l4d2",
+		Finalizers: []string{v1.FinalizerInstallationInUse}}})
+	startScheduler(e, scheduler.Spread)
+	e.Instance("srv")
+	waitsWith(e, "srv", scheduler.ReasonInstallationNotReady, "Installation l4d2 has no build yet: no node has seen branch public's build")
+
+	updateInstallation(e, true, func(in *v1.Installation) { in.Status.LatestBuild, in.Status.WantedBuild = "200", "200" })
+	setNodeInstallation(e, "node-a", v1.NodeInstallation{Phase: v1.InstallDownloading, Downloading: "200", Builds: []string{"100"}})
+	setNodeInstallation(e, "node-b", v1.NodeInstallation{Phase: v1.InstallFailed, Builds: []string{"100"},
+		Reason: "DownloadFailed", Message: "steamcmd exited with 8"})
+	waitsWith(e, "srv", scheduler.ReasonInstallationNotReady,
+		"0/3 nodes available: 1 downloading build 200, 1 failed to install build 200, 1 not ready (node-b: DownloadFailed: steamcmd exited with 8)")
+	e.Eventually("a FailedScheduling event naming the build", func() (bool, string) {
+		list, err := e.Store.List(e.Ctx, resources.Events, storage.ListOptions{Namespace: "default"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range list.(*v1.EventList).Items {
+			if ev.InvolvedObject.Name == "srv" && ev.Reason == "FailedScheduling" && strings.Contains(ev.Message, "1 downloading build 200") {
+				return true, ""
+			}
+		}
+		return false, "none"
+	})
+
+	// node-b has the build now: the Instance goes there, untouched.
+	setNodeInstallation(e, "node-b", v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"200", "100"}})
+	e.Eventually("placed on node-b", func() (bool, string) {
+		in := e.Get("srv")
+		return in.Spec.NodeName == "node-b", "node " + in.Spec.NodeName
+	})
+
+	// While the Installation is being deleted nothing new goes anywhere.
+	if _, gone, err := e.Store.Delete(e.Ctx, resources.Installations, "", "l4d2", storage.DeleteOptions{}); err != nil || gone {
+		t.Fatalf("delete: gone=%v err=%v", gone, err)
+	}
+	e.Instance("late")
+	waitsWith(e, "late", scheduler.ReasonInstallationNotReady, "Installation l4d2 is being deleted")
+	// Gone: nodes use their hand-made installation/, scheduling as before.
+	updateInstallation(e, false, func(in *v1.Installation) { in.Finalizers = nil })
+	e.Eventually("late placed without an Installation", func() (bool, string) {
+		in := e.Get("late")
+		return in.Spec.NodeName != "", fmt.Sprint(in.Status.Conditions)
 	})
 }

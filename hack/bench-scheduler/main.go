@@ -277,10 +277,11 @@ func startScheduler(ctx context.Context, s *storage.Store, ins *controllers.Info
 	log := logr.Discard()
 	nodes := controllers.NewInformer(s, resources.Nodes, log)
 	bps := controllers.NewInformer(s, resources.Blueprints, log)
+	insts := controllers.NewInformer(s, resources.Installations, log)
 	rec := controllers.NewRecorder(s, "l4m-scheduler", log)
-	sched := scheduler.New(scheduler.Options{Store: s, Instances: ins, Nodes: nodes, Blueprints: bps, Recorder: rec, Log: log})
+	sched := scheduler.New(scheduler.Options{Store: s, Instances: ins, Nodes: nodes, Blueprints: bps, Installations: insts, Recorder: rec, Log: log})
 	return func() {
-		for _, f := range []func(context.Context){ins.Run, nodes.Run, bps.Run, rec.Run, sched.Run} {
+		for _, f := range []func(context.Context){ins.Run, nodes.Run, bps.Run, insts.Run, rec.Run, sched.Run} {
 			go f(ctx)
 		}
 	}
