@@ -244,8 +244,9 @@ func (a *Agent) installWorker(ctx context.Context, name string, st *installState
 		local.Builds = builds
 		plan := installer.Decide(installer.Input{
 			Spec: in.Spec, Wanted: in.Status.WantedBuild, Deleting: in.DeletionTimestamp != nil,
-			MayDownload: in.Spec.MaxConcurrentDownloads <= 0 || contains(in.Status.DownloadsAllowed, a.o.NodeName),
-			Local:       local, InUse: a.buildsInUse(name), Now: time.Now(),
+			CheckRequest: in.Annotations[v1.AnnotationCheckRequestedAt],
+			MayDownload:  in.Spec.MaxConcurrentDownloads <= 0 || contains(in.Status.DownloadsAllowed, a.o.NodeName),
+			Local:        local, InUse: a.buildsInUse(name), Now: time.Now(),
 		})
 		plan.Status.Name = name
 		a.publishInstallStatus(st, plan.Status)
@@ -325,6 +326,7 @@ func (a *Agent) checkBuild(ctx context.Context, in *v1.Installation, st *install
 	a.inst.mu.Lock()
 	defer a.inst.mu.Unlock()
 	l := &st.local
+	l.CheckRequest = in.Annotations[v1.AnnotationCheckRequestedAt]
 	if err != nil {
 		log.Info("cannot ask Steam for the branch's build", "branch", in.Spec.Branch, "error", err.Error())
 		a.failedLocked(st, err, "CheckFailed", false)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -124,30 +122,11 @@ func (h *harness) nodeInstallation(what string, cond func(*v1.NodeInstallation) 
 	return nil
 }
 
-// want plays the control plane's part: the build the fleet wants.
-func (h *harness) want(build string) {
-	h.t.Helper()
-	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"wantedBuild": build, "latestBuild": build}})
-	if _, err := h.admin.PatchStatus(context.Background(), installationRes, "", "l4d2", patch); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
 func TestInstallationFromBareNodeToRollout(t *testing.T) {
 	h, steam := installHarness(t)
-	// A bare node asks Steam, reports what it saw, and waits for the
-	// fleet's choice before it downloads anything.
-	h.nodeInstallation("seeing build 100", func(n *v1.NodeInstallation) bool { return n.LatestSeen == "100" })
+	// A bare node asks Steam, reports what it saw; the installation
+	// controller makes that the wanted build, and the node fetches it.
 	h.create(&v1.Blueprint{ObjectMeta: om("bp")}, &v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}}})
-	in := h.until("coop-1", "waiting for its build", func(in *v1.Instance) bool {
-		c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceInstallationReady)
-		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1.ReasonInstallationNotReady
-	})
-	if in.Status.Phase != v1.PhasePending || slices.ContainsFunc(h.sd.JobLog(), func(j string) bool { return strings.HasPrefix(j, "start") }) {
-		t.Fatalf("an Instance without a build got phase %s, jobs %v", in.Status.Phase, h.sd.JobLog())
-	}
-
-	h.want("100")
 	ni := h.nodeInstallation("ready with build 100", func(n *v1.NodeInstallation) bool { return n.Phase == v1.InstallReady })
 	if !slices.Equal(ni.Builds, []string{"100"}) || ni.Downloading != "" {
 		t.Errorf("node reports builds %v, downloading %q", ni.Builds, ni.Downloading)
@@ -157,7 +136,7 @@ func TestInstallationFromBareNodeToRollout(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.root, "installation/l4d2/staging/download")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the staging copy is still there after the move: %v", err)
 	}
-	in = h.until("coop-1", "running on build 100", func(in *v1.Instance) bool { return in.Status.Build == "100" && in.Status.TemplateHash != "" })
+	in := h.until("coop-1", "running on build 100", func(in *v1.Instance) bool { return in.Status.Build == "100" && in.Status.TemplateHash != "" })
 	if in.Status.Installation != "l4d2" {
 		t.Errorf("status.installation %q, want l4d2", in.Status.Installation)
 	}
@@ -171,7 +150,7 @@ func TestInstallationFromBareNodeToRollout(t *testing.T) {
 	// occupied server waits is the rollout's rule, shown end to end in
 	// node/e2e with a player joined over RCON.
 	steam.publish("200")
-	h.want("200")
+	h.checkNow()
 	h.nodeInstallation("ready with builds 200 and 100", func(n *v1.NodeInstallation) bool {
 		return n.Phase == v1.InstallReady && slices.Equal(n.Builds, []string{"200", "100"})
 	})
@@ -183,7 +162,7 @@ func TestInstallationFromBareNodeToRollout(t *testing.T) {
 
 	// Build 300: 100 is neither wanted, nor the previous one, nor in use.
 	steam.publish("300")
-	h.want("300")
+	h.checkNow()
 	h.nodeInstallation("keeping 300 and 200 only", func(n *v1.NodeInstallation) bool { return slices.Equal(n.Builds, []string{"300", "200"}) })
 	if _, err := os.Stat(filepath.Join(h.root, "installation/l4d2/builds/100")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("build 100 was not removed: %v", err)
@@ -193,7 +172,6 @@ func TestInstallationFromBareNodeToRollout(t *testing.T) {
 func TestFailedDownloadKeepsTheGameAndSaysWhy(t *testing.T) {
 	h, steam := installHarness(t)
 	h.nodeInstallation("seeing build 100", func(n *v1.NodeInstallation) bool { return n.LatestSeen == "100" })
-	h.want("100")
 	h.nodeInstallation("ready", func(n *v1.NodeInstallation) bool { return n.Phase == v1.InstallReady })
 	h.create(&v1.Blueprint{ObjectMeta: om("bp")}, &v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}}})
 	h.until("coop-1", "running on build 100", func(in *v1.Instance) bool { return in.Status.Build == "100" })
@@ -201,7 +179,7 @@ func TestFailedDownloadKeepsTheGameAndSaysWhy(t *testing.T) {
 
 	steam.failWith(steamFailure{"InsufficientDisk", "steamcmd: Error! App '222860' state is 0x202 after update job (the disk is full)"})
 	steam.publish("200")
-	h.want("200")
+	h.checkNow()
 	ni := h.nodeInstallation("failed with the cause", func(n *v1.NodeInstallation) bool { return n.Phase == v1.InstallFailed })
 	if ni.Reason != "InsufficientDisk" || !strings.Contains(ni.Message, "0x202") || !strings.Contains(ni.Message, "retrying in") {
 		t.Errorf("node reports %s: %s", ni.Reason, ni.Message)
@@ -215,6 +193,31 @@ func TestFailedDownloadKeepsTheGameAndSaysWhy(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(h.root, "installation/l4d2/builds/200")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed download became a build: %v", err)
+	}
+}
+
+func TestPinnedBuildTheBranchLacksStartsNothing(t *testing.T) {
+	steam := &branchSteam{build: "100", acct: gameuser.Account{Name: "l4m-steamcmd", UID: 479999, GID: 479999}}
+	h := startWith(t, func(_ *server.Server, o *Options) { o.Steamcmd = steam })
+	if _, err := h.admin.Create(context.Background(), installationRes, &v1.Installation{ObjectMeta: metav1.ObjectMeta{Name: "l4d2"},
+		Spec: v1.InstallationSpec{Build: "50"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	ni := h.nodeInstallation("unable to get build 50", func(n *v1.NodeInstallation) bool { return n.Reason == "BuildUnavailable" })
+	if ni.Phase != v1.InstallFailed || !strings.Contains(ni.Message, "branch public has build 100") {
+		t.Errorf("node reports %s: %s", ni.Phase, ni.Message)
+	}
+	if len(steam.installs) != 0 {
+		t.Errorf("steamcmd was run for a build the branch does not have: %v", steam.installs)
+	}
+}
+
+// checkNow is what an admin does after Valve announces an update.
+func (h *harness) checkNow() {
+	h.t.Helper()
+	patch := []byte(`{"metadata":{"annotations":{"` + v1.AnnotationCheckRequestedAt + `":"` + time.Now().Format(time.RFC3339Nano) + `"}}}`)
+	if _, err := h.admin.Patch(context.Background(), installationRes, "", "l4d2", "application/merge-patch+json", patch, false); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

@@ -35,7 +35,10 @@ type Local struct {
 	// CheckedFor is the wanted build the last check was made for (see
 	// Decide: a node told to fetch a build newer than it saw asks again
 	// at once, then every recheckStale).
-	CheckedFor      string
+	CheckedFor string
+	// CheckRequest is the Installation's checkRequestedAt annotation at the
+	// last check: a new one asks for a check now.
+	CheckRequest    string
 	Failures        int
 	RetryAt         time.Time
 	Reason, Message string
@@ -50,6 +53,8 @@ type Input struct {
 	// MayDownload is false while spec.maxConcurrentDownloads holds this
 	// node back (it is not in status.downloadsAllowed).
 	MayDownload bool
+	// CheckRequest is the Installation's checkRequestedAt annotation.
+	CheckRequest string
 	// Deleting: the Installation is being deleted; nothing new is fetched.
 	Deleting bool
 	Local    Local
@@ -145,7 +150,7 @@ func Decide(in Input) Plan {
 		return p
 	}
 
-	due := l.CheckedAt.IsZero() || !in.Now.Before(nextCheck)
+	due := l.CheckedAt.IsZero() || !in.Now.Before(nextCheck) || in.CheckRequest != l.CheckRequest
 	// The fleet wants a build newer than this node saw: look again soon.
 	newer := target != "" && !has && v1.NewerBuild(target, l.LatestSeen)
 	stale := newer && (l.CheckedFor != target || !in.Now.Before(l.CheckedAt.Add(recheckStale)))

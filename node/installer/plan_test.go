@@ -57,6 +57,11 @@ func TestDecide(t *testing.T) {
 			check: true, phase: v1.InstallReady, reason: ReasonReady,
 		},
 		{
+			name:  "an admin asks for a check now (l4mctl annotate ... checkRequestedAt)",
+			in:    Input{Spec: spec, Wanted: "300", CheckRequest: "2026-12-02T12:00:00Z", Now: now, Local: Local{Builds: []string{"300"}, LatestSeen: "300", CheckedAt: checked}},
+			check: true, phase: v1.InstallReady, reason: ReasonReady,
+		},
+		{
 			name: "a pinned build the node still keeps is ready; the newer one stays for the unpin",
 			in: Input{Spec: v1.InstallationSpec{Branch: "public", Build: "200", CheckInterval: "15m"}, Wanted: "200", Now: now,
 				Local: Local{Builds: []string{"300", "200", "100"}, LatestSeen: "300", CheckedAt: checked}},

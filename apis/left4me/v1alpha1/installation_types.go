@@ -88,6 +88,11 @@ type InstallationList struct {
 	Items           []Installation `json:"items"`
 }
 
+// AnnotationCheckRequestedAt on an Installation (any new value, e.g. the
+// time) has every node it selects ask Steam for the branch's build now,
+// instead of at its next checkInterval: after Valve announces an update.
+const AnnotationCheckRequestedAt = "left4me.io/checkRequestedAt"
+
 // FinalizerInstallationInUse keeps a deleted Installation (and its builds on
 // the nodes) until no Instance runs one of its builds: deleting it never
 // pulls the files from under a game, as Kubernetes' pvc-protection.
