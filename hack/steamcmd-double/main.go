@@ -5,10 +5,14 @@
 // +app_info_update 1, +app_info_print ID, +quit), prints steamcmd's lines,
 // exits with its codes, and writes what an install leaves:
 // steamapps/appmanifest_<id>.acf, left4dead2/steam.inf and, for the linux
-// platform, the srcds double ($STEAMCMD_DOUBLE_SRCDS) as srcds_run.
+// platform, the srcds double ($STEAMCMD_DOUBLE_SRCDS, or srcds-double
+// beside the executable) as srcds_run.
 //
 // What "Steam" holds and which failure happens comes from the JSON file
-// named by $STEAMCMD_DOUBLE_REMOTE (see Remote). Like steamcmd, it keeps its
+// named by $STEAMCMD_DOUBLE_REMOTE, or remote.json beside the executable
+// (see Remote). app_info_print shows each branch's build and its depot
+// manifest (depots/222861/manifests/<branch>/{gid,size,download}, the size
+// being the branch's). Like steamcmd, it keeps its
 // own files beside its executable: linux32/steamclient.so and the app info
 // cache appcache/appinfo.vdf, which +app_info_print answers from when
 // present, so a stale answer is shown until that file is deleted.
@@ -50,7 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "steamcmd-double:", err)
 		return exitUsage
 	}
-	remote, err := readRemote()
+	remote, err := readRemote(home)
 	if err != nil {
 		fmt.Fprintln(stderr, "steamcmd-double:", err)
 		return exitUsage

@@ -421,3 +421,67 @@ func TestPatchVersionFollowsBuild(t *testing.T) {
 		t.Errorf("set PatchVersion: %q", got)
 	}
 }
+
+// TestFilesBesideExecutable: with neither variable set (a hardened unit
+// passes none), the double reads remote.json and installs srcds-double
+// from its own directory; with neither there, it says what is missing.
+func TestFilesBesideExecutable(t *testing.T) {
+	f := newFixture(t, public("16385467", 1<<30))
+	bare := func(args ...string) (string, string, int) {
+		cmd := exec.Command(f.exe, args...)
+		var env []string
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, remoteEnv+"=") && !strings.HasPrefix(e, srcdsEnv+"=") {
+				env = append(env, e)
+			}
+		}
+		cmd.Env = env
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		cmd.Run()
+		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	}
+	dir := filepath.Join(f.dir, "installation")
+	if _, errOut, code := bare(installArgs(dir, "windows")...); code != exitUsage || !strings.Contains(errOut, "$STEAMCMD_DOUBLE_REMOTE is not set and there is no remote.json") {
+		t.Fatalf("without remote.json: exit %d, stderr %q", code, errOut)
+	}
+	data, _ := os.ReadFile(f.remotePath)
+	os.WriteFile(filepath.Join(f.home, remoteFile), data, 0o644)
+	for _, p := range []string{"windows", "linux"} {
+		if out, errOut, code := bare(installArgs(dir, p)...); p == "windows" && code != 0 {
+			t.Fatalf("windows pass: exit %d\n%s%s", code, out, errOut)
+		} else if p == "linux" && (code != exitUpdate || !strings.Contains(errOut, srcdsFile)) {
+			t.Fatalf("linux pass without srcds-double: exit %d, want %d naming %s\n%s%s", code, exitUpdate, srcdsFile, out, errOut)
+		}
+	}
+	srcds, _ := os.ReadFile(srcdsBin)
+	os.WriteFile(filepath.Join(f.home, srcdsFile), srcds, 0o755)
+	if out, errOut, code := bare(installArgs(dir, "linux")...); code != 0 {
+		t.Fatalf("linux pass: exit %d\n%s%s", code, out, errOut)
+	}
+	wantBuild(t, dir, "16385467", true)
+	if got, _ := os.ReadFile(filepath.Join(dir, "srcds_run")); !bytes.Equal(got, srcds) {
+		t.Fatal("srcds_run is not the srcds double beside the executable")
+	}
+}
+
+// TestAppInfoHasDepotSizes: app_info_print gives each branch's depot
+// manifest, its size the branch's.
+func TestAppInfoHasDepotSizes(t *testing.T) {
+	r := public("16385467", 9663676416)
+	r.Branches["beta"] = Branch{BuildID: "16400000", Size: 1 << 30}
+	f := newFixture(t, r)
+	out, _, code := f.run("+login", "anonymous", "+app_info_update", "1", "+app_info_print", "222860", "+quit")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for branch, want := range map[string]int64{"public": 9663676416, "beta": 1 << 30} {
+		size, found, err := steam.RemoteSize(out, branch)
+		if err != nil || !found || size != want {
+			t.Errorf("%s: RemoteSize = %d, %v, %v; want %d\n%s", branch, size, found, err, want, out)
+		}
+	}
+	if !strings.Contains(out, "\t\t\t\t\t\"gid\"\t\t\"16385467000\"\n") {
+		t.Errorf("no manifest gid in:\n%s", out)
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
-// Remote is what a test says Steam holds, read from the JSON file named by
-// $STEAMCMD_DOUBLE_REMOTE at every run so a test can change it between runs.
+// Remote is what a test says Steam holds, read at every run (so a test can
+// change it between runs) from the JSON file named by
+// $STEAMCMD_DOUBLE_REMOTE or, when that is unset, remote.json beside the
+// executable: a hardened unit that passes no test environment finds it.
 type Remote struct {
 	// AppID is the one app the double knows; others have no subscription.
 	AppID string `json:"appid"`
@@ -41,14 +44,22 @@ var Failures = map[string]string{
 	"crash":     "steamcmd segfaults mid-download (steamcmd.sh exits 139)",
 }
 
-const remoteEnv = "STEAMCMD_DOUBLE_REMOTE"
+const (
+	remoteEnv  = "STEAMCMD_DOUBLE_REMOTE"
+	remoteFile = "remote.json"
+	srcdsEnv   = "STEAMCMD_DOUBLE_SRCDS"
+	srcdsFile  = "srcds-double"
+)
 
 // readRemote loads and checks the remote description; unknown fields are
 // errors so a misspelt failure mode cannot pass silently.
-func readRemote() (*Remote, error) {
+func readRemote(home string) (*Remote, error) {
 	path := os.Getenv(remoteEnv)
 	if path == "" {
-		return nil, fmt.Errorf("$%s is not set (it names the JSON file saying what Steam holds)", remoteEnv)
+		path = filepath.Join(home, remoteFile)
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("$%s is not set and there is no %s (either says what Steam holds): %w", remoteEnv, remoteFile, err)
+		}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -112,8 +112,14 @@ func (s *session) appInfoText() string {
 		return names[i] < names[j]
 	})
 	branches := &steam.Node{Key: "branches", Children: []*steam.Node{}}
+	manifests := &steam.Node{Key: "manifests", Children: []*steam.Node{}}
 	for _, n := range names {
 		b := s.remote.Branches[n]
+		manifests.Children = append(manifests.Children, &steam.Node{Key: n, Children: []*steam.Node{
+			{Key: "gid", Value: b.BuildID + "000"},
+			{Key: "size", Value: strconv.FormatInt(b.Size, 10)},
+			{Key: "download", Value: strconv.FormatInt(b.Size*2/5, 10)},
+		}})
 		branches.Children = append(branches.Children, &steam.Node{Key: n, Children: []*steam.Node{
 			{Key: "buildid", Value: b.BuildID},
 			{Key: "timeupdated", Value: strconv.FormatInt(b.TimeUpdated, 10)},
@@ -126,7 +132,13 @@ func (s *session) appInfoText() string {
 			{Key: "type", Value: "Tool"},
 			{Key: "oslist", Value: "windows,linux"},
 		}},
-		{Key: "depots", Children: []*steam.Node{branches}},
+		{Key: "depots", Children: []*steam.Node{
+			{Key: "222861", Children: []*steam.Node{
+				{Key: "config", Children: []*steam.Node{{Key: "oslist", Value: "windows,linux"}}},
+				manifests,
+			}},
+			branches,
+		}},
 	}}
 	return steam.Format(root)
 }
@@ -339,9 +351,9 @@ func (in *install) writeFiles() error {
 	if in.s.platform == "windows" {
 		return writeAtomic(filepath.Join(in.dir, "srcds.exe"), []byte("MZ steamcmd-double srcds.exe\n"), 0o644)
 	}
-	src := os.Getenv("STEAMCMD_DOUBLE_SRCDS")
+	src := os.Getenv(srcdsEnv)
 	if src == "" {
-		return errors.New("$STEAMCMD_DOUBLE_SRCDS is not set (it names the srcds double to install as srcds_run)")
+		src = filepath.Join(in.s.home, srcdsFile)
 	}
 	data, err := os.ReadFile(src)
 	if err != nil {

@@ -134,19 +134,52 @@ func (s *System) removeGroup(name string) error {
 
 // lookup reads the account and checks it is this Instance's.
 func lookup(name, id string) (Account, error) {
+	return lookupOwned(name, Comment(id), "Instance "+id)
+}
+
+// lookupOwned reads the account and checks its GECOS field is comment.
+func lookupOwned(name, comment, owner string) (Account, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return Account{}, err
 	}
-	if u.Name != Comment(id) {
-		return Account{}, fmt.Errorf("account %s belongs to %q, not to Instance %s: refusing to share it", name, u.Name, id)
+	if u.Name != comment {
+		return Account{}, fmt.Errorf("account %s belongs to %q, not to %s: refusing to share it", name, u.Name, owner)
 	}
 	uid, err1 := strconv.Atoi(u.Uid)
 	gid, err2 := strconv.Atoi(u.Gid)
 	if err1 != nil || err2 != nil || uid == 0 || gid == 0 {
-		return Account{}, fmt.Errorf("account %s has uid %q gid %q: not a game account", name, u.Uid, u.Gid)
+		return Account{}, fmt.Errorf("account %s has uid %q gid %q: not an unprivileged account", name, u.Uid, u.Gid)
 	}
 	return Account{Name: name, UID: uid, GID: gid}, nil
+}
+
+// ServiceComment is the GECOS field of a node service account (steamcmd's).
+func ServiceComment(service string) string { return "left4me " + service }
+
+// EnsureService finds or creates a system account of the node's own, not
+// an Instance's: the one steamcmd runs as, say. useradd picks its id from
+// the system range; the GECOS field (ServiceComment) marks it as left4me's,
+// so an unrelated account of that name is refused rather than used.
+func (s *System) EnsureService(name, service string) (Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	comment := ServiceComment(service)
+	acct, err := lookupOwned(name, comment, "left4me's "+service)
+	if err == nil || !errors.As(err, new(user.UnknownUserError)) {
+		return acct, err
+	}
+	if _, gerr := user.LookupGroup(name); gerr != nil {
+		if out, err := exec.Command("groupadd", "--system", name).CombinedOutput(); err != nil {
+			return Account{}, fmt.Errorf("create group %s for %s: %w: %s", name, service, err, strings.TrimSpace(string(out)))
+		}
+	}
+	out, err := exec.Command("useradd", "--system", "--gid", name, "--no-create-home",
+		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--comment", comment, name).CombinedOutput()
+	if err != nil {
+		return Account{}, fmt.Errorf("create user %s for %s: %w: %s", name, service, err, strings.TrimSpace(string(out)))
+	}
+	return lookupOwned(name, comment, "left4me's "+service)
 }
 
 // usedIDs are the uids and gids in the user and group files: an id is free
@@ -215,6 +248,20 @@ func (f *Fake) Remove(id string) error {
 		f.Removed = append(f.Removed, id)
 	}
 	return nil
+}
+
+// EnsureService hands out a service account like Ensure, keyed by name.
+func (f *Fake) EnsureService(name, service string) (Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := "service " + name
+	if a, ok := f.byID[key]; ok {
+		return a, nil
+	}
+	a := Account{Name: name, UID: f.next, GID: f.next}
+	f.next++
+	f.byID[key] = a
+	return a, nil
 }
 
 // Lookup returns the account Ensure gave id, if any.

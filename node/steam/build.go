@@ -2,7 +2,9 @@ package steam
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -19,6 +21,12 @@ func InstalledBuild(manifestPath string) (build string, complete bool, err error
 	if err != nil {
 		return "", false, fmt.Errorf("reading app manifest: %w", err)
 	}
+	return ParseAppManifest(data, manifestPath)
+}
+
+// ParseAppManifest is InstalledBuild on a manifest already read (through
+// node/safefs, say); manifestPath only names it in errors.
+func ParseAppManifest(data []byte, manifestPath string) (build string, complete bool, err error) {
 	root, err := ParseKeyValues(string(data))
 	if err != nil {
 		return "", false, fmt.Errorf("app manifest %s: %w", manifestPath, err)
@@ -58,21 +66,9 @@ func InstalledBuild(manifestPath string) (build string, complete bool, err error
 // answers from its cache (appcache/appinfo.vdf), so the answer can be stale
 // unless that file is deleted first.
 func RemoteBuild(appInfoOutput, branch string) (string, error) {
-	start, off := -1, 0
-	for _, line := range strings.SplitAfter(appInfoOutput, "\n") {
-		if strings.HasPrefix(line, `"`) {
-			start = off
-			break
-		}
-		off += len(line)
-	}
-	if start < 0 {
-		return "", fmt.Errorf("app info: no app info block in steamcmd's output (%d bytes)", len(appInfoOutput))
-	}
-	lineNo := strings.Count(appInfoOutput[:start], "\n")
-	root, err := parsePrefix(appInfoOutput[start:], lineNo+1)
+	root, err := appInfo(appInfoOutput)
 	if err != nil {
-		return "", fmt.Errorf("app info in steamcmd's output: %w", err)
+		return "", err
 	}
 	build, ok := root.String("depots", "branches", branch, "buildid")
 	if !ok {
@@ -82,4 +78,63 @@ func RemoteBuild(appInfoOutput, branch string) (string, error) {
 		return "", fmt.Errorf("app info for %q: depots/branches/%s/buildid is %q, want a number", root.Key, branch, build)
 	}
 	return build, nil
+}
+
+// RemoteSize sums the sizes of the depot manifests branch has in what
+// app_info_print printed: every depots/<depot id>/manifests/<branch> block
+// holds gid, size (bytes on disk) and download (bytes transferred). This
+// is what installing the branch's build writes, both platforms' depots
+// included (the two-pass install fetches both). found is false when no
+// depot gives a size for the branch (app info of the older layout, where
+// manifests/<branch> is only the gid); a size that is not a number, or a
+// sum that overflows, is an error.
+func RemoteSize(appInfoOutput, branch string) (size int64, found bool, err error) {
+	root, err := appInfo(appInfoOutput)
+	if err != nil {
+		return 0, false, err
+	}
+	depots, ok := root.Lookup("depots")
+	if !ok {
+		return 0, false, nil
+	}
+	for _, d := range depots.Children {
+		if !d.IsBlock() || d.Key == "" || strings.Trim(d.Key, "0123456789") != "" {
+			continue // "branches", "baselanguages", ...
+		}
+		v, ok := d.String("manifests", branch, "size")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, false, fmt.Errorf("app info for %q: depots/%s/manifests/%s/size is %q, want bytes", root.Key, d.Key, branch, v)
+		}
+		if size > math.MaxInt64-n {
+			return 0, false, fmt.Errorf("app info for %q: the depot sizes of branch %s overflow", root.Key, branch)
+		}
+		size += n
+		found = true
+	}
+	return size, found, nil
+}
+
+// appInfo parses the app info block of app_info_print's output.
+func appInfo(appInfoOutput string) (*Node, error) {
+	start, off := -1, 0
+	for _, line := range strings.SplitAfter(appInfoOutput, "\n") {
+		if strings.HasPrefix(line, `"`) {
+			start = off
+			break
+		}
+		off += len(line)
+	}
+	if start < 0 {
+		return nil, fmt.Errorf("app info: no app info block in steamcmd's output (%d bytes)", len(appInfoOutput))
+	}
+	lineNo := strings.Count(appInfoOutput[:start], "\n")
+	root, err := parsePrefix(appInfoOutput[start:], lineNo+1)
+	if err != nil {
+		return nil, fmt.Errorf("app info in steamcmd's output: %w", err)
+	}
+	return root, nil
 }

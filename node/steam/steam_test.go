@@ -90,6 +90,51 @@ AppID : 222860, change number : 26789012/0, last change : Tue Nov 26 15:00:00 20
 	}
 	"depots"
 	{
+		"228990"
+		{
+			"depotfromapp"		"228980"
+		}
+		"222861"
+		{
+			"config"
+			{
+				"oslist"		"windows"
+			}
+			"manifests"
+			{
+				"public"
+				{
+					"gid"		"7069428123862000000"
+					"size"		"3000000000"
+					"download"		"1200000000"
+				}
+				"beta"
+				{
+					"gid"		"7069428123862000001"
+					"size"		"3100000000"
+					"download"		"1300000000"
+				}
+			}
+		}
+		"222862"
+		{
+			"manifests"
+			{
+				"public"
+				{
+					"gid"		"1232000000000000000"
+					"size"		"6663676416"
+					"download"		"2500000000"
+				}
+			}
+		}
+		"222863"
+		{
+			"manifests"
+			{
+				"public"		"5566000000000000000"
+			}
+		}
 		"branches"
 		{
 			"public"
@@ -115,7 +160,7 @@ func TestRemoteBuild(t *testing.T) {
 		{name: "branch case", out: appInfoOutput, branch: "Public", build: "16385467"},
 		{name: "unknown branch", out: appInfoOutput, branch: "nightly", err: "no depots/branches/nightly/buildid"},
 		{name: "no block", out: "Loading Steam API...OK\nERROR! Not logged on.\n", branch: "public", err: "no app info block"},
-		{name: "cut off", out: appInfoOutput[:strings.Index(appInfoOutput, `"public"`)], branch: "public", err: `line 19: block "branches" (opened on line 18) is not closed`},
+		{name: "cut off", out: appInfoOutput[:strings.Index(appInfoOutput, `"timeupdated"`)], branch: "public", err: `line 67: block "public" (opened on line 65) is not closed`},
 		{name: "bad build", out: strings.Replace(appInfoOutput, `"16385467"`, `"-1"`, 1), branch: "public", err: `buildid is "-1", want a number`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,6 +173,40 @@ func TestRemoteBuild(t *testing.T) {
 			}
 			if err != nil || build != tc.build {
 				t.Fatalf("RemoteBuild = %q, %v; want %q", build, err, tc.build)
+			}
+		})
+	}
+}
+
+func TestRemoteSize(t *testing.T) {
+	for _, tc := range []struct {
+		name, out, branch string
+		size              int64
+		found             bool
+		err               string
+	}{
+		// Depots of both platforms count; a shared depot (depotfromapp)
+		// and a manifest of the old layout (only a gid) have no size.
+		{name: "public", out: appInfoOutput, branch: "public", size: 9663676416, found: true},
+		{name: "beta", out: appInfoOutput, branch: "beta", size: 3100000000, found: true},
+		{name: "branch case", out: appInfoOutput, branch: "PUBLIC", size: 9663676416, found: true},
+		{name: "no such branch", out: appInfoOutput, branch: "nightly"},
+		{name: "no depots", out: "\"1\"\n{\n\"common\" {}\n}\n", branch: "public"},
+		{name: "no block", out: "ERROR! Not logged on.\n", branch: "public", err: "no app info block"},
+		{name: "negative", out: strings.Replace(appInfoOutput, `"6663676416"`, `"-5"`, 1), branch: "public", err: `depots/222862/manifests/public/size is "-5"`},
+		{name: "not a number", out: strings.Replace(appInfoOutput, `"6663676416"`, `"6 GB"`, 1), branch: "public", err: `size is "6 GB"`},
+		{name: "overflow", out: strings.Replace(appInfoOutput, `"6663676416"`, `"9223372036854775000"`, 1), branch: "public", err: "overflow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			size, found, err := RemoteSize(tc.out, tc.branch)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || size != tc.size || found != tc.found {
+				t.Fatalf("RemoteSize = %d, %v, %v; want %d, %v", size, found, err, tc.size, tc.found)
 			}
 		})
 	}
@@ -196,5 +275,20 @@ func FuzzParseKeyValues(f *testing.F) {
 			t.Fatalf("round trip changed:\n%s\n---\n%s", out, Format(again))
 		}
 		_, _ = RemoteBuild(text, "public")
+	})
+}
+
+// FuzzAppInfo: no app_info_print output panics RemoteBuild or RemoteSize,
+// and a size found is never negative.
+func FuzzAppInfo(f *testing.F) {
+	f.Add(appInfoOutput, "public")
+	f.Add(strings.Replace(appInfoOutput, `"6663676416"`, `"9223372036854775000"`, 1), "public")
+	f.Add("AppID : 1\n\"1\" { \"depots\" { \"2\" { \"manifests\" { \"b\" { \"size\" \"1\" } } } } }", "b")
+	f.Fuzz(func(t *testing.T, out, branch string) {
+		_, _ = RemoteBuild(out, branch)
+		size, found, err := RemoteSize(out, branch)
+		if err == nil && (size < 0 || (!found && size != 0)) {
+			t.Fatalf("RemoteSize = %d, %v", size, found)
+		}
 	})
 }

@@ -2,10 +2,16 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/coreos/go-systemd/v22/unit"
 )
@@ -17,7 +23,7 @@ type Fake struct {
 	files  map[string]string
 	states map[string]string // ActiveState by unit
 	pids   map[string]uint32
-	Jobs   []string // "start x", "stop x", "restart x", "reload"
+	Jobs   []string // "start x", "stop x", "restart x", "reload", "run x"
 	next   uint32
 	// removeErr, when set, is what RemoveUnit fails with (a read-only
 	// /run, say): tests of a cleanup that cannot finish.
@@ -204,4 +210,81 @@ func checkMountName(name, content string) error {
 		}
 	}
 	return fmt.Errorf("mount unit %s has no Where=", name)
+}
+
+// defaultPath is the PATH systemd gives services.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Run runs the job's commands on this machine with os/exec, as the current
+// user (User and Group are ignored; so is the sandbox): environment (and
+// systemd's PATH unless the job sets one), working directory, output file,
+// ExecStartPre and the timeout, after which the process group gets SIGTERM
+// (Result "timeout"). It stops when ctx ends. It records "run <unit>".
+func (f *Fake) Run(ctx context.Context, j Job) (JobResult, error) {
+	if err := j.validate(); err != nil {
+		return JobResult{}, err
+	}
+	f.mu.Lock()
+	f.Jobs = append(f.Jobs, "run "+j.Unit)
+	f.mu.Unlock()
+	out := io.Discard
+	if j.OutputFile != "" {
+		file, err := os.OpenFile(j.OutputFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return JobResult{Result: "resources", ExitCode: 209}, nil // systemd's EXIT_STDOUT
+		}
+		defer file.Close()
+		out = file
+	}
+	runCtx := ctx
+	if j.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, j.Timeout)
+		defer cancel()
+	}
+	env := j.Environment
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
+		env = append([]string{defaultPath}, env...)
+	}
+	for _, argv := range append(slices.Clone(j.ExecStartPre), j.Argv) {
+		cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
+		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, j.WorkingDirectory, out, out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+		cmd.WaitDelay = stopTimeout
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			return JobResult{}, fmt.Errorf("run %s: %w", j.Unit, ctx.Err())
+		}
+		if runCtx.Err() != nil {
+			return JobResult{ExitCode: exitStatus(cmd.ProcessState), Result: "timeout"}, nil
+		}
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			// systemd's EXIT_EXEC: the command could not be started.
+			return JobResult{ExitCode: 203, Result: "exit-code"}, nil
+		}
+		if err != nil {
+			res := JobResult{ExitCode: exitStatus(cmd.ProcessState), Result: "exit-code"}
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				res.Result = "signal"
+				if ws.CoreDump() {
+					res.Result = "core-dump"
+				}
+			}
+			return res, nil
+		}
+	}
+	return JobResult{ExitCode: 0, Result: "success"}, nil
+}
+
+// exitStatus is the exit code, or 128+signal, as JobResult has it.
+func exitStatus(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
 }

@@ -56,6 +56,10 @@ type Manager interface {
 	Stop(ctx context.Context, name string) error
 	Restart(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (State, error)
+	// Run runs a command to its end in a transient hardened service (a
+	// leftover unit of its name is stopped first) and says how it ended;
+	// it stops the unit when ctx ends.
+	Run(ctx context.Context, j Job) (JobResult, error)
 	// Changes delivers the name of every unit whose state changed, from
 	// D-Bus signals, until ctx ends.
 	Changes(ctx context.Context) (<-chan string, error)
