@@ -552,7 +552,7 @@ func ValidateInstallationSpec(s *v1.InstallationSpec, p *field.Path) field.Error
 	if !isBranchName(s.Branch) {
 		allErrs = append(allErrs, field.Invalid(p.Child("branch"), s.Branch, "must be a Steam branch name: 1-64 letters, digits, '-', '_' or '.'"))
 	}
-	if s.Build != v1.BuildLatest && !isBuildID(s.Build) {
+	if s.Build != v1.BuildLatest && !v1.IsBuildID(s.Build) {
 		allErrs = append(allErrs, field.Invalid(p.Child("build"), s.Build, `must be "latest" or a build id (decimal digits, as steamapps/appmanifest_<app>.acf's buildid)`))
 	}
 	if d, err := time.ParseDuration(s.CheckInterval); err != nil {
@@ -575,12 +575,12 @@ func validateNodeInstallations(list []v1.NodeInstallation, p *field.Path) field.
 			allErrs = append(allErrs, field.Invalid(ip.Child("name"), n.Name, msg))
 		}
 		for j, b := range n.Builds {
-			if !isBuildID(b) {
+			if !v1.IsBuildID(b) {
 				allErrs = append(allErrs, field.Invalid(ip.Child("builds").Index(j), b, "must be a build id"))
 			}
 		}
 		for _, b := range []struct{ name, v string }{{"latestSeen", n.LatestSeen}, {"downloading", n.Downloading}} {
-			if b.v != "" && !isBuildID(b.v) {
+			if b.v != "" && !v1.IsBuildID(b.v) {
 				allErrs = append(allErrs, field.Invalid(ip.Child(b.name), b.v, "must be a build id"))
 			}
 		}
@@ -589,19 +589,6 @@ func validateNodeInstallations(list []v1.NodeInstallation, p *field.Path) field.
 		}
 	}
 	return allErrs
-}
-
-// isBuildID is a Steam build id: 1-20 decimal digits, no leading zero.
-func isBuildID(s string) bool {
-	if s == "" || len(s) > 20 || s[0] == '0' {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // isBranchName is what steamcmd's -beta takes as one word.

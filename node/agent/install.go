@@ -11,13 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/go-logr/logr"
 
-	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/node/gameuser"
@@ -132,52 +130,32 @@ func (a *Agent) watchInstallations(ctx context.Context, events chan<- struct{}) 
 		default:
 		}
 	}
-	for ctx.Err() == nil {
-		list, err := a.o.Client.List(ctx, installationRes, "", client.ListOptions{})
-		if err != nil {
-			if ctx.Err() == nil {
-				a.o.Log.V(1).Info("cannot list installations; retrying", "error", err.Error())
-			}
-			sleep(ctx, 2*time.Second)
-			continue
-		}
-		items, err := meta.ExtractList(list)
-		if err != nil {
-			sleep(ctx, 2*time.Second)
-			continue
-		}
-		fresh := map[string]*v1.Installation{}
-		for _, item := range items {
-			if in, ok := item.(*v1.Installation); ok {
-				fresh[in.Name] = in
+	a.follow(ctx, installationRes, "", func(fresh map[string]v1.Object) {
+		objs := map[string]*v1.Installation{}
+		for name, o := range fresh {
+			if in, ok := o.(*v1.Installation); ok {
+				objs[name] = in
 			}
 		}
 		a.inst.mu.Lock()
-		a.inst.objs = fresh
+		a.inst.objs = objs
 		a.inst.mu.Unlock()
 		a.inst.listedOnce.Do(func() { close(a.inst.listed) })
 		notify()
-		w, err := a.o.Client.Watch(ctx, installationRes, "", client.ListOptions{ResourceVersion: list.GetResourceVersion()})
-		if err != nil {
-			sleep(ctx, 2*time.Second)
-			continue
+	}, func(t watch.EventType, o v1.Object) {
+		in, ok := o.(*v1.Installation)
+		if !ok {
+			return
 		}
-		for ev := range w.ResultChan() {
-			in, ok := ev.Object.(*v1.Installation)
-			if !ok {
-				break // 410 Gone: list again
-			}
-			a.inst.mu.Lock()
-			if ev.Type == watch.Deleted {
-				delete(a.inst.objs, in.Name)
-			} else {
-				a.inst.objs[in.Name] = in
-			}
-			a.inst.mu.Unlock()
-			notify()
+		a.inst.mu.Lock()
+		if t == watch.Deleted {
+			delete(a.inst.objs, in.Name)
+		} else {
+			a.inst.objs[in.Name] = in
 		}
-		w.Stop()
-	}
+		a.inst.mu.Unlock()
+		notify()
+	})
 }
 
 // selects reports whether an Installation's nodeSelector picks this node.
@@ -436,7 +414,7 @@ func (a *Agent) fetchBuild(ctx context.Context, in *v1.Installation) (string, er
 	if err != nil {
 		return "", err
 	}
-	if !isBuildDirName(build) {
+	if !v1.IsBuildID(build) {
 		return "", fmt.Errorf("steamcmd reported build %q, which is no build id", build)
 	}
 	// steamcmd's unit has ended (and its processes with it): from here on
@@ -480,18 +458,11 @@ func (a *Agent) readyBuilds(name string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && isBuildDirName(e.Name()) {
+		if e.IsDir() && v1.IsBuildID(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
 	return installer.SortBuilds(out), nil
-}
-
-func isBuildDirName(s string) bool {
-	if s == "" || len(s) > 20 || s[0] == '0' {
-		return false
-	}
-	return strings.Trim(s, "0123456789") == ""
 }
 
 // buildsInUse are the builds of an Installation that this host's games
@@ -527,7 +498,7 @@ func (a *Agent) buildsInUse(name string) map[string]bool {
 			continue
 		}
 		for _, part := range strings.FieldsFunc(text, func(r rune) bool { return r == ':' || r == ',' || r == '=' || r == '\n' }) {
-			if b, ok := strings.CutPrefix(part, prefix); ok && isBuildDirName(b) {
+			if b, ok := strings.CutPrefix(part, prefix); ok && v1.IsBuildID(b) {
 				use[b] = true
 			}
 		}

@@ -71,11 +71,36 @@ func (a *Agent) followReferences(ctx context.Context) {
 func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns string) {
 	defer referenceWatchEnded()
 	defer a.dropReferences(res, ns)
+	a.follow(ctx, res, ns, func(fresh map[string]v1.Object) {
+		a.refsMu.Lock()
+		a.refs[refKey(res, ns)] = fresh
+		a.refsMu.Unlock()
+		// Whatever changed while nobody watched is caught by looking at
+		// every Instance here once more.
+		a.requeueNamespace(ns)
+	}, func(t watch.EventType, obj v1.Object) {
+		a.refsMu.Lock()
+		if t == watch.Deleted {
+			delete(a.refs[refKey(res, ns)], obj.GetName())
+		} else {
+			a.refs[refKey(res, ns)][obj.GetName()] = obj
+		}
+		a.refsMu.Unlock()
+		a.requeueNamespace(ns)
+	})
+}
+
+// follow keeps a copy of one kind's objects in a namespace ("" for a
+// cluster-scoped kind) until ctx ends: reset gets every object after each
+// complete list, apply each watch event after it. A failed list or watch
+// is retried after a pause; a watch that ends or answers an ERROR event
+// (410 Gone) is followed by a new list, so nothing missed is lost.
+func (a *Agent) follow(ctx context.Context, res *resources.Resource, ns string, reset func(map[string]v1.Object), apply func(watch.EventType, v1.Object)) {
 	for ctx.Err() == nil {
 		list, err := a.o.Client.List(ctx, res, ns, client.ListOptions{})
 		if err != nil {
 			if ctx.Err() == nil {
-				a.o.Log.V(1).Info("cannot list references; retrying", "resource", res.Plural, "namespace", ns, "error", err.Error())
+				a.o.Log.V(1).Info("cannot list; retrying", "resource", res.Plural, "namespace", ns, "error", err.Error())
 			}
 			sleep(ctx, 2*time.Second)
 			continue
@@ -92,12 +117,7 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 				fresh[o.GetName()] = o
 			}
 		}
-		a.refsMu.Lock()
-		a.refs[refKey(res, ns)] = fresh
-		a.refsMu.Unlock()
-		// Whatever changed while nobody watched is caught by looking at
-		// every Instance here once more.
-		a.requeueNamespace(ns)
+		reset(fresh)
 		w, err := a.o.Client.Watch(ctx, res, ns, client.ListOptions{ResourceVersion: list.GetResourceVersion()})
 		if err != nil {
 			sleep(ctx, 2*time.Second)
@@ -108,14 +128,7 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 			if !ok {
 				break // an ERROR event (410 Gone): list again
 			}
-			a.refsMu.Lock()
-			if ev.Type == watch.Deleted {
-				delete(a.refs[refKey(res, ns)], obj.GetName())
-			} else {
-				a.refs[refKey(res, ns)][obj.GetName()] = obj
-			}
-			a.refsMu.Unlock()
-			a.requeueNamespace(ns)
+			apply(ev.Type, obj)
 		}
 		w.Stop()
 	}

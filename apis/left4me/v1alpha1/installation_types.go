@@ -36,6 +36,21 @@ const (
 	DefaultCheckInterval = "15m"
 )
 
+// IsBuildID reports whether s is a Steam build id: 1-20 decimal digits, no
+// leading zero. Validation checks specs with it; the node checks directory
+// names and what steamcmd reports with it.
+func IsBuildID(s string) bool {
+	if s == "" || len(s) > 20 || s[0] == '0' {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // InstallationSpec says which build of which app the selected nodes keep.
 type InstallationSpec struct {
 	// AppID is the Steam app (default 222860, the L4D2 dedicated server).

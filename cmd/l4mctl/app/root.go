@@ -87,6 +87,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newGetCommand(),
 		c.newDescribeCommand(),
 		c.newDeleteCommand(),
+		c.newAnnotateCommand(),
 		c.newVersionCommand(),
 		c.newAPIResourcesCommand(),
 		c.newTokenCommand(),
