@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Keeps the dependency direction honest: the CLI and the node agent talk to
 # the API server only, so they must not link etcd's server, the storage
-# package, or (for l4mctl) systemd; and apis/ depends on nothing above it:
-# the controllers and their leader election are wired in by cmd/l4m-server.
+# package, or (for l4mctl) systemd; apis/ depends on nothing above it:
+# the controllers and their leader election are wired in by cmd/l4m-server;
+# and node/steamcmd depends on nothing of the agent's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)
@@ -19,6 +20,12 @@ check l4m-node "^go\.etcd\.io/etcd/(server|client)|^${module}/apis/storage|^${mo
 bad=$(go list -deps ./apis/... | grep -E "^${module}/(controllers|node|cmd)(/|$)" || true)
 if [ -n "$bad" ]; then
   echo "apis/... must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+fi
+# node/steamcmd is a part the agent uses (it implements the agent's
+# Steamcmd): it knows nothing of the agent, the API or the controllers.
+bad=$(go list -deps ./node/steamcmd | grep -E "^${module}/(node/agent|apis|controllers|cmd)(/|$)" || true)
+if [ -n "$bad" ]; then
+  echo "node/steamcmd must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
 fi
 [ $fail -eq 0 ] && echo "dependency direction ok"
 exit $fail

@@ -192,6 +192,23 @@ func (d *Dir) Stat() (unix.Stat_t, error) {
 	return st, nil
 }
 
+// Lstat is lstat(2) of rel below d: no symlink on the way is followed (one
+// is refused with ErrUnsafe), and a symlink as the last component is
+// described itself, not its target. It checks what a process that could
+// plant links left, without opening it.
+func (d *Dir) Lstat(rel string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := d.openat2(rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return st, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return st, pathError("stat", d.join(rel), err)
+	}
+	return st, nil
+}
+
 var tmpSeq atomic.Uint64
 
 // WriteFile replaces name in d atomically with data, owned uid:gid with

@@ -122,6 +122,31 @@ func TestReadFileRefusesSymlinksFIFOsAndHugeFiles(t *testing.T) {
 	}
 }
 
+func TestLstatDescribesALinkAndRefusesOneOnTheWay(t *testing.T) {
+	w := newWorld(t)
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "srcds_run"))
+	os.Symlink(w.sentinelDir, filepath.Join(w.game, "bin"))
+	os.Mkdir(filepath.Join(w.game, "real"), 0o755)
+	os.WriteFile(filepath.Join(w.game, "real", "srcds_run"), []byte("#!/bin/sh\n"), 0o755)
+	d := mustOpen(t, w.game)
+	st, err := d.Lstat("srcds_run")
+	if err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		t.Fatalf("a planted link: mode %o, %v; want the link itself", st.Mode, err)
+	}
+	for _, rel := range []string{"bin/passwd", "../secret"} {
+		if _, err := d.Lstat(rel); !errors.Is(err, ErrUnsafe) {
+			t.Errorf("lstat %s: %v, want ErrUnsafe", rel, err)
+		}
+	}
+	st, err = d.Lstat("real/srcds_run")
+	if err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o777 != 0o755 {
+		t.Fatalf("a plain file: mode %o, %v", st.Mode, err)
+	}
+	if _, err := d.Lstat("missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing file: %v", err)
+	}
+}
+
 func TestRemoveAllRemovesLinksNotTheirTargets(t *testing.T) {
 	w := newWorld(t)
 	tree := filepath.Join(w.game, "runtime")
