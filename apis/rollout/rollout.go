@@ -1,6 +1,7 @@
 // Package rollout tells where a Blueprint's rollout stands, from its
 // Instances' status: the rollout controller decides with it, and l4mctl
-// rollout status prints it.
+// rollout status prints it. AssessInstallation does the same for an
+// Installation's wanted build across every Blueprint that runs on it.
 package rollout
 
 import (

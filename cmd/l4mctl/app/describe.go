@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/yaml"
 
@@ -81,6 +82,9 @@ func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
 	if st, ok := m["status"].(map[string]any); ok {
 		conds = st["conditions"]
 		delete(st, "conditions")
+		if res.Kind == "Node" {
+			delete(st, "installations") // a table below
+		}
 	}
 	for _, section := range []string{"spec", "status"} {
 		if v, ok := m[section]; ok && !isEmptyMap(v) {
@@ -94,6 +98,14 @@ func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
 	}
 	if conds != nil {
 		printConditions(out, obj)
+	}
+	switch o := obj.(type) {
+	case *v1.Node:
+		printNodeInstallations(out, o)
+	case *v1.Installation:
+		if err := c.printInstallationNodes(ctx, cl, o); err != nil {
+			return err
+		}
 	}
 	if res.Kind != "Event" {
 		return c.printEvents(ctx, cl, res, obj)
@@ -175,4 +187,88 @@ func (c *cli) printEvents(ctx context.Context, cl *client.Client, res *resources
 func isEmptyMap(v any) bool {
 	m, ok := v.(map[string]any)
 	return ok && len(m) == 0
+}
+
+// installationRow is one Installation on one node, for describe's tables:
+// first is the node's name (describe installation) or the Installation's
+// (describe node); e is nil for a selected node that reported nothing.
+type installationRow struct {
+	first string
+	e     *v1.NodeInstallation
+	// note is added to the message (a node no longer selected).
+	note string
+}
+
+func printInstallationTable(out io.Writer, firstHeader string, rows []installationRow) {
+	tw := tabwriter.NewWriter(out, 3, 0, 3, ' ', 0)
+	fmt.Fprintf(tw, "  %s\tPHASE\tBUILDS\tDOWNLOADING\tLATEST-SEEN\tCHECKED\tREASON\tMESSAGE\n", firstHeader)
+	for _, r := range rows {
+		if r.e == nil {
+			fmt.Fprintf(tw, "  %s\t<none>\t<none>\t<none>\t<none>\t<never>\t\t%s\n", r.first, joinNote("not reported yet", r.note))
+			continue
+		}
+		checked := "<never>"
+		if r.e.CheckedAt != nil {
+			checked = duration.HumanDuration(time.Since(r.e.CheckedAt.Time)) + " ago"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.first, orNone(r.e.Phase), orNone(strings.Join(r.e.Builds, ",")),
+			orNone(r.e.Downloading), orNone(r.e.LatestSeen), checked, r.e.Reason, joinNote(r.e.Message, r.note))
+	}
+	tw.Flush()
+}
+
+func joinNote(msg, note string) string {
+	switch {
+	case note == "":
+		return msg
+	case msg == "":
+		return note
+	}
+	return msg + "; " + note
+}
+
+// printNodeInstallations is describe node's Installations section: the
+// builds the node keeps and what it last said about each Installation.
+func printNodeInstallations(out io.Writer, n *v1.Node) {
+	if len(n.Status.Installations) == 0 {
+		fmt.Fprintln(out, "Installations: <none>")
+		return
+	}
+	fmt.Fprintln(out, "Installations:")
+	rows := make([]installationRow, len(n.Status.Installations))
+	for i := range n.Status.Installations {
+		rows[i] = installationRow{first: n.Status.Installations[i].Name, e: &n.Status.Installations[i]}
+	}
+	printInstallationTable(out, "NAME", rows)
+}
+
+// printInstallationNodes is describe installation's Nodes section, from
+// what each node reports in its status.installations: every node the
+// Installation selects, and any other that still reports builds of it.
+func (c *cli) printInstallationNodes(ctx context.Context, cl *client.Client, inst *v1.Installation) error {
+	items, _, err := listAll(ctx, cl, resources.Nodes, "", client.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes for installation %s: %w", inst.Name, err)
+	}
+	sel := labels.SelectorFromSet(inst.Spec.NodeSelector)
+	var rows []installationRow
+	for _, it := range items {
+		n := it.(*v1.Node)
+		e := n.Status.NodeInstallationFor(inst.Name)
+		selected := sel.Matches(labels.Set(n.Labels))
+		switch {
+		case selected:
+			rows = append(rows, installationRow{first: n.Name, e: e})
+		case e != nil:
+			rows = append(rows, installationRow{first: n.Name, e: e, note: "not selected by nodeSelector"})
+		}
+	}
+	out := c.streams.Out
+	if len(rows) == 0 {
+		fmt.Fprintln(out, "Nodes:        <none>")
+		return nil
+	}
+	fmt.Fprintln(out, "Nodes:")
+	printInstallationTable(out, "NODE", rows)
+	return nil
 }

@@ -37,7 +37,8 @@ func (c *cli) newGetCommand() *cobra.Command {
   l4mctl get inst srv1 -o yaml
   l4mctl get instances -A -l mode=versus
   l4mctl get instances --field-selector spec.nodeName=host-a
-  l4mctl get instances -w`,
+  l4mctl get instances -w
+  l4mctl get installations -o wide`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: c.completeKindThenNames,
 		RunE: func(cmd *cobra.Command, args []string) error {

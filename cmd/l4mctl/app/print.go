@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -52,6 +53,22 @@ func orNone(s string) string {
 		return "<none>"
 	}
 	return s
+}
+
+// orDefault is s, or the API's default for it when unset (objects stored
+// before defaulting filled the field).
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orDefaultInt(n, def int32) int32 {
+	if n == 0 {
+		return def
+	}
+	return n
 }
 
 func conditionStatus(conds []metav1.Condition, typ string) string {
@@ -118,7 +135,8 @@ var tables = map[string]columns{
 		headers: []string{"NAME", "PHASE", "NODE", "ADDRESS", "PLAYERS", "MAP", "AGE"},
 		// DESIRED is spec.state, what the user asked for; PHASE is what the
 		// server does. Under STATE both read "Running" and looked the same.
-		wide: []string{"BLUEPRINT", "DESIRED", "READY", "UNIT", "RESTARTS"},
+		// BUILD is the Installation build the game runs (status.build).
+		wide: []string{"BLUEPRINT", "DESIRED", "READY", "UNIT", "RESTARTS", "BUILD"},
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
 			in := o.(*v1.Instance)
 			phase := string(in.Status.Phase)
@@ -147,7 +165,23 @@ var tables = map[string]columns{
 				players = fmt.Sprintf("%d/%d", in.Status.Players, in.Status.MaxPlayers)
 			}
 			return []string{in.Name, phase, orNone(node), addr, players, orNone(in.Status.Map), age(in, now)},
-				[]string{in.Spec.BlueprintRef.Name, desiredState(in), conditionStatus(in.Status.Conditions, v1.InstanceReady), orNone(in.Status.UnitName), strconv.Itoa(int(in.Status.Restarts))}
+				[]string{in.Spec.BlueprintRef.Name, desiredState(in), conditionStatus(in.Status.Conditions, v1.InstanceReady), orNone(in.Status.UnitName), strconv.Itoa(int(in.Status.Restarts)), orNone(in.Status.Build)}
+		},
+	},
+	"Installation": {
+		// BUILD is what the spec asks for (latest, or a pinned id);
+		// LATEST the branch's newest build the nodes have seen; WANTED
+		// what nodes install and Instances run.
+		headers: []string{"NAME", "BRANCH", "BUILD", "LATEST", "WANTED", "READY", "DOWNLOADING", "FAILED", "AGE"},
+		wide:    []string{"APPID", "CHECK-INTERVAL", "SELECTOR"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			in := o.(*v1.Installation)
+			st := in.Status
+			return []string{in.Name, orDefault(in.Spec.Branch, v1.DefaultBranch), orDefault(in.Spec.Build, v1.BuildLatest),
+					orNone(st.LatestBuild), orNone(st.WantedBuild), fmt.Sprintf("%d/%d", st.Ready, st.Nodes),
+					strconv.Itoa(int(st.Downloading)), strconv.Itoa(int(st.Failed)), age(in, now)},
+				[]string{strconv.Itoa(int(orDefaultInt(in.Spec.AppID, v1.DefaultAppID))), orDefault(in.Spec.CheckInterval, v1.DefaultCheckInterval),
+					orNone(labels.SelectorFromSet(in.Spec.NodeSelector).String())}
 		},
 	},
 	"Token": {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -18,27 +19,51 @@ import (
 func (c *cli) newRolloutCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollout",
-		Short: "Follow or restart the rollout of a Blueprint to its Instances",
+		Short: "Follow or restart the rollout of a Blueprint, or of an Installation's build, to its Instances",
 		Long: `When a Blueprint or one of its Overlays changes, each running Instance shows
 UpdatePending and restarts onto the new spec when its rollout allows:
 policy WhenEmpty (the default) waits until no player is on it, Immediate does
 not; at most spec.rollout.maxUnavailable of the Blueprint's Instances restart
-at once.`,
+at once.
+
+A new build of an Installation (the branch's latest, or a pinned one) rolls
+out the same way, Blueprint by Blueprint, once each node has downloaded it.`,
 	}
 	var watch bool
 	var timeout time.Duration
 	status := &cobra.Command{
-		Use:               "status BLUEPRINT",
-		Short:             "Show how many Instances run the Blueprint's current spec, and wait until all do",
-		Example:           "  l4mctl rollout status blueprint/coop\n  l4mctl rollout status coop --watch=false",
+		Use:   "status (BLUEPRINT | blueprint/NAME | installation/NAME)",
+		Short: "Show how many Instances run the current spec (or build), and wait until all do",
+		Long: `For a Blueprint (in the current namespace): how many of its Instances run
+its current spec, and which wait for players to leave or for their turn.
+
+For an Installation: how many Instances whose Blueprint runs on it run its
+wanted build (status.wantedBuild), and why each other one does not yet: its
+node still downloads the build or failed to, players are on it (WhenEmpty),
+its restart waits for its turn, or it is not placed yet. It looks at every
+namespace; with -n, at that one only (a user who may not list across
+namespaces sees the current one). Stopped Instances run no build and are
+not counted.
+
+Exits 0 once all are updated; with --watch=false, 1 while some are not.`,
+		Example: `  l4mctl rollout status blueprint/coop
+  l4mctl rollout status coop --watch=false
+  l4mctl rollout status installation/l4d2 --timeout 30m`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeNames("blueprints"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			res, name, err := rolloutTarget(args[0])
+			if err != nil {
+				return err
+			}
 			cl, err := c.client()
 			if err != nil {
 				return err
 			}
-			return c.rolloutStatus(cmd.Context(), cl, blueprintName(args[0]), watch, newWaitDeadline(timeout))
+			if res == resources.Installations {
+				return c.installationRolloutStatus(cmd.Context(), cl, name, watch, newWaitDeadline(timeout))
+			}
+			return c.rolloutStatus(cmd.Context(), cl, name, watch, newWaitDeadline(timeout))
 		},
 	}
 	status.Flags().BoolVarP(&watch, "watch", "w", true, "wait until the rollout completes")
@@ -53,13 +78,19 @@ policy Immediate).`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeNames("blueprints"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			res, name, err := rolloutTarget(args[0])
+			if err != nil {
+				return err
+			}
+			if res != resources.Blueprints {
+				return fmt.Errorf("rollout restart restarts a Blueprint's Instances, not an %s's: a new build rolls out by itself (pin spec.build to choose one)", res.Kind)
+			}
 			cl, err := c.client()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := c.requestContext(cmd.Context())
 			defer cancel()
-			name := blueprintName(args[0])
 			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
 				v1.AnnotationRestartedAt: time.Now().UTC().Format(time.RFC3339Nano)}}})
 			if _, err := cl.Patch(ctx, resources.Blueprints, c.ns(), name, "application/merge-patch+json", patch, false); err != nil {
@@ -73,14 +104,22 @@ policy Immediate).`,
 	return cmd
 }
 
-// blueprintName accepts NAME, blueprint/NAME and blueprints/NAME.
-func blueprintName(arg string) string {
-	for _, p := range []string{"blueprint/", "blueprints/", "blueprint.left4me.io/", "bp/"} {
-		if n, ok := strings.CutPrefix(arg, p); ok {
-			return n
-		}
+// rolloutTarget reads NAME (a Blueprint), or KIND/NAME where KIND is any
+// spelling of blueprint or installation (bp/coop, installations/l4d2,
+// installation.left4me.io/l4d2).
+func rolloutTarget(arg string) (*resources.Resource, string, error) {
+	kind, name, ok := strings.Cut(arg, "/")
+	if !ok {
+		return resources.Blueprints, arg, nil
 	}
-	return arg
+	res, found := resources.Lookup(kind)
+	switch {
+	case name == "" || strings.Contains(name, "/"):
+		return nil, "", fmt.Errorf("%q: want NAME or KIND/NAME (blueprint/coop, installation/l4d2)", arg)
+	case !found || res != resources.Blueprints && res != resources.Installations:
+		return nil, "", fmt.Errorf("%q: rollouts are of blueprints and installations, not %q", arg, kind)
+	}
+	return res, name, nil
 }
 
 func (c *cli) rolloutStatus(ctx context.Context, cl *client.Client, name string, watch bool, deadline waitDeadline) error {
@@ -157,4 +196,104 @@ func describeRollout(name string, p rollout.Progress) string {
 		parts = append(parts, fmt.Sprintf("%d not yet seen by their node", rest))
 	}
 	return fmt.Sprintf("blueprint/%s: %s", name, strings.Join(parts, ", "))
+}
+
+// installationRolloutStatus is rolloutStatus for an Installation's wanted
+// build: the same rounds, output on change, exit codes and --timeout.
+func (c *cli) installationRolloutStatus(ctx context.Context, cl *client.Client, name string, watch bool, deadline waitDeadline) error {
+	last := ""
+	scope := &rolloutScope{ns: c.g.namespace}
+	for {
+		rctx, cancel := c.requestContext(ctx)
+		p, err := c.assessInstallationRollout(rctx, cl, name, scope)
+		cancel()
+		if err != nil {
+			return err
+		}
+		line := describeInstallationRollout(name, p)
+		if line != last {
+			fmt.Fprintln(c.streams.Out, line)
+			last = line
+		}
+		if p.Done() {
+			return nil
+		}
+		if !watch {
+			return &ExitError{Code: 1}
+		}
+		if err := deadline.sleep(ctx, time.Second); err != nil {
+			return fmt.Errorf("rollout of installation %s not complete: %w", name, err)
+		}
+	}
+}
+
+// rolloutScope is where an Installation's Instances are looked for: every
+// namespace unless -n names one; a user who may not list across namespaces
+// falls back to the current one, once, and is told.
+type rolloutScope struct {
+	ns       string
+	narrowed bool
+}
+
+// assessInstallationRollout reads an Installation, the Blueprints and
+// Instances in scope and the Nodes once, and says where its build's
+// rollout stands.
+func (c *cli) assessInstallationRollout(ctx context.Context, cl *client.Client, name string, scope *rolloutScope) (rollout.InstallationProgress, error) {
+	obj, err := cl.Get(ctx, resources.Installations, "", name)
+	if err != nil {
+		return rollout.InstallationProgress{}, err
+	}
+	bps, _, err := listAll(ctx, cl, resources.Blueprints, scope.ns, client.ListOptions{})
+	if apierrors.IsForbidden(err) && scope.ns == "" && !scope.narrowed {
+		scope.ns, scope.narrowed = c.ns(), true
+		fmt.Fprintf(c.streams.Err, "Showing namespace %s only: you may not list Blueprints across namespaces.\n", scope.ns)
+		bps, _, err = listAll(ctx, cl, resources.Blueprints, scope.ns, client.ListOptions{})
+	}
+	if err != nil {
+		return rollout.InstallationProgress{}, fmt.Errorf("list blueprints: %w", err)
+	}
+	ins, _, err := listAll(ctx, cl, resources.Instances, scope.ns, client.ListOptions{})
+	if err != nil {
+		return rollout.InstallationProgress{}, fmt.Errorf("list instances: %w", err)
+	}
+	ns, _, err := listAll(ctx, cl, resources.Nodes, "", client.ListOptions{})
+	if err != nil {
+		return rollout.InstallationProgress{}, fmt.Errorf("list nodes: %w", err)
+	}
+	blueprints := make([]*v1.Blueprint, len(bps))
+	for i, o := range bps {
+		blueprints[i] = o.(*v1.Blueprint)
+	}
+	instances := make([]*v1.Instance, len(ins))
+	for i, o := range ins {
+		instances[i] = o.(*v1.Instance)
+	}
+	nodes := make([]*v1.Node, len(ns))
+	for i, o := range ns {
+		nodes[i] = o.(*v1.Node)
+	}
+	return rollout.AssessInstallation(obj.(*v1.Installation), blueprints, instances, nodes), nil
+}
+
+// maxLaggingNamed bounds how many Instances one status line names: at
+// fleet size the line stays readable, and get instances -o wide has the rest.
+const maxLaggingNamed = 10
+
+func describeInstallationRollout(name string, p rollout.InstallationProgress) string {
+	if p.Wanted == "" {
+		return fmt.Sprintf("installation/%s: %s; %d Instances wait for one", name, p.Blocked, p.Total)
+	}
+	if p.Done() {
+		return fmt.Sprintf("installation/%s: rollout complete: %d of %d Instances on build %s", name, p.OnWanted, p.Total, p.Wanted)
+	}
+	var named []string
+	for i, l := range p.Lagging {
+		if i == maxLaggingNamed {
+			named = append(named, fmt.Sprintf("and %d more", len(p.Lagging)-i))
+			break
+		}
+		named = append(named, fmt.Sprintf("%s/%s (%s)", l.Instance.Namespace, l.Instance.Name, l.Message))
+	}
+	return fmt.Sprintf("installation/%s: %d of %d Instances on build %s; waiting for %d: %s",
+		name, p.OnWanted, p.Total, p.Wanted, len(p.Lagging), strings.Join(named, ", "))
 }
