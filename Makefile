@@ -72,6 +72,10 @@ bench-scheduler: ## Scheduler: 5,000 Instances over 100 simulated Nodes, vs the 
 bench-fleet: ## 300 Instances over the fleet test's 3 sandbox hosts, API create→Ready vs bare systemd-run→A2S (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestFleetBenchmark -v -timeout 30m ./node/e2e
 
+.PHONY: bench-install
+bench-install: ## New game build published → all 300 Instances over 3 sandbox hosts on it, vs the steamcmd double's own download (root).
+	L4M_BENCH=1 $(GO) test -count=1 -run TestInstallBenchmark -v -timeout 30m ./node/e2e
+
 .PHONY: bench
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
 	$(GO) run ./hack/bench

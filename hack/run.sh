@@ -2,8 +2,11 @@
 # make run: the whole single-machine system.
 #   - l4m-server with embedded etcd, data in .data/server of this checkout
 #   - one sandbox host (hack/sandbox.sh: real systemd as PID 1 over a
-#     throw-away root) named node-1, with a fake installation whose
-#     srcds_run is the game double, and the samples' overlay directories
+#     throw-away root) named node-1, bare: no game installed, only the
+#     steamcmd double at steamcmd/steamcmd.sh (Steam cannot be reached
+#     here; remote.json beside it says which build "Steam" holds, and the
+#     game it installs is the srcds double) and the samples' overlay
+#     directories
 #   - l4m-node inside it, hardened as in production
 #   - config/samples/ applied
 # Ctrl-C stops everything; the sandbox leaves no trace. Nothing is written
@@ -36,10 +39,13 @@ for _ in $(seq 100); do [ -f "$L4MCONFIG" ] && "$l4mctl" version >/dev/null 2>&1
 ./hack/sandbox.sh down "$node" >/dev/null 2>&1 || true
 ./hack/sandbox.sh up "$node" >/dev/null
 root="${L4M_SANDBOX_STATE:-/var/tmp/l4m-sandbox}/$node/left4me"
-mkdir -p "$root/installation/left4dead2/cfg" "$root/overlays/sourcemod/left4dead2/cfg" "$root/overlays/configs/competitive/left4dead2/cfg" "$root/bin"
-cp bin/srcds-double "$root/installation/srcds_run"
+mkdir -p "$root/steamcmd" "$root/overlays/sourcemod/left4dead2/cfg" "$root/overlays/configs/competitive/left4dead2/cfg" "$root/bin"
+# The node installs the samples' Installation l4d2 with this "steamcmd".
+cp bin/steamcmd-double "$root/steamcmd/steamcmd.sh"
+cp bin/srcds-double "$root/steamcmd/srcds-double"
+build=18012455
+printf '{"branches": {"public": {"buildid": "%s", "size": 8589934592}}}\n' "$build" > "$root/steamcmd/remote.json"
 cp bin/l4m-node "$root/bin/l4m-node"
-printf 'PatchVersion=2.2.4.3\n' > "$root/installation/left4dead2/steam.inf"
 printf 'sm_show_activity "0"\n' > "$root/overlays/sourcemod/left4dead2/cfg/server.cfg"
 printf 'hostname "left4me competitive (from its overlay)"\n' > "$root/overlays/configs/competitive/left4dead2/cfg/server.cfg"
 
@@ -64,7 +70,9 @@ left4me is running: API https://$listen (etcd embedded, data in $data), node $no
 
 In another shell:
   export L4MCONFIG=$L4MCONFIG PATH=$PWD/bin:\$PATH
-  l4mctl get instances -o wide -w        # Pending → Running with players/max and map
+  l4mctl get installations -w            # the node installs the game: Downloading → Ready
+  l4mctl describe installation l4d2      # build $build, per node
+  l4mctl get instances -o wide -w        # Pending → Running with players/max, map and build
   l4mctl describe instance versus-1
   l4mctl logs versus-1 -f
   l4mctl get nodes -o wide
@@ -73,6 +81,12 @@ In another shell:
   go run ./hack/a2s-query 127.0.0.1:27015
   # look inside the host:
   hack/sandbox.sh exec $node systemctl status 'l4m-*'
+  hack/sandbox.sh exec $node ls /var/lib/left4me/installation/l4d2/builds
+  # Valve ships a new build: "Steam" has it; ask the nodes to look now
+  # (else they do every checkInterval) and the empty servers move onto it:
+  sed -i 's/$build/$((build + 1))/' $root/steamcmd/remote.json
+  l4mctl annotate installation l4d2 left4me.io/checkRequestedAt=\$(date -u +%FT%TZ) --overwrite
+  l4mctl rollout status installation/l4d2
 
 Ctrl-C stops the node, the sandbox and the server; 'make clean-data' forgets the objects.
 HINT

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,10 +60,19 @@ type InstallationProgress struct {
 	OnWanted int
 	// Lagging are the others, by namespace and name, each with why.
 	Lagging []Lag
+	// Unsettled says what has to happen before Wanted can be trusted (an
+	// admin's checkRequestedAt that a node has not answered yet, or a
+	// build a node saw that the Installation's status does not show yet),
+	// so a rollout status run right after a check request does not call
+	// the old build's rollout complete.
+	Unsettled []string
 }
 
-// Done reports whether every Instance runs the wanted build.
-func (p InstallationProgress) Done() bool { return p.Wanted != "" && p.OnWanted == p.Total }
+// Done reports whether every Instance runs the wanted build, and that
+// build is settled.
+func (p InstallationProgress) Done() bool {
+	return p.Wanted != "" && p.OnWanted == p.Total && len(p.Unsettled) == 0
+}
 
 // Lag is one Instance that does not run the wanted build yet.
 type Lag struct {
@@ -80,7 +90,7 @@ type Lag struct {
 // Instance's node has the build. Pure: l4mctl reads the objects once per
 // round and prints what this returns.
 func AssessInstallation(inst *v1.Installation, blueprints []*v1.Blueprint, instances []*v1.Instance, nodes []*v1.Node) InstallationProgress {
-	p := InstallationProgress{Wanted: inst.Status.WantedBuild, Blocked: blocked(inst)}
+	p := InstallationProgress{Wanted: inst.Status.WantedBuild, Blocked: blocked(inst), Unsettled: unsettled(inst, nodes)}
 	uses := map[string]*v1.Blueprint{}
 	for _, bp := range blueprints {
 		if bp.InstallationName() == inst.Name {
@@ -156,6 +166,38 @@ func lagOf(inst *v1.Installation, bp *v1.Blueprint, in *v1.Instance, nodes map[s
 		return LagNotRendered, "starting on node " + nodeName
 	}
 	return LagNotRendered, "node " + nodeName + " has build " + wanted + " and has not rendered the Instance onto it yet"
+}
+
+// unsettled lists the Ready nodes that report inst but have not checked
+// Steam since the checkRequestedAt annotation's time (when it is one), and
+// those that saw a newer build than the Installation's status shows (the
+// installation controller has not caught up yet).
+func unsettled(inst *v1.Installation, nodes []*v1.Node) []string {
+	requested, err := time.Parse(time.RFC3339Nano, inst.Annotations[v1.AnnotationCheckRequestedAt])
+	asked := err == nil
+	var out []string
+	for _, n := range nodes {
+		e := n.Status.NodeInstallationFor(inst.Name)
+		if e == nil || !placement.Ready(n) {
+			continue
+		}
+		switch {
+		case asked && (e.CheckedAt == nil || e.CheckedAt.Time.Before(requested)):
+			out = append(out, "node "+n.Name+" has not checked Steam since "+requested.UTC().Format(time.RFC3339))
+		case newerBuild(e.LatestSeen, inst.Status.LatestBuild):
+			out = append(out, "node "+n.Name+" saw build "+e.LatestSeen+", not yet in the Installation's status")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// newerBuild compares build ids as the numbers they are.
+func newerBuild(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) > len(b)
+	}
+	return a > b
 }
 
 // blocked is placement.InstallationBlocked without the Installation's

@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -197,5 +198,53 @@ func TestAssessInstallationFleet(t *testing.T) {
 	}
 	if p := rollout.AssessInstallation(installation(""), bps, nil, nodes); p.Done() {
 		t.Fatalf("no build wanted: %+v, want not done", p)
+	}
+}
+
+// TestAssessInstallationUnsettled: right after an admin's check request, a
+// rollout whose Instances all run the old wanted build is not complete
+// until every Ready node has checked and the Installation's status shows
+// what they saw.
+func TestAssessInstallationUnsettled(t *testing.T) {
+	asked := metav1.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC)
+	before, after := metav1.NewTime(asked.Add(-time.Minute)), metav1.NewTime(asked.Add(time.Second))
+	requested := func(in *v1.Installation) *v1.Installation {
+		in.Annotations = map[string]string{v1.AnnotationCheckRequestedAt: asked.Format(time.RFC3339)}
+		return in
+	}
+	lost := node("lost", &v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &before})
+	lost.Status.Conditions[0].Status = metav1.ConditionUnknown
+	games := []*v1.Instance{instance("a", "n1", "100")}
+	for _, tt := range []struct {
+		name string
+		inst *v1.Installation
+		n1   v1.NodeInstallation
+		want string // "" for done
+	}{
+		{"no request, node up to date", installation("100"), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &before}, ""},
+		{"request not answered yet", requested(installation("100")), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &before},
+			"node n1 has not checked Steam since 2026-12-02T13:00:00Z"},
+		{"request answered, same build", requested(installation("100")), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &after}, ""},
+		{"node saw a newer build the status lacks", requested(installation("100")), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "1000", CheckedAt: &after},
+			"node n1 saw build 1000, not yet in the Installation's status"},
+		{"an annotation that is no time asks nothing of rollout status", func() *v1.Installation {
+			in := installation("100")
+			in.Annotations = map[string]string{v1.AnnotationCheckRequestedAt: "now please"}
+			return in
+		}(), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &before}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n1 := tt.n1
+			p := rollout.AssessInstallation(tt.inst, []*v1.Blueprint{blueprint("default", "coop", "", "")}, games, []*v1.Node{node("n1", &n1), lost})
+			if tt.want == "" {
+				if !p.Done() || len(p.Unsettled) != 0 {
+					t.Fatalf("want done: %+v", p)
+				}
+				return
+			}
+			if p.Done() || strings.Join(p.Unsettled, "; ") != tt.want {
+				t.Fatalf("unsettled %q (done %v), want %q", p.Unsettled, p.Done(), tt.want)
+			}
+		})
 	}
 }

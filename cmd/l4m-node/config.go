@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
@@ -25,6 +26,7 @@ import (
 //	  portRange: 27015-27115
 //	  labels: {region: eu}
 //	  capacity: {instances: 20, memory: 48Gi}
+//	  steamcmd: {path: /var/lib/left4me/steamcmd/steamcmd.sh, timeout: 1h, twoPass: true}
 type nodeFile struct {
 	client.File `json:",inline"`
 	Node        *nodeSettings `json:"node,omitempty"`
@@ -38,7 +40,12 @@ type nodeSettings struct {
 	Address     string            `json:"address,omitempty"`
 	MountDriver string            `json:"mountDriver,omitempty"`
 	LogsListen  *string           `json:"logsListen,omitempty"`
-	Capacity    struct {
+	Steamcmd    struct {
+		Path    string `json:"path,omitempty"`
+		Timeout string `json:"timeout,omitempty"`
+		TwoPass *bool  `json:"twoPass,omitempty"`
+	} `json:"steamcmd,omitempty"`
+	Capacity struct {
 		Instances int32  `json:"instances,omitempty"`
 		Memory    string `json:"memory,omitempty"`
 	} `json:"capacity,omitempty"`
@@ -83,6 +90,19 @@ func (s *nodeSettings) applyTo(o *options, flags *pflag.FlagSet) error {
 	}
 	if s.LogsListen != nil {
 		set("logs-listen", func() { o.logs = *s.LogsListen })
+	}
+	if s.Steamcmd.Path != "" {
+		set("steamcmd", func() { o.steamcmdPath = s.Steamcmd.Path })
+	}
+	if s.Steamcmd.Timeout != "" {
+		d, err := time.ParseDuration(s.Steamcmd.Timeout)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("node.steamcmd.timeout %q: want a positive duration such as 1h", s.Steamcmd.Timeout)
+		}
+		set("steamcmd-timeout", func() { o.steamcmdTimeout = d })
+	}
+	if s.Steamcmd.TwoPass != nil {
+		set("steamcmd-two-pass", func() { o.steamcmdTwoPass = *s.Steamcmd.TwoPass })
 	}
 	if len(s.Labels) > 0 {
 		keys := make([]string, 0, len(s.Labels))

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -49,5 +50,35 @@ func TestUnknownConfigKeyNamed(t *testing.T) {
 	_, err := loadNodeFile(path)
 	if err == nil || !strings.Contains(err.Error(), "ports") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("error %v should name the file and the unknown key", err)
+	}
+}
+
+// TestSteamcmdSettings: node.yaml's steamcmd: block sets the flags it
+// mirrors, a flag on the command line wins, and a bad timeout is named.
+func TestSteamcmdSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.yaml")
+	os.WriteFile(path, []byte("server: https://x:6443\nnode:\n  steamcmd: {path: /opt/steamcmd/steamcmd.sh, timeout: 2h, twoPass: false}\n"), 0o600)
+	f, err := loadNodeFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &options{}
+	flags := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	flags.StringVar(&o.steamcmdPath, "steamcmd", "", "")
+	flags.DurationVar(&o.steamcmdTimeout, "steamcmd-timeout", time.Hour, "")
+	flags.BoolVar(&o.steamcmdTwoPass, "steamcmd-two-pass", true, "")
+	if err := flags.Parse([]string{"--steamcmd-timeout=30m"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Node.applyTo(o, flags); err != nil {
+		t.Fatal(err)
+	}
+	if o.steamcmdPath != "/opt/steamcmd/steamcmd.sh" || o.steamcmdTimeout != 30*time.Minute || o.steamcmdTwoPass {
+		t.Fatalf("options after the file: path %q timeout %v two-pass %v", o.steamcmdPath, o.steamcmdTimeout, o.steamcmdTwoPass)
+	}
+
+	f.Node.Steamcmd.Timeout = "soon"
+	if err := f.Node.applyTo(&options{}, pflag.NewFlagSet("t", pflag.ContinueOnError)); err == nil || !strings.Contains(err.Error(), "node.steamcmd.timeout") {
+		t.Fatalf("a bad timeout: %v", err)
 	}
 }

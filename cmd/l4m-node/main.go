@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 	"github.com/left4me/left4me/cmd/internal/logging"
 	"github.com/left4me/left4me/node/agent"
 	"github.com/left4me/left4me/node/gameuser"
+	"github.com/left4me/left4me/node/steamcmd"
 	"github.com/left4me/left4me/node/systemd"
 )
 
@@ -45,6 +47,10 @@ type options struct {
 	workers   int
 	verbosity int
 	jsonLogs  bool
+	// steamcmd installs the Installations' builds.
+	steamcmdPath    string
+	steamcmdTimeout time.Duration
+	steamcmdTwoPass bool
 }
 
 func main() {
@@ -85,6 +91,9 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.IntVar(&o.workers, "workers", agent.DefaultWorkers, "Instances realized at once")
 	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
 	f.StringVar(&o.maxMem, "capacity-memory", "", "memory the scheduler may reserve here for games' MemoryMax, e.g. 48Gi (empty: no limit)")
+	f.StringVar(&o.steamcmdPath, "steamcmd", "", "steamcmd.sh, which installs and updates the game for Installations (default <root>/steamcmd/steamcmd.sh; its directory must be the l4m-steamcmd account's, which the node arranges when it lies inside --root)")
+	f.DurationVar(&o.steamcmdTimeout, "steamcmd-timeout", steamcmd.DefaultTimeout, "a download that takes longer is killed (and retried later)")
+	f.BoolVar(&o.steamcmdTwoPass, "steamcmd-two-pass", true, "install with a windows pass, then a linux one: Steam refuses a one-pass anonymous Linux install (\"Invalid platform\")")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
 	if err := cmd.Execute(); err != nil {
@@ -157,6 +166,17 @@ func run(o *options, nf *nodeFile) error {
 		}
 		capacity.Memory = &q
 	}
+	if !filepath.IsAbs(o.root) {
+		return fmt.Errorf("--root %q: want an absolute path", o.root)
+	}
+	sc := steamcmd.DefaultConfig(o.root)
+	sc.Path, sc.Timeout, sc.TwoPass = o.steamcmdPath, o.steamcmdTimeout, o.steamcmdTwoPass
+	if sc.Path != "" && !filepath.IsAbs(sc.Path) {
+		return fmt.Errorf("--steamcmd %q: want an absolute path", sc.Path)
+	}
+	if sc.Timeout <= 0 {
+		return fmt.Errorf("--steamcmd-timeout %s: want a positive duration", sc.Timeout)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sd, err := systemd.Connect(ctx)
@@ -165,11 +185,28 @@ func run(o *options, nf *nodeFile) error {
 	}
 	sd.Log = log.WithName("systemd")
 	defer sd.Close()
+	accounts := &gameuser.System{Min: uidMin, Max: uidMax}
+	// A missing steamcmd is no reason not to start: games on builds already
+	// here keep running, and each Installation's status says what is wrong.
+	steam, err := steamcmd.New(sc, sd, accounts, log.WithName("steamcmd"))
+	if err != nil {
+		return err
+	}
+	steamcmdDir := ""
+	if sc.Path != "" {
+		// steamcmd.sh may be a link to the real one (resolved as steamcmd
+		// itself is run); its directory holds linux32/.
+		real, err := filepath.EvalSymlinks(sc.Path)
+		if err != nil {
+			real = sc.Path
+		}
+		steamcmdDir = filepath.Dir(real)
+	}
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, Workers: o.workers,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
-		Accounts: &gameuser.System{Min: uidMin, Max: uidMax},
+		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir,
 	}).Run(ctx)
 }
 

@@ -56,6 +56,9 @@ type Options struct {
 	// Workers is how many Instances are reconciled at once (default
 	// DefaultWorkers).
 	Workers int
+	// SteamcmdDir is steamcmd's directory, whose linux32/steamclient.so the
+	// games link to (default <Root>/steamcmd).
+	SteamcmdDir string
 	// Steamcmd fetches the builds of Installations (nil: this node installs
 	// nothing, and Blueprints naming an Installation wait).
 	Steamcmd Steamcmd
@@ -122,7 +125,7 @@ func New(o Options) *Agent {
 		o.Accounts = &gameuser.System{}
 	}
 	return &Agent{
-		o: o, paths: unit.Paths{Root: o.Root},
+		o: o, paths: unit.Paths{Root: o.Root, SteamcmdDir: o.SteamcmdDir},
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		instances: map[string]*v1.Instance{}, own: map[string]string{}, probes: map[string]*probe{}, listed: make(chan struct{}),
 		refs: map[string]map[string]v1.Object{}, inst: newInstallations(), statusNudge: make(chan struct{}, 1),

@@ -169,6 +169,36 @@ func TestInstallationFromBareNodeToRollout(t *testing.T) {
 	}
 }
 
+// TestOldBuildRemovedWhenItsLastGameLeaves: a build that only a game kept
+// (rolled back onto it, then unpinned) goes as soon as that game restarts
+// onto the new build, not at the next check.
+func TestOldBuildRemovedWhenItsLastGameLeaves(t *testing.T) {
+	h, steam := installHarness(t)
+	h.create(&v1.Blueprint{ObjectMeta: om("bp")}, &v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}}})
+	h.until("coop-1", "running on build 100", func(in *v1.Instance) bool { return in.Status.Build == "100" })
+	steam.publish("200")
+	h.checkNow()
+	h.until("coop-1", "running on build 200", func(in *v1.Instance) bool { return in.Status.Build == "200" })
+	pin := func(build string) {
+		t.Helper()
+		if _, err := h.admin.Patch(context.Background(), installationRes, "", "l4d2", "application/merge-patch+json", []byte(`{"spec":{"build":"`+build+`"}}`), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin("100")
+	h.until("coop-1", "rolled back onto build 100", func(in *v1.Instance) bool { return in.Status.Build == "100" })
+	steam.publish("300")
+	h.checkNow()
+	h.nodeInstallation("seeing 300 while pinned", func(n *v1.NodeInstallation) bool { return n.LatestSeen == "300" })
+	pin("latest")
+	h.until("coop-1", "running on build 300", func(in *v1.Instance) bool { return in.Status.Build == "300" })
+	// 200 is the previous build; 100, which only the game kept, goes.
+	h.nodeInstallation("keeping 300 and 200 only", func(n *v1.NodeInstallation) bool { return slices.Equal(n.Builds, []string{"300", "200"}) })
+	if _, err := os.Stat(filepath.Join(h.root, "installation/l4d2/builds/100")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("build 100 was not removed: %v", err)
+	}
+}
+
 func TestFailedDownloadKeepsTheGameAndSaysWhy(t *testing.T) {
 	h, steam := installHarness(t)
 	h.nodeInstallation("seeing build 100", func(n *v1.NodeInstallation) bool { return n.LatestSeen == "100" })

@@ -492,6 +492,7 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 	if err := a.removeFiles(id); err != nil {
 		return err
 	}
+	a.wakeInstallers() // its build may be unused now
 	// Its files are gone and nothing of it runs: the uid can go too (a
 	// later Instance that gets it finds nothing of this one's).
 	return a.o.Accounts.Remove(id)
@@ -686,8 +687,14 @@ func (a *Agent) writeRecord(id string, spec unit.Spec, hash, restartedAt string)
 	if err != nil {
 		return err
 	}
+	old := a.installedRecord(id).Spec
 	if err := writeAtomic(a.paths.SpecFile(id), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record spec of %s: %w", id, err)
+	}
+	if old.Build != "" && (old.Build != spec.Build || old.Installation != spec.Installation) {
+		// The game left a build: the installer may remove it now, not at
+		// its next check.
+		a.wakeInstallers()
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func TestFleetBenchmark(t *testing.T) {
 	}
 	// The admin's per-credential limit (100/s by default; clients wait out
 	// 429s) would measure the limiter, not the fleet.
-	f := newFleet(t, "--rate-limit", "0")
+	f := newFleet(t, true, "--rate-limit", "0")
 	perHost := map[string]int{}
 	for i := range n {
 		perHost[fmt.Sprintf("fleet-%d", i%3+1)]++

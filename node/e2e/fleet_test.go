@@ -99,7 +99,7 @@ func runInFleetNetns(t *testing.T) {
 	ip("-n", ns, "link", "set", fleetBridge, "up")
 
 	bin := t.TempDir()
-	for pkg, name := range map[string]string{"cmd/l4m-server": "l4m-server", "cmd/l4m-node": "l4m-node", "hack/srcds-double": "srcds_run"} {
+	for pkg, name := range map[string]string{"cmd/l4m-server": "l4m-server", "cmd/l4m-node": "l4m-node", "hack/srcds-double": "srcds_run", "hack/steamcmd-double": "steamcmd-double"} {
 		build(t, "github.com/left4me/left4me/"+pkg, filepath.Join(bin, name))
 	}
 	var out bytes.Buffer
@@ -183,7 +183,11 @@ type fleet struct {
 	urls    []string
 	admin   *client.Client
 	hosts   map[string]*sandboxtest.Sandbox // node name -> host
-	timings [][2]string
+	// handMadeInstall gives each host an installation/ of its own at boot
+	// (the benchmark's games run on it); else hosts start bare and the
+	// game comes from an Installation.
+	handMadeInstall bool
+	timings         [][2]string
 }
 
 func (f *fleet) record(what string, d time.Duration) {
@@ -193,9 +197,9 @@ func (f *fleet) record(what string, d time.Duration) {
 
 // newFleet boots the control plane (extra flags for both l4m-servers) and
 // three hosts.
-func newFleet(t *testing.T, serverFlags ...string) *fleet {
+func newFleet(t *testing.T, handMadeInstall bool, serverFlags ...string) *fleet {
 	began := time.Now()
-	f := &fleet{t: t, dir: t.TempDir(), bin: os.Getenv(fleetBinEnv), hosts: map[string]*sandboxtest.Sandbox{}}
+	f := &fleet{t: t, dir: t.TempDir(), bin: os.Getenv(fleetBinEnv), hosts: map[string]*sandboxtest.Sandbox{}, handMadeInstall: handMadeInstall}
 	f.startEtcd()
 	f.startServers(serverFlags)
 	for i := 1; i <= 3; i++ {
@@ -207,7 +211,8 @@ func newFleet(t *testing.T, serverFlags ...string) *fleet {
 
 func runFleet(t *testing.T) {
 	began := time.Now()
-	f := newFleet(t)
+	f := newFleet(t, false)
+	f.installs()
 	f.spread()
 	f.rollout()
 	f.leaderDies()
@@ -295,12 +300,18 @@ func (f *fleet) startHost(name, addr string) {
 	sb := sandboxtest.BootWith(f.t, name, sandboxtest.Options{Addr: addr + "/24", Bridge: fleetBridge})
 	f.hosts[name] = sb
 	host := sb.Left4meDir
-	for _, d := range []string{"installation/left4dead2/cfg", "overlays", "bin"} {
+	for _, d := range []string{"overlays", "bin"} {
 		os.MkdirAll(filepath.Join(host, d), 0o755)
 	}
-	copyPath(f.t, filepath.Join(f.bin, "srcds_run"), filepath.Join(host, "installation", "srcds_run"))
 	copyPath(f.t, filepath.Join(f.bin, "l4m-node"), filepath.Join(host, "bin", "l4m-node"))
-	os.WriteFile(filepath.Join(host, "installation/left4dead2/steam.inf"), []byte("PatchVersion=2.2.4.3\n"), 0o644)
+	f.installSteamcmd(host)
+	if f.handMadeInstall {
+		// The predecessor's layout, an installation/ put there by hand:
+		// what a node runs games on while no Installation object exists.
+		os.MkdirAll(filepath.Join(host, "installation/left4dead2/cfg"), 0o755)
+		copyPath(f.t, filepath.Join(f.bin, "srcds_run"), filepath.Join(host, "installation", "srcds_run"))
+		os.WriteFile(filepath.Join(host, "installation/left4dead2/steam.inf"), []byte("PatchVersion=2.2.4.3\n"), 0o644)
+	}
 	token := servertest.NewToken(f.t, f.admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: name})
 	ca, _ := os.ReadFile(filepath.Join(f.dir, "server-a", "pki", "ca.crt"))
 	cfg, _ := yaml.Marshal(client.File{Server: strings.Join(f.urls, ","), Token: token, CertificateAuthorityData: string(ca)})

@@ -21,6 +21,9 @@ import (
 // Paths is the host layout below LEFT4ME_ROOT, as the predecessor had it.
 type Paths struct {
 	Root string // e.g. /var/lib/left4me
+	// SteamcmdDir is steamcmd's directory (default <Root>/steamcmd), whose
+	// linux32/steamclient.so every game links to.
+	SteamcmdDir string
 }
 
 // Installation is the shared game install.
@@ -74,7 +77,12 @@ func (p Paths) Generated(id string) string { return filepath.Join(p.Instance(id)
 
 // SteamLibDir holds steamcmd's 32-bit client library, which every game's
 // home links to.
-func (p Paths) SteamLibDir() string { return filepath.Join(p.Root, "steamcmd", "linux32") }
+func (p Paths) SteamLibDir() string {
+	if p.SteamcmdDir != "" {
+		return filepath.Join(p.SteamcmdDir, "linux32")
+	}
+	return filepath.Join(p.Root, "steamcmd", "linux32")
+}
 
 // Home is the home directory the game runs with (it holds
 // .steam/sdk32/steamclient.so, without which srcds drops to LAN mode).

@@ -232,3 +232,24 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 		}
 	}
 }
+
+// TestSteamClientFromConfiguredSteamcmd: with steamcmd outside the root
+// (--steamcmd /opt/steamcmd/steamcmd.sh), the games get that steamcmd's
+// client library, not a missing one under the root.
+func TestSteamClientFromConfiguredSteamcmd(t *testing.T) {
+	for _, tc := range []struct {
+		p    Paths
+		want string
+	}{
+		{Paths{Root: "/var/lib/left4me"}, "BindReadOnlyPaths=-/var/lib/left4me/steamcmd/linux32\n"},
+		{Paths{Root: "/var/lib/left4me", SteamcmdDir: "/opt/steamcmd"}, "BindReadOnlyPaths=-/opt/steamcmd/linux32\n"},
+	} {
+		svc, err := Service(tc.p, sample())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(svc, tc.want) {
+			t.Errorf("steamcmd dir %q: the unit lacks %q", tc.p.SteamcmdDir, strings.TrimSpace(tc.want))
+		}
+	}
+}

@@ -339,6 +339,19 @@ func TestDescribeNodeShowsInstallations(t *testing.T) {
 	if out := e.mustRun("describe", "node", "bare"); !strings.Contains(out, "Installations: <none>\n") {
 		t.Errorf("a node with no installations:\n%s", out)
 	}
+	// get nodes -o wide: each node's builds, per Installation.
+	wide := e.mustRun("get", "nodes", "-o", "wide")
+	for node, want := range map[string]string{"n1": " l4d2:200,100\n", "n2": " l4d2:100\n", "bare": " <none>\n"} {
+		var line string
+		for _, l := range strings.SplitAfter(wide, "\n") {
+			if strings.HasPrefix(l, node+" ") {
+				line = l
+			}
+		}
+		if !strings.HasSuffix(line, want) {
+			t.Errorf("get nodes -o wide, %s: %q, want it to end in %q\n%s", node, line, want, wide)
+		}
+	}
 }
 
 const midRollout = "installation/l4d2: 2 of 6 Instances on build 200; waiting for 4: " +

@@ -93,7 +93,9 @@ var tables = map[string]columns{
 	},
 	"Node": {
 		headers: []string{"NAME", "STATUS", "PORTS", "AGE"},
-		wide:    []string{"VERSION", "ADDRESSES", "BUILD"},
+		// BUILDS: each Installation's ready builds, newest first, and the
+		// hand-made installation/'s PatchVersion when there is one.
+		wide: []string{"VERSION", "ADDRESSES", "BUILDS"},
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
 			n := o.(*v1.Node)
 			status := "NotReady"
@@ -107,7 +109,7 @@ var tables = map[string]columns{
 				status += ",SchedulingDisabled"
 			}
 			return []string{n.Name, status, fmt.Sprintf("%d-%d", n.Spec.PortRange.Min, n.Spec.PortRange.Max), age(n, now)},
-				[]string{orNone(n.Status.AgentVersion), orNone(strings.Join(n.Status.Addresses, ",")), orNone(n.Status.Installation.Build)}
+				[]string{orNone(n.Status.AgentVersion), orNone(strings.Join(n.Status.Addresses, ",")), orNone(nodeBuilds(n))}
 		},
 	},
 	"Overlay": {
@@ -319,3 +321,17 @@ func (p *tablePrinter) print(obj v1.Object) {
 }
 
 func (p *tablePrinter) flush() { p.tw.Flush() }
+
+// nodeBuilds is the BUILDS column: "l4d2:200,100;installation/:2.2.4.3".
+func nodeBuilds(n *v1.Node) string {
+	var parts []string
+	for _, ni := range n.Status.Installations {
+		if len(ni.Builds) > 0 {
+			parts = append(parts, ni.Name+":"+strings.Join(ni.Builds, ","))
+		}
+	}
+	if n.Status.Installation.Build != "" {
+		parts = append(parts, "installation/:"+n.Status.Installation.Build)
+	}
+	return strings.Join(parts, ";")
+}

@@ -286,6 +286,10 @@ func describeInstallationRollout(name string, p rollout.InstallationProgress) st
 	if p.Done() {
 		return fmt.Sprintf("installation/%s: rollout complete: %d of %d Instances on build %s", name, p.OnWanted, p.Total, p.Wanted)
 	}
+	if p.OnWanted == p.Total && len(p.Unsettled) > 0 {
+		return fmt.Sprintf("installation/%s: %d of %d Instances on build %s; waiting for the check: %s",
+			name, p.OnWanted, p.Total, p.Wanted, strings.Join(p.Unsettled, ", "))
+	}
 	var named []string
 	for i, l := range p.Lagging {
 		if i == maxLaggingNamed {
