@@ -182,7 +182,7 @@ func unsettled(inst *v1.Installation, nodes []*v1.Node) []string {
 			continue
 		}
 		switch {
-		case asked && (e.CheckedAt == nil || e.CheckedAt.Time.Before(requested)):
+		case asked && (e.CheckedAt == nil || e.CheckedAt.Time.Before(requested.Truncate(time.Second).Add(-checkSkew))):
 			out = append(out, "node "+n.Name+" has not checked Steam since "+requested.UTC().Format(time.RFC3339))
 		case newerBuild(e.LatestSeen, inst.Status.LatestBuild):
 			out = append(out, "node "+n.Name+" saw build "+e.LatestSeen+", not yet in the Installation's status")
@@ -191,6 +191,11 @@ func unsettled(inst *v1.Installation, nodes []*v1.Node) []string {
 	sort.Strings(out)
 	return out
 }
+
+// checkSkew is how much earlier than a check request a node's check may
+// be stamped and still answer it: checkedAt has whole seconds, and the
+// admin's clock and the node's differ a little.
+const checkSkew = 2 * time.Second
 
 // newerBuild compares build ids as the numbers they are.
 func newerBuild(a, b string) bool {

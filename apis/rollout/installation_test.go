@@ -208,8 +208,10 @@ func TestAssessInstallationFleet(t *testing.T) {
 func TestAssessInstallationUnsettled(t *testing.T) {
 	asked := metav1.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC)
 	before, after := metav1.NewTime(asked.Add(-time.Minute)), metav1.NewTime(asked.Add(time.Second))
+	asked = metav1.NewTime(asked.Add(400 * time.Millisecond)) // an RFC3339Nano request, as the tests' checkNow writes
+	sameSecond := metav1.NewTime(asked.Truncate(time.Second).Add(-time.Second))
 	requested := func(in *v1.Installation) *v1.Installation {
-		in.Annotations = map[string]string{v1.AnnotationCheckRequestedAt: asked.Format(time.RFC3339)}
+		in.Annotations = map[string]string{v1.AnnotationCheckRequestedAt: asked.Format(time.RFC3339Nano)}
 		return in
 	}
 	lost := node("lost", &v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &before})
@@ -225,6 +227,8 @@ func TestAssessInstallationUnsettled(t *testing.T) {
 		{"request not answered yet", requested(installation("100")), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &before},
 			"node n1 has not checked Steam since 2026-12-02T13:00:00Z"},
 		{"request answered, same build", requested(installation("100")), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &after}, ""},
+		{"answered in the same second (checkedAt has whole seconds), by a clock a second behind", requested(installation("100")),
+			v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "100", CheckedAt: &sameSecond}, ""},
 		{"node saw a newer build the status lacks", requested(installation("100")), v1.NodeInstallation{Phase: v1.InstallReady, Builds: []string{"100"}, LatestSeen: "1000", CheckedAt: &after},
 			"node n1 saw build 1000, not yet in the Installation's status"},
 		{"an annotation that is no time asks nothing of rollout status", func() *v1.Installation {

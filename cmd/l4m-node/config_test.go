@@ -82,3 +82,20 @@ func TestSteamcmdSettings(t *testing.T) {
 		t.Fatalf("a bad timeout: %v", err)
 	}
 }
+
+func TestSteamcmdPathChecked(t *testing.T) {
+	for path, want := range map[string]string{
+		"":                                      "",
+		"/var/lib/left4me/steamcmd/steamcmd.sh": "",
+		"/opt/steamcmd/steamcmd.sh":             "",
+		"steamcmd/steamcmd.sh":                  "want an absolute path",
+		"/home/steam/steamcmd/steamcmd.sh":      "below /home, which ProtectHome=yes hides",
+		"/root/steamcmd.sh":                     "below /root",
+		"/run/user/1000/steamcmd.sh":            "below /run/user",
+	} {
+		err := checkSteamcmdPath(path)
+		if (want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", path, err, want)
+		}
+	}
+}

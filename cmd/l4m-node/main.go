@@ -167,15 +167,15 @@ func run(o *options, nf *nodeFile) error {
 		capacity.Memory = &q
 	}
 	if !filepath.IsAbs(o.root) {
-		return fmt.Errorf("--root %q: want an absolute path", o.root)
+		return fmt.Errorf("--root (node.root) %q: want an absolute path", o.root)
 	}
 	sc := steamcmd.DefaultConfig(o.root)
 	sc.Path, sc.Timeout, sc.TwoPass = o.steamcmdPath, o.steamcmdTimeout, o.steamcmdTwoPass
-	if sc.Path != "" && !filepath.IsAbs(sc.Path) {
-		return fmt.Errorf("--steamcmd %q: want an absolute path", sc.Path)
+	if err := checkSteamcmdPath(sc.Path); err != nil {
+		return err
 	}
 	if sc.Timeout <= 0 {
-		return fmt.Errorf("--steamcmd-timeout %s: want a positive duration", sc.Timeout)
+		return fmt.Errorf("--steamcmd-timeout (node.steamcmd.timeout) %s: want a positive duration", sc.Timeout)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -243,4 +243,24 @@ func join(nf *nodeFile, o *options) error {
 		return fmt.Errorf("save the node token: %w", err)
 	}
 	return os.Rename(tmp, o.config)
+}
+
+// checkSteamcmdPath refuses a steamcmd the node's units cannot reach:
+// l4m-node, the steamcmd jobs and the games all run with ProtectHome=yes,
+// which hides /home, /root and /run/user (LinuxGSM's /home/steam is the
+// usual place), so such a path would only ever fail as "missing".
+func checkSteamcmdPath(path string) error {
+	if path == "" {
+		return nil
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("--steamcmd (node.steamcmd.path) %q: want an absolute path", path)
+	}
+	clean := filepath.Clean(path)
+	for _, hidden := range []string{"/home", "/root", "/run/user"} {
+		if clean == hidden || strings.HasPrefix(clean, hidden+"/") {
+			return fmt.Errorf("--steamcmd (node.steamcmd.path) %q: below %s, which ProtectHome=yes hides from l4m-node and from steamcmd's hardened unit; unpack steamcmd elsewhere (default: <root>/steamcmd)", path, hidden)
+		}
+	}
+	return nil
 }

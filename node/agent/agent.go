@@ -57,7 +57,7 @@ type Options struct {
 	// DefaultWorkers).
 	Workers int
 	// SteamcmdDir is steamcmd's directory, whose linux32/steamclient.so the
-	// games link to (default <Root>/steamcmd).
+	// agent copies for the games (default <Root>/steamcmd).
 	SteamcmdDir string
 	// Steamcmd fetches the builds of Installations (nil: this node installs
 	// nothing, and Blueprints naming an Installation wait).
@@ -72,7 +72,9 @@ type Options struct {
 type Agent struct {
 	o     Options
 	paths unit.Paths
-	queue workqueue.TypedRateLimitingInterface[string]
+	// steamClientMu serializes copySteamClient.
+	steamClientMu sync.Mutex
+	queue         workqueue.TypedRateLimitingInterface[string]
 
 	logs      *logServer
 	mu        sync.Mutex

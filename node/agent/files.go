@@ -92,7 +92,10 @@ func (a *Agent) prepareDirs(id string, acct gameuser.Account) (string, error) {
 // steamcmd's, without which srcds drops to LAN mode. The home is the
 // game's: whatever it put there already is kept.
 func (a *Agent) linkSteamClient(root *safefs.Dir, id string, acct gameuser.Account) error {
-	lib := filepath.Join(a.paths.SteamLibDir(), "steamclient.so")
+	if err := a.copySteamClient(false); err != nil {
+		a.o.Log.Info("no Steam client library for the games yet", "error", err.Error())
+	}
+	lib := filepath.Join(a.paths.SteamLibDir(), steamClientFile)
 	if !fileExists(lib) {
 		return nil
 	}
@@ -261,4 +264,48 @@ func (a *Agent) removeFiles(id string) error {
 		}
 	}
 	return nil
+}
+
+// steamClientFile is the Steam client library srcds loads from
+// ~/.steam/sdk32/ (without it the server runs in LAN mode).
+const steamClientFile = "steamclient.so"
+
+// maxSteamClientBytes bounds the copy (the real library is about 20 MB).
+const maxSteamClientBytes = 128 << 20
+
+// copySteamClient copies steamcmd's linux32/steamclient.so to the
+// root-owned SteamLibDir the games bind. steamcmd's directory is its
+// account's, so the games never see it: that account could replace
+// linux32/ with a link to any directory, or the library at any time. The
+// copy is read without following a link (a regular file, bounded size)
+// and made when no copy exists yet (force false) or after each steamcmd
+// run (force true), when steamcmd may have updated it.
+func (a *Agent) copySteamClient(force bool) error {
+	a.steamClientMu.Lock()
+	defer a.steamClientMu.Unlock()
+	dst := a.paths.SteamLibDir()
+	if !force && fileExists(filepath.Join(dst, steamClientFile)) {
+		return nil
+	}
+	src, err := safefs.Open(filepath.Dir(a.paths.SteamcmdLibDir()))
+	if err != nil {
+		return fmt.Errorf("steamcmd's directory: %w", err)
+	}
+	defer src.Close()
+	data, err := src.ReadFile(filepath.Join(filepath.Base(a.paths.SteamcmdLibDir()), steamClientFile), maxSteamClientBytes)
+	if err != nil {
+		return fmt.Errorf("steamcmd's client library: %w", err)
+	}
+	root, err := safefs.Open(a.o.Root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	rel, _ := filepath.Rel(a.o.Root, dst)
+	d, err := root.MkdirAll(rel, safefs.Owner{UID: 0, GID: 0, Mode: 0o755})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.WriteFile(steamClientFile, data, 0o644, 0, 0)
 }

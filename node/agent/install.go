@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
@@ -62,6 +63,10 @@ type installations struct {
 	mu      sync.Mutex
 	objs    map[string]*v1.Installation
 	workers map[string]*installState
+	// stopping holds the done channels of workers told to stop (their
+	// Installation gone or no longer selecting this node): no new worker
+	// starts for the name, and its files stay, until the old one ended.
+	stopping map[string]chan struct{}
 	// listed is closed after the first complete list: until then no
 	// Instance is rendered (it would fall back to installation/ and
 	// restart onto it).
@@ -71,7 +76,7 @@ type installations struct {
 }
 
 func newInstallations() *installations {
-	return &installations{objs: map[string]*v1.Installation{}, workers: map[string]*installState{}, listed: make(chan struct{})}
+	return &installations{objs: map[string]*v1.Installation{}, workers: map[string]*installState{}, stopping: map[string]chan struct{}{}, listed: make(chan struct{})}
 }
 
 // installation returns the Installation object of that name (nil: none).
@@ -172,7 +177,7 @@ func (a *Agent) syncInstallers(ctx context.Context, workers *sync.WaitGroup) {
 	a.inst.mu.Lock()
 	defer a.inst.mu.Unlock()
 	for name, in := range a.inst.objs {
-		if a.inst.workers[name] != nil || !a.selects(in) {
+		if a.inst.workers[name] != nil || !a.selects(in) || a.stoppingLocked(name) {
 			continue
 		}
 		wctx, cancel := context.WithCancel(ctx)
@@ -189,8 +194,33 @@ func (a *Agent) syncInstallers(ctx context.Context, workers *sync.WaitGroup) {
 		if in := a.inst.objs[name]; in == nil || !a.selects(in) {
 			st.cancel()
 			delete(a.inst.workers, name)
+			a.inst.stopping[name] = st.done
 		}
 	}
+}
+
+// stoppingLocked reports whether a worker for name is still ending (a.inst.mu
+// held); one that has ended is forgotten.
+func (a *Agent) stoppingLocked(name string) bool {
+	done, ok := a.inst.stopping[name]
+	if !ok {
+		return false
+	}
+	select {
+	case <-done:
+		delete(a.inst.stopping, name)
+		return false
+	default:
+		return true
+	}
+}
+
+// installerBusy reports whether a worker for name runs or is still ending:
+// then its files are not the orphan sweep's.
+func (a *Agent) installerBusy(name string) bool {
+	a.inst.mu.Lock()
+	defer a.inst.mu.Unlock()
+	return a.inst.workers[name] != nil || a.stoppingLocked(name)
 }
 
 func (a *Agent) wakeInstallers() {
@@ -301,22 +331,35 @@ func (a *Agent) checkBuild(ctx context.Context, in *v1.Installation, st *install
 	if ctx.Err() != nil {
 		return
 	}
+	if err == nil {
+		// steamcmd may have updated itself: the games' copy of its
+		// library follows.
+		if err := a.copySteamClient(true); err != nil {
+			log.Info("cannot copy steamcmd's client library for the games", "error", err.Error())
+		}
+	}
 	a.inst.mu.Lock()
 	defer a.inst.mu.Unlock()
 	l := &st.local
-	l.CheckRequest = in.Annotations[v1.AnnotationCheckRequestedAt]
+	request := in.Annotations[v1.AnnotationCheckRequestedAt]
+	newRequest := request != l.CheckRequest
+	l.CheckRequest = request
 	if err != nil {
+		// CheckedAt stays the last successful check's (what status and
+		// rollout status show); the retry waits for the backoff.
 		log.Info("cannot ask Steam for the branch's build", "branch", in.Spec.Branch, "error", err.Error())
 		a.failedLocked(st, err, "CheckFailed", false)
-		// A failed check counts as one: the next waits for the backoff,
-		// not for the whole interval.
-		l.CheckedAt = time.Now()
 		return
+	}
+	if newRequest && st.lastFailedDownload {
+		// An admin asked again after a failed download: try it now.
+		l.RetryAt = time.Time{}
 	}
 	if l.LatestSeen != build {
 		log.Info("the branch's build", "branch", in.Spec.Branch, "build", build, "was", l.LatestSeen, "bytes", size)
 	}
 	l.LatestSeen, l.Size, l.CheckedAt, l.CheckedFor = build, size, time.Now(), in.Status.WantedBuild
+	l.FailedCheck = false
 	if !st.lastFailedDownload {
 		l.Failures, l.Reason, l.Message = 0, "", ""
 	}
@@ -333,6 +376,7 @@ func (a *Agent) failedLocked(st *installState, err error, fallback string, downl
 		l.Reason = f.FailureReason()
 	}
 	st.lastFailedDownload = download
+	l.FailedCheck = !download
 }
 
 // downloadBuild has steamcmd fetch build into the staging directory, as
@@ -379,11 +423,19 @@ func (a *Agent) fetchBuild(ctx context.Context, in *v1.Installation) (string, er
 	// the overlay mounts, made by root, look into it.
 	rootOwned := func(mode os.FileMode) safefs.Owner { return safefs.Owner{UID: 0, GID: 0, Mode: mode} }
 	rel := func(p string) string { r, _ := filepath.Rel(a.o.Root, p); return r }
+	if err := a.claimInstallationDir(root, in.Name); err != nil {
+		return "", err
+	}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{{a.paths.Installation(), 0o755}, {a.paths.InstallationDir(in.Name), 0o711}, {a.paths.Staging(in.Name), 0o711}, {a.paths.Builds(in.Name), 0o700}} {
+	}{{a.paths.Staging(in.Name), 0o711}, {a.paths.Builds(in.Name), 0o700}} {
 		if err := root.EnsureDir(rel(d.path), rootOwned(d.mode)); err != nil {
+			return "", err
+		}
+		// Made by root before, or now: but checked, since the rename into
+		// builds/ below trusts that nobody else can write either.
+		if err := rootOnly(root, rel(d.path)); err != nil {
 			return "", err
 		}
 	}
@@ -442,6 +494,65 @@ func (a *Agent) fetchBuild(ctx context.Context, in *v1.Installation) (string, er
 		return "", fmt.Errorf("move build %s into place: %w", build, err)
 	}
 	return build, nil
+}
+
+// installationMarker marks installation/<name>/ as the installer's: only
+// such a directory is written to and, once its Installation is gone,
+// removed. Without it the name could be a folder of a hand-made
+// installation/ (an Installation named left4dead2 or bin), the live lower
+// layer of games on the predecessor's layout.
+const installationMarker = ".left4me-installation"
+
+// dirInUseError: installation/<name> exists and is not the installer's.
+type dirInUseError struct{ dir string }
+
+func (e dirInUseError) Error() string {
+	return fmt.Sprintf("%s exists and was not made by the node's installer (it is part of a hand-made installation/, or an admin's): rename the Installation, or move that directory away", e.dir)
+}
+
+func (e dirInUseError) FailureReason() string { return "InstallationDirInUse" }
+
+// claimInstallationDir makes installation/<name>/ (root's, 0711) with its
+// marker, or checks that an existing one is the installer's and root's.
+func (a *Agent) claimInstallationDir(root *safefs.Dir, name string) error {
+	rootOwned := func(mode os.FileMode) safefs.Owner { return safefs.Owner{UID: 0, GID: 0, Mode: mode} }
+	if err := root.EnsureDir("installation", rootOwned(0o755)); err != nil {
+		return err
+	}
+	inst, err := root.OpenDir("installation")
+	if err != nil {
+		return err
+	}
+	defer inst.Close()
+	if _, err := inst.Lstat(name); err == nil {
+		if _, err := inst.Lstat(filepath.Join(name, installationMarker)); err != nil {
+			return dirInUseError{dir: a.paths.InstallationDir(name)}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	d, err := inst.MkdirAll(name, rootOwned(0o711))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := rootOnly(inst, name); err != nil {
+		return err
+	}
+	return d.WriteFile(installationMarker, []byte("made by l4m-node for Installation "+name+"\n"), 0o644, 0, 0)
+}
+
+// rootOnly checks that a directory is root's and that nobody else may
+// write it.
+func rootOnly(d *safefs.Dir, rel string) error {
+	st, err := d.Lstat(rel)
+	if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 || st.Mode&0o022 != 0 {
+		return fmt.Errorf("%s: want a directory of root's that only root writes, found uid %d mode %o", filepath.Join(d.Path, rel), st.Uid, st.Mode&0o7777)
+	}
+	return nil
 }
 
 // downloadDir is steamcmd's working copy in staging/.
@@ -566,12 +677,12 @@ func (a *Agent) removeOrphanInstallations() {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || a.installation(name) != nil {
+		if !e.IsDir() || a.installation(name) != nil || a.installerBusy(name) {
 			continue
 		}
-		_, errB := os.Lstat(a.paths.Builds(name))
-		_, errS := os.Lstat(a.paths.Staging(name))
-		if errB != nil && errS != nil {
+		// Only a directory the installer made: a folder of the hand-made
+		// installation/ (left4dead2/, bin/) is the games' and stays.
+		if _, err := os.Lstat(filepath.Join(a.paths.InstallationDir(name), installationMarker)); err != nil {
 			continue
 		}
 		if len(a.buildsInUse(name)) > 0 {

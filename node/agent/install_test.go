@@ -199,6 +199,58 @@ func TestOldBuildRemovedWhenItsLastGameLeaves(t *testing.T) {
 	}
 }
 
+// TestInstallationNamedLikeAHandMadeFolder: an Installation named like a
+// folder of the hand-made installation/ (left4dead2) is refused on the
+// node: nothing is written into that folder, and deleting the
+// Installation removes nothing of it.
+func TestInstallationNamedLikeAHandMadeFolder(t *testing.T) {
+	steam := &branchSteam{build: "100", acct: gameuser.Account{Name: "l4m-steamcmd", UID: 479999, GID: 479999}}
+	h := startWith(t, func(_ *server.Server, o *Options) { o.Steamcmd = steam })
+	legacy := filepath.Join(h.root, "installation", "left4dead2")
+	os.MkdirAll(filepath.Join(legacy, "cfg"), 0o755)
+	os.WriteFile(filepath.Join(legacy, "steam.inf"), []byte("PatchVersion=2.2.4.3\n"), 0o644)
+	if _, err := h.admin.Create(context.Background(), installationRes, &v1.Installation{ObjectMeta: metav1.ObjectMeta{Name: "left4dead2"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	report := func() *v1.NodeInstallation {
+		obj, err := h.admin.Get(context.Background(), nodeRes, "", "n1")
+		if err != nil {
+			return nil // not registered yet
+		}
+		return obj.(*v1.Node).Status.NodeInstallationFor("left4dead2")
+	}
+	var ni *v1.NodeInstallation
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ni = report(); ni != nil && ni.Phase == v1.InstallFailed {
+			break
+		}
+	}
+	if ni == nil || ni.Reason != "InstallationDirInUse" || !strings.Contains(ni.Message, legacy) {
+		t.Fatalf("node reports %+v, want Failed InstallationDirInUse naming %s", ni, legacy)
+	}
+	untouched := func(when string) {
+		t.Helper()
+		for _, p := range []string{"builds", "staging", ".left4me-installation"} {
+			if _, err := os.Lstat(filepath.Join(legacy, p)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s: the installer wrote %s into the hand-made folder: %v", when, p, err)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(legacy, "steam.inf")); err != nil {
+			t.Errorf("%s: the hand-made folder lost its files: %v", when, err)
+		}
+	}
+	untouched("while refused")
+	if _, _, err := h.admin.Delete(context.Background(), installationRes, "", "left4dead2", false); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); report() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node still reports the deleted Installation")
+		}
+	}
+	untouched("after the Installation was deleted")
+}
+
 func TestFailedDownloadKeepsTheGameAndSaysWhy(t *testing.T) {
 	h, steam := installHarness(t)
 	h.nodeInstallation("seeing build 100", func(n *v1.NodeInstallation) bool { return n.LatestSeen == "100" })

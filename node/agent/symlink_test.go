@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,4 +192,45 @@ func TestTenantSymlinkInOverlayIsNotCopied(t *testing.T) {
 		t.Fatalf("a refused Instance got units: %v", h.sd.Files())
 	}
 	s.check(t, "after the refusal")
+}
+
+// TestSteamClientCopiedNotLinked: the games get a root-owned copy of
+// steamcmd's client library, never a path into steamcmd's directory
+// (its account could swap the library or the directory at any time); a
+// library that is a link the account planted is not copied.
+func TestSteamClientCopiedNotLinked(t *testing.T) {
+	h := start(t)
+	s := newSentinels(t)
+	lib := filepath.Join(h.root, "steamcmd/linux32/steamclient.so")
+	os.MkdirAll(filepath.Dir(lib), 0o755)
+	os.Symlink(s.file, lib)
+	h.create(&v1.Blueprint{ObjectMeta: om("coop")},
+		&v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}})
+	h.until("coop-1", "UnitActive", func(in *v1.Instance) bool {
+		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+	})
+	copied := filepath.Join(h.root, "steamclient", "steamclient.so")
+	if _, err := os.Lstat(copied); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a planted link was copied for the games: %v", err)
+	}
+	s.check(t, "after a planted library")
+
+	// The real library: copied, root's, read-only to others.
+	os.Remove(lib)
+	os.WriteFile(lib, []byte("\x7fELF steamclient"), 0o644)
+	h.create(&v1.Instance{ObjectMeta: om("coop-2"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}})
+	h.until("coop-2", "UnitActive", func(in *v1.Instance) bool {
+		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+	})
+	data, err := os.ReadFile(copied)
+	if err != nil || string(data) != "\x7fELF steamclient" {
+		t.Fatalf("the games' copy: %q, %v", data, err)
+	}
+	if fi, _ := os.Lstat(copied); fi.Mode().Perm() != 0o644 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("the games' copy is %v uid %d", fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
+	}
+	link, err := os.Readlink(filepath.Join(h.root, "instances", unit.ID("default", "coop-2"), "home/.steam/sdk32/steamclient.so"))
+	if err != nil || link != copied {
+		t.Fatalf("the game's home links %q (%v), want %s", link, err, copied)
+	}
 }

@@ -46,7 +46,9 @@ type steamBranch struct {
 // beside it (what it installs as srcds_run) and "Steam" holding buildA.
 func (f *fleet) installSteamcmd(host string) {
 	dir := filepath.Join(host, "steamcmd")
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
 	copyPath(f.t, filepath.Join(f.bin, "steamcmd-double"), filepath.Join(dir, "steamcmd.sh"))
 	copyPath(f.t, filepath.Join(f.bin, "srcds_run"), filepath.Join(dir, "srcds-double"))
 	f.writeRemote(host, steamRemote{Branches: map[string]steamBranch{"public": {BuildID: buildA, Size: buildSize}}})
@@ -241,10 +243,12 @@ func (f *fleet) installs() {
 		f.t.Fatalf("fleet-3's half download became a build: %v", got)
 	}
 
-	// Steam serves fleet-3 again: its retry (after the backoff) succeeds.
+	// Steam serves fleet-3 again; the admin's check request ends its
+	// backoff, and the retry succeeds.
 	began = time.Now()
 	f.publish(buildB, nil)
-	f.onBuild("fleet-3's games on buildB after its retry", onBroken, buildB, before, 150*time.Second)
+	f.requestCheck("l4d2")
+	f.onBuild("fleet-3's games on buildB after its retry", onBroken, buildB, before, 90*time.Second)
 	f.record("fleet-3 retried: to its games on buildB", time.Since(began))
 	if in := f.get(occupied); in.Status.MainPID != before[occupied] || in.Status.Build != buildA {
 		f.t.Fatalf("the occupied game moved with its player on: %+v", in.Status)
@@ -303,6 +307,14 @@ func (f *fleet) installs() {
 	if in := f.installationObj("l4d2"); in.DeletionTimestamp == nil || !slices.Contains(in.Finalizers, v1.FinalizerInstallationInUse) {
 		f.t.Fatalf("an Installation games run on should stay, held by its finalizer: %+v", in.ObjectMeta)
 	}
+	f.eventually("every node knows the Installation is being deleted", 30*time.Second, func() (bool, string) {
+		for node := range f.hosts {
+			if ni := f.nodeInstallation(node, "l4d2"); ni.Reason != "InstallationDeleting" {
+				return false, fmt.Sprintf("%s: %+v", node, ni)
+			}
+		}
+		return true, ""
+	})
 	f.onBuild("the games keep running on the deleted Installation's build", games, buildC, nil, 10*time.Second)
 	if after := f.pids(games); !maps.Equal(after, before) {
 		f.t.Fatalf("deleting the Installation restarted games: %v -> %v", before, after)

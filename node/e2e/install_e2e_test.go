@@ -22,7 +22,9 @@ import (
 func (e *env) steamcmdOn(id, failure string) {
 	e.t.Helper()
 	dir := filepath.Join(e.sb.Left4meDir, "steamcmd")
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "steamcmd.sh")); err != nil {
 		build(e.t, "github.com/left4me/left4me/hack/steamcmd-double", filepath.Join(dir, "steamcmd.sh"))
 		build(e.t, "github.com/left4me/left4me/hack/srcds-double", filepath.Join(dir, "srcds-double"))

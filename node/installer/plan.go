@@ -25,8 +25,8 @@ import (
 type Local struct {
 	// Builds are the build ids ready on the node (any order).
 	Builds []string
-	// LatestSeen is the branch's build at the last check (CheckedAt), with
-	// its size in bytes.
+	// LatestSeen is the branch's build at the last successful check
+	// (CheckedAt), with its size in bytes.
 	LatestSeen string
 	Size       int64
 	CheckedAt  time.Time
@@ -42,6 +42,9 @@ type Local struct {
 	Failures        int
 	RetryAt         time.Time
 	Reason, Message string
+	// FailedCheck: the last failure was a check (not a download), so the
+	// retry after the backoff is a check.
+	FailedCheck bool
 }
 
 // Input is everything a plan is made from.
@@ -127,7 +130,10 @@ func Decide(in Input) Plan {
 	}
 	interval := CheckInterval(in.Spec)
 	nextCheck := l.CheckedAt.Add(interval)
-	backingOff := l.Failures > 0 && in.Now.Before(l.RetryAt)
+	// A check request the node has not answered yet ends any backoff: the
+	// admin fixed something (installed steamcmd, freed disk) and asks now.
+	requested := in.CheckRequest != l.CheckRequest
+	backingOff := l.Failures > 0 && in.Now.Before(l.RetryAt) && !requested
 	target := in.Wanted
 	has := slices.Contains(builds, target)
 
@@ -142,6 +148,18 @@ func Decide(in Input) Plan {
 		set(v1.InstallPending, ReasonDeleting, "the Installation is being deleted: nothing new is downloaded; builds in use stay")
 		p.Remove = removable(builds, "", in.InUse)
 		return p
+	case target != "" && has && l.Failures > 0 && l.FailedCheck:
+		// Ready, and the games run; but the node cannot reach Steam (or
+		// fetch), which the status says rather than hide.
+		retry := "retrying now"
+		if backingOff {
+			retry = "retrying in " + l.RetryAt.Sub(in.Now).Round(time.Second).String()
+		}
+		set(v1.InstallReady, l.Reason, fmt.Sprintf("build %s is ready, but the last attempt failed: %s (attempt %d; %s)", target, l.Message, l.Failures, retry))
+		if backingOff {
+			p.Wake = l.RetryAt.Sub(in.Now)
+			return p
+		}
 	case target != "" && has:
 		set(v1.InstallReady, ReasonReady, fmt.Sprintf("build %s is ready", target))
 	case backingOff:
@@ -150,7 +168,7 @@ func Decide(in Input) Plan {
 		return p
 	}
 
-	due := l.CheckedAt.IsZero() || !in.Now.Before(nextCheck) || in.CheckRequest != l.CheckRequest
+	due := l.CheckedAt.IsZero() || !in.Now.Before(nextCheck) || requested || l.FailedCheck
 	// The fleet wants a build newer than this node saw: look again soon.
 	newer := target != "" && !has && v1.NewerBuild(target, l.LatestSeen)
 	stale := newer && (l.CheckedFor != target || !in.Now.Before(l.CheckedAt.Add(recheckStale)))

@@ -105,6 +105,27 @@ func TestDecide(t *testing.T) {
 			download: "400", phase: v1.InstallDownloading, reason: ReasonDownloadInProgress, wake: 14 * time.Minute,
 		},
 		{
+			name: "ready, but the checks fail: the status says so, the retry waits for the backoff",
+			in: Input{Spec: spec, Wanted: "300", MayDownload: true, Now: now,
+				Local: Local{Builds: []string{"300"}, LatestSeen: "300", CheckedAt: now.Add(-time.Hour), Failures: 1, RetryAt: now.Add(20 * time.Second),
+					Reason: "SteamcmdMissing", Message: "steamcmd check: /var/lib/left4me/steamcmd/steamcmd.sh: no such file", FailedCheck: true}},
+			phase: v1.InstallReady, reason: "SteamcmdMissing", msg: "ready, but the last attempt failed: steamcmd check", wake: 20 * time.Second,
+		},
+		{
+			name: "ready with failing checks: after the backoff it checks again",
+			in: Input{Spec: spec, Wanted: "300", MayDownload: true, Now: now,
+				Local: Local{Builds: []string{"300"}, LatestSeen: "300", CheckedAt: checked, Failures: 1, RetryAt: now.Add(-time.Second),
+					Reason: "LoginFailed", Message: "steamcmd: FAILED login", FailedCheck: true}},
+			check: true, phase: v1.InstallReady, reason: "LoginFailed", msg: "retrying now",
+		},
+		{
+			name: "an admin's check request ends a download's backoff",
+			in: Input{Spec: spec, Wanted: "400", MayDownload: true, Now: now, CheckRequest: "2026-12-02T12:00:00Z",
+				Local: Local{Builds: []string{"300"}, LatestSeen: "400", CheckedAt: checked, CheckRequest: "2026-12-02T11:00:00Z", Failures: 5, RetryAt: now.Add(10 * time.Minute),
+					Reason: "InsufficientDisk", Message: "not enough free space"}},
+			check: true, phase: v1.InstallPending, reason: ReasonWaitingForCheck,
+		},
+		{
 			name: "a deleted Installation fetches nothing and keeps only what is in use",
 			in: Input{Spec: spec, Wanted: "300", Deleting: true, MayDownload: true, Now: now, InUse: map[string]bool{"200": true},
 				Local: Local{Builds: []string{"300", "200", "100"}, LatestSeen: "400", CheckedAt: now.Add(-time.Hour)}},

@@ -54,9 +54,17 @@ func runnable(exe string) error {
 	return nil
 }
 
+// ownedHome is the one directory of the node root the node hands to the
+// steamcmd account: <root>/steamcmd. Any other directory there may hold
+// what root runs or keeps (bin/l4m-node, a server's data, the games'
+// trees), so it is treated like a directory outside the root: it must
+// already be the account's.
+const ownedHome = "steamcmd"
+
 // managedTrees are the node root's directories the agent manages for
-// games and builds: steamcmd's home is never taken over inside them.
-var managedTrees = map[string]bool{"installation": true, "instances": true, "runtime": true, "overlays": true, "tmp": true, "log": true}
+// games and builds: steamcmd's home is never one of them, even when the
+// account owns it.
+var managedTrees = map[string]bool{"installation": true, "instances": true, "runtime": true, "overlays": true, "tmp": true, "log": true, "steamclient": true}
 
 // own makes steamcmd's home writable by its account, which steamcmd needs:
 // it updates itself and keeps its caches beside its executable. A home in
@@ -80,20 +88,22 @@ func own(root string, loc location, acct gameuser.Account, walk bool) error {
 	}
 	rel, inside := within(root, loc.home)
 	chown := fmt.Sprintf("chown -R %s:%s %s", acct.Name, acct.Name, loc.home)
-	if !inside {
+	if rel != ownedHome {
+		if inside {
+			if first, _, _ := strings.Cut(rel, "/"); managedTrees[first] {
+				return fmt.Errorf("steamcmd's directory %s is inside the node's %s/ tree, which the node manages for games and builds; give steamcmd a directory of its own (default %s)",
+					loc.home, first, filepath.Join(root, ownedHome))
+			}
+		}
 		fi, err := os.Stat(loc.home)
 		if err != nil {
 			return err
 		}
 		if uid := ownerOf(fi); uid != acct.UID {
-			return fmt.Errorf("steamcmd's directory %s belongs to uid %d, not to %s (uid %d): steamcmd updates itself there, and the node changes nothing outside its root %s; run: %s",
-				loc.home, uid, acct.Name, acct.UID, root, chown)
+			return fmt.Errorf("steamcmd's directory %s belongs to uid %d, not to %s (uid %d): steamcmd updates itself there, and the node hands over no directory but %s; run: %s",
+				loc.home, uid, acct.Name, acct.UID, filepath.Join(root, ownedHome), chown)
 		}
 		return nil
-	}
-	if first, _, _ := strings.Cut(rel, "/"); managedTrees[first] {
-		return fmt.Errorf("steamcmd's directory %s is inside the node's %s/ tree, which the node manages for games and builds; give steamcmd a directory of its own (default %s)",
-			loc.home, first, filepath.Join(root, "steamcmd"))
 	}
 	if loc.linked {
 		return fmt.Errorf("steamcmd at %s is a symlink to %s: inside the node root %s the node hands steamcmd's directory to %s, so it must be the file itself, not a link to another directory",

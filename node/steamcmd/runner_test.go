@@ -388,7 +388,7 @@ func TestInstallFailures(t *testing.T) {
 		{"half", 0, IncompleteDownload, "state is 0x402"},
 		{"disk-full", 0, InsufficientDisk, "0x202"},
 		{"crash", 0, SteamcmdCrashed, "Segmentation fault"},
-		{"timeout", 500 * time.Millisecond, SteamcmdTimedOut, "progress: 50.00"},
+		{"timeout", 3 * time.Second, SteamcmdTimedOut, "progress: 50.00"},
 	} {
 		t.Run(tc.failure, func(t *testing.T) {
 			r := public("16385467", 1<<30)
@@ -503,6 +503,10 @@ func TestMissingSteamcmd(t *testing.T) {
 	// Installed after the node started: found at the next use.
 	installDoubles(t, filepath.Join(f.root, "nowhere"))
 	copyFile(t, f.remoteJSON, filepath.Join(f.root, "nowhere", "remote.json"), 0o644)
+	// Not <root>/steamcmd: the admin gives it to the account.
+	if err := os.Chown(filepath.Join(f.root, "nowhere"), steamUID, steamUID); err != nil {
+		t.Fatal(err)
+	}
 	if build, _, err := f.check("public"); err != nil || build != "16385467" {
 		t.Fatalf("Check once steamcmd is there = %q, %v", build, err)
 	}
@@ -545,6 +549,23 @@ func TestHomeInsideRootTakenOver(t *testing.T) {
 	os.Chown(f.home, 1234, 1234)
 	_, err = f.r.Account()
 	wantFailure(t, err, SteamcmdNotWritable, "chown -R l4m-steamcmd:l4m-steamcmd "+f.home)
+}
+
+// TestOtherDirectoryOfTheRootNotTakenOver: steamcmd unpacked into another
+// directory of the node root, beside l4m-node itself, gets nothing: the
+// account could replace what root runs.
+func TestOtherDirectoryOfTheRootNotTakenOver(t *testing.T) {
+	f := newFixture(t, public("16385467", 1<<30), func(c *Config) { c.Path = filepath.Join(c.Root, "bin", "steamcmd.sh") })
+	bin := filepath.Join(f.root, "bin")
+	installDoubles(t, bin)
+	os.WriteFile(filepath.Join(bin, "l4m-node"), []byte("#!/bin/sh\n"), 0o755)
+	_, err := f.r.Account()
+	wantFailure(t, err, SteamcmdNotWritable, "run: chown -R l4m-steamcmd:l4m-steamcmd "+bin)
+	for _, name := range []string{"", "l4m-node", "steamcmd.sh"} {
+		if uid := uidOf(t, filepath.Join(bin, name)); uid != 0 {
+			t.Errorf("%s/%s given to uid %d", bin, name, uid)
+		}
+	}
 }
 
 // TestHomeOutsideRoot: a steamcmd the admin keeps elsewhere (called through

@@ -107,6 +107,13 @@ func prop(name string, v any) dbus.Property {
 	return dbus.Property{Name: name, Value: godbus.MakeVariant(v)}
 }
 
+// addressFamilies is systemd's RestrictAddressFamilies property, (bas):
+// whether the list allows or denies, and the families.
+type addressFamilies struct {
+	Allow    bool
+	Families []string
+}
+
 // jobProperties is the transient unit. The sandbox is the game unit's,
 // less what steamcmd cannot live with: it is a 32-bit program
 // (SystemCallArchitectures=native would kill it) and its runtime maps
@@ -127,6 +134,16 @@ func jobProperties(j Job) []dbus.Property {
 		prop("ProtectControlGroups", true),
 		prop("RestrictSUIDSGID", true),
 		prop("LockPersonality", true),
+		// The account is steamcmd's, not root's, but it must not watch
+		// the host either: no other processes, no shared IPC, no clock or
+		// hostname, sockets only for the network and local IPC.
+		prop("ProtectProc", "invisible"),
+		prop("PrivateIPC", true),
+		prop("RemoveIPC", true),
+		prop("ProtectClock", true),
+		prop("ProtectHostname", true),
+		prop("RestrictRealtime", true),
+		prop("RestrictAddressFamilies", addressFamilies{Allow: true, Families: []string{"AF_UNIX", "AF_INET", "AF_INET6"}}),
 		// The namespaces the command may create: none.
 		prop("RestrictNamespaces", uint64(0)),
 		prop("CapabilityBoundingSet", uint64(0)),

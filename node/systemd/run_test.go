@@ -53,6 +53,8 @@ func TestJobProperties(t *testing.T) {
 		"ProtectHome": "yes", "PrivateTmp": true, "PrivateDevices": true, "ProtectKernelTunables": true,
 		"ProtectKernelModules": true, "ProtectKernelLogs": true, "ProtectControlGroups": true,
 		"RestrictSUIDSGID": true, "LockPersonality": true, "RestrictNamespaces": uint64(0),
+		"ProtectProc": "invisible", "PrivateIPC": true, "RemoveIPC": true, "ProtectClock": true,
+		"ProtectHostname": true, "RestrictRealtime": true,
 		"CapabilityBoundingSet": uint64(0), "UMask": uint32(0o022), "TimeoutStartUSec": uint64(90_000_000),
 		"StandardOutputFileToTruncate": "/var/log/x.log", "StandardError": "inherit",
 	}
@@ -60,6 +62,9 @@ func TestJobProperties(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, got[k], v)
 		}
+	}
+	if af, _ := got["RestrictAddressFamilies"].(addressFamilies); !af.Allow || !slices.Equal(af.Families, []string{"AF_UNIX", "AF_INET", "AF_INET6"}) {
+		t.Errorf("RestrictAddressFamilies = %#v", got["RestrictAddressFamilies"])
 	}
 	if rw, _ := got["ReadWritePaths"].([]string); !slices.Equal(rw, []string{"/a"}) {
 		t.Errorf("ReadWritePaths = %#v", got["ReadWritePaths"])

@@ -130,6 +130,18 @@ func TestRunInsideSandbox(t *testing.T) {
 		}
 		gone(j.Unit)
 	})
+	t.Run("the host's processes hidden, only inet and unix sockets", func(t *testing.T) {
+		// PID 1 is systemd, root's: ProtectProc=invisible hides it. An
+		// AF_NETLINK socket (what ip(8) opens) is refused.
+		j := job(`[ -e /proc/1/cmdline ] && echo pid1 visible || echo pid1 hidden; ip -o link 2>&1 | head -1 | grep -q 'Address family not supported' && echo netlink refused || echo netlink allowed`)
+		res, err := d.Run(ctx, j)
+		if err != nil || !res.Succeeded() {
+			t.Fatalf("Run = %+v, %v\n%s", res, err, output(j))
+		}
+		if got := output(j); got != "pid1 hidden\nnetlink refused\n" {
+			t.Fatalf("output %q, want pid 1 hidden and netlink refused", got)
+		}
+	})
 	t.Run("exit code", func(t *testing.T) {
 		j := job(`echo failing; exit 8`)
 		res, err := d.Run(ctx, j)

@@ -22,7 +22,7 @@ import (
 type Paths struct {
 	Root string // e.g. /var/lib/left4me
 	// SteamcmdDir is steamcmd's directory (default <Root>/steamcmd), whose
-	// linux32/steamclient.so every game links to.
+	// linux32/steamclient.so the agent copies to SteamLibDir for the games.
 	SteamcmdDir string
 }
 
@@ -75,14 +75,20 @@ func (p Paths) SpecFile(id string) string { return filepath.Join(p.Instance(id),
 // a directory the game can.
 func (p Paths) Generated(id string) string { return filepath.Join(p.Instance(id), "generated") }
 
-// SteamLibDir holds steamcmd's 32-bit client library, which every game's
-// home links to.
-func (p Paths) SteamLibDir() string {
+// SteamcmdLibDir is steamcmd's own linux32/, where it keeps the 32-bit
+// Steam client library. The steamcmd account owns it, so games never see
+// it: the agent copies the library out (see SteamLibDir).
+func (p Paths) SteamcmdLibDir() string {
 	if p.SteamcmdDir != "" {
 		return filepath.Join(p.SteamcmdDir, "linux32")
 	}
 	return filepath.Join(p.Root, "steamcmd", "linux32")
 }
+
+// SteamLibDir is the root-owned copy of steamcmd's client library that
+// every game's home links to (and its unit binds read-only): a directory
+// the steamcmd account cannot change or replace with a link.
+func (p Paths) SteamLibDir() string { return filepath.Join(p.Root, "steamclient") }
 
 // Home is the home directory the game runs with (it holds
 // .steam/sdk32/steamclient.so, without which srcds drops to LAN mode).

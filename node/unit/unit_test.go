@@ -233,23 +233,20 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 	}
 }
 
-// TestSteamClientFromConfiguredSteamcmd: with steamcmd outside the root
-// (--steamcmd /opt/steamcmd/steamcmd.sh), the games get that steamcmd's
-// client library, not a missing one under the root.
-func TestSteamClientFromConfiguredSteamcmd(t *testing.T) {
-	for _, tc := range []struct {
-		p    Paths
-		want string
-	}{
-		{Paths{Root: "/var/lib/left4me"}, "BindReadOnlyPaths=-/var/lib/left4me/steamcmd/linux32\n"},
-		{Paths{Root: "/var/lib/left4me", SteamcmdDir: "/opt/steamcmd"}, "BindReadOnlyPaths=-/opt/steamcmd/linux32\n"},
-	} {
-		svc, err := Service(tc.p, sample())
+// TestGamesBindTheRootOwnedSteamClient: wherever steamcmd is, the games
+// bind the agent's root-owned copy of its client library, never steamcmd's
+// own directory (its account could swap it for a link to anywhere).
+func TestGamesBindTheRootOwnedSteamClient(t *testing.T) {
+	for _, p := range []Paths{{Root: "/var/lib/left4me"}, {Root: "/var/lib/left4me", SteamcmdDir: "/opt/steamcmd"}} {
+		svc, err := Service(p, sample())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(svc, tc.want) {
-			t.Errorf("steamcmd dir %q: the unit lacks %q", tc.p.SteamcmdDir, strings.TrimSpace(tc.want))
+		if !strings.Contains(svc, "BindReadOnlyPaths=-/var/lib/left4me/steamclient\n") || strings.Contains(svc, "linux32") {
+			t.Errorf("steamcmd dir %q: the unit should bind only /var/lib/left4me/steamclient:\n%s", p.SteamcmdDir, svc)
 		}
+	}
+	if got := (Paths{Root: "/r", SteamcmdDir: "/opt/steamcmd"}).SteamcmdLibDir(); got != "/opt/steamcmd/linux32" {
+		t.Errorf("SteamcmdLibDir = %s", got)
 	}
 }
