@@ -7,7 +7,16 @@
 //
 //	steam-api-double --listen 127.0.0.1:0 --catalog catalog.json [--addr-file F] [--public-url URL]
 //
-// The catalog (package steamapi's Catalog, as JSON) is read again when
+// A catalog (package steamapi's Catalog, as JSON; ids are strings):
+//
+//	{"items": [
+//	   {"id": "3001", "title": "Map One", "timeUpdated": 1700000000, "size": 70000},
+//	   {"id": "3002", "contentFile": "two.vpk", "faults": [{"truncateAt": 1000, "times": 1}]},
+//	   {"id": "3003", "consumerAppID": 730}, {"id": "3004", "missing": true}, {"id": "3005", "noFileURL": true}],
+//	 "collections": [{"id": "121115793", "children": [{"id": "3001"}, {"id": "3002"}, {"id": "500", "fileType": 2}]}],
+//	 "faults": {"GetPublishedFileDetails": [{"status": 429, "retryAfter": "1", "times": 1}]}}
+//
+// The catalog is read again when
 // the file changes, so a test can update an item or add a fault by
 // rewriting it; the counts in GET /_double/stats survive that. The first
 // line on stdout is "listening on http://ADDR". It listens on loopback

@@ -119,7 +119,13 @@ type Fault struct {
 	// TruncateAt cuts the connection after this many body bytes, with
 	// the full Content-Length announced (0: not cut).
 	TruncateAt int64 `json:"truncateAt,omitempty"`
-	Times      int   `json:"times,omitempty"`
+	// Chunked leaves Content-Length out (chunked encoding), as some CDN
+	// answers do, so only the bytes themselves tell a short or long file.
+	Chunked bool `json:"chunked,omitempty"`
+	// Extra appends this many bytes to the body (with Chunked, a file
+	// longer than its file_size that no header gives away).
+	Extra int `json:"extra,omitempty"`
+	Times int `json:"times,omitempty"`
 }
 
 // Duration is a time.Duration written in JSON as Go writes it ("50ms").

@@ -447,8 +447,9 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any, f *Fault) {
 }
 
 // writeBody sends body with Content-Length set, shaped by the fault:
-// held back, trickled, or cut short (the connection is aborted, so the
-// client sees fewer bytes than announced).
+// held back, trickled, lengthened, without Content-Length, or cut short
+// (the connection is aborted, so the client sees fewer bytes than
+// announced, or than chunked encoding's end).
 func writeBody(w http.ResponseWriter, r *http.Request, body []byte, f *Fault) {
 	if f == nil {
 		f = &Fault{}
@@ -456,7 +457,12 @@ func writeBody(w http.ResponseWriter, r *http.Request, body []byte, f *Fault) {
 	if !wait(r, time.Duration(f.Delay)) {
 		return
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if f.Extra > 0 {
+		body = append(body[:len(body):len(body)], make([]byte, f.Extra)...)
+	}
+	if !f.Chunked {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
