@@ -304,6 +304,12 @@ func TestAPIRetries(t *testing.T) {
 		if n := s.Requests(steamapi.MethodDetails); n != 2 {
 			t.Fatalf("%d requests", n)
 		}
+		s.FailAPI(steamapi.MethodDetails, steamapi.Fault{Delay: steamapi.Duration(time.Hour)})
+		c.MaxAttempts = 2
+		_, err := c.Resolve(ctx, []string{"3001"}, nil)
+		if e := wantError(t, err, SteamUnavailable, "item 3001"); e.Message != "GetPublishedFileDetails: no answer within 100ms (2 tries)" {
+			t.Fatalf("message %q", e.Message)
+		}
 	})
 	t.Run("4xx is final", func(t *testing.T) {
 		s, c := steam(t, threeMaps)

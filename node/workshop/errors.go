@@ -78,14 +78,19 @@ type Error struct {
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("workshop")
+	id := e.ID
+	if ValidID(id) != nil {
+		// Quoted, so an empty or odd id shows as what it was.
+		id = strconv.Quote(id)
+	}
 	switch {
-	case e.ID == "":
+	case e.ID == "" && e.Reason != InvalidID:
 	case e.Collection:
 		b.WriteString(" collection ")
-		b.WriteString(e.ID)
+		b.WriteString(id)
 	default:
 		b.WriteString(" item ")
-		b.WriteString(e.ID)
+		b.WriteString(id)
 	}
 	if e.Title != "" {
 		b.WriteString(" ")

@@ -1,7 +1,6 @@
 package workshop
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,12 +72,12 @@ func checkIDs(items, collections []string) error {
 	var errs []error
 	for _, id := range items {
 		if err := ValidID(id); err != nil {
-			errs = append(errs, &Error{Reason: InvalidID, ID: strconv.Quote(id), Message: err.Error()})
+			errs = append(errs, &Error{Reason: InvalidID, ID: id, Message: err.Error()})
 		}
 	}
 	for _, id := range collections {
 		if err := ValidID(id); err != nil {
-			errs = append(errs, &Error{Reason: InvalidID, ID: strconv.Quote(id), Collection: true, Message: err.Error()})
+			errs = append(errs, &Error{Reason: InvalidID, ID: id, Collection: true, Message: err.Error()})
 		}
 	}
 	return errors.Join(errs...)
@@ -303,27 +302,32 @@ func (c *Client) call(ctx context.Context, method, countField string, ids []stri
 	}
 	body := form.Encode()
 	endpoint := strings.TrimSuffix(c.baseURL(), "/") + "/ISteamRemoteStorage/" + method + "/v1/"
-	base := &Error{Message: method}
+	base := &Error{}
 	if len(ids) == 1 {
 		// A failed call about one id names it.
 		base.ID, base.Collection = ids[0], method == "GetCollectionDetails"
 	}
+	timeout := orDefault(c.RequestTimeout, DefaultRequestTimeout)
 	err := c.withRetries(ctx, func(ctx context.Context) attempt {
-		actx, cancel := context.WithTimeout(ctx, orDefault(c.RequestTimeout, DefaultRequestTimeout))
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		fail := func(reason, msg string, err error, retry bool) attempt {
+			e := *base
+			e.Reason, e.Message, e.Err = reason, method+msg, err
+			if actx.Err() != nil && ctx.Err() == nil {
+				e.Message, e.Err = fmt.Sprintf("%s: no answer within %s", method, timeout), nil
+			}
+			return attempt{err: &e, retry: retry}
+		}
 		req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, strings.NewReader(body))
 		if err != nil {
-			e := *base
-			e.Reason, e.Err = BadResponse, err
-			return attempt{err: &e}
+			return fail(BadResponse, "", err, false)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
 		resp, err := c.http().Do(req)
 		if err != nil {
-			e := *base
-			e.Reason, e.Err = SteamUnavailable, err
-			return attempt{err: &e, retry: true}
+			return fail(SteamUnavailable, "", err, true)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
@@ -333,20 +337,14 @@ func (c *Client) call(ctx context.Context, method, countField string, ids []stri
 			return a
 		}
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIResponse+1))
-		if err != nil {
-			e := *base
-			e.Reason, e.Err = SteamUnavailable, err
-			return attempt{err: &e, retry: true}
+		switch {
+		case err != nil:
+			return fail(SteamUnavailable, ": reading the answer", err, true)
+		case len(b) > maxAPIResponse:
+			return fail(BadResponse, ": answer over "+bytesText(maxAPIResponse), nil, false)
 		}
-		if len(b) > maxAPIResponse {
-			e := *base
-			e.Reason, e.Message = BadResponse, fmt.Sprintf("%s: answer over %s", method, bytesText(maxAPIResponse))
-			return attempt{err: &e}
-		}
-		if err := json.NewDecoder(bytes.NewReader(b)).Decode(out); err != nil {
-			e := *base
-			e.Reason, e.Message, e.Err = BadResponse, method+": answer is not the JSON expected", err
-			return attempt{err: &e}
+		if err := json.Unmarshal(b, out); err != nil {
+			return fail(BadResponse, ": answer is not the JSON expected", err, false)
 		}
 		return attempt{}
 	})
