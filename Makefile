@@ -16,10 +16,11 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: build
-build: ## Build l4m-server, l4m-node, l4mctl (and the game and steamcmd doubles) into bin/.
+build: ## Build l4m-server, l4m-node, l4mctl (and the game, steamcmd and Steam Web API doubles) into bin/.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 	CGO_ENABLED=0 $(GO) build -o bin/srcds-double ./hack/srcds-double
 	CGO_ENABLED=0 $(GO) build -o bin/steamcmd-double ./hack/steamcmd-double
+	CGO_ENABLED=0 $(GO) build -o bin/steam-api-double ./hack/steam-api-double
 
 .PHONY: run
 run: build ## Run the single-machine system: API server, one node in a sandbox host, the samples (root).
