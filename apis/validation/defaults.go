@@ -33,6 +33,8 @@ func Default(obj v1.Object) {
 		defaultBlueprint(o)
 	case *v1.Installation:
 		defaultInstallation(o)
+	case *v1.Overlay:
+		defaultOverlay(o)
 	case *v1.Instance:
 		if o.Spec.State == "" {
 			o.Spec.State = v1.StateRunning
@@ -111,5 +113,18 @@ func defaultInstallation(in *v1.Installation) {
 	}
 	if s.CheckInterval == "" {
 		s.CheckInterval = v1.DefaultCheckInterval
+	}
+}
+
+// defaultOverlay fills a workshop source's interval and directory; the other
+// sources have no defaults (into "" is the game root).
+func defaultOverlay(o *v1.Overlay) {
+	if w := o.Spec.Source.Workshop; w != nil {
+		if w.CheckInterval == "" {
+			w.CheckInterval = v1.DefaultWorkshopCheckInterval
+		}
+		if w.Into == "" {
+			w.Into = v1.DefaultWorkshopInto
+		}
 	}
 }

@@ -166,7 +166,7 @@ func ValidateStatus(obj v1.Object) field.ErrorList {
 	p := field.NewPath("status", "conditions")
 	switch o := obj.(type) {
 	case *v1.Overlay:
-		return metav1validation.ValidateConditions(o.Status.Conditions, p)
+		return ValidateOverlayStatus(&o.Status, field.NewPath("status"))
 	case *v1.Blueprint:
 		return metav1validation.ValidateConditions(o.Status.Conditions, p)
 	case *v1.Instance:
@@ -177,7 +177,8 @@ func ValidateStatus(obj v1.Object) field.ErrorList {
 		return allErrs
 	case *v1.Node:
 		allErrs := metav1validation.ValidateConditions(o.Status.Conditions, p)
-		return append(allErrs, validateNodeInstallations(o.Status.Installations, field.NewPath("status", "installations"))...)
+		allErrs = append(allErrs, validateNodeInstallations(o.Status.Installations, field.NewPath("status", "installations"))...)
+		return append(allErrs, validateNodeOverlays(o.Status.Overlays, field.NewPath("status", "overlays"))...)
 	case *v1.Installation:
 		return metav1validation.ValidateConditions(o.Status.Conditions, p)
 	}
@@ -217,24 +218,17 @@ func validateMeta(obj v1.Object, namespaced bool, isName nameFunc) field.ErrorLi
 	return allErrs
 }
 
-// ValidateOverlaySpec checks an Overlay's source.
-func ValidateOverlaySpec(s *v1.OverlaySpec, p *field.Path) field.ErrorList {
-	var allErrs field.ErrorList
-	if s.Source.Path == "" {
-		return append(allErrs, field.Required(p.Child("source", "path"), "an overlay needs a source"))
-	}
-	allErrs = append(allErrs, ValidateOverlayPath(s.Source.Path, p.Child("source", "path"))...)
-	if len(s.Description) > MaxMessageLength {
-		allErrs = append(allErrs, field.TooLong(p.Child("description"), "", MaxMessageLength))
-	}
-	return allErrs
-}
-
 // ValidateOverlayPath applies the predecessor's rules to a reference below
 // the overlays root: relative, no "..", no "." and no empty components, no
 // control characters. Symlinks are the node's job: it resolves the path on
 // its own filesystem without leaving the root.
 func ValidateOverlayPath(ref string, p *field.Path) field.ErrorList {
+	return checkRelPath(ref, p, "the overlays root")
+}
+
+// checkRelPath holds a path below root (named in the message) to the rules
+// of ValidateOverlayPath.
+func checkRelPath(ref string, p *field.Path, root string) field.ErrorList {
 	bad := func(msg string) field.ErrorList { return field.ErrorList{field.Invalid(p, ref, msg)} }
 	switch {
 	case ref == "":
@@ -242,7 +236,7 @@ func ValidateOverlayPath(ref string, p *field.Path) field.ErrorList {
 	case len(ref) > MaxOverlayPathLength:
 		return field.ErrorList{field.TooLong(p, "", MaxOverlayPathLength)}
 	case strings.HasPrefix(ref, "/"):
-		return bad("must be relative to the overlays root, not absolute")
+		return bad("must be relative to " + root + ", not absolute")
 	case hasControl(ref):
 		return bad("must not contain control characters")
 	case strings.Contains(ref, "\\"):

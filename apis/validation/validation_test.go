@@ -73,7 +73,7 @@ func TestValidate(t *testing.T) {
 		{"bad finalizer", instance(func(i *v1.Instance) { i.Finalizers = []string{"no spaces allowed"} }), "metadata.finalizers[0]: Invalid value"},
 
 		// Overlay path references.
-		{"overlay path required", overlay(""), "spec.source.path: Required value"},
+		{"overlay source required", overlay(""), "spec.source: Required value: set one of path, archive, git, workshop, files"},
 		{"overlay absolute", overlay("/etc"), `spec.source.path: Invalid value: "/etc": must be relative to the overlays root, not absolute`},
 		{"overlay dotdot", overlay("../x"), `spec.source.path: Invalid value: "../x": must not contain '..'`},
 		{"overlay dotdot inside", overlay("a/../../x"), "must not contain '..'"},

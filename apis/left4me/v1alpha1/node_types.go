@@ -66,6 +66,9 @@ type NodeStatus struct {
 	Installation LegacyInstallation `json:"installation,omitempty"`
 	// Installations are the Installation objects this node keeps builds of.
 	Installations []NodeInstallation `json:"installations,omitempty"`
+	// Overlays are the fetched Overlays (every source but path) this node
+	// keeps in its store, for the Instances bound to it.
+	Overlays []NodeOverlay `json:"overlays,omitempty"`
 	// LogsEndpoint is where the API server reads game logs from the agent.
 	LogsEndpoint *LogsEndpoint `json:"logsEndpoint,omitempty"`
 }

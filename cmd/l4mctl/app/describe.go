@@ -83,7 +83,8 @@ func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
 		conds = st["conditions"]
 		delete(st, "conditions")
 		if res.Kind == "Node" {
-			delete(st, "installations") // a table below
+			delete(st, "installations") // tables below
+			delete(st, "overlays")
 		}
 	}
 	for _, section := range []string{"spec", "status"} {
@@ -102,6 +103,11 @@ func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
 	switch o := obj.(type) {
 	case *v1.Node:
 		printNodeInstallations(out, o)
+		printNodeOverlays(out, o)
+	case *v1.Overlay:
+		if err := c.printOverlayNodes(ctx, cl, o); err != nil {
+			return err
+		}
 	case *v1.Installation:
 		if err := c.printInstallationNodes(ctx, cl, o); err != nil {
 			return err

@@ -113,11 +113,21 @@ var tables = map[string]columns{
 		},
 	},
 	"Overlay": {
-		headers: []string{"NAME", "PATH", "AGE"},
-		wide:    []string{"DESCRIPTION"},
+		// SOURCE is the kind of source; DIGEST the content the fleet
+		// should run (12 hex digits); READY how many of the nodes that
+		// need it have it ("-" for a path source: nothing is fetched).
+		// FROM is where it comes from (sourceFrom).
+		headers: []string{"NAME", "SOURCE", "DIGEST", "READY", "AGE"},
+		wide:    []string{"FROM", "DESCRIPTION"},
 		row: func(o v1.Object, now time.Time) ([]string, []string) {
 			ov := o.(*v1.Overlay)
-			return []string{ov.Name, ov.Spec.Source.Path, age(ov, now)}, []string{orNone(ov.Spec.Description)}
+			kind := ov.Spec.Source.Kind()
+			ready := "-"
+			if kind != v1.SourcePath {
+				ready = fmt.Sprintf("%d/%d", ov.Status.Ready, ov.Status.Nodes)
+			}
+			return []string{ov.Name, orNone(kind), orNone(v1.ShortDigest(ov.WantedDigest())), ready, age(ov, now)},
+				[]string{orNone(sourceFrom(&ov.Spec.Source)), orNone(ov.Spec.Description)}
 		},
 	},
 	"Blueprint": {
@@ -334,4 +344,47 @@ func nodeBuilds(n *v1.Node) string {
 		parts = append(parts, "installation/:"+n.Status.Installation.Build)
 	}
 	return strings.Join(parts, ";")
+}
+
+// sourceFrom says where an Overlay's files come from, in one cell: the
+// path, the archive's URL, the repository's URL@ref, the Workshop ids (the
+// first few of each list, then how many more), or the first inline file's
+// path and how many more.
+func sourceFrom(src *v1.OverlaySource) string {
+	switch src.Kind() {
+	case v1.SourcePath:
+		return src.Path
+	case v1.SourceArchive:
+		return src.Archive.URL
+	case v1.SourceGit:
+		return src.Git.URL + "@" + src.Git.Ref
+	case v1.SourceWorkshop:
+		var parts []string
+		for _, l := range []struct {
+			name string
+			ids  []string
+		}{{"items", src.Workshop.Items}, {"collections", src.Workshop.Collections}} {
+			if len(l.ids) > 0 {
+				parts = append(parts, l.name+":"+firstAndMore(l.ids, 3))
+			}
+		}
+		return strings.Join(parts, ";")
+	case v1.SourceFiles:
+		paths := make([]string, 0, len(src.Files))
+		for p := range src.Files {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		return firstAndMore(paths, 1)
+	}
+	return ""
+}
+
+// firstAndMore is the first n of list, comma-separated, and "+N" for the
+// rest.
+func firstAndMore(list []string, n int) string {
+	if len(list) <= n {
+		return strings.Join(list, ",")
+	}
+	return strings.Join(list[:n], ",") + ",+" + strconv.Itoa(len(list)-n)
 }
