@@ -347,3 +347,25 @@ func TestValidateNodeOverlays(t *testing.T) {
 		}
 	}
 }
+
+// TestLastAppliedHasItsOwnBound: l4mctl apply's copy of the manifest may
+// exceed the 256 KiB the other annotations share, up to its own bound.
+func TestLastAppliedHasItsOwnBound(t *testing.T) {
+	ov := func(lastApplied int, other int) *v1.Overlay {
+		o := &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "default", Annotations: map[string]string{
+			v1.AnnotationLastApplied: strings.Repeat("x", lastApplied)}}, Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "cfg"}}}
+		if other > 0 {
+			o.Annotations["note"] = strings.Repeat("y", other)
+		}
+		return o
+	}
+	if errs := Validate(ov(600<<10, 0)); len(errs) != 0 {
+		t.Fatalf("600 KiB last-applied: %v", errs)
+	}
+	if errs := Validate(ov(MaxLastAppliedBytes+1, 0)); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "metadata.annotations[left4me.io/last-applied-configuration]: Too long") {
+		t.Fatalf("over the bound: %v", errs)
+	}
+	if errs := Validate(ov(10, 300<<10)); len(errs) == 0 || !strings.Contains(errs.ToAggregate().Error(), "metadata.annotations: Too long") {
+		t.Fatalf("other annotations over 256 KiB: %v", errs)
+	}
+}

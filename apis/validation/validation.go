@@ -209,7 +209,7 @@ func validateMeta(obj v1.Object, namespaced bool, isName nameFunc) field.ErrorLi
 		allErrs = append(allErrs, field.Forbidden(p.Child("namespace"), "this kind is cluster-scoped and takes no namespace"))
 	}
 	allErrs = append(allErrs, metav1validation.ValidateLabels(obj.GetLabels(), p.Child("labels"))...)
-	allErrs = append(allErrs, apimachineryvalidation.ValidateAnnotations(obj.GetAnnotations(), p.Child("annotations"))...)
+	allErrs = append(allErrs, validateAnnotations(obj.GetAnnotations(), p.Child("annotations"))...)
 	for i, f := range obj.GetFinalizers() {
 		for _, msg := range utilvalidation.IsQualifiedName(f) {
 			allErrs = append(allErrs, field.Invalid(p.Child("finalizers").Index(i), f, msg))
@@ -706,4 +706,30 @@ func hasDotDot(s string) bool {
 		}
 	}
 	return false
+}
+
+// MaxLastAppliedBytes bounds l4mctl apply's last-applied annotation, which
+// holds a copy of the manifest and so does not fit in the 256 KiB all
+// other annotations share when an Overlay's files are near their own 256
+// KiB (a request is at most 1 MiB in all anyway).
+const MaxLastAppliedBytes = 768 << 10
+
+// validateAnnotations is apimachinery's check (keys, 256 KiB in all) for
+// every annotation but the last-applied one, which has its own bound.
+func validateAnnotations(ann map[string]string, p *field.Path) field.ErrorList {
+	la, has := ann[v1.AnnotationLastApplied]
+	if !has {
+		return apimachineryvalidation.ValidateAnnotations(ann, p)
+	}
+	rest := make(map[string]string, len(ann))
+	for k, v := range ann {
+		if k != v1.AnnotationLastApplied {
+			rest[k] = v
+		}
+	}
+	allErrs := apimachineryvalidation.ValidateAnnotations(rest, p)
+	if len(la) > MaxLastAppliedBytes {
+		allErrs = append(allErrs, field.TooLong(p.Key(v1.AnnotationLastApplied), "", MaxLastAppliedBytes))
+	}
+	return allErrs
 }

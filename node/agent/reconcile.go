@@ -110,6 +110,12 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 		ov := obj.(*v1.Overlay)
 		usedOverlays[name] = ov
+		if kind := ov.Spec.Source.Kind(); kind != v1.SourcePath {
+			// The API accepts archive, git, workshop and files sources;
+			// this node stacks only directories below overlays/ so far.
+			return a.refuse(ctx, id, st, "OverlaySourceNotSupported", fmt.Sprintf(
+				"Overlay %s: its source is %s, and this node stacks only path sources (a directory below %s) so far", name, kind, a.paths.Overlays()))
+		}
 		l, err := overlay.Resolve(a.paths.Overlays(), ov.Spec.Source.Path)
 		if err != nil {
 			return a.refuse(ctx, id, st, "InvalidOverlay", fmt.Sprintf("Overlay %s: %v", name, err))

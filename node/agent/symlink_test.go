@@ -234,3 +234,26 @@ func TestSteamClientCopiedNotLinked(t *testing.T) {
 		t.Fatalf("the game's home links %q (%v), want %s", link, err, copied)
 	}
 }
+
+// TestOverlaySourceNotFetchedYet: an Overlay from a source the node does
+// not fetch yet (the API accepts it) holds its Instance with a reason that
+// says so, and nothing is mounted or started.
+func TestOverlaySourceNotFetchedYet(t *testing.T) {
+	h := start(t)
+	h.create(
+		&v1.Overlay{ObjectMeta: om("cfgs"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Files: map[string]string{"left4dead2/cfg/extra.cfg": "sv_alltalk 0\n"}}}},
+		&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"cfgs"}}},
+		&v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}},
+	)
+	in := h.until("coop-1", "held", func(in *v1.Instance) bool {
+		c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceOverlaysReady)
+		return c != nil && c.Reason == "OverlaySourceNotSupported"
+	})
+	c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceOverlaysReady)
+	if !strings.Contains(c.Message, "Overlay cfgs: its source is files") {
+		t.Fatalf("message %q", c.Message)
+	}
+	if files := h.sd.Files(); len(files) != 0 {
+		t.Fatalf("units written for a held Instance: %v", files)
+	}
+}

@@ -52,6 +52,10 @@ type BlueprintSpec struct {
 // Blueprint's rollout rules.
 const AnnotationRestartedAt = "left4me.io/restartedAt"
 
+// AnnotationLastApplied is where l4mctl apply keeps the manifest it last
+// applied (kubectl's last-applied-configuration), for its three-way merge.
+const AnnotationLastApplied = Group + "/last-applied-configuration"
+
 // Rollout policies.
 const (
 	// RolloutWhenEmpty restarts an Instance onto a new spec only when no

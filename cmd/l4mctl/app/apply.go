@@ -21,7 +21,7 @@ import (
 
 // LastAppliedAnnotation holds the manifest as last applied: the "original"
 // of the three-way merge, and the mark of objects --prune may delete.
-const LastAppliedAnnotation = v1.Group + "/last-applied-configuration"
+const LastAppliedAnnotation = v1.AnnotationLastApplied
 
 type applyOptions struct {
 	files     []string

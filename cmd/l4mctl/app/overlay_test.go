@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,25 @@ func TestApplyOverlayBadInput(t *testing.T) {
 	}
 	if _, err := e.cl.Get(context.Background(), resources.Overlays, "default", "bad"); err == nil {
 		t.Fatal("a refused Overlay was stored")
+	}
+}
+
+// TestApplyFilesOverlayNearItsLimit: an Overlay holding close to 256 KiB of
+// quote-heavy cfg text applies with l4mctl apply (its last-applied copy
+// has a bound of its own), and one over the limit is refused by name.
+func TestApplyFilesOverlayNearItsLimit(t *testing.T) {
+	e := newEnv(t)
+	line := `sm_cvar "l4d_survivor_limit" "4" // "quoted" \ text` + "\n"
+	cfg := strings.Repeat(line, (250<<10)/len(line))
+	doc := func(content string) string {
+		q, _ := json.Marshal(content)
+		return "apiVersion: left4me.io/v1alpha1\nkind: Overlay\nmetadata: {name: big-cfg}\nspec: {source: {files: {\"left4dead2/cfg/big.cfg\": " + string(q) + "}}}\n"
+	}
+	if out, errOut, err := e.run("", "apply", "-f", e.write("big.yaml", doc(cfg))); err != nil || !strings.Contains(out, "overlay.left4me.io/big-cfg created") {
+		t.Fatalf("apply a %d-byte files Overlay: %v\n%s%s", len(cfg), err, out, errOut)
+	}
+	_, errOut, err := e.run("", "apply", "-f", e.write("too-big.yaml", doc(cfg+strings.Repeat("x", 10<<10))))
+	if err == nil || !strings.Contains(errOut+err.Error(), "spec.source.files") {
+		t.Fatalf("an Overlay over 256 KiB of files: %v\n%s", err, errOut)
 	}
 }
