@@ -268,19 +268,11 @@ func (d *Dir) statAt(name string) (unix.Stat_t, error) {
 // an error): no symlink is followed, and a FIFO or device is refused rather
 // than read (either could block or never end).
 func (d *Dir) ReadFile(rel string, max int64) ([]byte, error) {
-	fd, err := d.openat2(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	f, st, err := d.openRegular(rel)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), d.join(rel))
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, pathError("stat", d.join(rel), err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("read %s: not a regular file", d.join(rel))
-	}
 	if st.Size > max {
 		return nil, fmt.Errorf("read %s: %d bytes, more than the %d allowed", d.join(rel), st.Size, max)
 	}
@@ -293,6 +285,72 @@ func (d *Dir) ReadFile(rel string, max int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// OpenFile opens a regular file below d for reading: no symlink is
+// followed, and a FIFO or device is refused rather than opened for reading
+// (either could block or never end).
+func (d *Dir) OpenFile(rel string) (*os.File, error) {
+	f, _, err := d.openRegular(rel)
+	return f, err
+}
+
+func (d *Dir) openRegular(rel string) (*os.File, unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := d.openat2(rel, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, st, err
+	}
+	f := os.NewFile(uintptr(fd), d.join(rel))
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, st, pathError("stat", d.join(rel), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, st, fmt.Errorf("read %s: not a regular file", d.join(rel))
+	}
+	return f, st, nil
+}
+
+// Create makes the new regular file rel below d, open for writing, with
+// mode perm whatever the umask. Nothing existing is opened or replaced
+// (O_EXCL), and no symlink on the way is followed: a tree an archive is
+// extracted into cannot be written through a link the archive planted.
+func (d *Dir) Create(rel string, perm os.FileMode) (*os.File, error) {
+	fd, err := d.openat2(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, uint64(perm.Perm()))
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), d.join(rel))
+	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
+		f.Close()
+		return nil, pathError("chmod", d.join(rel), err)
+	}
+	return f, nil
+}
+
+// Readlink reads the target of the symlink rel below d (no symlink on the
+// way is followed).
+func (d *Dir) Readlink(rel string) (string, error) {
+	fd, err := d.openat2(rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return "", pathError("readlink", d.join(rel), err)
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// Names lists d's entries, in the order the directory returns them.
+func (d *Dir) Names() ([]string, error) { return d.names() }
 
 // Symlink creates name -> target in d unless something named name exists
 // (whatever it is: the agent never replaces what the game made).

@@ -2,8 +2,11 @@ package safefs
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -214,5 +217,78 @@ func TestEnsureDirLeavesAMountPointAloneAndMkdirAllRefusesToEnterIt(t *testing.T
 	}
 	if _, err := os.Stat(merged); err != nil {
 		t.Fatalf("the mount point went: %v", err)
+	}
+}
+
+func TestCreateWritesNothingThroughALinkAndReplacesNothing(t *testing.T) {
+	w := newWorld(t)
+	os.Symlink(w.sentinelDir, filepath.Join(w.game, "addons"))
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "server.cfg"))
+	os.WriteFile(filepath.Join(w.game, "motd.txt"), []byte("hello\n"), 0o644)
+	d := mustOpen(t, w.game)
+	for _, rel := range []string{"addons/passwd", "addons/new", "server.cfg", "../secret", "../new"} {
+		if f, err := d.Create(rel, 0o644); err == nil {
+			f.Close()
+			t.Errorf("create %s: no error", rel)
+		}
+	}
+	if _, err := d.Create("addons/new", 0o644); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("create through a linked directory: %v, want ErrUnsafe", err)
+	}
+	if _, err := d.Create("motd.txt", 0o644); !errors.Is(err, os.ErrExist) {
+		t.Errorf("create over a file: %v, want ErrExist", err)
+	}
+	w.untouched(t)
+	if b, _ := os.ReadFile(filepath.Join(w.game, "motd.txt")); string(b) != "hello\n" {
+		t.Errorf("the existing file changed: %q", b)
+	}
+
+	old := syscall.Umask(0o077)
+	f, err := d.Create("srcds_run", 0o755)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("#!/bin/sh\n")
+	f.Close()
+	if st, err := os.Lstat(filepath.Join(w.game, "srcds_run")); err != nil || st.Mode() != 0o755 {
+		t.Fatalf("a new file under umask 077: %v %v, want 0755", st.Mode(), err)
+	}
+}
+
+func TestReadlinkOpenFileAndNamesDoNotFollowLinks(t *testing.T) {
+	w := newWorld(t)
+	long := strings.Repeat("d/", 300) + "x" // longer than the first buffer
+	os.Symlink(long, filepath.Join(w.game, "long"))
+	os.Symlink(w.sentinelDir, filepath.Join(w.game, "etc"))
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "secret"))
+	syscall.Mkfifo(filepath.Join(w.game, "fifo"), 0o644)
+	os.WriteFile(filepath.Join(w.game, "motd.txt"), []byte("hello\n"), 0o644)
+	d := mustOpen(t, w.game)
+	if got, err := d.Readlink("long"); err != nil || got != long {
+		t.Fatalf("readlink: %q %v", got, err)
+	}
+	if _, err := d.Readlink("etc/passwd"); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("readlink through a link: %v, want ErrUnsafe", err)
+	}
+	for _, rel := range []string{"secret", "etc/passwd", "fifo", "../secret"} {
+		if f, err := d.OpenFile(rel); err == nil {
+			f.Close()
+			t.Errorf("open %s: no error", rel)
+		}
+	}
+	f, err := d.OpenFile("motd.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if string(b) != "hello\n" {
+		t.Fatalf("read %q", b)
+	}
+	names, err := d.Names()
+	sort.Strings(names)
+	if err != nil || strings.Join(names, " ") != "etc fifo long motd.txt secret" {
+		t.Fatalf("names: %v %v", names, err)
 	}
 }
