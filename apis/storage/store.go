@@ -21,6 +21,8 @@ import (
 	"github.com/go-logr/logr"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -610,9 +612,19 @@ const maxTransientRetries = 5
 // gets through a member's death.
 func transient(err error) bool {
 	e := rpctypes.Error(err)
-	return errors.Is(e, rpctypes.ErrLeaderChanged) || errors.Is(e, rpctypes.ErrNoLeader) ||
+	if errors.Is(e, rpctypes.ErrLeaderChanged) || errors.Is(e, rpctypes.ErrNoLeader) ||
 		errors.Is(e, rpctypes.ErrTimeout) || errors.Is(e, rpctypes.ErrTimeoutDueToLeaderFail) ||
-		errors.Is(e, rpctypes.ErrTimeoutDueToConnectionLost)
+		errors.Is(e, rpctypes.ErrTimeoutDueToConnectionLost) {
+		return true
+	}
+	// The connection to the member broke mid-request (it was killed: "error
+	// reading from server: EOF"); the client's balancer takes another
+	// member on the next try. Writes are safe to try again as after a
+	// leader change: the next round finds out what became of the first.
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
+	}
+	return false
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestTransient: what etcd answers while a member dies is retried; what it
@@ -22,6 +24,9 @@ func TestTransient(t *testing.T) {
 		{rpctypes.ErrGRPCTimeout, true},
 		{rpctypes.ErrGRPCTimeoutDueToLeaderFail, true},
 		{fmt.Errorf("create: %w", rpctypes.ErrLeaderChanged), true},
+		{status.Error(codes.Unavailable, "error reading from server: EOF"), true},
+		{fmt.Errorf("count instances: %w", status.Error(codes.Unavailable, "connection reset")), true},
+		{status.Error(codes.InvalidArgument, "bad key"), false},
 		{rpctypes.ErrGRPCCompacted, false},
 		{rpctypes.ErrGRPCRequestTooLarge, false},
 		{context.Canceled, false},
