@@ -196,9 +196,13 @@ func (d *DBus) Run(ctx context.Context, j Job) (JobResult, error) {
 		if err == nil {
 			break
 		}
-		// A stopped unit is collected by systemd's next loop iteration;
-		// one that still exists is cleared again.
-		if busErrorIs(err, "org.freedesktop.systemd1.UnitExists") && attempt < 3 {
+		// A stopped or reset unit is collected by systemd's next loop
+		// iteration, which may come after our start: wait until it is
+		// gone, then clear and start again.
+		if busErrorIs(err, "org.freedesktop.systemd1.UnitExists") && attempt < 5 {
+			if werr := d.waitUnloaded(ctx, j.Unit, 5*time.Second); werr != nil {
+				return JobResult{}, fmt.Errorf("start %s: %w (and waiting for the old one to go: %v)", j.Unit, err, werr)
+			}
 			continue
 		}
 		return JobResult{}, fmt.Errorf("start %s: %w", j.Unit, err)
@@ -243,6 +247,27 @@ func (d *DBus) clear(ctx context.Context, name string) error {
 		}
 	}
 	return d.resetFailed(ctx, name)
+}
+
+// waitUnloaded polls until systemd has unloaded name (or it is failed or
+// running again: clear deals with those), at most max.
+func (d *DBus) waitUnloaded(ctx context.Context, name string, max time.Duration) error {
+	deadline := time.Now().Add(max)
+	for {
+		st, err := d.State(ctx, name)
+		if err != nil {
+			return err
+		}
+		if st.LoadState == "not-found" || (st.ActiveState != "inactive" && st.ActiveState != "") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still loaded (%s/%s) after %s", name, st.LoadState, st.ActiveState, max)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 func (d *DBus) resetFailed(ctx context.Context, name string) error {
@@ -308,4 +333,16 @@ func busErrorIs(err error, name string) bool {
 	}
 	var p *godbus.Error
 	return errors.As(err, &p) && p.Name == name
+}
+
+// sleepCtx waits d, or less when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
