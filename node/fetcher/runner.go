@@ -184,10 +184,10 @@ func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging strin
 	return extract.Stats{}, ferr
 }
 
-// job is the fetcher's unit for one staging directory: named after it
-// (so two fetches into one directory never run at once, and a leftover
-// from a killed agent is stopped first), as the account, writing only
-// staging, output to a root-owned log.
+// job is the fetcher's unit for one staging directory: named after it, so
+// a leftover from a killed agent is stopped first (systemd.Manager.Run
+// replaces a unit of the same name: one fetch per staging directory at a
+// time), as the account, writing only staging, output to a root-owned log.
 func (r *Runner) job(acct gameuser.Account, staging, url string) systemd.Job {
 	sum := sha256.Sum256([]byte(staging))
 	name := "l4m-fetch-" + hex.EncodeToString(sum[:8])
