@@ -77,6 +77,10 @@ bench-fleet: ## 300 Instances over the fleet test's 3 sandbox hosts, API createâ
 bench-install: ## New game build published â†’ all 300 Instances over 3 sandbox hosts on it, vs the steamcmd double's own download (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestInstallBenchmark -v -timeout 30m ./node/e2e
 
+.PHONY: bench-fetch
+bench-fetch: ## Overlay fetcher: download+extract a generated 500 MB tar.gz from loopback vs `curl | tar -xz` of it (prints a table; FETCH_MB sets the size).
+	$(GO) run ./hack/bench-fetch -size $(or $(FETCH_MB),500)
+
 .PHONY: bench
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
 	$(GO) run ./hack/bench

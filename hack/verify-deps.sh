@@ -3,8 +3,8 @@
 # the API server only, so they must not link etcd's server, the storage
 # package, or (for l4mctl) systemd; apis/ depends on nothing above it:
 # the controllers and their leader election are wired in by cmd/l4m-server;
-# and node/steamcmd, node/workshop and node/extract depend on nothing of
-# the agent's.
+# and node/steamcmd, node/workshop, node/extract and node/fetcher depend
+# on nothing of the agent's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)
@@ -39,6 +39,13 @@ fi
 bad=$(go list -deps ./node/extract | grep -E "^${module}/(node/agent|apis|controllers|cmd)(/|$)" || true)
 if [ -n "$bad" ]; then
   echo "node/extract must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+fi
+# node/fetcher runs as the unprivileged fetcher (l4m-node fetch-archive)
+# as well as in the agent: it knows nothing of the agent, the API server,
+# the controllers or the binaries.
+bad=$(go list -deps ./node/fetcher | grep -E "^${module}/(node/agent|apis/server|apis/storage|controllers|cmd)(/|$)" || true)
+if [ -n "$bad" ]; then
+  echo "node/fetcher must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
 fi
 [ $fail -eq 0 ] && echo "dependency direction ok"
 exit $fail

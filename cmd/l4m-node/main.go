@@ -96,6 +96,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.BoolVar(&o.steamcmdTwoPass, "steamcmd-two-pass", true, "install with a windows pass, then a linux one: Steam refuses a one-pass anonymous Linux install (\"Invalid platform\")")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
+	addInternalCommands(cmd)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "l4m-node:", err)
 		os.Exit(1)

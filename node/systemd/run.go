@@ -41,6 +41,14 @@ type Job struct {
 	// Timeout kills the run (SIGTERM, then SIGKILL) when it lasts longer:
 	// Result "timeout". Zero means no limit.
 	Timeout time.Duration
+	// NeedsOpenat2 leaves RestrictSUIDSGID off. systemd implements it with
+	// a seccomp filter that cannot read openat2's flags (they are in a
+	// struct), so it blocks openat2 altogether with ENOSYS, and a command
+	// that resolves paths with it (node/safefs: the overlay fetcher's
+	// extractor) cannot work. Such a command must keep setuid and setgid
+	// bits out of what it writes itself, and what it wrote is checked
+	// after (extract.Verify refuses them).
+	NeedsOpenat2 bool
 }
 
 // JobResult is how a Job ended.
@@ -132,7 +140,6 @@ func jobProperties(j Job) []dbus.Property {
 		prop("ProtectKernelModules", true),
 		prop("ProtectKernelLogs", true),
 		prop("ProtectControlGroups", true),
-		prop("RestrictSUIDSGID", true),
 		prop("LockPersonality", true),
 		// The account is steamcmd's, not root's, but it must not watch
 		// the host either: no other processes, no shared IPC, no clock or
@@ -149,6 +156,9 @@ func jobProperties(j Job) []dbus.Property {
 		prop("CapabilityBoundingSet", uint64(0)),
 		prop("UMask", uint32(0o022)),
 		prop("TimeoutStopUSec", uint64(stopTimeout/time.Microsecond)),
+	}
+	if !j.NeedsOpenat2 {
+		props = append(props, prop("RestrictSUIDSGID", true))
 	}
 	if len(j.ExecStartPre) > 0 {
 		props = append(props, execProp("ExecStartPre", j.ExecStartPre...))

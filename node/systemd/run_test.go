@@ -77,6 +77,12 @@ func TestJobProperties(t *testing.T) {
 	if pre, _ := got["ExecStartPre"].([]execCommand); len(pre) != 1 || pre[0].Path != "/bin/rm" || !slices.Equal(pre[0].Args, []string{"/bin/rm", "-f", "/a/b"}) || pre[0].IgnoreFailure {
 		t.Errorf("ExecStartPre = %#v", got["ExecStartPre"])
 	}
+	j.NeedsOpenat2 = true
+	for _, p := range jobProperties(j) {
+		if p.Name == "RestrictSUIDSGID" {
+			t.Errorf("RestrictSUIDSGID = %v for a job that needs openat2: systemd's filter for it blocks openat2", p.Value)
+		}
+	}
 	j.Argv = []string{"/bin/sh", "-c", "echo $$ $HOME"}
 	for _, p := range jobProperties(j) {
 		if p.Name == "ExecStart" {

@@ -1,0 +1,184 @@
+package fetcher
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+
+	"github.com/left4me/left4me/hack/sandboxtest"
+	"github.com/left4me/left4me/node/gameuser"
+	"github.com/left4me/left4me/node/systemd"
+)
+
+// insideEnv tells the test binary it was started inside a sandbox host by
+// TestRunnerOnSystemd, to run TestRunnerInsideSandbox there.
+const insideEnv = "L4M_FETCHER_INSIDE_SANDBOX"
+
+// probeScript stands in for l4m-node: before running the fetcher (this
+// test binary, beside it) it tries to write where the unit's sandbox must
+// not let it, though plain permissions would: a directory anyone may
+// write, and another staging directory the same account owns (a fetch
+// running beside this one). It notes what happened in its own staging
+// directory, the last argument.
+const probeScript = `#!/bin/sh
+for a; do staging=$a; done
+for target in /var/lib/left4me/open /var/lib/left4me/overlays/.staging/sibling; do
+	if touch "$target/probe" 2>/dev/null; then
+		echo "$target: WROTE" >>"$staging/probe.txt"
+	else
+		echo "$target: denied" >>"$staging/probe.txt"
+	fi
+done
+exec "${0%/*}/fetcher.test" "$@"
+`
+
+// TestRunnerOnSystemd runs the Runner through a real systemd as the real
+// l4m-fetch account: it boots a sandbox host, puts this test binary (the
+// fetcher, see TestMain) behind a probing l4m-node stand-in in its node
+// root, and runs TestRunnerInsideSandbox there.
+func TestRunnerOnSystemd(t *testing.T) {
+	sb := sandboxtest.Boot(t, "fetcher-runner")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyTestFile(t, self, filepath.Join(sb.Left4meDir, "fetcher.test"), 0o755)
+	if err := os.WriteFile(filepath.Join(sb.Left4meDir, "probe.sh"), []byte(probeScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(sandboxtest.Script(), "exec", sb.Name, "/var/lib/left4me/fetcher.test",
+		"-test.run", "^TestRunnerInsideSandbox$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), insideEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("inside the sandbox:\n%s", out)
+	if err != nil {
+		t.Fatalf("the test inside the sandbox failed: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestRunnerInsideSandbox") {
+		t.Fatal("TestRunnerInsideSandbox did not run inside the sandbox")
+	}
+}
+
+func TestRunnerInsideSandbox(t *testing.T) {
+	if os.Getenv(insideEnv) == "" {
+		t.Skip("runs inside a sandbox host, started by TestRunnerOnSystemd")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d, err := systemd.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const root = "/var/lib/left4me"
+	accounts := &gameuser.System{}
+	acct, err := accounts.EnsureService(DefaultAccount, accountService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent's layout: root-owned parents the account can traverse.
+	mkdir := func(p string, mode os.FileMode, uid int) string {
+		p = filepath.Join(root, p)
+		if err := os.Mkdir(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		os.Chown(p, uid, uid)
+		return p
+	}
+	mkdir("open", 0o777, 0)
+	mkdir("overlays", 0o755, 0)
+	mkdir("overlays/.staging", 0o711, 0)
+	sibling := mkdir("overlays/.staging/sibling", 0o700, acct.UID)
+	mirror := mkdir("mirror", 0o755, 0)
+
+	log := funcr.New(func(prefix, args string) { t.Log(prefix, args) }, funcr.Options{})
+	r, err := New(Config{Root: root, Exe: filepath.Join(root, "probe.sh")}, d, accounts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := tarGz(t, sourcemod("sm-1.12/")...)
+	s := serving(t, archive)
+
+	staging := mkdir("overlays/.staging/1", 0o700, 0)
+	stats, err := r.FetchArchive(ctx, smSpec(s.URL+"/sourcemod.tar.gz", archive), staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Files != 6 {
+		t.Errorf("stats %+v", stats)
+	}
+	tree := filepath.Join(staging, TreeName)
+	if got := listing(t, tree); !slices.Equal(got, sourcemodTree) {
+		t.Errorf("tree:\n%v\nwant:\n%v", got, sourcemodTree)
+	}
+	// The account wrote the tree; root has the staging dir back.
+	if uid := uidOf(t, filepath.Join(tree, "left4dead2/cfg/sourcemod/sourcemod.cfg")); uid != acct.UID {
+		t.Errorf("the tree's files are uid %d's, want %s's (%d)", uid, acct.Name, acct.UID)
+	}
+	if uid := uidOf(t, staging); uid != 0 {
+		t.Errorf("after the run the staging dir is uid %d's, want root's", uid)
+	}
+	probe := readFile(t, filepath.Join(staging, "probe.txt"))
+	for _, want := range []string{"/var/lib/left4me/open: denied", sibling + ": denied"} {
+		if !strings.Contains(probe, want) {
+			t.Errorf("the fetcher's unit could write outside its staging dir:\n%s", probe)
+		}
+	}
+	for _, p := range []string{filepath.Join(root, "open", "probe"), filepath.Join(sibling, "probe")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("the fetcher's unit wrote %s", p)
+		}
+	}
+
+	// file:// as the account: a world-readable file below a file root is
+	// fetched; one only root may read is not.
+	os.WriteFile(filepath.Join(mirror, "sm.tar.gz"), archive, 0o644)
+	os.WriteFile(filepath.Join(mirror, "private.tar.gz"), archive, 0o600)
+	spec := FetchSpec{URL: "file://" + filepath.Join(mirror, "sm.tar.gz"), StripComponents: 1, Into: "left4dead2",
+		Download: Limits{FileRoots: []string{mirror}}}
+	staging = mkdir("overlays/.staging/2", 0o700, 0)
+	if _, err := r.FetchArchive(ctx, spec, staging); err != nil {
+		t.Fatalf("a world-readable file below the file root: %v", err)
+	}
+	spec.URL = "file://" + filepath.Join(mirror, "private.tar.gz")
+	_, err = r.FetchArchive(ctx, spec, mkdir("overlays/.staging/3", 0o700, 0))
+	wantReason(t, err, DownloadFailed, "not readable by the fetcher")
+}
+
+func uidOf(t *testing.T, p string) int {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Uid)
+}
+
+func copyTestFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
