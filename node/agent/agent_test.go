@@ -66,6 +66,21 @@ func startWith(t *testing.T, change func(*server.Server, *Options)) *harness {
 		t.Skip("the agent chowns files: run as root")
 	}
 	srv, admin := controllertest.StartWithControllers(t)
+	return startOn(t, srv, admin, change)
+}
+
+// startBare is startWith against an API server without controllers:
+// nothing schedules (Instances name their node and port) and nothing
+// approves a rollout, so the test decides when a game may restart.
+func startBare(t *testing.T, change func(*server.Server, *Options)) *harness {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent chowns files: run as root")
+	}
+	srv, admin := servertest.Start(t)
+	return startOn(t, srv, admin, change)
+}
+
+func startOn(t *testing.T, srv *server.Server, admin *client.Client, change func(*server.Server, *Options)) *harness {
 	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
 	root := t.TempDir()
 	for _, d := range []string{"installation", "overlays/mods/left4dead2/cfg"} {
