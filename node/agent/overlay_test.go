@@ -455,3 +455,49 @@ func TestReasonWord(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreSurvivesAgentRestart: a restarted agent adopts the running game
+// on its entry, writes nothing again, and still knows which entry was the
+// previous one (the store's index), so a collection keeps it.
+func TestStoreSurvivesAgentRestart(t *testing.T) {
+	files := &countingFiles{}
+	h := startWith(t, withFiles(files))
+	first := map[string]string{"left4dead2/cfg/extra.cfg": "// v1\n"}
+	second := map[string]string{"left4dead2/cfg/extra.cfg": "// v2\n"}
+	h.create(filesOverlay("cfgs", first),
+		&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"cfgs"}}},
+		&v1.Instance{ObjectMeta: om("srv"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}})
+	h.until("srv", "running", func(in *v1.Instance) bool {
+		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
+	})
+	h.editFiles("cfgs", second)
+	h.until("srv", "restarted onto the second entry", func(in *v1.Instance) bool {
+		return in.Status.PendingTemplateHash == "" && slices.Contains(lowers(t, h.mountOf("srv")), h.entryOf(second))
+	})
+	pid, writes := h.pid("srv"), files.count()
+
+	h.restart()
+	h.nodeOverlay("cfgs", "Ready after the restart, holding both", func(e *v1.NodeOverlay) bool {
+		return e != nil && e.Phase == v1.OverlayPhaseReady && slices.Equal(e.Digests, []string{v1.FilesDigest(second), v1.FilesDigest(first)})
+	})
+	h.nodeSynced()
+	h.collected("after the restart", first, second)
+	if h.pid("srv") != pid || files.count() != writes {
+		t.Errorf("the restart touched the game or the store: pid %d -> %d, writes %d -> %d", pid, h.pid("srv"), writes, files.count())
+	}
+}
+
+// nodeSynced waits until the agent has reconciled every Instance since it
+// started (InstancesSynced on its Node).
+func (h *harness) nodeSynced() {
+	h.t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		h.agent.mu.Lock()
+		synced := !h.agent.syncedAt.IsZero()
+		h.agent.mu.Unlock()
+		if synced {
+			return
+		}
+	}
+	h.t.Fatal("the agent never reconciled every Instance")
+}
