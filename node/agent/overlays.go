@@ -344,12 +344,13 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 func (a *Agent) resolvedOverlay(ovKey, src string, k store.Key) error {
 	a.ov.mu.Lock()
 	a.ov.pinned[k]++
-	next := a.ov.index.Clone()
-	next.Overlays[ovKey] = store.Remember(next.Overlays[ovKey], k)
-	next.Sources[src] = k
-	changed := !next.Equal(a.ov.index)
+	history := a.ov.index.Overlays[ovKey]
+	changed := len(history) == 0 || history[0] != k || a.ov.index.Sources[src] != k
 	var err error
-	if changed {
+	if changed { // rarely: the index is copied and written only then
+		next := a.ov.index.Clone()
+		next.Overlays[ovKey] = store.Remember(history, k)
+		next.Sources[src] = k
 		if err = a.ov.store.WriteIndex(next); err == nil {
 			a.ov.index = next
 		}
