@@ -3,8 +3,8 @@
 # the API server only, so they must not link etcd's server, the storage
 # package, or (for l4mctl) systemd; apis/ depends on nothing above it:
 # the controllers and their leader election are wired in by cmd/l4m-server;
-# and node/steamcmd, node/workshop, node/extract and node/fetcher depend
-# on nothing of the agent's.
+# and node/steamcmd, node/workshop, node/extract, node/fetcher and
+# node/store depend on nothing of the agent's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)
@@ -46,6 +46,12 @@ fi
 bad=$(go list -deps ./node/fetcher | grep -E "^${module}/(node/agent|apis/server|apis/storage|controllers|cmd)(/|$)" || true)
 if [ -n "$bad" ]; then
   echo "node/fetcher must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+fi
+# node/store is the node's overlay store: what it accepts and how it names
+# it depend on the tree alone, never on the agent, the API or the binaries.
+bad=$(go list -deps ./node/store | grep -E "^${module}/(node/agent|apis|controllers|cmd)(/|$)" || true)
+if [ -n "$bad" ]; then
+  echo "node/store must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
 fi
 [ $fail -eq 0 ] && echo "dependency direction ok"
 exit $fail

@@ -17,7 +17,7 @@ import (
 // FuzzOverlayPath: whatever the string, an accepted reference stays below
 // the root when joined to it, and is relative, clean and printable.
 func FuzzOverlayPath(f *testing.F) {
-	for _, s := range []string{"mods", "maps/custom", "../x", "/etc", "a//b", "a/./b", "a/..", "..", ".", "a\x00b", "a\\..\\b", "é/ü", strings.Repeat("a/", 100)} {
+	for _, s := range []string{"mods", "maps/custom", "../x", "/etc", "a//b", "a/./b", "a/..", "..", ".", "a\x00b", "a\\..\\b", "é/ü", ".store", ".store/x", ".storex", strings.Repeat("a/", 100)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, ref string) {
@@ -35,6 +35,9 @@ func FuzzOverlayPath(f *testing.F) {
 		}
 		if filepath.Clean(ref) != ref || filepath.IsAbs(ref) || hasControl(ref) {
 			t.Fatalf("accepted %q is not a clean relative printable path", ref)
+		}
+		if joined == root+"/"+OverlayStoreDir || strings.HasPrefix(joined, root+"/"+OverlayStoreDir+"/") {
+			t.Fatalf("accepted %q names the node's store", ref)
 		}
 	})
 }

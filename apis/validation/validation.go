@@ -218,12 +218,26 @@ func validateMeta(obj v1.Object, namespaced bool, isName nameFunc) field.ErrorLi
 	return allErrs
 }
 
+// OverlayStoreDir is the node's content-addressed store of fetched
+// overlays, below the overlays root (overlays/.store): a path source must
+// never name it or anything in it, or a tenant could stack, by digest,
+// another tenant's fetched content.
+const OverlayStoreDir = ".store"
+
 // ValidateOverlayPath applies the predecessor's rules to a reference below
 // the overlays root: relative, no "..", no "." and no empty components, no
-// control characters. Symlinks are the node's job: it resolves the path on
-// its own filesystem without leaving the root.
+// control characters, and not OverlayStoreDir or below it (other names
+// starting with a dot are an admin's to use). Symlinks are the node's job:
+// it resolves the path on its own filesystem without leaving the root, or
+// reaching into the store.
 func ValidateOverlayPath(ref string, p *field.Path) field.ErrorList {
-	return checkRelPath(ref, p, "the overlays root")
+	if errs := checkRelPath(ref, p, "the overlays root"); len(errs) > 0 {
+		return errs
+	}
+	if first, _, _ := strings.Cut(ref, "/"); first == OverlayStoreDir {
+		return field.ErrorList{field.Invalid(p, ref, "must not be below "+OverlayStoreDir+"/: that is the node's store of fetched overlays")}
+	}
+	return nil
 }
 
 // checkRelPath holds a path below root (named in the message) to the rules

@@ -83,6 +83,11 @@ func TestValidate(t *testing.T) {
 		{"overlay newline", overlay("a\nb"), "must not contain control characters"},
 		{"overlay backslash", overlay(`a\..\b`), `must not contain '\'`},
 		{"overlay too long", overlay(strings.Repeat("a/", 600) + "a"), "spec.source.path: Too long"},
+		{"overlay store", overlay(".store"), `spec.source.path: Invalid value: ".store": must not be below .store/: that is the node's store of fetched overlays`},
+		{"overlay store entry", overlay(".store/files-0123/tree"), `spec.source.path: Invalid value: ".store/files-0123/tree": must not be below .store/`},
+		{"overlay dot name", overlay(".sourcemod"), ""},
+		{"overlay store-like name", overlay(".store2/x"), ""},
+		{"overlay store deeper", overlay("maps/.store"), ""},
 
 		// Blueprint overlays.
 		{"blueprint overlay path", blueprint(func(b *v1.Blueprint) { b.Spec.Overlays = []string{"a", "b", "../x"} }), `spec.overlays[2]: Invalid value: "../x": must not contain '..'`},

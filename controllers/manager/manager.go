@@ -1,5 +1,5 @@
 // Package manager runs every control-plane controller (scheduler, node
-// lifecycle, rollouts, Installations) against one store: the informers
+// lifecycle, rollouts, Installations, Overlays) against one store: the informers
 // they share, the event recorders, and the controllers themselves. controllers/leader runs it only while this l4m-server holds
 // the leader lease.
 package manager
@@ -16,6 +16,7 @@ import (
 	"github.com/left4me/left4me/controllers"
 	"github.com/left4me/left4me/controllers/installation"
 	"github.com/left4me/left4me/controllers/nodelifecycle"
+	"github.com/left4me/left4me/controllers/overlay"
 	"github.com/left4me/left4me/controllers/rollout"
 	"github.com/left4me/left4me/controllers/scheduler"
 )
@@ -59,10 +60,16 @@ func Run(ctx context.Context, o Options) {
 		Store: o.Store, Installations: installations, Nodes: nodes, Instances: instances, Recorder: installationEvents,
 		Log: log.WithName("installation"),
 	})
+	overlays := controllers.NewInformer(o.Store, resources.Overlays, log)
+	overlayEvents := controllers.NewRecorder(o.Store, "l4m-overlay", log.WithName("events"))
+	ovs := overlay.New(overlay.Options{
+		Store: o.Store, Overlays: overlays, Blueprints: blueprints, Instances: instances, Nodes: nodes, Recorder: overlayEvents,
+		Log: log.WithName("overlay"),
+	})
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run, installations.Run,
+	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run, installations.Run, overlays.Run,
 		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run, rolloutEvents.Run, rollouts.Run,
-		installationEvents.Run, installs.Run} {
+		installationEvents.Run, installs.Run, overlayEvents.Run, ovs.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}

@@ -62,6 +62,12 @@ type Options struct {
 	// Steamcmd fetches the builds of Installations (nil: this node installs
 	// nothing, and Blueprints naming an Installation wait).
 	Steamcmd Steamcmd
+	// Materializers write the fetched Overlay sources into the node's
+	// store, by source kind (v1alpha1.SourceFiles, ...). FilesMaterializer
+	// is the default for files; a kind without one (archive, git, workshop
+	// until the fetcher plugs in) holds its Instances with
+	// OverlaySourceNotSupported.
+	Materializers map[string]Materializer
 	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 60s,
 	// 3s). Resync is the safety net of a level-triggered loop; watches and
 	// unit signals do the real work.
@@ -94,6 +100,8 @@ type Agent struct {
 	syncedAt metav1.Time
 
 	inst *installations
+	// ov is the fetched Overlays and the store they are kept in.
+	ov *overlayState
 	// statusNudge asks the heartbeat for a status write now.
 	statusNudge chan struct{}
 
@@ -126,11 +134,16 @@ func New(o Options) *Agent {
 	if o.Accounts == nil {
 		o.Accounts = &gameuser.System{}
 	}
+	ms := map[string]Materializer{v1.SourceFiles: FilesMaterializer{}}
+	for kind, m := range o.Materializers {
+		ms[kind] = m
+	}
+	o.Materializers = ms
 	return &Agent{
 		o: o, paths: unit.Paths{Root: o.Root, SteamcmdDir: o.SteamcmdDir},
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		instances: map[string]*v1.Instance{}, own: map[string]string{}, probes: map[string]*probe{}, listed: make(chan struct{}),
-		refs: map[string]map[string]v1.Object{}, inst: newInstallations(), statusNudge: make(chan struct{}, 1),
+		refs: map[string]map[string]v1.Object{}, inst: newInstallations(), ov: newOverlayState(), statusNudge: make(chan struct{}, 1),
 	}
 }
 
@@ -147,6 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	a.openStore()
 	// The queue's own goroutines end with it, also when Run gives up early.
 	defer a.queue.ShutDown()
 	var wg sync.WaitGroup
@@ -177,6 +191,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.probeLoop)
 	run(a.followReferences)
 	run(a.followInstallations)
+	run(a.collectStoreLoop)
 	run(func(ctx context.Context) { a.followUnits(ctx, changes) })
 	run(func(ctx context.Context) { every(ctx, a.o.Resync, a.enqueueAll) })
 	run(func(ctx context.Context) { <-ctx.Done(); a.queue.ShutDown() })
@@ -285,6 +300,7 @@ func (a *Agent) markSynced(ctx context.Context, key string) {
 	}
 	a.mu.Unlock()
 	if done {
+		a.wakeStoreGC() // which Overlays are used is known now
 		if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
 			a.o.Log.Info("heartbeat failed", "error", err.Error())
 		}
@@ -515,13 +531,15 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
 		Installation:  v1.LegacyInstallation{Present: present, Build: build},
 		Installations: a.nodeInstallations(),
+		Overlays:      a.nodeOverlays(),
 		LogsEndpoint:  a.logsEndpoint(),
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
 			Message: "l4m-node is running", LastTransitionTime: since}, synced},
 	}
-	// status.installations is always sent, so an Installation that no
-	// longer selects this node drops out of it (a merge patch leaves
-	// what it does not name).
+	// status.installations and status.overlays are always sent, so an
+	// Installation that no longer selects this node, or an Overlay no
+	// Instance here uses, drops out (a merge patch leaves what it does not
+	// name).
 	fields, err := jsonMarshal(st)
 	if err != nil {
 		return err
@@ -531,6 +549,7 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 		return err
 	}
 	m["installations"] = st.Installations
+	m["overlays"] = st.Overlays
 	patch, err := jsonMarshal(map[string]any{"status": m})
 	if err != nil {
 		return err

@@ -42,6 +42,8 @@ type harness struct {
 	// that takes it puts it back for the cleanup).
 	stop context.CancelFunc
 	done chan error
+	// opts are the agent's options (restart starts another with them).
+	opts Options
 }
 
 // generatedLayer is the first lowerdir of a rendered mount unit.
@@ -66,6 +68,21 @@ func startWith(t *testing.T, change func(*server.Server, *Options)) *harness {
 		t.Skip("the agent chowns files: run as root")
 	}
 	srv, admin := controllertest.StartWithControllers(t)
+	return startOn(t, srv, admin, change)
+}
+
+// startBare is startWith against an API server without controllers:
+// nothing schedules (Instances name their node and port) and nothing
+// approves a rollout, so the test decides when a game may restart.
+func startBare(t *testing.T, change func(*server.Server, *Options)) *harness {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent chowns files: run as root")
+	}
+	srv, admin := servertest.Start(t)
+	return startOn(t, srv, admin, change)
+}
+
+func startOn(t *testing.T, srv *server.Server, admin *client.Client, change func(*server.Server, *Options)) *harness {
 	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
 	root := t.TempDir()
 	for _, d := range []string{"installation", "overlays/mods/left4dead2/cfg"} {
@@ -82,15 +99,30 @@ func startWith(t *testing.T, change func(*server.Server, *Options)) *harness {
 		change(srv, &o)
 	}
 	a := New(o)
-	h.agent, h.stop, h.done = a, cancel, done
+	h.agent, h.stop, h.done, h.opts = a, cancel, done, o
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		h.stop() // the agent running now (restart replaces it)
+		if err := <-h.done; err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	})
 	return h
+}
+
+// restart stops the agent and starts a new one with the same options on
+// the same host (root, systemd, accounts): what l4m-node does after an
+// upgrade or a crash.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	if err := <-h.done; err != nil {
+		h.t.Fatalf("agent: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := New(h.opts)
+	h.agent, h.stop = a, cancel
+	go func() { h.done <- a.Run(ctx) }()
 }
 
 func (h *harness) create(objs ...v1.Object) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
-	"github.com/left4me/left4me/node/overlay"
 	"github.com/left4me/left4me/node/systemd"
 	"github.com/left4me/left4me/node/unit"
 )
@@ -34,10 +34,12 @@ func (a *Agent) reconcile(ctx context.Context, k string) error {
 	a.mu.Unlock()
 	if cached == nil {
 		// Not bound here (any more): nothing of it may stay on this host.
+		a.useOverlays(k, nil)
 		return a.teardown(ctx, id, false)
 	}
 	in := cached.DeepCopy()
 	if in.DeletionTimestamp != nil {
+		a.useOverlays(k, nil)
 		if err := a.teardown(ctx, id, false); err != nil {
 			// Say what is true while it waits: not Ready, and whether its
 			// game and mount are still there.
@@ -78,6 +80,9 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	step := func(what string) { a.o.Log.V(2).Info("step", "what", what, "at", time.Since(t0)) }
 	defer step("end")
 	if in.Spec.State == v1.StateStopped {
+		// A stopped game needs no Overlay fetched (its spec.json keeps the
+		// entries it ran on until it starts again).
+		a.useOverlays(key(in.Namespace, in.Name), nil)
 		if err := a.stopGame(ctx, id); err != nil {
 			return err
 		}
@@ -91,38 +96,23 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	bpObj, err := a.reference(ctx, blueprintRes, in.Namespace, in.Spec.BlueprintRef.Name)
 	if apierrors.IsNotFound(err) {
+		a.useOverlays(key(in.Namespace, in.Name), nil)
 		return a.refuse(ctx, id, st, "BlueprintNotFound", fmt.Sprintf("Blueprint %q does not exist", in.Spec.BlueprintRef.Name))
 	}
 	if err != nil {
 		return err
 	}
 	bp := bpObj.(*v1.Blueprint)
-	var layers []*overlay.Layer
-	usedOverlays := map[string]*v1.Overlay{}
-	var cfgOverlays []string
-	for _, name := range bp.Spec.Overlays {
-		obj, err := a.reference(ctx, overlayRes, in.Namespace, name)
-		if apierrors.IsNotFound(err) {
-			return a.refuse(ctx, id, st, "OverlayNotFound", fmt.Sprintf("Overlay %q does not exist", name))
-		}
-		if err != nil {
-			return err
-		}
-		ov := obj.(*v1.Overlay)
-		usedOverlays[name] = ov
-		if kind := ov.Spec.Source.Kind(); kind != v1.SourcePath {
-			// The API accepts archive, git, workshop and files sources;
-			// this node stacks only directories below overlays/ so far.
-			return a.refuse(ctx, id, st, "OverlaySourceNotSupported", fmt.Sprintf(
-				"Overlay %s: its source is %s, and this node stacks only path sources (a directory below %s) so far", name, kind, a.paths.Overlays()))
-		}
-		l, err := overlay.Resolve(a.paths.Overlays(), ov.Spec.Source.Path)
-		if err != nil {
-			return a.refuse(ctx, id, st, "InvalidOverlay", fmt.Sprintf("Overlay %s: %v", name, err))
-		}
-		layers = append(layers, l)
+	stk, err := a.stackOverlays(ctx, in, bp)
+	defer stk.release(a)
+	if err != nil {
+		return err
 	}
-	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", fmt.Sprintf("%d overlays resolved below %s", len(layers), a.paths.Overlays()))
+	if stk.refused != nil {
+		return a.refuseOverlay(ctx, id, st, *stk.refused)
+	}
+	layers, usedOverlays := stk.layers, stk.used
+	var cfgOverlays []string
 
 	port := in.GamePort()
 	outOfRange := in.Spec.Port != 0 && (port < a.o.PortMin || port > a.o.PortMax)
@@ -130,6 +120,19 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return err
 	}
+	if stk.missing != nil {
+		if !hasGame {
+			return a.refuseOverlay(ctx, id, st, *stk.missing)
+		}
+		// A fetched Overlay's new content is not here (it failed, or its
+		// source is not fetched yet): the game keeps running on what it
+		// was started from, its mount untouched, until the content is.
+		installed := a.installedRecord(id)
+		setCond(st, v1.InstanceOverlaysReady, false, stk.missing.reason, stk.missing.msg+"; the game keeps running on what it was started with")
+		st.TemplateHash, st.Installation, st.Build = installed.TemplateHash, installed.Spec.Installation, installed.Spec.Build
+		return a.observe(ctx, id, port, st)
+	}
+	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", stk.summary(a))
 	if port == 0 || outOfRange && !hasGame {
 		// The scheduler allocates ports (atomically, in etcd); without one,
 		// or with one a user named outside this node's range, nothing
@@ -189,7 +192,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
 		Ports:          unit.Ports{Game: in.Ports().Game, Client: in.Ports().Client},
 		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: acct.Name,
-		Installation: instName, Build: build,
+		Installation: instName, Build: build, OverlayEntries: stk.entries,
 	}
 	cfg, err := unit.ServerCfg(spec)
 	if err != nil {
@@ -499,6 +502,7 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 		return err
 	}
 	a.wakeInstallers() // its build may be unused now
+	a.wakeStoreGC()    // and its store entries
 	// Its files are gone and nothing of it runs: the uid can go too (a
 	// later Instance that gets it finds nothing of this one's).
 	return a.o.Accounts.Remove(id)
@@ -701,6 +705,10 @@ func (a *Agent) writeRecord(id string, spec unit.Spec, hash, restartedAt string)
 		// The game left a build: the installer may remove it now, not at
 		// its next check.
 		a.wakeInstallers()
+	}
+	if !maps.Equal(old.OverlayEntries, spec.OverlayEntries) {
+		// It may have left a store entry too.
+		a.wakeStoreGC()
 	}
 	return nil
 }

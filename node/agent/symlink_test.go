@@ -241,7 +241,7 @@ func TestSteamClientCopiedNotLinked(t *testing.T) {
 func TestOverlaySourceNotFetchedYet(t *testing.T) {
 	h := start(t)
 	h.create(
-		&v1.Overlay{ObjectMeta: om("cfgs"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Files: map[string]string{"left4dead2/cfg/extra.cfg": "sv_alltalk 0\n"}}}},
+		&v1.Overlay{ObjectMeta: om("cfgs"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Archive: &v1.ArchiveSource{URL: "file:///srv/cfgs.tar.gz"}}}},
 		&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"cfgs"}}},
 		&v1.Instance{ObjectMeta: om("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}},
 	)
@@ -250,7 +250,7 @@ func TestOverlaySourceNotFetchedYet(t *testing.T) {
 		return c != nil && c.Reason == "OverlaySourceNotSupported"
 	})
 	c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceOverlaysReady)
-	if !strings.Contains(c.Message, "Overlay cfgs: its source is files") {
+	if !strings.Contains(c.Message, "Overlay cfgs: its source is archive") {
 		t.Fatalf("message %q", c.Message)
 	}
 	if files := h.sd.Files(); len(files) != 0 {

@@ -27,6 +27,10 @@ var ErrNotSupported = errors.New("overlay: openat2 is not supported by this kern
 // ErrEscapes means a reference leads outside the overlays root.
 var ErrEscapes = errors.New("leads outside the overlays root")
 
+// ErrInStore means a reference leads into the node's store of fetched
+// overlays (overlays/.store), which only the node stacks, by digest.
+var ErrInStore = errors.New("a path source may not name")
+
 // Layer is one resolved overlay directory.
 type Layer struct {
 	// Ref is the reference as written in the Overlay.
@@ -77,6 +81,11 @@ func Resolve(root, ref string) (*Layer, error) {
 	}
 	if real != realRoot && !strings.HasPrefix(real, realRoot+"/") {
 		return nil, fmt.Errorf("overlay %q: resolved to %s, which %w", ref, real, ErrEscapes)
+	}
+	// The string check keeps ".store/..." out; a symlink an admin left
+	// could still lead there, to another tenant's fetched content.
+	if store := realRoot + "/" + validation.OverlayStoreDir; real == store || strings.HasPrefix(real, store+"/") {
+		return nil, fmt.Errorf("overlay %q: resolved to %s, the node's store of fetched overlays, which %w", ref, real, ErrInStore)
 	}
 	// overlayfs splits lowerdir on ':' and ','; such a path cannot be mounted
 	// safely as written.

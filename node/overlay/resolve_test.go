@@ -29,6 +29,12 @@ func tree(t *testing.T) (root, outside string) {
 	must(os.Symlink("maps/custom", root+"/inside-link"))
 	must(os.Symlink("../../secret", root+"/maps/deep-escape"))
 	must(os.Symlink(root+"/maps", root+"/abs-inside-link")) // absolute: escapes under RESOLVE_BENEATH
+	// The node's store of fetched overlays, and a link an admin left to it.
+	for _, d := range []string{root + "/.store/files-00/tree", root + "/.sourcemod"} {
+		must(os.MkdirAll(d, 0o755))
+	}
+	must(os.Symlink(".store/files-00/tree", root+"/store-link"))
+	must(os.Symlink(".store", root+"/store-root-link"))
 	return root, outside
 }
 
@@ -50,6 +56,11 @@ func TestResolve(t *testing.T) {
 		{"maps/deep-escape", "", "leads outside the overlays root"},
 		{"abs-inside-link", "", "leads outside the overlays root"},
 		{"missing", "", "no such directory"},
+		{".sourcemod", real + "/.sourcemod", ""}, // a leading dot is an admin's to use
+		{".store", "", "must not be below .store/"},
+		{".store/files-00/tree", "", "must not be below .store/"},
+		{"store-link", "", "the node's store of fetched overlays, which a path source may not name"},
+		{"store-root-link", "", "the node's store of fetched overlays"},
 		{"file", "", "not a directory"},
 	}
 	for _, tc := range cases {

@@ -479,3 +479,127 @@ func (d *Dir) ChownTree(from int, toUID, toGID int) error {
 	}
 	return nil
 }
+
+// SealTree makes d and everything below it root's and writable by root
+// alone: directories 0755, regular files 0755 when any execute bit was set
+// and 0644 otherwise (setuid, setgid and sticky bits go), symlinks
+// re-owned (a symlink's own mode means nothing). It seals a tree an
+// unprivileged process wrote (a fetcher's staging directory) before the
+// tree is stacked under games: afterwards neither that process nor a game
+// can change it. No symlink is followed and no mount entered; a device,
+// fifo or socket, or a regular file with more than one link (one name of
+// it may be outside the tree), is an error and stops the walk, leaving
+// what was sealed so far root's.
+//
+// Run it once the writer has exited (what still runs as its owner can
+// change an entry not sealed yet), on a tree already checked for what it
+// may hold (node/extract.Verify): it normalizes modes, it does not judge
+// them.
+func (d *Dir) SealTree() error {
+	if err := d.chown(Owner{UID: 0, GID: 0, Mode: 0o755}); err != nil {
+		return err
+	}
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(d.fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return pathError("stat", d.join(n), err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			sub, err := d.OpenDir(n)
+			if err != nil {
+				return err
+			}
+			err = sub.SealTree()
+			sub.Close()
+			if err != nil {
+				return err
+			}
+		case unix.S_IFREG:
+			if err := d.sealFile(n); err != nil {
+				return err
+			}
+		case unix.S_IFLNK:
+			if err := unix.Fchownat(d.fd, n, 0, 0, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return pathError("chown", d.join(n), err)
+			}
+		default:
+			return fmt.Errorf("seal %s: not a file, directory or symlink (mode %#o): %w", d.join(n), st.Mode&unix.S_IFMT, ErrUnsafe)
+		}
+	}
+	return nil
+}
+
+// sealFile makes the regular file name root's, 0644 or 0755, through a
+// descriptor (what is sealed is what was checked to be a regular file with
+// one link).
+func (d *Dir) sealFile(name string) error {
+	fd, err := d.openat2(name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return pathError("stat", d.join(name), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("seal %s: not a regular file any more: %w", d.join(name), ErrUnsafe)
+	}
+	if st.Nlink != 1 {
+		return fmt.Errorf("seal %s: a file with %d links (another name of it may be outside the tree): %w", d.join(name), st.Nlink, ErrUnsafe)
+	}
+	mode := uint32(0o644)
+	if st.Mode&0o111 != 0 {
+		mode = 0o755
+	}
+	// Owner first: a chown clears setuid and setgid, the chmod then sets
+	// exactly the mode wanted.
+	if err := unix.Fchown(fd, 0, 0); err != nil {
+		return pathError("chown", d.join(name), err)
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return pathError("chmod", d.join(name), err)
+	}
+	return nil
+}
+
+// Syncfs flushes the whole filesystem d lives on to disk (syncfs(2)): one
+// call makes a freshly written tree durable before it is renamed into
+// place, where a crash must never leave a half-written one.
+func (d *Dir) Syncfs() error {
+	if err := unix.Syncfs(d.fd); err != nil {
+		return pathError("syncfs", d.Path, err)
+	}
+	return nil
+}
+
+// RenameNoReplace renames old in d to name in to (renameat2 with
+// RENAME_NOREPLACE): nothing that exists under name is replaced, and the
+// error then wraps fs.ErrExist. Neither name may hold a '/'.
+func (d *Dir) RenameNoReplace(old string, to *Dir, name string) error {
+	if strings.Contains(old, "/") || strings.Contains(name, "/") {
+		return fmt.Errorf("rename %s to %s: %w", d.join(old), to.join(name), ErrUnsafe)
+	}
+	err := unix.Renameat2(d.fd, old, to.fd, name, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTEMPTY):
+		return fmt.Errorf("rename %s to %s: %w", d.join(old), to.join(name), os.ErrExist)
+	}
+	return pathError("rename", d.join(old), err)
+}
+
+// Sync is fsync of the directory: the names created, renamed or removed
+// in it are on disk when it returns.
+func (d *Dir) Sync() error {
+	if err := unix.Fsync(d.fd); err != nil {
+		return pathError("fsync", d.Path, err)
+	}
+	return nil
+}

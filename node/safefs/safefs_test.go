@@ -292,3 +292,56 @@ func TestReadlinkOpenFileAndNamesDoNotFollowLinks(t *testing.T) {
 		t.Fatalf("names: %v %v", names, err)
 	}
 }
+
+func TestSealTreeMakesEverythingRootsWithoutFollowingLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chowning to root needs root")
+	}
+	w := newWorld(t)
+	for _, d := range []string{"addons/sourcemod/plugins", "cfg"} {
+		os.MkdirAll(filepath.Join(w.game, d), 0o700)
+	}
+	os.WriteFile(filepath.Join(w.game, "addons/sourcemod/plugins/admin.smx"), []byte("smx"), 0o600)
+	os.WriteFile(filepath.Join(w.game, "srcds_run"), []byte("#!/bin/sh\n"), 0o700)
+	os.WriteFile(filepath.Join(w.game, "cfg/suid"), nil, 0o644)
+	os.Symlink(w.sentinelFile, filepath.Join(w.game, "cfg/secret"))
+	filepath.Walk(w.game, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 500, 500) })
+	stat := func(p string) *syscall.Stat_t {
+		st, err := os.Lstat(filepath.Join(w.game, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t)
+	}
+	// After the chown, which clears setuid.
+	if err := syscall.Chmod(filepath.Join(w.game, "cfg/suid"), 0o4755); err != nil || stat("cfg/suid").Mode&syscall.S_ISUID == 0 {
+		t.Fatalf("the test needs a setuid file: %v", err)
+	}
+	d := mustOpen(t, w.game)
+	if err := d.SealTree(); err != nil {
+		t.Fatal(err)
+	}
+	w.untouched(t)
+	for p, want := range map[string]uint32{
+		"": 0o755, "addons/sourcemod/plugins": 0o755, "addons/sourcemod/plugins/admin.smx": 0o644,
+		"srcds_run": 0o755, "cfg/suid": 0o755,
+	} {
+		if st := stat(p); st.Uid != 0 || st.Gid != 0 || st.Mode&0o7777 != want {
+			t.Errorf("%q: %d:%d mode %04o, want root's %04o", p, st.Uid, st.Gid, st.Mode&0o7777, want)
+		}
+	}
+	if st := stat("cfg/secret"); st.Uid != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		t.Errorf("the symlink is %d mode %o, want root's link", st.Uid, st.Mode)
+	}
+
+	// A second name of a file, or a fifo, is refused.
+	os.Link(filepath.Join(w.game, "srcds_run"), filepath.Join(w.game, "cfg/hardlink"))
+	if err := d.SealTree(); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "2 links") {
+		t.Fatalf("a hardlinked file: %v", err)
+	}
+	os.Remove(filepath.Join(w.game, "cfg/hardlink"))
+	syscall.Mkfifo(filepath.Join(w.game, "cfg/fifo"), 0o644)
+	if err := d.SealTree(); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "cfg/fifo") {
+		t.Fatalf("a fifo: %v", err)
+	}
+}

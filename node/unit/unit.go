@@ -157,6 +157,12 @@ type Spec struct {
 	// (empty: the hand-made installation/).
 	Installation string `json:",omitempty"`
 	Build        string `json:",omitempty"`
+	// OverlayEntries are the node's store entries the stack holds, by
+	// Overlay name (entry names as node/store writes them, "files-<hex>"):
+	// spec.json records them so that an entry a game was started from is
+	// kept while it runs, also across agent restarts. Path overlays have
+	// none. Nothing is rendered from it.
+	OverlayEntries map[string]string `json:",omitempty"`
 }
 
 // EnvFile renders instance.env. Values are checked names and numbers, so

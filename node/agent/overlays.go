@@ -1,0 +1,632 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/validation"
+	"github.com/left4me/left4me/node/extract"
+	"github.com/left4me/left4me/node/safefs"
+	"github.com/left4me/left4me/node/store"
+)
+
+// Materializer writes an Overlay's content into a staging tree of the
+// node's store (node/store), which then checks, seals and names it. Each
+// source kind but path maps to one (Options.Materializers): files are
+// written by the agent itself (FilesMaterializer); archive, git and
+// workshop are for the unprivileged fetcher, which implements this when it
+// plugs in. A kind with no materializer holds its Instances with
+// OverlaySourceNotSupported.
+type Materializer interface {
+	// Scheme is how the store names what Materialize writes.
+	Scheme() store.Scheme
+	// Key is the entry ov's content will be, when the spec alone says so
+	// (files: its FilesDigest, which the control plane computes too); ok
+	// is false when only the fetched tree can tell. With a key the agent
+	// skips Materialize while the entry is in the store; without one it
+	// runs it once per source spec (the store's index remembers what each
+	// source gave).
+	Key(ov *v1.Overlay) (k store.Key, ok bool, err error)
+	// StagingOwner is who owns the empty staging tree Materialize gets
+	// (root for the agent's own writers, a fetcher's account).
+	StagingOwner() (uid, gid int, err error)
+	// Materialize writes ov's tree into dir, rooted at the game root (a
+	// source's into already applied). It must not return while anything
+	// it started can still write dir: the store checks the tree once, and
+	// then trusts it. An error may implement Failure for its reason word.
+	Materialize(ctx context.Context, ov *v1.Overlay, dir string) error
+}
+
+// overlayFailure is a fetched Overlay's failure with its reason word.
+type overlayFailure struct {
+	reason string
+	err    error
+}
+
+func (f overlayFailure) Error() string         { return f.err.Error() }
+func (f overlayFailure) Unwrap() error         { return f.err }
+func (f overlayFailure) FailureReason() string { return f.reason }
+
+// Reasons of a fetched Overlay's failure (NodeOverlay.Reason, and the
+// Instances' OverlaysReady condition).
+const (
+	ReasonOverlaySourceNotSupported = "OverlaySourceNotSupported"
+	ReasonInvalidFiles              = "InvalidFiles"
+	ReasonUnsafeEntry               = "UnsafeEntry"
+	ReasonOverLimit                 = "OverLimit"
+	ReasonDigestMismatch            = "DigestMismatch"
+	ReasonStoreUnavailable          = "StoreUnavailable"
+	ReasonFetchFailed               = "FetchFailed"
+)
+
+// overlayReason is the reason word of a fetched Overlay's failure.
+func overlayReason(err error) string {
+	var f Failure
+	switch {
+	case errors.As(err, &f) && f.FailureReason() != "":
+		return f.FailureReason()
+	case errors.Is(err, extract.ErrUnsafe):
+		return ReasonUnsafeEntry
+	case errors.Is(err, extract.ErrLimit):
+		return ReasonOverLimit
+	}
+	return ReasonFetchFailed
+}
+
+// FilesMaterializer writes a files source: each file through safefs (no
+// symlink followed, created O_EXCL), regular files 0644 in directories
+// 0755, root's. The content comes from the API object, validated there and
+// again here.
+type FilesMaterializer struct{}
+
+// Scheme is store.SchemeFiles: the entry is named by FilesDigest.
+func (FilesMaterializer) Scheme() store.Scheme { return store.SchemeFiles }
+
+// StagingOwner is root: the agent writes the files itself.
+func (FilesMaterializer) StagingOwner() (int, int, error) { return 0, 0, nil }
+
+// Key is the entry of the spec's FilesDigest, the Overlay's digest in the
+// API too.
+func (FilesMaterializer) Key(ov *v1.Overlay) (store.Key, bool, error) {
+	if err := checkFiles(ov); err != nil {
+		return store.Key{}, false, err
+	}
+	k, err := store.NewKey(store.SchemeFiles, v1.FilesDigest(ov.Spec.Source.Files))
+	return k, err == nil, err
+}
+
+// Materialize writes the files below dir, in byte order of their paths.
+func (FilesMaterializer) Materialize(ctx context.Context, ov *v1.Overlay, dir string) error {
+	if err := checkFiles(ov); err != nil {
+		return err
+	}
+	root, err := safefs.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	files := ov.Spec.Source.Files
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := writeInlineFile(root, p, files[p]); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func writeInlineFile(root *safefs.Dir, p, content string) error {
+	parent := root
+	if d := filepath.Dir(p); d != "." {
+		var err error
+		if parent, err = root.MkdirAll(d, safefs.Owner{UID: 0, GID: 0, Mode: 0o755}); err != nil {
+			return err
+		}
+		defer parent.Close()
+	}
+	f, err := parent.Create(filepath.Base(p), 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// checkFiles holds a files source to the API's rules again (the node
+// checks what it writes as root, whatever the API let through).
+func checkFiles(ov *v1.Overlay) error {
+	if ov.Spec.Source.Kind() != v1.SourceFiles {
+		return fmt.Errorf("not a files source")
+	}
+	if errs := validation.ValidateOverlaySpec(&ov.Spec, field.NewPath("spec")); len(errs) > 0 {
+		return overlayFailure{ReasonInvalidFiles, errs.ToAggregate()}
+	}
+	return nil
+}
+
+// overlayState is what the agent knows of the fetched Overlays (every
+// source but path) its Instances stack.
+type overlayState struct {
+	// gc is held for reading while an Overlay is resolved to a store entry
+	// (and the entry pinned) and for writing while the store is collected,
+	// so GC never removes an entry between its check and its pin.
+	gc sync.RWMutex
+
+	mu    sync.Mutex
+	store *store.Store // nil: the store could not be opened (storeErr says why)
+	// storeErr is why the store is not there.
+	storeErr error
+	index    store.Index
+	// users: Overlay "ns/name" → the Instances ("ns/name") whose last
+	// reconcile stacked it.
+	users map[string]map[string]bool
+	// status: each used Overlay's last outcome on this node.
+	status map[string]v1.NodeOverlay
+	// held: the entries each Overlay's games were started from (spec.json),
+	// as the last collection found them.
+	held map[string][]store.Key
+	// pinned: entries a reconcile resolved and has not recorded yet.
+	pinned map[store.Key]int
+	// sources serializes the work on one source spec: two Instances that
+	// share an Overlay get one copy, written once.
+	sources map[string]*sourceLock
+	wake    chan struct{}
+}
+
+type sourceLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func newOverlayState() *overlayState {
+	return &overlayState{users: map[string]map[string]bool{}, status: map[string]v1.NodeOverlay{},
+		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, wake: make(chan struct{}, 1),
+		index: store.Index{Overlays: map[string][]store.Key{}, Sources: map[string]store.Key{}}}
+}
+
+// storeRoot is overlays/.store.
+func (a *Agent) storeRoot() string { return filepath.Join(a.paths.Overlays(), store.DirName) }
+
+// openStore opens the store at start. A store that cannot be opened (not
+// root's, a symlink in its place) fails only the fetched Overlays, with
+// the reason; path overlays and running games go on.
+func (a *Agent) openStore() {
+	s, err := store.Open(a.storeRoot(), extract.Limits{})
+	var idx store.Index
+	if err == nil {
+		if idx, err = s.ReadIndex(); err != nil {
+			// A damaged index loses only which entry was the previous one:
+			// what games run is in their records.
+			a.o.Log.Error(err, "cannot read the overlay store's index; starting a new one")
+			err = nil
+		}
+	}
+	a.ov.mu.Lock()
+	defer a.ov.mu.Unlock()
+	if err != nil {
+		a.o.Log.Error(err, "the overlay store is unavailable; Instances stacking fetched Overlays wait", "store", a.storeRoot())
+		a.ov.storeErr = err
+		return
+	}
+	a.ov.store, a.ov.index = s, idx
+}
+
+// sourceHash names an Overlay's source spec (not its name: two Overlays
+// with the same source share the work and the entry).
+func sourceHash(ov *v1.Overlay) string {
+	data, _ := json.Marshal(ov.Spec.Source)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}
+
+// lockSource serializes the work on one source spec.
+func (s *overlayState) lockSource(src string) (unlock func()) {
+	s.mu.Lock()
+	l := s.sources[src]
+	if l == nil {
+		l = &sourceLock{}
+		s.sources[src] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.sources, src)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// ensureOverlay resolves a fetched Overlay to a store entry, materializing
+// it first when the store lacks it, and pins the entry until unpin: the
+// caller renders its mount from it and records it. Errors carry the
+// reason word (Failure).
+func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key, err error) {
+	ovKey := key(ov.Namespace, ov.Name)
+	digest := ""
+	defer func() {
+		if err != nil {
+			a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFailed, Reason: overlayReason(err), Message: err.Error()})
+		}
+	}()
+	kind := ov.Spec.Source.Kind()
+	m := a.o.Materializers[kind]
+	if m == nil {
+		return k, overlayFailure{ReasonOverlaySourceNotSupported, fmt.Errorf(
+			"its source is %s, and this node stacks only path and files sources so far", kind)}
+	}
+	a.ov.mu.Lock()
+	s, storeErr := a.ov.store, a.ov.storeErr
+	a.ov.mu.Unlock()
+	if s == nil {
+		return k, overlayFailure{ReasonStoreUnavailable, fmt.Errorf("the node's overlay store is unavailable: %w", storeErr)}
+	}
+	want, known, err := m.Key(ov)
+	if err != nil {
+		return k, err
+	}
+	if known {
+		digest = want.Digest()
+	}
+	a.ov.gc.RLock()
+	defer a.ov.gc.RUnlock()
+	src := kind + "/" + sourceHash(ov)
+	unlock := a.ov.lockSource(src)
+	defer unlock()
+	if !known {
+		a.ov.mu.Lock()
+		want, known = a.ov.index.Sources[src]
+		a.ov.mu.Unlock()
+	}
+	if known {
+		has, err := s.Has(want)
+		if err != nil {
+			return k, err
+		}
+		if has {
+			return want, a.resolvedOverlay(ovKey, src, want)
+		}
+	}
+	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFetching})
+	uid, gid, err := m.StagingOwner()
+	if err != nil {
+		return k, err
+	}
+	st, err := s.Stage(uid, gid)
+	if err != nil {
+		return k, overlayFailure{ReasonStoreUnavailable, err}
+	}
+	began := time.Now()
+	if err := m.Materialize(ctx, ov, st.Dir); err != nil {
+		if derr := st.Discard(); derr != nil {
+			a.o.Log.Error(derr, "cannot remove a failed overlay's staging tree", "overlay", ovKey)
+		}
+		return k, err
+	}
+	got, err := s.Add(st, m.Scheme())
+	if err != nil {
+		return k, err
+	}
+	if digest != "" && got != want {
+		// The spec names the content: writing something else is a bug,
+		// and stacking it would run what nobody asked for.
+		return k, overlayFailure{ReasonDigestMismatch, fmt.Errorf("wrote content of digest %s, but its spec's is %s", got.Digest(), digest)}
+	}
+	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", kind, "entry", got.Name(), "took", time.Since(began).Round(time.Millisecond))
+	return got, a.resolvedOverlay(ovKey, src, got)
+}
+
+// resolvedOverlay records that an Overlay's source gave entry k: pinned,
+// its newest in the index, Ready.
+func (a *Agent) resolvedOverlay(ovKey, src string, k store.Key) error {
+	a.ov.mu.Lock()
+	a.ov.pinned[k]++
+	history := a.ov.index.Overlays[ovKey]
+	changed := len(history) == 0 || history[0] != k || a.ov.index.Sources[src] != k
+	var err error
+	if changed { // rarely: the index is copied and written only then
+		next := a.ov.index.Clone()
+		next.Overlays[ovKey] = store.Remember(history, k)
+		next.Sources[src] = k
+		if err = a.ov.store.WriteIndex(next); err == nil {
+			a.ov.index = next
+		}
+	}
+	a.ov.mu.Unlock()
+	if err != nil {
+		// Only the memory of which entry is the previous one is at stake.
+		a.o.Log.Error(err, "cannot record an overlay in the store's index", "overlay", ovKey)
+	}
+	if changed {
+		a.wakeStoreGC() // the entry before the previous one may be unused now
+	}
+	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady})
+	return nil
+}
+
+func (a *Agent) unpin(k store.Key) {
+	a.ov.mu.Lock()
+	defer a.ov.mu.Unlock()
+	if a.ov.pinned[k]--; a.ov.pinned[k] <= 0 {
+		delete(a.ov.pinned, k)
+	}
+}
+
+// setOverlayStatus records an Overlay's outcome, and has the heartbeat
+// report it when it changed.
+func (a *Agent) setOverlayStatus(ovKey string, st v1.NodeOverlay) {
+	st.Namespace, st.Name, _ = strings.Cut(ovKey, "/")
+	// What goes into the heartbeat must pass the API's checks, or the
+	// whole heartbeat is refused: a materializer's reason word is made one.
+	if st.Reason != "" {
+		st.Reason = reasonWord(st.Reason)
+	}
+	if len(st.Message) > validation.MaxMessageLength {
+		st.Message = strings.ToValidUTF8(st.Message[:validation.MaxMessageLength], "")
+	}
+	a.ov.mu.Lock()
+	changed := fmt.Sprint(a.ov.status[ovKey]) != fmt.Sprint(st)
+	a.ov.status[ovKey] = st
+	a.ov.mu.Unlock()
+	if changed {
+		a.nudgeStatus()
+	}
+}
+
+// useOverlays records which fetched Overlays ("ns/name") an Instance's
+// reconcile stacked (none: stopped, refused early, or gone). An Overlay no
+// Instance uses any more leaves the Node's status, and its entries may go.
+func (a *Agent) useOverlays(instance string, overlays []string) {
+	a.ov.mu.Lock()
+	changed := false
+	want := map[string]bool{}
+	for _, o := range overlays {
+		want[o] = true
+		if !a.ov.users[o][instance] {
+			if a.ov.users[o] == nil {
+				a.ov.users[o] = map[string]bool{}
+			}
+			a.ov.users[o][instance] = true
+			changed = true
+		}
+	}
+	for o, users := range a.ov.users {
+		if users[instance] && !want[o] {
+			delete(users, instance)
+			changed = true
+			if len(users) == 0 {
+				delete(a.ov.users, o)
+				delete(a.ov.status, o)
+			}
+		}
+	}
+	a.ov.mu.Unlock()
+	if changed {
+		a.nudgeStatus()
+		a.wakeStoreGC()
+	}
+}
+
+// nodeOverlays is status.overlays: each fetched Overlay an Instance here
+// stacks, with the digests of it the store holds (newest first: the
+// index's, then any older one a game still runs).
+func (a *Agent) nodeOverlays() []v1.NodeOverlay {
+	a.ov.mu.Lock()
+	defer a.ov.mu.Unlock()
+	out := make([]v1.NodeOverlay, 0, len(a.ov.users))
+	for o := range a.ov.users {
+		st, ok := a.ov.status[o]
+		if !ok {
+			ns, name, _ := strings.Cut(o, "/")
+			st = v1.NodeOverlay{Namespace: ns, Name: name, Phase: v1.OverlayPhasePending}
+		}
+		seen := map[store.Key]bool{}
+		for _, k := range append(append([]store.Key{}, a.ov.index.Overlays[o]...), a.ov.held[o]...) {
+			if !seen[k] && len(st.Digests) < validation.MaxNodeOverlayDigests {
+				seen[k] = true
+				st.Digests = append(st.Digests, k.Digest())
+			}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
+	})
+	if len(out) > validation.MaxNodeOverlays {
+		out = out[:validation.MaxNodeOverlays]
+	}
+	return out
+}
+
+// reasonWord is s as a CamelCase word the API takes: letters and digits,
+// an upper-case first letter, at most 64 characters.
+func reasonWord(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		s = ReasonFetchFailed + s
+	}
+	return s[:min(len(s), 64)]
+}
+
+func (a *Agent) wakeStoreGC() {
+	select {
+	case a.ov.wake <- struct{}{}:
+	default:
+	}
+}
+
+// collectStoreLoop removes store entries nothing needs, when woken (a
+// game left an entry, an Instance went) and every resync period.
+func (a *Agent) collectStoreLoop(ctx context.Context) {
+	t := time.NewTicker(a.o.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.ov.wake:
+		case <-t.C:
+		}
+		a.collectStore()
+	}
+}
+
+// collectStore removes the entries store.GC picks: none a game here was
+// started from (spec.json), stacks (a mount unit) or a reconcile is about
+// to stack, and none among an used Overlay's current and previous ones.
+// It waits for every Instance to be reconciled once since the agent
+// started: until then which Overlays are used is not known.
+func (a *Agent) collectStore() {
+	a.mu.Lock()
+	synced := !a.syncedAt.IsZero()
+	a.mu.Unlock()
+	a.ov.mu.Lock()
+	s := a.ov.store
+	a.ov.mu.Unlock()
+	if !synced || s == nil {
+		return
+	}
+	a.ov.gc.Lock()
+	defer a.ov.gc.Unlock()
+	entries, err := s.List()
+	if err != nil {
+		a.o.Log.Error(err, "cannot list the overlay store")
+		return
+	}
+	inUse, held, err := a.storeEntriesInUse()
+	if err != nil {
+		a.o.Log.Error(err, "cannot tell which store entries the games use; removing none")
+		return
+	}
+	a.ov.mu.Lock()
+	used := map[string]bool{}
+	for o := range a.ov.users {
+		used[o] = true
+	}
+	for k := range a.ov.pinned {
+		inUse[k] = true
+	}
+	idx := a.ov.index.Prune(used, entries)
+	remove := store.GC(entries, inUse, idx.Overlays)
+	a.ov.mu.Unlock()
+	removed := map[store.Key]bool{}
+	for _, k := range remove {
+		if err := s.Remove(k); err != nil {
+			a.o.Log.Error(err, "cannot remove an unused overlay store entry", "entry", k.Name())
+			continue
+		}
+		removed[k] = true
+		a.o.Log.Info("removed an overlay store entry nothing uses", "entry", k.Name())
+	}
+	var present []store.Key
+	for _, k := range entries {
+		if !removed[k] {
+			present = append(present, k)
+		}
+	}
+	a.ov.mu.Lock()
+	next := a.ov.index.Prune(used, present)
+	changed := len(removed) > 0 || fmt.Sprint(held) != fmt.Sprint(a.ov.held)
+	a.ov.held = held
+	if !next.Equal(a.ov.index) {
+		changed = true
+		if err := s.WriteIndex(next); err != nil {
+			a.o.Log.Error(err, "cannot write the overlay store's index")
+		} else {
+			a.ov.index = next
+		}
+	}
+	a.ov.mu.Unlock()
+	if changed {
+		a.nudgeStatus()
+	}
+}
+
+// storeEntriesInUse are the entries this host's games were started from
+// (their spec.json, by Overlay too) or stack (what the mount units name:
+// a unit written just before a crash whose record was not counts too).
+func (a *Agent) storeEntriesInUse() (map[store.Key]bool, map[string][]store.Key, error) {
+	inUse := map[store.Key]bool{}
+	held := map[string][]store.Key{}
+	entries, err := os.ReadDir(filepath.Join(a.o.Root, "instances"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		r := a.installedRecord(e.Name())
+		for name, entry := range r.Spec.OverlayEntries {
+			k, err := store.ParseKey(entry)
+			if err != nil {
+				continue
+			}
+			inUse[k] = true
+			o := key(r.Spec.Namespace, name)
+			held[o] = append(held[o], k)
+		}
+	}
+	files, err := a.o.Systemd.UnitFiles()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list mount units: %w", err)
+	}
+	prefix := a.storeRoot() + "/"
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".mount") {
+			continue
+		}
+		text, err := a.o.Systemd.ReadUnit(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read mount unit %s: %w", f, err)
+		}
+		for _, part := range strings.FieldsFunc(text, func(r rune) bool { return r == ':' || r == ',' || r == '=' || r == '\n' }) {
+			if rest, ok := strings.CutPrefix(part, prefix); ok {
+				name, _, _ := strings.Cut(rest, "/")
+				if k, err := store.ParseKey(name); err == nil {
+					inUse[k] = true
+				}
+			}
+		}
+	}
+	for o := range held {
+		sort.Slice(held[o], func(i, j int) bool { return held[o][i].Name() < held[o][j].Name() })
+		held[o] = compactKeys(held[o])
+	}
+	return inUse, held, nil
+}
+
+func compactKeys(ks []store.Key) []store.Key {
+	var out []store.Key
+	for i, k := range ks {
+		if i == 0 || k != ks[i-1] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
