@@ -53,5 +53,11 @@ bad=$(go list -deps ./node/store | grep -E "^${module}/(node/agent|apis|controll
 if [ -n "$bad" ]; then
   echo "node/store must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
 fi
+# node/transfer is shared by the fetcher and the Workshop client: it
+# depends on nothing of this module.
+bad=$(go list -deps ./node/transfer | grep -E "^${module}/" | grep -v "^${module}/node/transfer$" || true)
+if [ -n "$bad" ]; then
+  echo "node/transfer must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+fi
 [ $fail -eq 0 ] && echo "dependency direction ok"
 exit $fail

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // redirectError is a redirect the fetcher refuses to follow: final, never
@@ -80,51 +78,6 @@ func statusAttempt(code int, status, retryAfter string) attempt {
 		return attempt{err: &Error{Reason: ServerUnavailable, Message: msg}, retry: true, retryAfter: retryAfter}
 	}
 	return attempt{err: &Error{Reason: DownloadFailed, Message: msg}}
-}
-
-// nextDelay decides the wait before try n+1 after try n failed: the
-// server's Retry-After (seconds or an HTTP date) when given, else
-// exponential backoff from base, capped at most, with "equal jitter"
-// (half fixed, half drawn from j in [0,1)) so nodes that failed together
-// do not come back together. tooLong says Retry-After asks for more than
-// maxRetryAfter.
-func nextDelay(n int, base, most time.Duration, retryAfter string, maxRetryAfter time.Duration, now time.Time, j float64) (d time.Duration, tooLong bool) {
-	if ra, ok := parseRetryAfter(retryAfter, now); ok {
-		return ra, ra > maxRetryAfter
-	}
-	d = base
-	for i := 1; i < n && d < most; i++ {
-		d *= 2
-	}
-	d = min(d, most)
-	return d/2 + time.Duration(j*float64(d/2)), false
-}
-
-// parseRetryAfter reads Retry-After (RFC 9110 10.2.3): a number of
-// seconds or an HTTP date. A date in the past means now.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
-
-// stalledBy says whether a window's progress breaks the minimum-progress
-// rule: got bytes arrived in it, at received in all; remaining is what
-// the announced length leaves (-1: not announced).
-func stalledBy(got, minBytes, remaining int64) bool {
-	need := minBytes
-	if remaining >= 0 {
-		need = min(need, remaining)
-	}
-	return got < need
 }
 
 // sizeString writes a byte count for a message: "2 GiB", "300 bytes",

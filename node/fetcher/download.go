@@ -15,9 +15,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/left4me/left4me/node/transfer"
 )
 
 // Download fetches url to dst, which appears whole and verified or not at
@@ -83,7 +83,7 @@ func Download(ctx context.Context, rawURL, dst, want string, o Limits) (int64, e
 		}
 		return fail(DownloadFailed, "", err)
 	}
-	if err := finish(tmp, dst); err != nil {
+	if err := transfer.Finish(tmp, dst); err != nil {
 		return fail(DownloadFailed, "", err)
 	}
 	done = true
@@ -134,20 +134,6 @@ func isSHA256Hex(s string) bool {
 	return true
 }
 
-// finish makes the downloaded file dst: synced, then renamed into place.
-func finish(tmp *os.File, dst string) error {
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
-}
-
 // download runs the tries of an http(s) download into f.
 func download(ctx context.Context, u *url.URL, f *os.File, want string, o Limits) (int64, error) {
 	client, err := o.client()
@@ -177,7 +163,7 @@ func download(ctx context.Context, u *url.URL, f *os.File, want string, o Limits
 			}
 			return 0, a.err
 		}
-		d, tooLong := nextDelay(try, o.RetryBase, o.RetryMax, a.retryAfter, o.MaxRetryAfter, time.Now(), rand.Float64())
+		d, tooLong := transfer.NextDelay(try, o.RetryBase, o.RetryMax, a.retryAfter, o.MaxRetryAfter, time.Now(), rand.Float64())
 		if tooLong {
 			a.err.Reason = RateLimited
 			a.err.Message += fmt.Sprintf("; the server asks to wait %s (Retry-After), longer than the %s waited", d, o.MaxRetryAfter)
@@ -194,16 +180,13 @@ func download(ctx context.Context, u *url.URL, f *os.File, want string, o Limits
 	}
 }
 
-// errStalled is the cause a stalled try's context is canceled with.
-var errStalled = errors.New("stalled")
-
 // downloadOnce is one try: GET u into f, which is empty, hashing the body
 // as it arrives.
 func downloadOnce(ctx context.Context, client *http.Client, u *url.URL, f *os.File, want string, o Limits) (int64, attempt) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	p := watchProgress(o.StallWindow, o.MinBytesPerWindow, cancel)
-	defer p.stop()
+	p := transfer.WatchProgress(o.StallWindow, o.MinBytesPerWindow, cancel)
+	defer p.Stop()
 	stalled := func(n int64) (int64, attempt) {
 		return n, attempt{err: &Error{Reason: Stalled, Message: fmt.Sprintf("less than %s arrived in %s (at %s)",
 			sizeString(o.MinBytesPerWindow), o.StallWindow, sizeString(n))}, retry: true}
@@ -215,7 +198,7 @@ func downloadOnce(ctx context.Context, client *http.Client, u *url.URL, f *os.Fi
 	req.Header.Set("User-Agent", "left4me-fetcher")
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(context.Cause(actx), errStalled) {
+		if errors.Is(context.Cause(actx), transfer.ErrStalled) {
 			return stalled(0)
 		}
 		return 0, requestAttempt(err)
@@ -235,16 +218,16 @@ func downloadOnce(ctx context.Context, client *http.Client, u *url.URL, f *os.Fi
 		return 0, attempt{err: &Error{Reason: TooLarge, Message: fmt.Sprintf("the server announces %s, more than MaxBytes (%s)%s",
 			sizeString(resp.ContentLength), sizeString(o.MaxBytes), where)}}
 	}
-	p.announce(resp.ContentLength)
+	p.Announce(resp.ContentLength)
 	h := sha256.New()
 	// One byte more than MaxBytes is read to catch a body larger than
 	// allowed that did not announce its length.
-	n, rerr, werr := copyHashed(f, h, p.reader(io.LimitReader(resp.Body, o.MaxBytes+1)))
+	n, rerr, werr := copyHashed(f, h, p.Reader(io.LimitReader(resp.Body, o.MaxBytes+1)))
 	// Stopped first: a check after the body ended must not count as a
 	// stall, whatever the last window brought.
-	p.stop()
+	p.Stop()
 	switch {
-	case rerr != nil && errors.Is(context.Cause(actx), errStalled):
+	case rerr != nil && errors.Is(context.Cause(actx), transfer.ErrStalled):
 		return stalled(n)
 	case ctx.Err() != nil:
 		return n, attempt{err: &Error{Reason: TimedOut, Err: ctx.Err()}}
@@ -307,74 +290,4 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, rerr, werr erro
 			return n, err, nil
 		}
 	}
-}
-
-// progress is the minimum-progress rule of one try: every window, the
-// bytes received since the last check must be at least minBytes (or what
-// remains of an announced length, if less); if not, the try's context is
-// canceled with errStalled. The first window starts before the request,
-// so it covers connecting and waiting for the headers too.
-type progress struct {
-	n      atomic.Int64
-	mu     sync.Mutex
-	last   int64
-	size   int64 // -1 until announced
-	min    int64
-	window time.Duration
-	timer  *time.Timer
-	done   bool
-	cancel context.CancelCauseFunc
-}
-
-func watchProgress(window time.Duration, minBytes int64, cancel context.CancelCauseFunc) *progress {
-	p := &progress{size: -1, min: minBytes, window: window, cancel: cancel}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.timer = time.AfterFunc(window, p.check)
-	return p
-}
-
-func (p *progress) announce(size int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.size = size
-}
-
-func (p *progress) check() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		return
-	}
-	n := p.n.Load()
-	remaining := int64(-1)
-	if p.size >= 0 {
-		remaining = p.size - p.last
-	}
-	if stalledBy(n-p.last, p.min, remaining) {
-		p.cancel(errStalled)
-		return
-	}
-	p.last = n
-	p.timer.Reset(p.window)
-}
-
-func (p *progress) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done = true
-	p.timer.Stop()
-}
-
-func (p *progress) reader(r io.Reader) io.Reader { return &countingReader{r: r, n: &p.n} }
-
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n.Add(int64(n))
-	return n, err
 }

@@ -125,35 +125,6 @@ func TestCheckItem(t *testing.T) {
 	}
 }
 
-func TestNextDelay(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		n          int
-		retryAfter string
-		j          float64
-		want       time.Duration
-		tooLong    bool
-	}{
-		{1, "", 0, 500 * time.Millisecond, false},
-		{1, "", 0.999999, time.Second - 500*time.Nanosecond, false},
-		{2, "", 0, time.Second, false},
-		{3, "", 0.5, 3 * time.Second, false},
-		{10, "", 0, 15 * time.Second, false}, // capped at 30 s
-		{60, "", 1, 30 * time.Second, false},
-		{1, "7", 0.5, 7 * time.Second, false},
-		{1, " 0 ", 0.5, 0, false},
-		{1, "61", 0, 61 * time.Second, true},
-		{1, "Thu, 01 Jan 2026 12:00:20 GMT", 0, 20 * time.Second, false},
-		{1, "Thu, 01 Jan 2026 11:00:00 GMT", 0, 0, false},
-		{1, "soon", 0, 500 * time.Millisecond, false}, // unreadable: backoff
-	} {
-		d, tooLong := nextDelay(tc.n, time.Second, 30*time.Second, tc.retryAfter, time.Minute, now, tc.j)
-		if d != tc.want || tooLong != tc.tooLong {
-			t.Errorf("nextDelay(%d, %q, %v) = %v, %v; want %v, %v", tc.n, tc.retryAfter, tc.j, d, tooLong, tc.want, tc.tooLong)
-		}
-	}
-}
-
 // Steam's types, and the other shapes tools report having seen.
 func TestDetailsJSON(t *testing.T) {
 	var ds []fileDetails

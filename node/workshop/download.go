@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
-	"time"
+
+	"github.com/left4me/left4me/node/transfer"
 )
 
 // vpkSignature is how every VPK starts (0x55aa1234, little-endian). A
@@ -72,34 +71,12 @@ func (c *Client) Download(ctx context.Context, item Item, dst string) error {
 	case err != nil:
 		return err
 	}
-	if err := finish(tmp, dst); err != nil {
+	if err := transfer.Finish(tmp, dst); err != nil {
 		return itemError(item, DownloadFailed, "", err)
 	}
 	done = true
 	return nil
 }
-
-// finish makes the downloaded file dst: readable by all (the game runs
-// as its own user), synced, renamed into place.
-func finish(tmp *os.File, dst string) error {
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
-}
-
-// errStalled is the cause a stalled download's context is canceled with.
-var errStalled = errors.New("stalled")
 
 // downloadOnce is one try: GET the file_url into f, which is empty.
 func (c *Client) downloadOnce(ctx context.Context, item Item, f *os.File) attempt {
@@ -107,8 +84,9 @@ func (c *Client) downloadOnce(ctx context.Context, item Item, f *os.File) attemp
 	defer cancel(nil)
 	window := orDefault(c.StallWindow, DefaultStallWindow)
 	minBytes := orDefault(c.MinBytesPerWindow, DefaultMinBytesPerWindow)
-	p := watchProgress(window, minBytes, item.Size, cancel)
-	defer p.stop()
+	p := transfer.WatchProgress(window, minBytes, cancel)
+	p.Announce(item.Size)
+	defer p.Stop()
 	stalled := func(n int64) attempt {
 		return attempt{err: itemError(item, Stalled, fmt.Sprintf("less than %s arrived in %s, at %d of %d bytes",
 			bytesText(minBytes), window, n, item.Size), nil), retry: true}
@@ -120,7 +98,7 @@ func (c *Client) downloadOnce(ctx context.Context, item Item, f *os.File) attemp
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
-		if errors.Is(context.Cause(actx), errStalled) {
+		if errors.Is(context.Cause(actx), transfer.ErrStalled) {
 			return stalled(0)
 		}
 		return attempt{err: itemError(item, SteamUnavailable, "download", err), retry: true}
@@ -141,9 +119,9 @@ func (c *Client) downloadOnce(ctx context.Context, item Item, f *os.File) attemp
 	}
 	// One byte more than file_size is read to catch a server sending too
 	// much without announcing it.
-	n, err := io.Copy(f, p.reader(io.LimitReader(resp.Body, item.Size+1)))
+	n, err := io.Copy(f, p.Reader(io.LimitReader(resp.Body, item.Size+1)))
 	switch {
-	case errors.Is(context.Cause(actx), errStalled):
+	case errors.Is(context.Cause(actx), transfer.ErrStalled):
 		return stalled(n)
 	case n > item.Size:
 		return attempt{err: itemError(item, SizeMismatch,
@@ -165,64 +143,4 @@ func (c *Client) downloadOnce(ctx context.Context, item Item, f *os.File) attemp
 func isReadError(err error, f *os.File) bool {
 	var pe *os.PathError
 	return !(errors.As(err, &pe) && pe.Path == f.Name())
-}
-
-// progress is the minimum-progress rule of one try: every window, the
-// bytes received since the last check must be at least minBytes, or what
-// remained of the file if less; if not, the try's context is canceled
-// with errStalled. The first window starts before the request, so it
-// covers connecting and waiting for the headers too.
-type progress struct {
-	n      atomic.Int64
-	mu     sync.Mutex
-	last   int64
-	size   int64
-	min    int64
-	window time.Duration
-	timer  *time.Timer
-	done   bool
-	cancel context.CancelCauseFunc
-}
-
-func watchProgress(window time.Duration, minBytes, size int64, cancel context.CancelCauseFunc) *progress {
-	p := &progress{size: size, min: minBytes, window: window, cancel: cancel}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.timer = time.AfterFunc(window, p.check)
-	return p
-}
-
-func (p *progress) check() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		return
-	}
-	n := p.n.Load()
-	if n-p.last < min(p.min, p.size-p.last) {
-		p.cancel(errStalled)
-		return
-	}
-	p.last = n
-	p.timer.Reset(p.window)
-}
-
-func (p *progress) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done = true
-	p.timer.Stop()
-}
-
-func (p *progress) reader(r io.Reader) io.Reader { return &countingReader{r: r, n: &p.n} }
-
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n.Add(int64(n))
-	return n, err
 }

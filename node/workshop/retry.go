@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/left4me/left4me/node/transfer"
 )
 
 // attempt is how one try of an API call or download ended.
@@ -18,40 +18,6 @@ type attempt struct {
 	retry bool
 	// retryAfter is the answer's Retry-After header, if any.
 	retryAfter string
-}
-
-// nextDelay decides the wait before try n+1 after try n failed: the
-// server's Retry-After (seconds or an HTTP date) when given, else
-// exponential backoff from base, capped at most, with "equal jitter"
-// (half fixed, half drawn from j in [0,1)) so nodes that failed together
-// do not come back together. tooLong says Retry-After asks for more than
-// maxRetryAfter.
-func nextDelay(n int, base, most time.Duration, retryAfter string, maxRetryAfter time.Duration, now time.Time, j float64) (d time.Duration, tooLong bool) {
-	if ra, ok := parseRetryAfter(retryAfter, now); ok {
-		return ra, ra > maxRetryAfter
-	}
-	d = base
-	for i := 1; i < n && d < most; i++ {
-		d *= 2
-	}
-	d = min(d, most)
-	return d/2 + time.Duration(j*float64(d/2)), false
-}
-
-// parseRetryAfter reads Retry-After (RFC 9110 10.2.3): a number of
-// seconds or an HTTP date. A date in the past means now.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 // withRetries runs try until it succeeds, fails for good, or has run
@@ -74,7 +40,7 @@ func (c *Client) withRetries(ctx context.Context, try func(ctx context.Context) 
 			}
 			return a.err
 		}
-		d, tooLong := nextDelay(n, orDefault(c.RetryBase, DefaultRetryBase), orDefault(c.RetryMax, DefaultRetryMax),
+		d, tooLong := transfer.NextDelay(n, orDefault(c.RetryBase, DefaultRetryBase), orDefault(c.RetryMax, DefaultRetryMax),
 			a.retryAfter, maxRA, time.Now(), rand.Float64())
 		if tooLong {
 			e := *a.err
