@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -49,21 +48,17 @@ type Controller struct {
 	queue workqueue.TypedRateLimitingInterface[string]
 
 	// failed remembers, by Installation, the nodes last seen failing and
-	// why ("Reason"), so that a node's failure is told in an event once,
-	// not on every reconcile. Lost on restart: the event then counts up.
-	mu     sync.Mutex
-	failed map[string]map[string]string
+	// why ("Reason"): each failure is told in an event once.
+	failed controllers.FailureMemo
 }
 
 // New wires the controller to its informers; Run starts it.
 func New(o Options) *Controller {
-	c := &Controller{o: o, failed: map[string]map[string]string{}, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+	c := &Controller{o: o, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "installation"})}
 	o.Installations.OnChange(func(old, cur v1.Object) {
 		if cur == nil {
-			c.mu.Lock()
-			delete(c.failed, old.GetName())
-			c.mu.Unlock()
+			c.failed.Forget(old.GetName())
 			return
 		}
 		c.queue.Add(cur.GetName())
@@ -191,15 +186,14 @@ func (c *Controller) tell(inst *v1.Installation, st *v1.InstallationStatus, node
 			failing[n.Name] = e.Reason
 		}
 	}
-	c.mu.Lock()
-	before := c.failed[inst.Name]
-	c.failed[inst.Name] = failing
-	c.mu.Unlock()
+	selected := map[string]*v1.Node{}
+	var names []string
 	for _, n := range Selected(inst, nodes) {
-		reason, ok := failing[n.Name]
-		if prev, was := before[n.Name]; !ok || (was && prev == reason) {
-			continue
-		}
+		selected[n.Name] = n
+		names = append(names, n.Name)
+	}
+	for _, name := range c.failed.News(inst.Name, failing, names) {
+		n := selected[name]
 		e := n.Status.NodeInstallationFor(inst.Name)
 		rec.Eventf(inst, v1.EventTypeWarning, "NodeFailed", "Node %s cannot install build %s: %s", n.Name, st.WantedBuild, problemOf(e))
 	}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -44,21 +43,17 @@ type Controller struct {
 	queue workqueue.TypedRateLimitingInterface[string]
 
 	// failed remembers, by Overlay, the nodes last seen failing and why
-	// ("Reason: message"), so a failure is told in an event once, not on
-	// every reconcile. Lost on restart: the event then counts up.
-	mu     sync.Mutex
-	failed map[string]map[string]string
+	// ("Reason: message"): each failure is told in an event once.
+	failed controllers.FailureMemo
 }
 
 // New wires the controller to its informers; Run starts it.
 func New(o Options) *Controller {
-	c := &Controller{o: o, failed: map[string]map[string]string{}, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+	c := &Controller{o: o, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "overlay"})}
 	o.Overlays.OnChange(func(old, cur v1.Object) {
 		if cur == nil {
-			c.mu.Lock()
-			delete(c.failed, controllers.Key(old))
-			c.mu.Unlock()
+			c.failed.Forget(controllers.Key(old))
 			return
 		}
 		c.queue.Add(controllers.Key(cur))
@@ -181,15 +176,8 @@ func (c *Controller) tell(ov *v1.Overlay, st *v1.OverlayStatus, needing []string
 			}
 		}
 	}
-	c.mu.Lock()
-	before := c.failed[key]
-	c.failed[key] = failing
-	c.mu.Unlock()
-	for _, name := range needing {
-		problem, ok := failing[name]
-		if prev, was := before[name]; !ok || was && prev == problem {
-			continue
-		}
+	for _, name := range c.failed.News(key, failing, needing) {
+		problem := failing[name]
 		what := "it"
 		if st.Digest != "" {
 			what = "digest " + v1.ShortDigest(st.Digest)
