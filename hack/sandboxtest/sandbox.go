@@ -136,3 +136,42 @@ func (s *Sandbox) Kill() error {
 	}
 	return nil
 }
+
+// insideEnv marks a test binary that RunInside started inside a sandbox
+// host.
+const insideEnv = "L4M_TEST_INSIDE_SANDBOX"
+
+// Inside reports whether this test binary runs inside a sandbox host,
+// started there by RunInside: tests that need the host's own systemd (its
+// D-Bus, its accounts) run only then.
+func Inside() bool { return os.Getenv(insideEnv) != "" }
+
+// RunInside runs test (a test function of this binary that runs only when
+// Inside) in the sandbox host: it copies the test binary to
+// /var/lib/left4me/<name>.test there, runs it, logs what it printed, and
+// fails unless the test ran and passed.
+func (s *Sandbox) RunInside(t testing.TB, test string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Base(self)
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Left4meDir, bin), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(s.script, "exec", s.Name, "/var/lib/left4me/"+bin, "-test.run", "^"+test+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), insideEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("inside the sandbox:\n%s", out)
+	if err != nil {
+		t.Fatalf("%s inside the sandbox failed: %v", test, err)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+test) {
+		t.Fatalf("%s did not run inside the sandbox", test)
+	}
+}

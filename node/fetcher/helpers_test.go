@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+	"github.com/left4me/left4me/hack/sandboxtest"
 	"github.com/ulikunitz/xz"
 	"go.uber.org/goleak"
 )
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == CommandName {
 		os.Exit(childMain(os.Args[2:]))
 	}
-	if os.Getenv(insideEnv) != "" {
+	if sandboxtest.Inside() {
 		// Inside a sandbox host (TestRunnerOnSystemd): only
 		// TestRunnerInsideSandbox runs, and its D-Bus connection's
 		// goroutines are the sandbox's to end.

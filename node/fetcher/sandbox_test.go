@@ -2,9 +2,7 @@ package fetcher
 
 import (
 	"context"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,10 +16,6 @@ import (
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 )
-
-// insideEnv tells the test binary it was started inside a sandbox host by
-// TestRunnerOnSystemd, to run TestRunnerInsideSandbox there.
-const insideEnv = "L4M_FETCHER_INSIDE_SANDBOX"
 
 // probeScript stands in for l4m-node: before running the fetcher (this
 // test binary, beside it) it tries to write where the unit's sandbox must
@@ -47,29 +41,14 @@ exec "${0%/*}/fetcher.test" "$@"
 // root, and runs TestRunnerInsideSandbox there.
 func TestRunnerOnSystemd(t *testing.T) {
 	sb := sandboxtest.Boot(t, "fetcher-runner")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyTestFile(t, self, filepath.Join(sb.Left4meDir, "fetcher.test"), 0o755)
 	if err := os.WriteFile(filepath.Join(sb.Left4meDir, "probe.sh"), []byte(probeScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(sandboxtest.Script(), "exec", sb.Name, "/var/lib/left4me/fetcher.test",
-		"-test.run", "^TestRunnerInsideSandbox$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), insideEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("inside the sandbox:\n%s", out)
-	if err != nil {
-		t.Fatalf("the test inside the sandbox failed: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestRunnerInsideSandbox") {
-		t.Fatal("TestRunnerInsideSandbox did not run inside the sandbox")
-	}
+	sb.RunInside(t, "TestRunnerInsideSandbox")
 }
 
 func TestRunnerInsideSandbox(t *testing.T) {
-	if os.Getenv(insideEnv) == "" {
+	if !sandboxtest.Inside() {
 		t.Skip("runs inside a sandbox host, started by TestRunnerOnSystemd")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -162,23 +141,4 @@ func uidOf(t *testing.T, p string) int {
 		t.Fatal(err)
 	}
 	return int(st.Uid)
-}
-
-func copyTestFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }

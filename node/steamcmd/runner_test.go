@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	"go.uber.org/goleak"
 
+	"github.com/left4me/left4me/hack/sandboxtest"
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/safefs"
 	"github.com/left4me/left4me/node/steam"
@@ -31,7 +32,7 @@ import (
 var steamcmdBin, srcdsBin string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(insideEnv) != "" {
+	if sandboxtest.Inside() {
 		// Started inside a sandbox host by TestInstallOnSystemd: the
 		// doubles were built outside and copied in.
 		os.Exit(m.Run())

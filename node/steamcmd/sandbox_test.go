@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,10 +15,6 @@ import (
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 )
-
-// insideEnv tells the test binary it was started inside a sandbox host by
-// TestInstallOnSystemd, to run TestInstallInsideSandbox there.
-const insideEnv = "L4M_STEAMCMD_INSIDE_SANDBOX"
 
 // probeScript stands in for Valve's steamcmd.sh, which runs linux32/steamcmd
 // beside it: before running the double beside it, it tries to write a
@@ -39,11 +34,6 @@ exec "${0%/*}/steamcmd" "$@"
 // inside it (TestInstallInsideSandbox).
 func TestInstallOnSystemd(t *testing.T) {
 	sb := sandboxtest.Boot(t, "steamcmd-runner")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, self, filepath.Join(sb.Left4meDir, "steamcmd.test"), 0o755)
 	home := filepath.Join(sb.Left4meDir, "steamcmd")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
@@ -53,21 +43,11 @@ func TestInstallOnSystemd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(home, "steamcmd.sh"), []byte(probeScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(sandboxtest.Script(), "exec", sb.Name, "/var/lib/left4me/steamcmd.test",
-		"-test.run", "^TestInstallInsideSandbox$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), insideEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("inside the sandbox:\n%s", out)
-	if err != nil {
-		t.Fatalf("the test inside the sandbox failed: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestInstallInsideSandbox") {
-		t.Fatal("TestInstallInsideSandbox did not run inside the sandbox")
-	}
+	sb.RunInside(t, "TestInstallInsideSandbox")
 }
 
 func TestInstallInsideSandbox(t *testing.T) {
-	if os.Getenv(insideEnv) == "" {
+	if !sandboxtest.Inside() {
 		t.Skip("runs inside a sandbox host, started by TestInstallOnSystemd")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

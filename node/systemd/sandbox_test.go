@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,54 +17,16 @@ import (
 	"github.com/left4me/left4me/node/gameuser"
 )
 
-// insideEnv tells the test binary it was started inside a sandbox host by
-// TestRunOnSystemd, to run TestRunInsideSandbox there.
-const insideEnv = "L4M_RUNNER_INSIDE_SANDBOX"
-
 // TestRunOnSystemd runs DBus.Run against a real systemd: it boots a
 // sandbox host and runs this test binary in it (TestRunInsideSandbox),
 // which talks to that host's systemd.
 func TestRunOnSystemd(t *testing.T) {
 	sb := sandboxtest.Boot(t, "runner-systemd")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, self, filepath.Join(sb.Left4meDir, "systemd.test"), 0o755)
-	cmd := exec.Command(sandboxtest.Script(), "exec", sb.Name, "/var/lib/left4me/systemd.test",
-		"-test.run", "^TestRunInsideSandbox$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), insideEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("inside the sandbox:\n%s", out)
-	if err != nil {
-		t.Fatalf("the test inside the sandbox failed: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestRunInsideSandbox") {
-		t.Fatal("TestRunInsideSandbox did not run inside the sandbox")
-	}
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sb.RunInside(t, "TestRunInsideSandbox")
 }
 
 func TestRunInsideSandbox(t *testing.T) {
-	if os.Getenv(insideEnv) == "" {
+	if !sandboxtest.Inside() {
 		t.Skip("runs inside a sandbox host, started by TestRunOnSystemd")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
