@@ -12,12 +12,12 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/left4me/left4me/node/extract"
+	"github.com/left4me/left4me/node/workshop"
 )
 
 // CommandName is the l4m-node subcommand that runs a fetch (hidden: only
 // the Runner starts it).
-const CommandName = "fetch-archive"
+const CommandName = "fetch"
 
 // resultPrefix starts the one line the fetcher process writes to report
 // how the fetch ended; the Runner reads the last such line of its output.
@@ -32,8 +32,8 @@ const maxSpecBytes = 4 << 20
 const maxMessage = 2048
 
 type result struct {
-	Stats *extract.Stats `json:"stats,omitempty"`
-	Error *wireError     `json:"error,omitempty"`
+	Result *Result    `json:"result,omitempty"`
+	Error  *wireError `json:"error,omitempty"`
 }
 
 type wireError struct {
@@ -42,35 +42,51 @@ type wireError struct {
 	Message string `json:"message"`
 }
 
-// RunCommand is the fetch-archive subcommand: it reads a FetchSpec as JSON
-// from spec, runs FetchArchive into staging, and writes the result line to
-// out (stats, or the error's reason, entry and message). It returns the
-// fetch's error too, for the exit status; logs (retries) go to log.
+// RunCommand is the fetch subcommand: it reads a Job as JSON from spec,
+// runs Fetch into staging, and writes the result line to out (the Result,
+// or the error's reason, entry and message). It returns the fetch's error
+// too, for the exit status; logs (retries) go to log.
 func RunCommand(ctx context.Context, spec io.Reader, staging string, out io.Writer, log logr.Logger) error {
-	s, err := readSpec(spec)
+	j, err := readJob(spec)
 	if err != nil {
 		writeResult(out, result{Error: &wireError{Reason: InvalidSpec, Message: err.Error()}})
 		return err
 	}
-	s.Download.Log = log
-	stats, err := FetchArchive(ctx, s, staging)
+	if j.Archive != nil {
+		j.Archive.Download.Log = log
+	}
+	if j.Git != nil {
+		j.Git.Download.Log = log
+	}
+	res, err := Fetch(ctx, j, staging)
 	if err != nil {
 		var e *Error
 		w := &wireError{Reason: FetcherFailed, Message: err.Error()}
-		if errors.As(err, &e) {
+		var f Failure
+		switch {
+		case errors.As(err, &e):
 			w = &wireError{Reason: e.Reason, Entry: e.Entry, Message: e.detail()}
-		} else if ctx.Err() != nil {
+		case errors.As(err, &f) && f.FailureReason() != "":
+			w.Reason = f.FailureReason()
+		case ctx.Err() != nil:
 			w.Reason = TimedOut // the unit is being stopped: its timeout, or the agent's
 		}
 		writeResult(out, result{Error: w})
 		return err
 	}
-	writeResult(out, result{Stats: &stats})
+	writeResult(out, result{Result: &res})
 	return nil
 }
 
-func readSpec(r io.Reader) (FetchSpec, error) {
-	var s FetchSpec
+// Failure is an error that names its reason word (a workshop.Error, say);
+// the fetcher passes the word on when it is one the Runner knows.
+type Failure interface {
+	error
+	FailureReason() string
+}
+
+func readJob(r io.Reader) (Job, error) {
+	var s Job
 	data, err := io.ReadAll(io.LimitReader(r, maxSpecBytes+1))
 	if err != nil {
 		return s, fmt.Errorf("read the spec: %w", err)
@@ -93,8 +109,9 @@ func writeResult(w io.Writer, r result) {
 
 // parseResult finds the fetcher's last result line in its output. ok is
 // false when there is none (it did not get that far). An error read back
-// is rebuilt as an *Error for url, its text bounded.
-func parseResult(output, url string) (stats extract.Stats, ferr *Error, ok bool) {
+// is rebuilt as an *Error for what, its text bounded; so is what the
+// Result says (the process is not trusted).
+func parseResult(output, what string) (res Result, ferr *Error, ok bool) {
 	lines := strings.Split(output, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		line, found := strings.CutPrefix(lines[i], resultPrefix)
@@ -107,12 +124,17 @@ func parseResult(output, url string) (stats extract.Stats, ferr *Error, ok bool)
 		}
 		switch {
 		case r.Error != nil:
-			return extract.Stats{}, &Error{Reason: knownReason(r.Error.Reason), URL: url, Entry: bounded(r.Error.Entry), Message: bounded(r.Error.Message)}, true
-		case r.Stats != nil:
-			return *r.Stats, nil, true
+			return Result{}, &Error{Reason: knownReason(r.Error.Reason), URL: what, Entry: bounded(r.Error.Entry), Message: bounded(r.Error.Message)}, true
+		case r.Result != nil:
+			res := *r.Result
+			res.Commit = bounded(res.Commit)
+			for i := range res.Items {
+				res.Items[i].ID, res.Items[i].Title = bounded(res.Items[i].ID), bounded(res.Items[i].Title)
+			}
+			return res, nil, true
 		}
 	}
-	return extract.Stats{}, nil, false
+	return Result{}, nil, false
 }
 
 // knownReason keeps a reason from the fetcher process only if it is one of
@@ -121,7 +143,10 @@ func knownReason(r string) string {
 	switch r {
 	case InvalidSpec, FileURLRefused, DownloadFailed, RedirectRefused, ChecksumMismatch, TooLarge, Truncated, Stalled,
 		TimedOut, RateLimited, ServerUnavailable, UnsafeEntry, DuplicateEntry, ArchiveTooLarge, CorruptArchive,
-		UnsupportedArchive, ExtractFailed, FetcherFailed:
+		UnsupportedArchive, ExtractFailed, FetcherFailed,
+		RefNotFound, GitFailed,
+		workshop.InvalidID, workshop.ItemUnavailable, workshop.WrongGame, workshop.NoFileURL, workshop.Banned,
+		workshop.NotVPK, workshop.EmptyCollection, workshop.SizeMismatch, workshop.SteamUnavailable, workshop.BadResponse:
 		return r
 	}
 	return FetcherFailed

@@ -57,6 +57,12 @@ const (
 	// FetcherFailed: the unprivileged fetcher process ended without
 	// saying how (it could not start, crashed, or was killed).
 	FetcherFailed = "FetcherFailed"
+	// RefNotFound: a git ref names no branch, tag or commit of the
+	// repository.
+	RefNotFound = "RefNotFound"
+	// GitFailed: the repository could not be fetched or read otherwise
+	// (not a git repository, a protocol error, a damaged pack).
+	GitFailed = "GitFailed"
 )
 
 // Error is a failed download or fetch. Every error this package returns

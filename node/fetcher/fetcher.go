@@ -4,7 +4,7 @@
 //
 //	agent (root)                       l4m-fetch (a transient hardened unit)
 //	Runner.FetchArchive(spec, staging)
-//	  staging: spec.json, chown  ──▶   l4m-node fetch-archive --spec … --staging …
+//	  staging: spec.json, chown  ──▶   l4m-node fetch --spec … --staging …
 //	                                     Download(url → staging/download): sha256, limits, retries
 //	                                     extract (staging/download → staging/tree)
 //	  result line in the log     ◀──   exit

@@ -31,7 +31,7 @@ import (
 )
 
 // TestMain is also the fetcher process of the Runner's tests: the Runner
-// runs this test binary as `<exe> fetch-archive --spec … --staging …`,
+// runs this test binary as `<exe> fetch --spec … --staging …`,
 // as it runs l4m-node, and this runs what l4m-node's subcommand runs.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == CommandName {
@@ -71,7 +71,7 @@ func childMain(args []string) int {
 	}
 	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{})
 	if err := RunCommand(context.Background(), in, *staging, os.Stdout, log); err != nil {
-		fmt.Fprintln(os.Stderr, "fetch-archive:", err)
+		fmt.Fprintln(os.Stderr, "fetch:", err)
 		return 1
 	}
 	return 0

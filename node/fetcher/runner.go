@@ -42,7 +42,7 @@ const (
 type Config struct {
 	// Root is the node's root (LEFT4ME_ROOT); LogDir defaults below it.
 	Root string
-	// Exe is the l4m-node binary whose fetch-archive subcommand does the
+	// Exe is the l4m-node binary whose fetch subcommand does the
 	// work (default: this process's own executable). The account must be
 	// able to run it.
 	Exe string
@@ -117,24 +117,36 @@ func New(cfg Config, units Units, accounts Accounts, log logr.Logger) (*Runner, 
 	return &Runner{cfg: cfg, units: units, accounts: accounts, log: log}, nil
 }
 
-// FetchArchive is the package's FetchArchive, run by the fetcher account
-// in its own unit. staging must be an empty directory (not a symlink)
-// that only root can write, below directories the account can traverse;
-// the Runner writes the spec into it, hands it to the account (0700) for
-// the run, and takes it back (root's, 0700) after, so nothing of the
-// account can reach the tree any more once FetchArchive returns. The tree
-// in it is then for extract.Verify: the account wrote it.
+// FetchArchive is Fetch of an archive.
+func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging string) (extract.Stats, error) {
+	res, err := r.Fetch(ctx, Job{Archive: &spec}, staging)
+	return res.Stats, err
+}
+
+// Fetch is the package's Fetch, run by the fetcher account in its own
+// unit. staging must be an empty directory (not a symlink) that only root
+// can write, below directories the account can traverse; the Runner
+// writes the job into it, hands it to the account (0700) for the run, and
+// takes it back (root's, 0700) after, so nothing of the account can reach
+// the tree any more once Fetch returns. The tree in it is then for
+// extract.Verify: the account wrote it.
 //
-// Errors are *Error as FetchArchive's, read back from the fetcher's
-// output (their Reason keeps errors.Is for node/extract's sentinels), or
+// Errors are *Error as Fetch's, read back from the fetcher's output
+// (their Reason keeps errors.Is for node/extract's sentinels), or
 // FetcherFailed / TimedOut when the process said nothing; the output is
 // in a log file the message names.
-func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging string) (extract.Stats, error) {
-	fail := func(reason, msg string, err error) (extract.Stats, error) {
-		return extract.Stats{}, &Error{Reason: reason, URL: spec.URL, Message: msg, Err: err}
+func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, error) {
+	what := j.what()
+	fail := func(reason, msg string, err error) (Result, error) {
+		return Result{}, &Error{Reason: reason, URL: what, Message: msg, Err: err}
 	}
-	if _, err := parseURL(spec.URL, spec.SHA256); err != nil {
-		return fail(InvalidSpec, "", err)
+	switch j.kind() {
+	case "":
+		return fail(InvalidSpec, "want exactly one of archive, git and workshop", nil)
+	case "archive":
+		if _, err := parseURL(j.Archive.URL, j.Archive.SHA256); err != nil {
+			return fail(InvalidSpec, "", err)
+		}
 	}
 	if !filepath.IsAbs(staging) || filepath.Clean(staging) != staging {
 		return fail(InvalidSpec, fmt.Sprintf("staging %q: want an absolute, clean path", staging), nil)
@@ -143,7 +155,7 @@ func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging strin
 	if err != nil {
 		return fail(FetcherFailed, "the account the fetcher runs as", err)
 	}
-	specJSON, err := json.Marshal(spec)
+	specJSON, err := json.Marshal(j)
 	if err != nil {
 		return fail(InvalidSpec, "", err)
 	}
@@ -161,12 +173,12 @@ func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging strin
 	if err := ensureRootDir(r.cfg.LogDir); err != nil {
 		return fail(FetcherFailed, "the fetcher's log directory", err)
 	}
-	job := r.job(acct, staging, spec.URL)
-	r.log.V(1).Info("fetching", "url", spec.URL, "staging", staging, "unit", job.Unit, "log", job.OutputFile)
+	job := r.job(acct, staging, what)
+	r.log.V(1).Info("fetching", "source", what, "staging", staging, "unit", job.Unit, "log", job.OutputFile)
 	res, err := r.units.Run(ctx, job)
 	if err != nil {
 		if ctx.Err() != nil {
-			return extract.Stats{}, fmt.Errorf("archive %s: %w", spec.URL, ctx.Err())
+			return Result{}, fmt.Errorf("fetch %s: %w", what, ctx.Err())
 		}
 		return fail(FetcherFailed, "running the fetcher's unit "+job.Unit, err)
 	}
@@ -174,14 +186,14 @@ func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging strin
 	if rerr != nil {
 		r.log.Info("cannot read the fetcher's output", "file", job.OutputFile, "error", rerr.Error())
 	}
-	stats, ferr := outcome(res, output, spec.URL, job)
+	out, ferr := outcome(res, output, what, job)
 	if ferr == nil {
 		os.Remove(job.OutputFile)
-		return stats, nil
+		return out, nil
 	}
-	r.log.Info("fetch failed", "url", spec.URL, "reason", ferr.Reason, "exit", res.ExitCode, "result", res.Result, "log", job.OutputFile)
+	r.log.Info("fetch failed", "source", what, "reason", ferr.Reason, "exit", res.ExitCode, "result", res.Result, "log", job.OutputFile)
 	pruneLogs(r.cfg.LogDir, r.cfg.KeepLogs, job.OutputFile)
-	return extract.Stats{}, ferr
+	return Result{}, ferr
 }
 
 // job is the fetcher's unit for one staging directory: named after it, so
@@ -224,7 +236,7 @@ func proxyEnv(environ []string) []string {
 
 // outcome decides what a fetcher run came to from how its unit ended and
 // the result line in its output.
-func outcome(res systemd.JobResult, output, url string, job systemd.Job) (extract.Stats, *Error) {
+func outcome(res systemd.JobResult, output, url string, job systemd.Job) (Result, *Error) {
 	stats, ferr, ok := parseResult(output, url)
 	switch {
 	case ok && ferr != nil:
@@ -232,13 +244,13 @@ func outcome(res systemd.JobResult, output, url string, job systemd.Job) (extrac
 			ferr.Reason = TimedOut
 			ferr.Message = fmt.Sprintf("the fetcher ran longer than %s: %s", job.Timeout, ferr.Message)
 		}
-		return extract.Stats{}, ferr
+		return Result{}, ferr
 	case ok && res.Succeeded():
 		return stats, nil
 	case res.Result == "timeout":
-		return extract.Stats{}, &Error{Reason: TimedOut, URL: url, Message: fmt.Sprintf("the fetcher ran longer than %s and was stopped (its output is in %s)", job.Timeout, job.OutputFile)}
+		return Result{}, &Error{Reason: TimedOut, URL: url, Message: fmt.Sprintf("the fetcher ran longer than %s and was stopped (its output is in %s)", job.Timeout, job.OutputFile)}
 	}
-	return extract.Stats{}, &Error{Reason: FetcherFailed, URL: url, Message: fmt.Sprintf("the fetcher ended (%s, exit code %d) without a result: %s (its output is in %s)",
+	return Result{}, &Error{Reason: FetcherFailed, URL: url, Message: fmt.Sprintf("the fetcher ended (%s, exit code %d) without a result: %s (its output is in %s)",
 		res.Result, res.ExitCode, bounded(lastLines(output, 5)), job.OutputFile)}
 }
 

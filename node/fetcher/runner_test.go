@@ -104,7 +104,7 @@ func TestRunnerFetches(t *testing.T) {
 	}
 	j := u.jobs[0]
 	exe, _ := os.Executable()
-	wantArgv := []string{exe, "fetch-archive", "--spec", filepath.Join(staging, "spec.json"), "--staging", staging}
+	wantArgv := []string{exe, "fetch", "--spec", filepath.Join(staging, "spec.json"), "--staging", staging}
 	switch {
 	case !strings.HasPrefix(j.Unit, "l4m-fetch-") || !strings.HasSuffix(j.Unit, ".service"):
 		t.Errorf("unit %q", j.Unit)
@@ -135,8 +135,9 @@ func TestRunnerFetches(t *testing.T) {
 	if st.Uid != 0 || st.Gid != fakeUID || st.Mode&0o777 != 0o640 {
 		t.Errorf("spec.json uid %d gid %d mode %04o, want 0 %d 0640", st.Uid, st.Gid, st.Mode&0o777, fakeUID)
 	}
-	var got FetchSpec
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(staging, SpecName))), &got); err != nil || got.URL != spec.URL || got.SHA256 != spec.SHA256 || got.Into != "left4dead2" {
+	var got Job
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(staging, SpecName))), &got); err != nil || got.Archive == nil || got.Git != nil || got.Workshop != nil ||
+		got.Archive.URL != spec.URL || got.Archive.SHA256 != spec.SHA256 || got.Archive.Into != "left4dead2" {
 		t.Errorf("spec.json %+v, %v", got, err)
 	}
 	// A successful run's log is removed; the log dir is root's alone.
@@ -280,7 +281,7 @@ func TestOutcome(t *testing.T) {
 	ok := systemd.JobResult{Result: "success"}
 	failed := systemd.JobResult{Result: "exit-code", ExitCode: 1}
 	timeout := systemd.JobResult{Result: "timeout", ExitCode: 143}
-	statsLine := resultPrefix + `{"stats":{"Files":3}}`
+	statsLine := resultPrefix + `{"result":{"stats":{"Files":3}}}`
 	errLine := resultPrefix + `{"error":{"reason":"ChecksumMismatch","message":"sha256 a, the spec says b"}}`
 	cases := []struct {
 		name   string
@@ -303,7 +304,7 @@ func TestOutcome(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			stats, err := outcome(c.res, c.output, "U", job)
 			if c.reason == "" {
-				if err != nil || stats.Files != 3 {
+				if err != nil || stats.Stats.Files != 3 {
 					t.Fatalf("outcome = %+v, %v", stats, err)
 				}
 				return

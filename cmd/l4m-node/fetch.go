@@ -16,21 +16,21 @@ import (
 // hidden: l4m-node's help still shows the agent alone (no completion or
 // help commands appear for them).
 func addInternalCommands(root *cobra.Command) {
-	root.AddCommand(newFetchArchiveCommand())
+	root.AddCommand(newFetchCommand())
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetHelpCommand(&cobra.Command{Use: "no-help", Hidden: true})
 }
 
-// newFetchArchiveCommand is the hidden subcommand the node's fetcher
+// newFetchCommand is the hidden subcommand the node's fetcher
 // units run, as the unprivileged l4m-fetch account (node/fetcher's
-// Runner): it downloads and extracts one archive into a staging directory
+// Runner): it fetches one overlay source (an archive, a git tree, Workshop items) into a staging directory
 // and reports on stdout; nothing of the agent runs in it.
-func newFetchArchiveCommand() *cobra.Command {
+func newFetchCommand() *cobra.Command {
 	var spec, staging string
 	var verbosity int
 	cmd := &cobra.Command{
 		Use:    fetcher.CommandName + " --staging DIR [--spec FILE]",
-		Short:  "Download and extract one overlay archive into a staging directory (run by the node itself)",
+		Short:  "Fetch one overlay source into a staging directory (run by the node itself)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,8 +50,8 @@ func newFetchArchiveCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&spec, "spec", "-", "the FetchSpec as JSON: a file, or - for stdin")
-	f.StringVar(&staging, "staging", "", "the staging directory: the archive lands in download, its tree in tree")
+	f.StringVar(&spec, "spec", "-", "the fetcher.Job as JSON: a file, or - for stdin")
+	f.StringVar(&staging, "staging", "", "the staging directory: the tree lands in tree")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
 	cmd.MarkFlagRequired("staging")
 	return cmd

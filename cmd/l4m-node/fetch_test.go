@@ -51,7 +51,7 @@ func root() *cobra.Command {
 
 func specJSON(t *testing.T, url string, archive []byte) []byte {
 	sum := sha256.Sum256(archive)
-	data, err := json.Marshal(fetcher.FetchSpec{URL: url, SHA256: hex.EncodeToString(sum[:]), StripComponents: 1, Into: "left4dead2"})
+	data, err := json.Marshal(fetcher.Job{Archive: &fetcher.FetchSpec{URL: url, SHA256: hex.EncodeToString(sum[:]), StripComponents: 1, Into: "left4dead2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +73,13 @@ func TestFetchArchiveCommand(t *testing.T) {
 	staging := t.TempDir()
 	cmd := root()
 	var out bytes.Buffer
-	cmd.SetArgs([]string{"fetch-archive", "--staging", staging})
+	cmd.SetArgs([]string{"fetch", "--staging", staging})
 	cmd.SetIn(bytes.NewReader(specJSON(t, srv.URL+"/sm.tar.gz", archive)))
 	cmd.SetOut(&out)
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "l4m-fetch-result: {\"stats\":{") {
+	if !strings.HasPrefix(out.String(), "l4m-fetch-result: {\"result\":{\"stats\":{") {
 		t.Errorf("stdout %q: want the result line", out.String())
 	}
 	cfg, err := os.ReadFile(filepath.Join(staging, "tree", "left4dead2", "cfg", "sourcemod", "sourcemod.cfg"))
@@ -93,7 +93,7 @@ func TestFetchArchiveCommand(t *testing.T) {
 	os.WriteFile(spec, specJSON(t, srv.URL+"/gone.tar.gz", archive), 0o644)
 	cmd = root()
 	out.Reset()
-	cmd.SetArgs([]string{"fetch-archive", "--spec", spec, "--staging", staging})
+	cmd.SetArgs([]string{"fetch", "--spec", spec, "--staging", staging})
 	cmd.SetOut(&out)
 	err = cmd.Execute()
 	if err == nil || !strings.Contains(err.Error(), "HTTP 404") {
@@ -106,7 +106,7 @@ func TestFetchArchiveCommand(t *testing.T) {
 	// A spec with a field the fetcher does not know is refused, not half-read.
 	cmd = root()
 	out.Reset()
-	cmd.SetArgs([]string{"fetch-archive", "--staging", t.TempDir()})
+	cmd.SetArgs([]string{"fetch", "--staging", t.TempDir()})
 	cmd.SetIn(strings.NewReader(`{"url": "https://example.org/a", "sha265": "typo"}`))
 	cmd.SetOut(&out)
 	if err := cmd.Execute(); err == nil || !strings.Contains(out.String(), `"reason":"InvalidSpec"`) {
@@ -122,13 +122,13 @@ func TestInternalCommandsHidden(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, hidden := range []string{"fetch-archive", "completion", "Available Commands"} {
+	for _, hidden := range []string{"fetch", "completion", "Available Commands"} {
 		if strings.Contains(out.String(), hidden) {
 			t.Errorf("l4m-node --help shows %q:\n%s", hidden, out.String())
 		}
 	}
-	sub, _, err := cmd.Find([]string{"fetch-archive"})
-	if err != nil || sub.Name() != "fetch-archive" || !sub.Hidden {
-		t.Errorf("fetch-archive: %v, %v", sub, err)
+	sub, _, err := cmd.Find([]string{"fetch"})
+	if err != nil || sub.Name() != "fetch" || !sub.Hidden {
+		t.Errorf("fetch: %v, %v", sub, err)
 	}
 }
