@@ -116,9 +116,13 @@ func defaultInstallation(in *v1.Installation) {
 	}
 }
 
-// defaultOverlay fills a workshop source's interval and directory; the other
-// sources have no defaults (into "" is the game root).
+// defaultOverlay fills a workshop source's interval and directory, and a
+// git branch's or tag's interval; the other sources have no defaults (into
+// "" is the game root).
 func defaultOverlay(o *v1.Overlay) {
+	if g := o.Spec.Source.Git; g != nil && g.CheckInterval == "" && g.Ref != "" && !v1.IsCommitID(g.Ref) {
+		g.CheckInterval = v1.DefaultGitCheckInterval
+	}
 	if w := o.Spec.Source.Workshop; w != nil {
 		if w.CheckInterval == "" {
 			w.CheckInterval = v1.DefaultWorkshopCheckInterval

@@ -38,6 +38,11 @@ const (
 	// node, and at least once a day.
 	MinWorkshopCheckInterval = 5 * time.Minute
 	MaxWorkshopCheckInterval = 24 * time.Hour
+	// MinGitCheckInterval and MaxGitCheckInterval bound git.checkInterval:
+	// a branch is resolved (one small request) at most every minute per
+	// node, and at least once a day.
+	MinGitCheckInterval = time.Minute
+	MaxGitCheckInterval = 24 * time.Hour
 	// MaxFiles bounds how many inline files one Overlay holds.
 	MaxFiles = 128
 	// MaxFilePathLength bounds the path of one inline file.
@@ -124,6 +129,15 @@ func validateGitSource(g *v1.GitSource, p *field.Path) field.ErrorList {
 	default:
 		if msg := checkGitRefName(g.Ref); msg != "" {
 			allErrs = append(allErrs, field.Invalid(rp, g.Ref, msg))
+		}
+	}
+	if cp := p.Child("checkInterval"); g.CheckInterval != "" {
+		if v1.IsCommitID(g.Ref) {
+			allErrs = append(allErrs, field.Invalid(cp, g.CheckInterval, "must be empty for a commit id: a commit never changes"))
+		} else if d, err := time.ParseDuration(g.CheckInterval); err != nil {
+			allErrs = append(allErrs, field.Invalid(cp, g.CheckInterval, `must be a duration such as "10m"`))
+		} else if d < MinGitCheckInterval || d > MaxGitCheckInterval {
+			allErrs = append(allErrs, field.Invalid(cp, g.CheckInterval, fmt.Sprintf("must be between %s and %s", shortDuration(MinGitCheckInterval), shortDuration(MaxGitCheckInterval))))
 		}
 	}
 	allErrs = append(allErrs, validateOptionalRelPath(g.SubPath, p.Child("subPath"), "the repository's root")...)
@@ -402,11 +416,27 @@ func ValidateOverlayStatus(s *v1.OverlayStatus, p *field.Path) field.ErrorList {
 	if s.Commit != "" && !v1.IsCommitID(s.Commit) {
 		allErrs = append(allErrs, field.Invalid(p.Child("commit"), s.Commit, "must be a full commit id (40 or 64 lowercase hex digits)"))
 	}
-	if len(s.Items) > MaxWorkshopItemsStatus {
-		allErrs = append(allErrs, field.TooMany(p.Child("items"), len(s.Items), MaxWorkshopItemsStatus))
+	allErrs = append(allErrs, validateWorkshopItems(s.Items, p.Child("items"))...)
+	for _, c := range []struct {
+		name string
+		n    int32
+	}{{"nodes", s.Nodes}, {"ready", s.Ready}, {"failed", s.Failed}} {
+		if c.n < 0 {
+			allErrs = append(allErrs, field.Invalid(p.Child(c.name), c.n, "must not be negative"))
+		}
 	}
-	for i, it := range s.Items {
-		ip := p.Child("items").Index(i)
+	return allErrs
+}
+
+// validateWorkshopItems checks a status's Workshop items: bounded, ids in
+// their form, titles bounded.
+func validateWorkshopItems(items []v1.WorkshopItem, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if len(items) > MaxWorkshopItemsStatus {
+		allErrs = append(allErrs, field.TooMany(p, len(items), MaxWorkshopItemsStatus))
+	}
+	for i, it := range items {
+		ip := p.Index(i)
 		if !v1.IsWorkshopID(it.ID) {
 			allErrs = append(allErrs, field.Invalid(ip.Child("id"), it.ID, "must be a Steam Workshop id"))
 		}
@@ -415,14 +445,6 @@ func ValidateOverlayStatus(s *v1.OverlayStatus, p *field.Path) field.ErrorList {
 		}
 		if it.Size < 0 {
 			allErrs = append(allErrs, field.Invalid(ip.Child("size"), it.Size, "must not be negative"))
-		}
-	}
-	for _, c := range []struct {
-		name string
-		n    int32
-	}{{"nodes", s.Nodes}, {"ready", s.Ready}, {"failed", s.Failed}} {
-		if c.n < 0 {
-			allErrs = append(allErrs, field.Invalid(p.Child(c.name), c.n, "must not be negative"))
 		}
 	}
 	return allErrs
@@ -463,6 +485,10 @@ func validateNodeOverlays(list []v1.NodeOverlay, p *field.Path) field.ErrorList 
 				allErrs = append(allErrs, field.Invalid(ip.Child("digests").Index(j), d, `must be "sha256:" and 64 lowercase hex digits`))
 			}
 		}
+		if n.Commit != "" && !v1.IsCommitID(n.Commit) {
+			allErrs = append(allErrs, field.Invalid(ip.Child("commit"), n.Commit, "must be a full commit id (40 or 64 lowercase hex digits)"))
+		}
+		allErrs = append(allErrs, validateWorkshopItems(n.Items, ip.Child("items"))...)
 		if n.Reason != "" && !reasonRE.MatchString(n.Reason) {
 			allErrs = append(allErrs, field.Invalid(ip.Child("reason"), n.Reason, "must be a CamelCase word"))
 		}

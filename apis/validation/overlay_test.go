@@ -141,6 +141,10 @@ func TestValidateOverlaySource(t *testing.T) {
 		{"git sha256 commit over http", git(func(g *v1.GitSource) { g.URL, g.Ref = "http://git.lan/r.git", sum }), ""},
 		{"git file url", git(func(g *v1.GitSource) { g.URL = "file:///srv/git/cfg.git" }), ""},
 		{"git whole repo at the root", git(func(g *v1.GitSource) { g.SubPath, g.Into = "", "" }), ""},
+		{"git branch checked every 2m", git(func(g *v1.GitSource) { g.Ref, g.CheckInterval = "main", "2m" }), ""},
+		{"bad input: git checked every 10s", git(func(g *v1.GitSource) { g.Ref, g.CheckInterval = "main", "10s" }), `spec.source.git.checkInterval: Invalid value: "10s": must be between 1m and 24h`},
+		{"bad input: git interval not a duration", git(func(g *v1.GitSource) { g.CheckInterval = "daily" }), `spec.source.git.checkInterval: Invalid value: "daily": must be a duration such as "10m"`},
+		{"bad input: git commit with an interval", git(func(g *v1.GitSource) { g.Ref, g.CheckInterval = strings.Repeat("ab", 20), "10m" }), "must be empty for a commit id"},
 		{"git ref required", git(func(g *v1.GitSource) { g.Ref = "" }), "spec.source.git.ref: Required value: a commit id, tag or branch"},
 		{"git http needs a commit", git(func(g *v1.GitSource) { g.URL = "http://git.lan/r.git" }),
 			`spec.source.git.ref: Invalid value: "v1.2.0": must be a full commit id (40 or 64 lowercase hex digits) for an http URL`},
@@ -264,6 +268,14 @@ func TestOverlayDefaults(t *testing.T) {
 	if a := archive(func(a *v1.ArchiveSource) { a.Into = "" }).Spec.Source.Archive; a.Into != "" || a.StripComponents != 0 {
 		t.Fatalf("archive defaults: %+v", a)
 	}
+	// A git tag or branch is resolved again every 10 minutes; a commit
+	// never (and takes no interval).
+	if g := git(nil).Spec.Source.Git; g.CheckInterval != "10m" {
+		t.Fatalf("a git tag's interval defaults to %q, want 10m", g.CheckInterval)
+	}
+	if g := git(func(g *v1.GitSource) { g.Ref = strings.Repeat("ab", 20) }).Spec.Source.Git; g.CheckInterval != "" {
+		t.Fatalf("a git commit's interval defaults to %q, want none", g.CheckInterval)
+	}
 	if p := source(v1.OverlaySource{Path: "mods"}); p.Spec.Source.Workshop != nil || p.Spec.Source.Files != nil {
 		t.Fatalf("a path source gained fields: %+v", p.Spec.Source)
 	}
@@ -369,3 +381,4 @@ func TestLastAppliedHasItsOwnBound(t *testing.T) {
 		t.Fatalf("other annotations over 256 KiB: %v", errs)
 	}
 }
+

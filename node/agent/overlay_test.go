@@ -32,15 +32,15 @@ type countingFiles struct {
 	fail   error
 }
 
-func (c *countingFiles) Materialize(ctx context.Context, ov *v1.Overlay, dir string) error {
+func (c *countingFiles) Materialize(ctx context.Context, ov *v1.Overlay, pin Fetched, dir string) (Fetched, error) {
 	c.mu.Lock()
 	c.writes++
 	fail := c.fail
 	c.mu.Unlock()
 	if fail != nil {
-		return fail
+		return Fetched{}, fail
 	}
-	return c.FilesMaterializer.Materialize(ctx, ov, dir)
+	return c.FilesMaterializer.Materialize(ctx, ov, pin, dir)
 }
 
 func (c *countingFiles) count() int {

@@ -27,9 +27,8 @@ import (
 // node's store (node/store), which then checks, seals and names it. Each
 // source kind but path maps to one (Options.Materializers): files are
 // written by the agent itself (FilesMaterializer); archive, git and
-// workshop are for the unprivileged fetcher, which implements this when it
-// plugs in. A kind with no materializer holds its Instances with
-// OverlaySourceNotSupported.
+// workshop by the unprivileged fetcher (node/sources). A kind with no
+// materializer holds its Instances with OverlaySourceNotSupported.
 type Materializer interface {
 	// Scheme is how the store names what Materialize writes.
 	Scheme() store.Scheme
@@ -37,17 +36,65 @@ type Materializer interface {
 	// (files: its FilesDigest, which the control plane computes too); ok
 	// is false when only the fetched tree can tell. With a key the agent
 	// skips Materialize while the entry is in the store; without one it
-	// runs it once per source spec (the store's index remembers what each
-	// source gave).
+	// runs it once per source spec (and fingerprint, for a Checker: the
+	// store's index remembers what each gave).
 	Key(ov *v1.Overlay) (k store.Key, ok bool, err error)
-	// StagingOwner is who owns the empty staging tree Materialize gets
-	// (root for the agent's own writers, a fetcher's account).
-	StagingOwner() (uid, gid int, err error)
-	// Materialize writes ov's tree into dir, rooted at the game root (a
-	// source's into already applied). It must not return while anything
-	// it started can still write dir: the store checks the tree once, and
-	// then trusts it. An error may implement Failure for its reason word.
-	Materialize(ctx context.Context, ov *v1.Overlay, dir string) error
+	// Materialize writes ov's tree into work/tree (which it makes, 0755),
+	// rooted at the game root (a source's into already applied). work is
+	// root's, 0700, empty, and the Materializer's alone until it returns:
+	// it may hand it to an unprivileged account for a unit's run and take
+	// it back, and keep its own files beside the tree (the store keeps
+	// only the tree). It must not return while anything it started can
+	// still write there: the store checks the tree once, and then trusts
+	// it. pin is what the last Check found ({} when there was none): a git
+	// source fetches pin.Commit, so the fleet runs what was checked. An
+	// error may implement Failure for its reason word.
+	Materialize(ctx context.Context, ov *v1.Overlay, pin Fetched, work string) (Fetched, error)
+}
+
+// Checker is a Materializer whose source can change while its spec does
+// not: a git branch or tag moves, a Workshop item is updated. Every
+// CheckInterval the agent asks Check what the source names now, and
+// fetches again when its Fingerprint differs from the one the entry was
+// fetched at; Instances then roll onto the new entry.
+type Checker interface {
+	// CheckInterval is how often ov's source is checked (0: never, a
+	// git commit id).
+	CheckInterval(ov *v1.Overlay) time.Duration
+	// Check resolves the source without fetching it; work is a staging
+	// directory as Materialize's, removed after (a fetcher's unit needs
+	// one to run in).
+	Check(ctx context.Context, ov *v1.Overlay, work string) (Fetched, error)
+}
+
+// Fetched is what a fetch or a check learned besides the tree: shown in
+// the Node's and the Overlay's status, and what decides whether a source
+// changed.
+type Fetched struct {
+	// Commit is the commit a git ref resolved to.
+	Commit string `json:"commit,omitempty"`
+	// Items are the Workshop items, collections expanded.
+	Items []v1.WorkshopItem `json:"items,omitempty"`
+}
+
+// Fingerprint names what the source held: its commit, or each item's id
+// and time_updated ("" when it says nothing, as for an archive).
+func (f Fetched) Fingerprint() string {
+	if f.Commit != "" {
+		return "commit:" + f.Commit
+	}
+	if len(f.Items) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, it := range f.Items {
+		var t int64
+		if it.TimeUpdated != nil {
+			t = it.TimeUpdated.Unix()
+		}
+		fmt.Fprintf(h, "%s %d\n", it.ID, t)
+	}
+	return "items:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // overlayFailure is a fetched Overlay's failure with its reason word.
@@ -95,9 +142,6 @@ type FilesMaterializer struct{}
 // Scheme is store.SchemeFiles: the entry is named by FilesDigest.
 func (FilesMaterializer) Scheme() store.Scheme { return store.SchemeFiles }
 
-// StagingOwner is root: the agent writes the files itself.
-func (FilesMaterializer) StagingOwner() (int, int, error) { return 0, 0, nil }
-
 // Key is the entry of the spec's FilesDigest, the Overlay's digest in the
 // API too.
 func (FilesMaterializer) Key(ov *v1.Overlay) (store.Key, bool, error) {
@@ -108,12 +152,22 @@ func (FilesMaterializer) Key(ov *v1.Overlay) (store.Key, bool, error) {
 	return k, err == nil, err
 }
 
-// Materialize writes the files below dir, in byte order of their paths.
-func (FilesMaterializer) Materialize(ctx context.Context, ov *v1.Overlay, dir string) error {
+// Materialize writes the files below work/tree, in byte order of their
+// paths.
+func (FilesMaterializer) Materialize(ctx context.Context, ov *v1.Overlay, _ Fetched, work string) (Fetched, error) {
+	return Fetched{}, writeFiles(ov, work)
+}
+
+func writeFiles(ov *v1.Overlay, work string) error {
 	if err := checkFiles(ov); err != nil {
 		return err
 	}
-	root, err := safefs.Open(dir)
+	w, err := safefs.Open(work)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	root, err := w.MkdirAll("tree", safefs.Owner{UID: 0, GID: 0, Mode: 0o755})
 	if err != nil {
 		return err
 	}
@@ -190,7 +244,9 @@ type overlayState struct {
 	// sources serializes the work on one source spec: two Instances that
 	// share an Overlay get one copy, written once.
 	sources map[string]*sourceLock
-	wake    chan struct{}
+	// retryCheck: when a source spec whose check failed is checked again.
+	retryCheck map[string]time.Time
+	wake       chan struct{}
 }
 
 type sourceLock struct {
@@ -200,8 +256,8 @@ type sourceLock struct {
 
 func newOverlayState() *overlayState {
 	return &overlayState{users: map[string]map[string]bool{}, status: map[string]v1.NodeOverlay{},
-		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, wake: make(chan struct{}, 1),
-		index: store.Index{Overlays: map[string][]store.Key{}, Sources: map[string]store.Key{}}}
+		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, retryCheck: map[string]time.Time{},
+		wake: make(chan struct{}, 1), index: store.NewIndex()}
 }
 
 // storeRoot is overlays/.store.
@@ -260,10 +316,15 @@ func (s *overlayState) lockSource(src string) (unlock func()) {
 	}
 }
 
+// checkRetry is how soon a source whose check failed is checked again;
+// its Instances keep the entry fetched before meanwhile.
+const checkRetry = time.Minute
+
 // ensureOverlay resolves a fetched Overlay to a store entry, materializing
 // it first when the store lacks it, and pins the entry until unpin: the
-// caller renders its mount from it and records it. Errors carry the
-// reason word (Failure).
+// caller renders its mount from it and records it. A Checker's source is
+// checked first when its interval has passed. Errors carry the reason
+// word (Failure).
 func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key, err error) {
 	ovKey := key(ov.Namespace, ov.Name)
 	digest := ""
@@ -276,7 +337,7 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	m := a.o.Materializers[kind]
 	if m == nil {
 		return k, overlayFailure{ReasonOverlaySourceNotSupported, fmt.Errorf(
-			"its source is %s, and this node stacks only path and files sources so far", kind)}
+			"its source is %s, and this node has no fetcher for it", kind)}
 	}
 	a.ov.mu.Lock()
 	s, storeErr := a.ov.store, a.ov.storeErr
@@ -293,10 +354,24 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	}
 	a.ov.gc.RLock()
 	defer a.ov.gc.RUnlock()
-	src := kind + "/" + sourceHash(ov)
-	unlock := a.ov.lockSource(src)
+	spec := kind + "/" + sourceHash(ov)
+	unlock := a.ov.lockSource(spec)
 	defer unlock()
+	src, pin := spec, Fetched{}
+	var interval time.Duration
+	checker, _ := m.(Checker)
+	if checker != nil {
+		interval = checker.CheckInterval(ov)
+	}
 	if !known {
+		a.ov.mu.Lock()
+		res, resolved := a.ov.index.Resolved[spec]
+		a.ov.mu.Unlock()
+		if resolved && interval > 0 {
+			res = a.checkSource(ctx, checker, ov, spec, res, interval)
+			pin = decodeFetched(res.Info)
+			src = spec + "@" + res.Fingerprint
+		}
 		a.ov.mu.Lock()
 		want, known = a.ov.index.Sources[src]
 		a.ov.mu.Unlock()
@@ -307,54 +382,128 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 			return k, err
 		}
 		if has {
-			return want, a.resolvedOverlay(ovKey, src, want)
+			return want, a.resolvedOverlay(ovKey, src, spec, want, nil)
 		}
 	}
 	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFetching})
-	uid, gid, err := m.StagingOwner()
-	if err != nil {
-		return k, err
-	}
-	st, err := s.Stage(uid, gid)
+	st, err := s.Stage()
 	if err != nil {
 		return k, overlayFailure{ReasonStoreUnavailable, err}
 	}
 	began := time.Now()
-	if err := m.Materialize(ctx, ov, st.Dir); err != nil {
+	got, err := m.Materialize(ctx, ov, pin, st.Dir)
+	if err != nil {
 		if derr := st.Discard(); derr != nil {
 			a.o.Log.Error(derr, "cannot remove a failed overlay's staging tree", "overlay", ovKey)
 		}
 		return k, err
 	}
-	got, err := s.Add(st, m.Scheme())
+	k, err = s.Add(st, m.Scheme())
 	if err != nil {
 		return k, err
 	}
-	if digest != "" && got != want {
+	if digest != "" && k != want {
 		// The spec names the content: writing something else is a bug,
 		// and stacking it would run what nobody asked for.
-		return k, overlayFailure{ReasonDigestMismatch, fmt.Errorf("wrote content of digest %s, but its spec's is %s", got.Digest(), digest)}
+		return k, overlayFailure{ReasonDigestMismatch, fmt.Errorf("wrote content of digest %s, but its spec's is %s", k.Digest(), digest)}
 	}
-	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", kind, "entry", got.Name(), "took", time.Since(began).Round(time.Millisecond))
-	return got, a.resolvedOverlay(ovKey, src, got)
+	res := store.Resolution{Fingerprint: got.Fingerprint(), Info: encodeFetched(got)}
+	src = spec
+	if interval > 0 {
+		res.At = began
+		src = spec + "@" + res.Fingerprint
+	}
+	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", kind, "entry", k.Name(), "fingerprint", res.Fingerprint, "took", time.Since(began).Round(time.Millisecond))
+	return k, a.resolvedOverlay(ovKey, src, spec, k, &res)
 }
 
-// resolvedOverlay records that an Overlay's source gave entry k: pinned,
-// its newest in the index, Ready.
-func (a *Agent) resolvedOverlay(ovKey, src string, k store.Key) error {
+// checkSource is a checked source's resolution: res itself until its
+// interval has passed, then what Check finds (and the index records). A
+// failed check keeps res, and is tried again after checkRetry: games keep
+// what was fetched.
+func (a *Agent) checkSource(ctx context.Context, c Checker, ov *v1.Overlay, spec string, res store.Resolution, interval time.Duration) store.Resolution {
+	now := time.Now()
+	a.ov.mu.Lock()
+	retryAt := a.ov.retryCheck[spec]
+	a.ov.mu.Unlock()
+	if now.Sub(res.At) < interval || now.Before(retryAt) {
+		return res
+	}
+	f, err := a.runCheck(ctx, c, ov)
+	if err != nil {
+		a.o.Log.Info("cannot check an overlay's source; keeping what was fetched", "overlay", key(ov.Namespace, ov.Name),
+			"reason", overlayReason(err), "error", err.Error(), "retry", checkRetry)
+		a.ov.mu.Lock()
+		a.ov.retryCheck[spec] = now.Add(checkRetry)
+		a.ov.mu.Unlock()
+		return res
+	}
+	next := store.Resolution{At: now, Fingerprint: f.Fingerprint(), Info: encodeFetched(f)}
+	if next.Fingerprint != res.Fingerprint {
+		a.o.Log.Info("an overlay's source changed", "overlay", key(ov.Namespace, ov.Name), "was", res.Fingerprint, "now", next.Fingerprint)
+	}
+	a.ov.mu.Lock()
+	delete(a.ov.retryCheck, spec)
+	idx := a.ov.index.Clone()
+	idx.Resolved[spec] = next
+	if err := a.ov.store.WriteIndex(idx); err == nil {
+		a.ov.index = idx
+	}
+	a.ov.mu.Unlock()
+	return next
+}
+
+// runCheck runs Check in a staging directory of its own.
+func (a *Agent) runCheck(ctx context.Context, c Checker, ov *v1.Overlay) (Fetched, error) {
+	st, err := a.ov.store.Stage()
+	if err != nil {
+		return Fetched{}, overlayFailure{ReasonStoreUnavailable, err}
+	}
+	defer func() {
+		if err := st.Discard(); err != nil {
+			a.o.Log.Error(err, "cannot remove a check's staging directory", "dir", st.Dir)
+		}
+	}()
+	return c.Check(ctx, ov, st.Dir)
+}
+
+func encodeFetched(f Fetched) json.RawMessage {
+	if f.Commit == "" && len(f.Items) == 0 {
+		return nil
+	}
+	data, _ := json.Marshal(f) // plain data: cannot fail
+	return data
+}
+
+func decodeFetched(data json.RawMessage) Fetched {
+	var f Fetched
+	if len(data) > 0 {
+		json.Unmarshal(data, &f) // a damaged index names no commit: it is refetched
+	}
+	return f
+}
+
+// resolvedOverlay records that an Overlay's source (src: its spec hash,
+// and fingerprint when checked) gave entry k, and res, when new, what the
+// spec was found to hold: pinned, its newest in the index, Ready.
+func (a *Agent) resolvedOverlay(ovKey, src, spec string, k store.Key, res *store.Resolution) error {
 	a.ov.mu.Lock()
 	a.ov.pinned[k]++
 	history := a.ov.index.Overlays[ovKey]
-	changed := len(history) == 0 || history[0] != k || a.ov.index.Sources[src] != k
+	changed := len(history) == 0 || history[0] != k || a.ov.index.Sources[src] != k || res != nil
 	var err error
 	if changed { // rarely: the index is copied and written only then
 		next := a.ov.index.Clone()
 		next.Overlays[ovKey] = store.Remember(history, k)
 		next.Sources[src] = k
+		if res != nil {
+			next.Resolved[spec] = *res
+		}
 		if err = a.ov.store.WriteIndex(next); err == nil {
 			a.ov.index = next
 		}
 	}
+	info := decodeFetched(a.ov.index.Resolved[spec].Info)
 	a.ov.mu.Unlock()
 	if err != nil {
 		// Only the memory of which entry is the previous one is at stake.
@@ -363,7 +512,7 @@ func (a *Agent) resolvedOverlay(ovKey, src string, k store.Key) error {
 	if changed {
 		a.wakeStoreGC() // the entry before the previous one may be unused now
 	}
-	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady})
+	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady, Commit: info.Commit, Items: info.Items})
 	return nil
 }
 
@@ -387,6 +536,10 @@ func (a *Agent) setOverlayStatus(ovKey string, st v1.NodeOverlay) {
 	if len(st.Message) > validation.MaxMessageLength {
 		st.Message = strings.ToValidUTF8(st.Message[:validation.MaxMessageLength], "")
 	}
+	if st.Commit != "" && !v1.IsCommitID(st.Commit) {
+		st.Commit = ""
+	}
+	st.Items = boundedItems(st.Items)
 	a.ov.mu.Lock()
 	changed := fmt.Sprint(a.ov.status[ovKey]) != fmt.Sprint(st)
 	a.ov.status[ovKey] = st
@@ -394,6 +547,25 @@ func (a *Agent) setOverlayStatus(ovKey string, st v1.NodeOverlay) {
 	if changed {
 		a.nudgeStatus()
 	}
+}
+
+// boundedItems are Workshop items as the API takes them in a status: at
+// most MaxWorkshopItemsStatus, valid ids, titles cut to their bound.
+func boundedItems(items []v1.WorkshopItem) []v1.WorkshopItem {
+	var out []v1.WorkshopItem
+	for _, it := range items {
+		if len(out) == validation.MaxWorkshopItemsStatus {
+			break
+		}
+		if !v1.IsWorkshopID(it.ID) || it.Size < 0 {
+			continue
+		}
+		if len(it.Title) > validation.MaxWorkshopTitleLength {
+			it.Title = strings.ToValidUTF8(it.Title[:validation.MaxWorkshopTitleLength], "")
+		}
+		out = append(out, it)
+	}
+	return out
 }
 
 // useOverlays records which fetched Overlays ("ns/name") an Instance's

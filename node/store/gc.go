@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 )
 
 // KeepPerOverlay is how many of an Overlay's newest entries stay in the
@@ -69,12 +71,42 @@ type Index struct {
 	// spec: a source whose content only the fetched tree names (archive,
 	// git, workshop) is fetched once per spec, not on every reconcile.
 	Sources map[string]Key `json:"sources,omitempty"`
+	// Resolved are what each source spec ("kind/hash", the prefix of its
+	// Sources keys: "kind/hash@fingerprint" for one that is checked) was
+	// last found to hold, and when: a restarted agent checks a git branch
+	// or Workshop items on schedule, not at once, and still names their
+	// commit and items.
+	Resolved map[string]Resolution `json:"resolved,omitempty"`
 }
+
+// Resolution is what a source was found to hold at a time.
+type Resolution struct {
+	// At is when it was checked (zero: never; it was fetched).
+	At time.Time `json:"at,omitempty"`
+	// Fingerprint names the content (a commit, the items' versions).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Info is the agent's, as JSON (the commit, the items).
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// newIndex is an empty index.
+func newIndex() Index {
+	return Index{Overlays: map[string][]Key{}, Sources: map[string]Key{}, Resolved: map[string]Resolution{}}
+}
+
+// NewIndex is an empty index, its maps made.
+func NewIndex() Index { return newIndex() }
 
 // Equal reports whether two indexes say the same.
 func (x Index) Equal(y Index) bool {
-	if len(x.Overlays) != len(y.Overlays) || len(x.Sources) != len(y.Sources) {
+	if len(x.Overlays) != len(y.Overlays) || len(x.Sources) != len(y.Sources) || len(x.Resolved) != len(y.Resolved) {
 		return false
+	}
+	for src, r := range x.Resolved {
+		yr, ok := y.Resolved[src]
+		if !ok || !yr.At.Equal(r.At) || yr.Fingerprint != r.Fingerprint || string(yr.Info) != string(r.Info) {
+			return false
+		}
 	}
 	for o, h := range x.Overlays {
 		if !slices.Equal(h, y.Overlays[o]) {
@@ -91,12 +123,15 @@ func (x Index) Equal(y Index) bool {
 
 // Clone is a deep copy.
 func (x Index) Clone() Index {
-	y := Index{Overlays: map[string][]Key{}, Sources: map[string]Key{}}
+	y := newIndex()
 	for o, h := range x.Overlays {
 		y.Overlays[o] = slices.Clone(h)
 	}
 	for s, k := range x.Sources {
 		y.Sources[s] = k
+	}
+	for s, r := range x.Resolved {
+		y.Resolved[s] = r
 	}
 	return y
 }
@@ -109,7 +144,7 @@ func (x Index) Prune(used map[string]bool, present []Key) Index {
 	for _, k := range present {
 		have[k] = true
 	}
-	y := Index{Overlays: map[string][]Key{}, Sources: map[string]Key{}}
+	y := newIndex()
 	for o, h := range x.Overlays {
 		if !used[o] {
 			continue
@@ -124,9 +159,17 @@ func (x Index) Prune(used map[string]bool, present []Key) Index {
 			y.Overlays[o] = kept
 		}
 	}
+	specs := map[string]bool{}
 	for s, k := range x.Sources {
 		if have[k] {
 			y.Sources[s] = k
+			spec, _, _ := strings.Cut(s, "@")
+			specs[spec] = true
+		}
+	}
+	for s, r := range x.Resolved {
+		if specs[s] {
+			y.Resolved[s] = r
 		}
 	}
 	return y
@@ -137,7 +180,7 @@ const maxIndexBytes = 16 << 20
 
 // ReadIndex reads index.json; a missing one is an empty index.
 func (s *Store) ReadIndex() (Index, error) {
-	x := Index{Overlays: map[string][]Key{}, Sources: map[string]Key{}}
+	x := newIndex()
 	d, err := s.open()
 	if err != nil {
 		return x, err
@@ -151,13 +194,16 @@ func (s *Store) ReadIndex() (Index, error) {
 		return x, fmt.Errorf("read the overlay store's index: %w", err)
 	}
 	if err := json.Unmarshal(data, &x); err != nil {
-		return Index{Overlays: map[string][]Key{}, Sources: map[string]Key{}}, fmt.Errorf("read the overlay store's index %s: %w", d.Path+"/"+indexName, err)
+		return newIndex(), fmt.Errorf("read the overlay store's index %s: %w", d.Path+"/"+indexName, err)
 	}
 	if x.Overlays == nil {
 		x.Overlays = map[string][]Key{}
 	}
 	if x.Sources == nil {
 		x.Sources = map[string]Key{}
+	}
+	if x.Resolved == nil {
+		x.Resolved = map[string]Resolution{}
 	}
 	return x, nil
 }

@@ -9,7 +9,7 @@
 // Layout (root's throughout):
 //
 //	.store/                 0711: a fetcher's unit passes through to its staging dir
-//	  .staging/<random>/    0711 while being written, 0700 from Add on
+//	  .staging/<random>/    0700, handed to a fetcher account while its unit runs
 //	    tree/               written by a materializer (the agent, or an unprivileged fetcher)
 //	  <scheme>-<hex>/       0700: an entry, renamed here whole by Add
 //	    tree/               0755 directories, 0644/0755 files, rooted at the game root
@@ -231,19 +231,24 @@ func (s *Store) List() ([]Key, error) {
 	return out, nil
 }
 
-// Staging is an empty tree for one materializer to fill, below the store's
-// staging directory; Add moves it into the store, Discard drops it.
+// Staging is an empty directory for one materializer to write an entry's
+// tree into (Tree, which it makes), below the store's staging directory;
+// Add moves the tree into the store, Discard drops it.
 type Staging struct {
-	// Dir is the tree to write: what lands at the game root.
-	Dir  string
+	// Dir is the materializer's directory: root's, 0700, empty. It may
+	// hand it to an unprivileged writer for the time it runs (a fetcher
+	// account's unit), and put its own files beside the tree (a download,
+	// a spec): Add keeps only Tree.
+	Dir string
+	// Tree is Dir/tree: what lands at the game root.
+	Tree string
 	s    *Store
 	name string
 }
 
-// Stage makes a new staging tree owned by uid:gid (root's for the agent's
-// own writers, a fetcher account's for one that runs unprivileged; its
-// parents are root's and may only be passed through).
-func (s *Store) Stage(uid, gid int) (*Staging, error) {
+// Stage makes a new staging directory (root's, 0700; its parents are
+// root's and may only be passed through).
+func (s *Store) Stage() (*Staging, error) {
 	buf := make([]byte, 8)
 	if _, err := rand.Read(buf); err != nil {
 		return nil, err
@@ -254,17 +259,13 @@ func (s *Store) Stage(uid, gid int) (*Staging, error) {
 		return nil, fmt.Errorf("stage an overlay: %w", err)
 	}
 	defer stg.Close()
-	entry, err := stg.MkdirAll(name, safefs.Owner{UID: 0, GID: 0, Mode: 0o711})
+	entry, err := stg.MkdirAll(name, safefs.Owner{UID: 0, GID: 0, Mode: 0o700})
 	if err != nil {
 		return nil, fmt.Errorf("stage an overlay: %w", err)
 	}
-	defer entry.Close()
-	tree, err := entry.MkdirAll(treeName, safefs.Owner{UID: uid, GID: gid, Mode: 0o755})
-	if err != nil {
-		return nil, fmt.Errorf("stage an overlay: %w", err)
-	}
-	tree.Close()
-	return &Staging{Dir: filepath.Join(s.root, stagingName, name, treeName), s: s, name: name}, nil
+	entry.Close()
+	dir := filepath.Join(s.root, stagingName, name)
+	return &Staging{Dir: dir, Tree: filepath.Join(dir, treeName), s: s, name: name}, nil
 }
 
 // Discard removes the staging tree (without following anything its writer
@@ -279,11 +280,12 @@ func (st *Staging) Discard() error {
 }
 
 // Add checks, seals and stores a staging tree whose writer has exited, and
-// returns the entry's key; the staging tree is gone afterwards, whatever
-// the outcome. In order:
+// returns the entry's key; the staging directory is gone afterwards,
+// whatever the outcome. In order:
 //
-//  1. the staging directory is made 0700 (nothing but root reaches the
-//     tree any more);
+//  1. the staging directory is made root's and 0700 (nothing but root
+//     reaches the tree any more), and everything in it but the tree is
+//     removed (without following anything);
 //  2. extract.Verify: only directories, regular files with one link and
 //     symlinks that stay inside; no setuid, setgid or sticky bit, nothing
 //     writable by group or others; within the store's limits;
@@ -320,7 +322,10 @@ func (s *Store) Add(st *Staging, scheme Scheme) (k Key, err error) {
 	if err := entry.Chown(safefs.Owner{UID: 0, GID: 0, Mode: 0o700}); err != nil {
 		return Key{}, fmt.Errorf("store an overlay: %w", err)
 	}
-	if err := extract.Verify(st.Dir, extract.VerifyOptions{Limits: s.limits}); err != nil {
+	if err := onlyTree(entry); err != nil {
+		return Key{}, fmt.Errorf("store an overlay: %w", err)
+	}
+	if err := extract.Verify(st.Tree, extract.VerifyOptions{Limits: s.limits}); err != nil {
 		return Key{}, err
 	}
 	tree, err := entry.OpenDir(treeName)
@@ -329,13 +334,13 @@ func (s *Store) Add(st *Staging, scheme Scheme) (k Key, err error) {
 	}
 	defer tree.Close()
 	if err := tree.SealTree(); err != nil {
-		return Key{}, fmt.Errorf("seal %s: %w", st.Dir, err)
+		return Key{}, fmt.Errorf("seal %s: %w", st.Tree, err)
 	}
 	digest := ""
 	if scheme == SchemeTree {
-		digest, err = extract.Digest(st.Dir)
+		digest, err = extract.Digest(st.Tree)
 	} else {
-		digest, err = FilesDigest(st.Dir)
+		digest, err = FilesDigest(st.Tree)
 	}
 	if err != nil {
 		return Key{}, err
@@ -359,6 +364,34 @@ func (s *Store) Add(st *Staging, scheme Scheme) (k Key, err error) {
 		return k, fmt.Errorf("move %s into the store: %w", k, err)
 	}
 	return k, root.Sync()
+}
+
+// onlyTree removes everything in a staging directory but its tree, which
+// must be a directory (a writer that made none, or a symlink in its
+// place, wrote no tree).
+func onlyTree(entry *safefs.Dir) error {
+	st, err := entry.Lstat(treeName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("the materializer wrote no %s", treeName)
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("the materializer's %s is not a directory", treeName)
+	}
+	names, err := entry.Names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n != treeName {
+			if err := entry.RemoveAll(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Remove deletes an entry: renamed into staging first, so a half-removed

@@ -31,6 +31,21 @@ func open(t *testing.T, limits extract.Limits) *Store {
 	return s
 }
 
+// stage is a new staging directory whose tree the test writes as uid.
+func stage(t *testing.T, s *Store, uid int) *Staging {
+	t.Helper()
+	st, err := s.Stage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(st.Tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(st.Tree, 0o755)
+	os.Lchown(st.Tree, uid, uid)
+	return st
+}
+
 // write fills a staging tree: path → content; a path ending in "/" is a
 // directory; modes as given, owner uid.
 func write(t *testing.T, dir string, uid int, files map[string]os.FileMode) {
@@ -73,22 +88,22 @@ func stagingEmpty(t *testing.T, s *Store) {
 
 func TestAddSealsAndNamesATreeAnotherAccountWrote(t *testing.T) {
 	s := open(t, extract.Limits{})
-	st, err := s.Stage(4242, 4242)
-	if err != nil {
-		t.Fatal(err)
+	st := stage(t, s, 4242)
+	if o := stat(t, st.Dir); o.Uid != 0 || o.Mode&0o777 != 0o700 {
+		t.Fatalf("staging dir %d mode %o, want root's 0700", o.Uid, o.Mode&0o777)
 	}
-	if o := stat(t, st.Dir); o.Uid != 4242 || o.Mode&0o777 != 0o755 {
-		t.Fatalf("staging tree %d mode %o, want the writer's 0755", o.Uid, o.Mode&0o777)
-	}
-	write(t, st.Dir, 4242, map[string]os.FileMode{
+	// The writer had the directory for its run, and left a file beside
+	// its tree (a fetcher's spec): Add keeps only the tree.
+	os.WriteFile(filepath.Join(st.Dir, "spec.json"), []byte("{}"), 0o600)
+	write(t, st.Tree, 4242, map[string]os.FileMode{
 		"left4dead2/addons/":                            0o700,
 		"left4dead2/addons/sourcemod/plugins/admin.smx": 0o600,
 		"left4dead2/addons/metamod.vdf":                 0o640,
 		"left4dead2/bin/tool":                           0o700,
 	})
-	os.Symlink("../addons/metamod.vdf", filepath.Join(st.Dir, "left4dead2/bin/link"))
-	os.Lchown(filepath.Join(st.Dir, "left4dead2/bin/link"), 4242, 4242)
-	want, err := extract.Digest(st.Dir) // modes aside from x do not count
+	os.Symlink("../addons/metamod.vdf", filepath.Join(st.Tree, "left4dead2/bin/link"))
+	os.Lchown(filepath.Join(st.Tree, "left4dead2/bin/link"), 4242, 4242)
+	want, err := extract.Digest(st.Tree) // modes aside from x do not count
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,16 +145,13 @@ func TestAddSealsAndNamesATreeAnotherAccountWrote(t *testing.T) {
 
 	// The same content again is the same entry, untouched; the copy goes.
 	before := stat(t, tree)
-	again, err := s.Stage(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, again.Dir, 0, map[string]os.FileMode{
+	again := stage(t, s, 0)
+	write(t, again.Tree, 0, map[string]os.FileMode{
 		"left4dead2/addons/sourcemod/plugins/admin.smx": 0o644,
 		"left4dead2/addons/metamod.vdf":                 0o644,
 		"left4dead2/bin/tool":                           0o755,
 	})
-	os.Symlink("../addons/metamod.vdf", filepath.Join(again.Dir, "left4dead2/bin/link"))
+	os.Symlink("../addons/metamod.vdf", filepath.Join(again.Tree, "left4dead2/bin/link"))
 	if k2, err := s.Add(again, SchemeTree); err != nil || k2 != k {
 		t.Fatalf("the same content: %v %v, want %v", k2, err, k)
 	}
@@ -195,12 +207,9 @@ func TestAddRefusesUnsafeTrees(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, tc.limits)
-			st, err := s.Stage(0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			write(t, st.Dir, 0, map[string]os.FileMode{"left4dead2/cfg/a.cfg": 0o644})
-			tc.plant(t, st.Dir)
+			st := stage(t, s, 0)
+			write(t, st.Tree, 0, map[string]os.FileMode{"left4dead2/cfg/a.cfg": 0o644})
+			tc.plant(t, st.Tree)
 			k, err := s.Add(st, SchemeTree)
 			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("Add: %v (key %v), want %v naming %q", err, k, tc.is, tc.msg)
@@ -223,15 +232,12 @@ func TestFilesDigestIsTheAPIsAndCoreutils(t *testing.T) {
 		"left4dead2/cfg-x/z.cfg":          "sorted by bytes, not by walk order\n",
 		"motd.txt":                        "héllo\n",
 	}
-	st, err := s.Stage(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := stage(t, s, 0)
 	for p, content := range files {
-		os.MkdirAll(filepath.Join(st.Dir, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(st.Dir, p), []byte(content), 0o644)
+		os.MkdirAll(filepath.Join(st.Tree, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(st.Tree, p), []byte(content), 0o644)
 	}
-	got, err := FilesDigest(st.Dir)
+	got, err := FilesDigest(st.Tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +245,7 @@ func TestFilesDigestIsTheAPIsAndCoreutils(t *testing.T) {
 		t.Fatalf("FilesDigest of the tree %s, of the spec %s", got, want)
 	}
 	if _, err := exec.LookPath("sha256sum"); err == nil {
-		out, err := exec.Command("sh", "-c", `cd "$1" && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum`, "sh", st.Dir).Output()
+		out, err := exec.Command("sh", "-c", `cd "$1" && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum`, "sh", st.Tree).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,12 +267,9 @@ func TestFilesSchemeHoldsOnlyPlainFiles(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := open(t, extract.Limits{})
-			st, err := s.Stage(0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			write(t, st.Dir, 0, map[string]os.FileMode{"cfg/a.cfg": 0o644})
-			plant(st.Dir)
+			st := stage(t, s, 0)
+			write(t, st.Tree, 0, map[string]os.FileMode{"cfg/a.cfg": 0o644})
+			plant(st.Tree)
 			if k, err := s.Add(st, SchemeFiles); err == nil || !strings.Contains(err.Error(), "cfg/") {
 				t.Fatalf("Add: %v %v, want a refusal naming the entry", k, err)
 			}
@@ -282,11 +285,8 @@ func TestFilesSchemeHoldsOnlyPlainFiles(t *testing.T) {
 // that another account could write, or a symlink in its place, is refused.
 func TestOpenCleansStagingAndChecksOwnership(t *testing.T) {
 	s := open(t, extract.Limits{})
-	st, err := s.Stage(4242, 4242)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, st.Dir, 4242, map[string]os.FileMode{"half/written": 0o644})
+	st := stage(t, s, 4242)
+	write(t, st.Tree, 4242, map[string]os.FileMode{"half/written": 0o644})
 	if _, err := Open(s.Root(), extract.Limits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +309,32 @@ func TestOpenCleansStagingAndChecksOwnership(t *testing.T) {
 	os.Symlink("../target", filepath.Join(elsewhere, DirName))
 	if _, err := Open(filepath.Join(elsewhere, DirName), extract.Limits{}); err == nil {
 		t.Fatal("a symlink in the store's place was followed")
+	}
+}
+
+// TestAddWantsATree: a writer that made no tree, or planted a symlink in
+// its place, stores nothing and leaves nothing in staging.
+func TestAddWantsATree(t *testing.T) {
+	s := open(t, extract.Limits{})
+	target := t.TempDir()
+	write(t, target, 0, map[string]os.FileMode{"left4dead2/cfg/a.cfg": 0o644})
+	for name, plant := range map[string]func(st *Staging){
+		"no tree":   func(st *Staging) {},
+		"a symlink": func(st *Staging) { os.Symlink(target, st.Tree) },
+		"a file":    func(st *Staging) { os.WriteFile(st.Tree, nil, 0o644) },
+	} {
+		st, err := s.Stage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		plant(st)
+		if k, err := s.Add(st, SchemeTree); err == nil || !strings.Contains(err.Error(), "tree") {
+			t.Errorf("%s: Add = %v, %v; want an error about the tree", name, k, err)
+		}
+		stagingEmpty(t, s)
+		if entries, _ := s.List(); len(entries) != 0 {
+			t.Errorf("%s: the store holds %v", name, entries)
+		}
 	}
 }
 

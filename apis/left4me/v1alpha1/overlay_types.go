@@ -133,7 +133,16 @@ type GitSource struct {
 	SubPath string `json:"subPath,omitempty"`
 	// Into is where the tree lands below the game root ("" is the root).
 	Into string `json:"into,omitempty"`
+	// CheckInterval is how often each node resolves a tag or branch
+	// again (a Go duration, default "10m", between "1m" and "24h"); a
+	// new commit is a new digest and rolls out. A commit id is never
+	// checked, and takes no interval.
+	CheckInterval string `json:"checkInterval,omitempty"`
 }
+
+// DefaultGitCheckInterval is how often a git tag or branch is resolved
+// again.
+const DefaultGitCheckInterval = "10m"
 
 // Workshop defaults.
 const (
@@ -247,6 +256,11 @@ type NodeOverlay struct {
 	// Digests are the digests of this Overlay in the node's store, newest
 	// first (the previous one is kept for rollback).
 	Digests []string `json:"digests,omitempty"`
+	// Commit is the commit a git source's ref resolved to on this node.
+	Commit string `json:"commit,omitempty"`
+	// Items are a workshop source's items as this node last found them
+	// (the control plane copies them into the Overlay's status).
+	Items []WorkshopItem `json:"items,omitempty"`
 }
 
 // HasDigest reports whether digest is in the node's store.

@@ -751,6 +751,13 @@ func (in *NodeOverlay) DeepCopyInto(out *NodeOverlay) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.Items != nil {
+		in, out := &in.Items, &out.Items
+		*out = make([]WorkshopItem, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
 	return
 }
 
