@@ -381,4 +381,3 @@ func TestLastAppliedHasItsOwnBound(t *testing.T) {
 		t.Fatalf("other annotations over 256 KiB: %v", errs)
 	}
 }
-
