@@ -27,6 +27,8 @@ import (
 //	  labels: {region: eu}
 //	  capacity: {instances: 20, memory: 48Gi}
 //	  steamcmd: {path: /var/lib/left4me/steamcmd/steamcmd.sh, timeout: 1h, twoPass: true}
+//	  overlayFileRoots: [/srv/left4me/archives]
+//	  steamAPIURL: https://api.steampowered.com
 type nodeFile struct {
 	client.File `json:",inline"`
 	Node        *nodeSettings `json:"node,omitempty"`
@@ -45,7 +47,9 @@ type nodeSettings struct {
 		Timeout string `json:"timeout,omitempty"`
 		TwoPass *bool  `json:"twoPass,omitempty"`
 	} `json:"steamcmd,omitempty"`
-	Capacity struct {
+	OverlayFileRoots []string `json:"overlayFileRoots,omitempty"`
+	SteamAPIURL      string   `json:"steamAPIURL,omitempty"`
+	Capacity         struct {
 		Instances int32  `json:"instances,omitempty"`
 		Memory    string `json:"memory,omitempty"`
 	} `json:"capacity,omitempty"`
@@ -103,6 +107,12 @@ func (s *nodeSettings) applyTo(o *options, flags *pflag.FlagSet) error {
 	}
 	if s.Steamcmd.TwoPass != nil {
 		set("steamcmd-two-pass", func() { o.steamcmdTwoPass = *s.Steamcmd.TwoPass })
+	}
+	if len(s.OverlayFileRoots) > 0 {
+		set("overlay-file-roots", func() { o.overlayFileRoots = s.OverlayFileRoots })
+	}
+	if s.SteamAPIURL != "" {
+		set("steam-api-url", func() { o.steamAPIURL = s.SteamAPIURL })
 	}
 	if len(s.Labels) > 0 {
 		keys := make([]string, 0, len(s.Labels))

@@ -99,3 +99,35 @@ func TestSteamcmdPathChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlaySettings: node.yaml's overlayFileRoots and steamAPIURL set
+// their flags; bad values are refused naming the flag and the key.
+func TestOverlaySettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.yaml")
+	os.WriteFile(path, []byte("server: https://x:6443\nnode:\n  overlayFileRoots: [/srv/left4me/archives]\n  steamAPIURL: http://127.0.0.1:8099\n"), 0o600)
+	f, err := loadNodeFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &options{}
+	flags := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	flags.StringSliceVar(&o.overlayFileRoots, "overlay-file-roots", nil, "")
+	flags.StringVar(&o.steamAPIURL, "steam-api-url", "https://api.steampowered.com", "")
+	if err := f.Node.applyTo(o, flags); err != nil {
+		t.Fatal(err)
+	}
+	if len(o.overlayFileRoots) != 1 || o.overlayFileRoots[0] != "/srv/left4me/archives" || o.steamAPIURL != "http://127.0.0.1:8099" {
+		t.Fatalf("options after the file: roots %v steam %q", o.overlayFileRoots, o.steamAPIURL)
+	}
+	for roots, want := range map[string]string{"/srv/archives": "", "srv/archives": "want an absolute, clean directory", "/srv/../etc": "want an absolute, clean", "/": "other than /"} {
+		err := checkFileRoots([]string{roots})
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "node.overlayFileRoots")) {
+			t.Errorf("checkFileRoots(%q) = %v, want %q", roots, err, want)
+		}
+	}
+	for u, ok := range map[string]bool{"https://api.steampowered.com": true, "http://127.0.0.1:8099": true, "ftp://x": false, "https://": false, "https://x/?key=1": false} {
+		if err := checkSteamAPIURL(u); (err == nil) != ok {
+			t.Errorf("checkSteamAPIURL(%q) = %v", u, err)
+		}
+	}
+}

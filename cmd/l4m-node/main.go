@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,9 +26,12 @@ import (
 	"github.com/left4me/left4me/apis/version"
 	"github.com/left4me/left4me/cmd/internal/logging"
 	"github.com/left4me/left4me/node/agent"
+	"github.com/left4me/left4me/node/fetcher"
 	"github.com/left4me/left4me/node/gameuser"
+	"github.com/left4me/left4me/node/sources"
 	"github.com/left4me/left4me/node/steamcmd"
 	"github.com/left4me/left4me/node/systemd"
+	"github.com/left4me/left4me/node/workshop"
 )
 
 type options struct {
@@ -51,6 +55,10 @@ type options struct {
 	steamcmdPath    string
 	steamcmdTimeout time.Duration
 	steamcmdTwoPass bool
+	// overlayFileRoots are where file:// overlay URLs may read below.
+	overlayFileRoots []string
+	// steamAPIURL is the Steam Web API the Workshop is fetched through.
+	steamAPIURL string
 }
 
 func main() {
@@ -94,6 +102,8 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.steamcmdPath, "steamcmd", "", "steamcmd.sh, which installs and updates the game for Installations (default <root>/steamcmd/steamcmd.sh; its directory must be the l4m-steamcmd account's, which the node arranges when it lies inside --root)")
 	f.DurationVar(&o.steamcmdTimeout, "steamcmd-timeout", steamcmd.DefaultTimeout, "a download that takes longer is killed (and retried later)")
 	f.BoolVar(&o.steamcmdTwoPass, "steamcmd-two-pass", true, "install with a windows pass, then a linux one: Steam refuses a one-pass anonymous Linux install (\"Invalid platform\")")
+	f.StringSliceVar(&o.overlayFileRoots, "overlay-file-roots", nil, "directories below which file:// archive and git URLs of Overlays may be read (repeatable; default none: a tenant could otherwise copy any file the fetcher account can read into a game)")
+	f.StringVar(&o.steamAPIURL, "steam-api-url", workshop.DefaultBaseURL, "the Steam Web API that Workshop Overlays are resolved and downloaded through")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
 	addInternalCommands(cmd)
@@ -178,6 +188,12 @@ func run(o *options, nf *nodeFile) error {
 	if sc.Timeout <= 0 {
 		return fmt.Errorf("--steamcmd-timeout (node.steamcmd.timeout) %s: want a positive duration", sc.Timeout)
 	}
+	if err := checkFileRoots(o.overlayFileRoots); err != nil {
+		return err
+	}
+	if err := checkSteamAPIURL(o.steamAPIURL); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sd, err := systemd.Connect(ctx)
@@ -203,11 +219,20 @@ func run(o *options, nf *nodeFile) error {
 		}
 		steamcmdDir = filepath.Dir(real)
 	}
+	fetch, err := fetcher.New(fetcher.Config{Root: o.root}, sd, accounts, log.WithName("fetcher"))
+	if err != nil {
+		return err
+	}
+	materializers := sources.Materializers(sources.Config{
+		Fetcher:     fetch,
+		Download:    fetcher.Limits{FileRoots: o.overlayFileRoots},
+		SteamAPIURL: o.steamAPIURL,
+	})
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, Workers: o.workers,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
-		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir,
+		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
 	}).Run(ctx)
 }
 
@@ -244,6 +269,26 @@ func join(nf *nodeFile, o *options) error {
 		return fmt.Errorf("save the node token: %w", err)
 	}
 	return os.Rename(tmp, o.config)
+}
+
+// checkFileRoots wants absolute, clean directories: a file:// URL is
+// checked against them by prefix.
+func checkFileRoots(roots []string) error {
+	for _, r := range roots {
+		if !filepath.IsAbs(r) || filepath.Clean(r) != r || r == "/" {
+			return fmt.Errorf("--overlay-file-roots (node.overlayFileRoots) %q: want an absolute, clean directory other than /", r)
+		}
+	}
+	return nil
+}
+
+// checkSteamAPIURL wants an http or https URL with a host and no query.
+func checkSteamAPIURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--steam-api-url (node.steamAPIURL) %q: want an https URL such as %s", s, workshop.DefaultBaseURL)
+	}
+	return nil
 }
 
 // checkSteamcmdPath refuses a steamcmd the node's units cannot reach:

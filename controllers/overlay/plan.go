@@ -109,6 +109,11 @@ func Assess(ov *v1.Overlay, blueprints []*v1.Blueprint, instances []*v1.Instance
 		}
 	}
 	st.Digest = wantedDigest(ov, entries)
+	if commit, items, ok := resolvedAs(ov, entries, st.Digest); ok {
+		st.Commit, st.Items = commit, items
+	} else if ov.Status.ObservedGeneration != ov.Generation {
+		st.Commit, st.Items = "", nil // what the old spec resolved to
+	}
 	states := make([]NodeState, 0, len(needing))
 	for _, name := range needing {
 		s := StateOf(name, entries[name], st.Digest)
@@ -149,6 +154,33 @@ func wantedDigest(ov *v1.Overlay, entries map[string]*v1.NodeOverlay) string {
 		return ov.Status.Digest
 	}
 	return best
+}
+
+// resolvedAs is the commit and Workshop items a node reports for digest
+// (Ready with it; the first such node by name, so the answer does not
+// depend on map order). ok is false when no node does.
+func resolvedAs(ov *v1.Overlay, entries map[string]*v1.NodeOverlay, digest string) (string, []v1.WorkshopItem, bool) {
+	kind := ov.Spec.Source.Kind()
+	if digest == "" || (kind != v1.SourceGit && kind != v1.SourceWorkshop) {
+		return "", nil, false
+	}
+	names := make([]string, 0, len(entries))
+	for name := range entries {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		e := entries[name]
+		if e == nil || e.Phase != v1.OverlayPhaseReady || e.Digest != digest {
+			continue
+		}
+		var items []v1.WorkshopItem
+		for _, it := range e.Items {
+			items = append(items, *it.DeepCopy())
+		}
+		return e.Commit, items, true
+	}
+	return "", nil, false
 }
 
 // StateOf is where a node stands with digest, from its entry for the

@@ -182,3 +182,38 @@ func TestAssessCarriesOver(t *testing.T) {
 		t.Fatalf("a path source keeps fetched state: %+v", st)
 	}
 }
+
+// TestAssessTakesCommitAndItemsFromTheNodes: a git Overlay's status names
+// the commit, a workshop Overlay's the items, that the nodes Ready with
+// the wanted digest report; a spec change drops what the old one
+// resolved to until a node reports the new.
+func TestAssessTakesCommitAndItemsFromTheNodes(t *testing.T) {
+	c1, c2 := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	gitOv := &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "sm", Namespace: "default", Generation: 1},
+		Spec: v1.OverlaySpec{Source: v1.OverlaySource{Git: &v1.GitSource{URL: "https://git.example/cfg.git", Ref: "main"}}}}
+	at := func(e v1.NodeOverlay, commit string, items ...v1.WorkshopItem) v1.NodeOverlay {
+		e.Commit, e.Items = commit, items
+		return e
+	}
+	instances := []*v1.Instance{inst("default", "coop", "a"), inst("default", "coop", "b"), inst("default", "coop", "c")}
+	nodes := []*v1.Node{
+		node("a", at(ready("sm", d1), c1)), node("b", at(ready("sm", d1), c1)),
+		node("c", at(v1.NodeOverlay{Name: "sm", Digest: d2, Phase: v1.OverlayPhaseFetching}, c2)),
+	}
+	st := Assess(gitOv, blueprints(), instances, nodes)
+	if st.Digest != d1 || st.Commit != c1 || st.Ready != 2 {
+		t.Fatalf("git status: digest %s commit %s ready %d; want d1, the commit nodes a and b run, 2", st.Digest, st.Commit, st.Ready)
+	}
+	ws := &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "sm", Namespace: "default", Generation: 3},
+		Spec: v1.OverlaySpec{Source: v1.OverlaySource{Workshop: &v1.WorkshopSource{Items: []string{"123"}}}},
+		Status: v1.OverlayStatus{ObservedGeneration: 2, Commit: c1, Digest: d1}}
+	st = Assess(ws, blueprints(), instances, []*v1.Node{node("a", v1.NodeOverlay{Name: "sm", Phase: v1.OverlayPhaseFetching})})
+	if st.Commit != "" || st.Items != nil {
+		t.Fatalf("a new spec kept what the old one resolved to: %+v", st)
+	}
+	item := v1.WorkshopItem{ID: "123", Title: "Dark Carnival Remix", Size: 1 << 20}
+	st = Assess(ws, blueprints(), instances, []*v1.Node{node("a", at(ready("sm", d3), "", item))})
+	if st.Digest != d3 || len(st.Items) != 1 || st.Items[0].Title != item.Title {
+		t.Fatalf("workshop status: %+v, want the items node a reports", st)
+	}
+}

@@ -71,6 +71,9 @@ const (
 type Error struct {
 	// Reason is one of the constants above.
 	Reason string
+	// Source is what was fetched: "archive" (when empty), "git" or
+	// "workshop"; the message starts with it.
+	Source string
 	// URL is the URL the spec named (not where redirects led; Message
 	// names that when it matters).
 	URL string
@@ -86,7 +89,11 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("archive ")
+	if e.Source == "" {
+		b.WriteString("archive ")
+	} else {
+		b.WriteString(e.Source + " ")
+	}
 	b.WriteString(e.URL)
 	b.WriteString(": ")
 	b.WriteString(e.detail())

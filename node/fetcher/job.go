@@ -102,7 +102,7 @@ func (j Job) what() string {
 	case j.Git != nil:
 		return j.Git.URL
 	case j.Workshop != nil:
-		return fmt.Sprintf("workshop items %v collections %v", j.Workshop.Items, j.Workshop.Collections)
+		return fmt.Sprintf("items %v collections %v", j.Workshop.Items, j.Workshop.Collections)
 	}
 	return "an empty fetch"
 }

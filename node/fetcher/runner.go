@@ -138,7 +138,11 @@ func (r *Runner) FetchArchive(ctx context.Context, spec FetchSpec, staging strin
 func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, error) {
 	what := j.what()
 	fail := func(reason, msg string, err error) (Result, error) {
-		return Result{}, &Error{Reason: reason, URL: what, Message: msg, Err: err}
+		e := &Error{Reason: reason, URL: what, Message: msg, Err: err}
+		if k := j.kind(); k != "archive" {
+			e.Source = k
+		}
+		return Result{}, e
 	}
 	switch j.kind() {
 	case "":
@@ -187,6 +191,9 @@ func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, erro
 		r.log.Info("cannot read the fetcher's output", "file", job.OutputFile, "error", rerr.Error())
 	}
 	out, ferr := outcome(res, output, what, job)
+	if ferr != nil && j.kind() != "archive" {
+		ferr.Source = j.kind()
+	}
 	if ferr == nil {
 		os.Remove(job.OutputFile)
 		return out, nil
