@@ -205,7 +205,7 @@ func TestAssessTakesCommitAndItemsFromTheNodes(t *testing.T) {
 		t.Fatalf("git status: digest %s commit %s ready %d; want d1, the commit nodes a and b run, 2", st.Digest, st.Commit, st.Ready)
 	}
 	ws := &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "sm", Namespace: "default", Generation: 3},
-		Spec: v1.OverlaySpec{Source: v1.OverlaySource{Workshop: &v1.WorkshopSource{Items: []string{"123"}}}},
+		Spec:   v1.OverlaySpec{Source: v1.OverlaySource{Workshop: &v1.WorkshopSource{Items: []string{"123"}}}},
 		Status: v1.OverlayStatus{ObservedGeneration: 2, Commit: c1, Digest: d1}}
 	st = Assess(ws, blueprints(), instances, []*v1.Node{node("a", v1.NodeOverlay{Name: "sm", Phase: v1.OverlayPhaseFetching})})
 	if st.Commit != "" || st.Items != nil {
