@@ -1,0 +1,178 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/node/store"
+)
+
+// movingBranch is a git-like source whose branch the test moves: Check
+// says where it points, Materialize writes a tree naming the commit it
+// was pinned to (or the branch's, unpinned).
+type movingBranch struct {
+	mu               sync.Mutex
+	commit           string
+	checkErr         error
+	checks, fetches  int
+	resolves         int // Key calls: one per reconcile that stacks it
+	pinnedTo, wrotes []string
+}
+
+func (b *movingBranch) Scheme() store.Scheme { return store.SchemeTree }
+
+func (b *movingBranch) Key(*v1.Overlay) (store.Key, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.resolves++
+	return store.Key{}, false, nil
+}
+
+func (b *movingBranch) resolved() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.resolves
+}
+
+func (b *movingBranch) CheckInterval(*v1.Overlay) time.Duration { return 50 * time.Millisecond }
+
+func (b *movingBranch) Check(_ context.Context, _ *v1.Overlay, work string) (Fetched, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.checks++
+	if b.checkErr != nil {
+		return Fetched{}, b.checkErr
+	}
+	return Fetched{Commit: b.commit}, nil
+}
+
+func (b *movingBranch) Materialize(_ context.Context, _ *v1.Overlay, pin Fetched, work string) (Fetched, error) {
+	b.mu.Lock()
+	commit := b.commit
+	if pin.Commit != "" {
+		commit = pin.Commit
+	}
+	b.fetches++
+	b.pinnedTo = append(b.pinnedTo, pin.Commit)
+	b.mu.Unlock()
+	cfg := filepath.Join(work, "tree", "left4dead2", "cfg")
+	if err := os.MkdirAll(cfg, 0o755); err != nil {
+		return Fetched{}, err
+	}
+	for _, d := range []string{"tree", "tree/left4dead2", "tree/left4dead2/cfg"} {
+		os.Chmod(filepath.Join(work, d), 0o755)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "branch.cfg"), []byte("// "+commit+"\n"), 0o644); err != nil {
+		return Fetched{}, err
+	}
+	return Fetched{Commit: commit}, nil
+}
+
+func (b *movingBranch) set(commit string, checkErr error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.commit, b.checkErr = commit, checkErr
+}
+
+func (b *movingBranch) counts() (checks, fetches int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.checks, b.fetches
+}
+
+// TestMovedBranchRollsOut: a git branch is fetched once; when a check
+// finds it moved, the node fetches the new commit (pinned to what the
+// check saw), reports it, and the empty game restarts onto it with the
+// spec unchanged. A failing check keeps the game and the entry as they
+// are, and fetches nothing.
+func TestMovedBranchRollsOut(t *testing.T) {
+	c1, c2 := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	branch := &movingBranch{commit: c1}
+	h := startWith(t, func(_ *server.Server, o *Options) {
+		o.Materializers = map[string]Materializer{v1.SourceGit: branch}
+		o.Resync = 100 * time.Millisecond // reconciles, and so checks, come often
+	})
+	h.create(
+		&v1.Overlay{ObjectMeta: om("comp"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Git: &v1.GitSource{URL: "https://git.example/comp.git", Ref: "main"}}}},
+		&v1.Blueprint{ObjectMeta: om("versus"), Spec: v1.BlueprintSpec{Overlays: []string{"comp"}, Game: v1.GameSpec{Mode: "versus"}}},
+		&v1.Instance{ObjectMeta: om("vs-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "versus"}, NodeName: "n1"}},
+	)
+	runsCommit := func(commit string) func(*v1.Instance) bool {
+		return func(in *v1.Instance) bool {
+			if !meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive) || in.Status.PendingTemplateHash != "" {
+				return false
+			}
+			for _, l := range lowers(t, h.mountOf("vs-1")) {
+				if data, err := os.ReadFile(filepath.Join(l, "left4dead2/cfg/branch.cfg")); err == nil {
+					return string(data) == "// "+commit+"\n"
+				}
+			}
+			return false
+		}
+	}
+	h.until("vs-1", "running the branch's first commit", runsCommit(c1))
+	h.nodeOverlay("comp", "Ready at the first commit", func(e *v1.NodeOverlay) bool {
+		return e != nil && e.Phase == v1.OverlayPhaseReady && e.Commit == c1
+	})
+	h.overlayStatus("comp", "naming the first commit", func(ov *v1.Overlay) bool { return ov.Status.Commit == c1 && ov.Status.Ready == 1 })
+	if _, fetches := branch.counts(); fetches != 1 {
+		t.Fatalf("fetched %d times before the branch moved, want once", fetches)
+	}
+
+	branch.set(c2, nil)
+	h.until("vs-1", "restarted onto the moved branch", runsCommit(c2))
+	h.overlayStatus("comp", "naming the new commit", func(ov *v1.Overlay) bool { return ov.Status.Commit == c2 && ov.Status.Ready == 1 })
+	branch.mu.Lock()
+	pins := append([]string(nil), branch.pinnedTo...)
+	branch.mu.Unlock()
+	if len(pins) != 2 || pins[0] != "" || pins[1] != c2 {
+		t.Errorf("fetches pinned to %q, want the first unpinned and the second to the checked commit", pins)
+	}
+
+	branch.set(strings.Repeat("3", 40), errors.New("git.example: connection refused"))
+	checks, fetches := branch.counts()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if now, _ := branch.counts(); now > checks {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the branch was not checked again")
+		}
+	}
+	// The next reconciles keep the game on what it runs: the failed check
+	// is not a failed Overlay, and is retried only after checkRetry.
+	h.restartsNone("vs-1", 5, branch.resolved)
+	if now, f := branch.counts(); f != fetches || now != checks+1 {
+		t.Errorf("after a failing check: %d checks (was %d), %d fetches (was %d); want one check, no fetch", now, checks, f, fetches)
+	}
+	h.until("vs-1", "still on the commit it runs", runsCommit(c2))
+	h.nodeOverlay("comp", "still Ready at the commit it holds", func(e *v1.NodeOverlay) bool {
+		return e != nil && e.Phase == v1.OverlayPhaseReady && e.Commit == c2
+	})
+}
+
+// restartsNone waits for n more reconciles of an Instance (as reconciles
+// counts them) and fails if its game restarted meanwhile.
+func (h *harness) restartsNone(name string, n int, reconciles func() int) {
+	h.t.Helper()
+	pid := h.pid(name)
+	want := reconciles() + n
+	for deadline := time.Now().Add(10 * time.Second); reconciles() < want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s was reconciled %d times, want %d more", name, reconciles(), n)
+		}
+	}
+	if now := h.pid(name); now != pid {
+		h.t.Fatalf("%s restarted (pid %d, was %d)", name, now, pid)
+	}
+}
