@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -74,6 +75,12 @@ func (c *cli) printOverlayNodes(ctx context.Context, cl *client.Client, ov *v1.O
 		digest += " (from the files' content)"
 	}
 	fmt.Fprintf(out, "Digest:       %s\n", digest)
+	if ov.Status.Commit != "" {
+		fmt.Fprintf(out, "Commit:       %s\n", ov.Status.Commit)
+	}
+	if len(ov.Status.Items) > 0 {
+		printWorkshopItems(out, ov.Status.Items)
+	}
 	needing, err := nodesUsingOverlay(ctx, cl, ov)
 	if err != nil {
 		return err
@@ -100,6 +107,47 @@ func (c *cli) printOverlayNodes(ctx context.Context, cl *client.Client, ov *v1.O
 	fmt.Fprintln(out, "Nodes:")
 	printOverlayTable(out, "NODE", rows)
 	return nil
+}
+
+// printWorkshopItems is describe overlay's Items section: each Workshop
+// item as Steam last described it.
+func printWorkshopItems(out io.Writer, items []v1.WorkshopItem) {
+	fmt.Fprintln(out, "Items:")
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tTITLE\tSIZE\tUPDATED")
+	for _, it := range items {
+		updated := "<unknown>"
+		if it.TimeUpdated != nil {
+			updated = it.TimeUpdated.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", it.ID, orNone(oneLine(it.Title)), humanBytes(it.Size), updated)
+	}
+	tw.Flush()
+}
+
+// humanBytes is a size as people read it (1.5 MiB).
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// oneLine is s with control characters (a title's newlines, a terminal
+// escape a tenant put in it) shown as spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // nodesUsingOverlay are the nodes with an Instance bound to them whose

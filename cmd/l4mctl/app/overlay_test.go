@@ -199,7 +199,7 @@ func TestDescribeOverlay(t *testing.T) {
 
 	// A node that holds an Overlay no Instance of it uses says so.
 	out = e.mustRun("describe", "overlay", "competitive")
-	if !strings.Contains(out, "Source:       git https://github.com/owner/repo.git@v1.2.0\n") {
+	if !strings.Contains(out, "Source:       git https://github.com/owner/repo.git@v1.2.0\n") || !strings.Contains(out, "Commit:       "+strings.Repeat("4d", 20)+"\n") {
 		t.Errorf("describe overlay competitive, source:\n%s", out)
 	}
 	if row := installationRow(t, out, "n4"); !strings.Contains(row, "no Instance bound here uses it") {
@@ -229,6 +229,9 @@ func TestDescribeOverlay(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe overlay maps lacks %q:\n%s", want, out)
 		}
+	}
+	if row := installationRow(t, out, "123456789"); !contains(row, "Dead Before Dawn") || !contains(row, "310.0 MiB") || !contains(row, "2025-03-01T12:00:00Z") {
+		t.Errorf("describe overlay maps, the item's row: %q\n%s", row, out)
 	}
 
 	// A path source is not fetched: no node table.
