@@ -501,3 +501,81 @@ func (h *harness) nodeSynced() {
 	}
 	h.t.Fatal("the agent never reconciled every Instance")
 }
+
+// poisonedArchive is an archive-like source whose every fetch fails as
+// an unsafe entry would; it counts Key calls (one per reconcile that
+// stacks it) and fetches.
+type poisonedArchive struct {
+	mu                sync.Mutex
+	resolves, fetches int
+}
+
+func (p *poisonedArchive) Scheme() store.Scheme { return store.SchemeTree }
+
+func (p *poisonedArchive) Key(*v1.Overlay) (store.Key, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.resolves++
+	return store.Key{}, false, nil
+}
+
+func (p *poisonedArchive) Materialize(context.Context, *v1.Overlay, Fetched, string) (Fetched, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fetches++
+	return Fetched{}, overlayFailure{ReasonUnsafeEntry, fmt.Errorf("entry %q: unsafe: the fetch number %d", "../../etc/x", p.fetches)}
+}
+
+func (p *poisonedArchive) counts() (resolves, fetches int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resolves, p.fetches
+}
+
+// TestFailedFetchNotRepeated: Instances sharing an Overlay whose fetch
+// fails get that one failure, however often they are reconciled, until
+// the retry's backoff has passed: the source is not fetched again by
+// each of them on every reconcile.
+func TestFailedFetchNotRepeated(t *testing.T) {
+	poisoned := &poisonedArchive{}
+	h := startWith(t, func(_ *server.Server, o *Options) {
+		o.Materializers = map[string]Materializer{v1.SourceArchive: poisoned}
+		o.Resync = 100 * time.Millisecond // reconciles come often
+	})
+	h.create(&v1.Overlay{ObjectMeta: om("sm"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Archive: &v1.ArchiveSource{
+		URL: "https://mirror.example/sourcemod.tar.gz", SHA256: strings.Repeat("a", 64)}}}},
+		&v1.Blueprint{ObjectMeta: om("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"sm"}}})
+	names := []string{"coop-1", "coop-2", "coop-3"}
+	for _, n := range names {
+		h.create(&v1.Instance{ObjectMeta: om(n), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "n1"}})
+	}
+	for _, n := range names {
+		h.until(n, "refused with the entry", func(in *v1.Instance) bool {
+			c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceOverlaysReady)
+			return c != nil && c.Reason == ReasonUnsafeEntry && strings.Contains(c.Message, "../../etc/x")
+		})
+	}
+	resolves, _ := poisoned.counts()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if now, _ := poisoned.counts(); now >= resolves+10*len(names) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Instances were not reconciled again")
+		}
+	}
+	if _, fetches := poisoned.counts(); fetches != 1 {
+		t.Errorf("fetched %d times, want once until the retry's backoff (%s) has passed", fetches, firstFetchRetry)
+	}
+	h.nodeOverlay("sm", "Failed with the first fetch's reason", func(e *v1.NodeOverlay) bool {
+		return e != nil && e.Phase == v1.OverlayPhaseFailed && e.Reason == ReasonUnsafeEntry && strings.Contains(e.Message, "fetch number 1")
+	})
+}
+
+func TestFetchRetryAfter(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 6: 10 * time.Minute, 100: 10 * time.Minute} {
+		if got := fetchRetryAfter(n); got != want {
+			t.Errorf("fetchRetryAfter(%d) = %s, want %s", n, got, want)
+		}
+	}
+}

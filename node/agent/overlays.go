@@ -246,7 +246,35 @@ type overlayState struct {
 	sources map[string]*sourceLock
 	// retryCheck: when a source spec whose check failed is checked again.
 	retryCheck map[string]time.Time
-	wake       chan struct{}
+	// failedFetch: a source (spec, and fingerprint when checked) whose
+	// fetch failed, and when it may be fetched again. Every Instance
+	// stacking it gets the same failure meanwhile: without it each of
+	// their reconciles fetched it again, and each failure's new status
+	// brought the next round.
+	failedFetch map[string]fetchFailure
+	wake        chan struct{}
+}
+
+// fetchFailure is a failed fetch of one source, remembered until RetryAt.
+type fetchFailure struct {
+	Err      error
+	Failures int
+	RetryAt  time.Time
+}
+
+// First and longest wait before a failed source is fetched again.
+const (
+	firstFetchRetry = 30 * time.Second
+	maxFetchRetry   = 10 * time.Minute
+)
+
+// fetchRetryAfter is the wait after n failed fetches in a row (n >= 1).
+func fetchRetryAfter(n int) time.Duration {
+	d := firstFetchRetry
+	for i := 1; i < n && d < maxFetchRetry; i++ {
+		d *= 2
+	}
+	return min(d, maxFetchRetry)
 }
 
 type sourceLock struct {
@@ -257,7 +285,8 @@ type sourceLock struct {
 func newOverlayState() *overlayState {
 	return &overlayState{users: map[string]map[string]bool{}, status: map[string]v1.NodeOverlay{},
 		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, retryCheck: map[string]time.Time{},
-		wake: make(chan struct{}, 1), index: store.NewIndex()}
+		failedFetch: map[string]fetchFailure{},
+		wake:        make(chan struct{}, 1), index: store.NewIndex()}
 }
 
 // storeRoot is overlays/.store.
@@ -385,6 +414,12 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 			return want, a.resolvedOverlay(ovKey, src, spec, want, nil)
 		}
 	}
+	a.ov.mu.Lock()
+	failed, hasFailed := a.ov.failedFetch[src]
+	a.ov.mu.Unlock()
+	if hasFailed && time.Now().Before(failed.RetryAt) {
+		return k, failed.Err
+	}
 	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFetching})
 	st, err := s.Stage()
 	if err != nil {
@@ -396,12 +431,17 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 		if derr := st.Discard(); derr != nil {
 			a.o.Log.Error(derr, "cannot remove a failed overlay's staging tree", "overlay", ovKey)
 		}
+		a.fetchFailed(ctx, ovKey, src, err)
 		return k, err
 	}
 	k, err = s.Add(st, m.Scheme())
 	if err != nil {
+		a.fetchFailed(ctx, ovKey, src, err)
 		return k, err
 	}
+	a.ov.mu.Lock()
+	delete(a.ov.failedFetch, src)
+	a.ov.mu.Unlock()
 	if digest != "" && k != want {
 		// The spec names the content: writing something else is a bug,
 		// and stacking it would run what nobody asked for.
@@ -415,6 +455,29 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	}
 	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", kind, "entry", k.Name(), "fingerprint", res.Fingerprint, "took", time.Since(began).Round(time.Millisecond))
 	return k, a.resolvedOverlay(ovKey, src, spec, k, &res)
+}
+
+// fetchFailed remembers a failed fetch of src, so the Instances sharing
+// it are not fetching it again until the backoff has passed (the resync
+// brings them back then). A fetch its context ended is not a failure.
+func (a *Agent) fetchFailed(ctx context.Context, ovKey, src string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	a.ov.mu.Lock()
+	defer a.ov.mu.Unlock()
+	for s, f := range a.ov.failedFetch {
+		if now.Sub(f.RetryAt) > maxFetchRetry { // a spec long gone
+			delete(a.ov.failedFetch, s)
+		}
+	}
+	f := a.ov.failedFetch[src]
+	f.Failures++
+	f.Err, f.RetryAt = err, now.Add(fetchRetryAfter(f.Failures))
+	a.ov.failedFetch[src] = f
+	a.o.Log.Info("cannot fetch an overlay; its Instances keep what they run", "overlay", ovKey,
+		"reason", overlayReason(err), "error", err.Error(), "attempt", f.Failures, "retryAt", f.RetryAt.Format(time.RFC3339))
 }
 
 // checkSource is a checked source's resolution: res itself until its
