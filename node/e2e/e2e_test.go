@@ -62,7 +62,26 @@ func build(t *testing.T, pkg, dest string) {
 	}
 }
 
-func setup(t *testing.T) *env {
+// nodeSettings are the node: keys of node.yaml a test sets (cmd/l4m-node's
+// nodeSettings); zero fields are left out, so the node's defaults apply.
+type nodeSettings struct {
+	// SteamAPIURL points the Workshop at a Steam Web API double.
+	SteamAPIURL string `json:"steamAPIURL,omitempty"`
+	// OverlayFileRoots are where file:// Overlay URLs may read below.
+	OverlayFileRoots []string `json:"overlayFileRoots,omitempty"`
+}
+
+// nodeYAML is node.yaml as setup writes it: the API server's URL and CA,
+// no token yet, and the test's node settings.
+type nodeYAML struct {
+	client.File `json:",inline"`
+	Node        *nodeSettings `json:"node,omitempty"`
+}
+
+func setup(t *testing.T) *env { return setupWith(t, nodeSettings{}) }
+
+// setupWith is setup with node.yaml's node: settings.
+func setupWith(t *testing.T, node nodeSettings) *env {
 	sandboxtest.Skip(t)
 	// A fixed port and data dir, so the server can stop and come back as
 	// the same server (same URL, CA and tokens).
@@ -86,7 +105,11 @@ func setup(t *testing.T) *env {
 
 	// The node joins with a join token: node.yaml starts without a token.
 	join := servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenJoin})
-	cfg, _ := yaml.Marshal(client.File{Server: srv.URL(), CertificateAuthorityData: string(srv.CAPEM)})
+	file := nodeYAML{File: client.File{Server: srv.URL(), CertificateAuthorityData: string(srv.CAPEM)}}
+	if node.SteamAPIURL != "" || len(node.OverlayFileRoots) > 0 {
+		file.Node = &node
+	}
+	cfg, _ := yaml.Marshal(file)
 	os.WriteFile(filepath.Join(host, "node.yaml"), cfg, 0o600)
 	e := &env{t: t, sb: sb, admin: admin, node: "e2e", srv: srv, opts: opts, join: join}
 	e.startAgent()

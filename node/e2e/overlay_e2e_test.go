@@ -1,0 +1,569 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/hack/steam-api-double/steamapi"
+	"github.com/left4me/left4me/node/rcon"
+)
+
+// workshopFetched turns on the Workshop Overlay: true once node/fetcher's
+// FetchWorkshop fetches items (until then a workshop source fails, and
+// the Blueprint stacks the archive and files Overlays only).
+const workshopFetched = false
+
+// archiveServer is a plain HTTP server on loopback (the sandbox shares
+// it) serving archives by path and counting the requests for each.
+type archiveServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	files map[string][]byte
+	hits  map[string]int
+}
+
+func newArchiveServer(t *testing.T) *archiveServer {
+	s := &archiveServer{files: map[string][]byte{}, hits: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.hits[r.URL.Path]++
+		data, ok := s.files[r.URL.Path]
+		s.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Write(data)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// serve publishes data at path and returns its URL and SHA-256.
+func (s *archiveServer) serve(path string, data []byte) (url, sum string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files[path] = data
+	h := sha256.Sum256(data)
+	return s.URL + path, hex.EncodeToString(h[:])
+}
+
+func (s *archiveServer) requests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[path]
+}
+
+// tarEntry is one entry of a test archive: a file (Body), a directory
+// (Dir) or a symlink (Link).
+type tarEntry struct {
+	Name, Body, Link string
+	Dir              bool
+}
+
+// tarGz builds a .tar.gz of entries, in order.
+func tarGz(t *testing.T, entries ...tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Mode: 0o644, Size: int64(len(e.Body)), Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0)}
+		switch {
+		case e.Dir:
+			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
+		case e.Link != "":
+			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, e.Link, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.Body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// sourcemodRelease is a SourceMod-like release, as its archive is laid
+// out (the paths below left4dead2/), plugin naming its version. It also
+// ships a stale copy of a Workshop item and a sourcemod.cfg, both of
+// which the Overlays above it hide.
+func sourcemodRelease(t *testing.T, plugin, staleVPK string) []byte {
+	return tarGz(t,
+		tarEntry{Name: "addons/", Dir: true},
+		tarEntry{Name: "addons/metamod.vdf", Body: "\"Plugin\"\n{\n\t\"file\"\t\"../left4dead2/addons/metamod/bin/server\"\n}\n"},
+		tarEntry{Name: "addons/sourcemod/plugins/x.smx", Body: plugin},
+		tarEntry{Name: "addons/" + staleVPK + ".vpk", Body: "a stale copy shipped in the archive\n"},
+		tarEntry{Name: "cfg/sourcemod/sourcemod.cfg", Body: "// sourcemod.cfg from the archive\n"},
+	)
+}
+
+// until polls cond until it holds, failing with what it last said and
+// the agent's journal.
+func (e *env) until(what string, timeout time.Duration, cond func() (bool, string)) {
+	e.t.Helper()
+	last := ""
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	e.t.Fatalf("%s: not within %s; last: %s\n%s", what, timeout, last, e.journal())
+}
+
+// journal is the tail of the agent's and its fetchers' journal.
+func (e *env) journal() string {
+	logs, _ := e.sb.Exec("journalctl", "-u", "l4m-node", "-u", "l4m-fetch-*", "--no-pager", "-n", "80")
+	return logs
+}
+
+func (e *env) nodeObj() *v1.Node {
+	e.t.Helper()
+	obj, err := e.admin.Get(context.Background(), resources.Nodes, "", e.node)
+	if err != nil {
+		e.t.Fatalf("get Node %s: %v", e.node, err)
+	}
+	return obj.(*v1.Node)
+}
+
+func (e *env) overlayObj(name string) *v1.Overlay {
+	e.t.Helper()
+	obj, err := e.admin.Get(context.Background(), resources.Overlays, "default", name)
+	if err != nil {
+		e.t.Fatalf("get Overlay %s: %v", name, err)
+	}
+	return obj.(*v1.Overlay)
+}
+
+// merged reads a file of an Instance's merged tree from inside the
+// sandbox, where its mount is.
+func (e *env) merged(instance, rel string) string {
+	e.t.Helper()
+	out, err := e.sb.Exec("cat", "/var/lib/left4me/runtime/default."+instance+"/merged/"+rel)
+	if err != nil {
+		e.t.Fatalf("%s's merged tree: %v\n%s", instance, err, e.journal())
+	}
+	return out
+}
+
+// rconAs runs an RCON command on an Instance's game with the password its
+// node generated.
+func (e *env) rconAs(in *v1.Instance, command string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := rcon.Dial(ctx, fmt.Sprintf("127.0.0.1:%d", in.Status.Port), e.rconPassword(in.Name))
+	if err != nil {
+		e.t.Fatalf("rcon to %s: %v", in.Name, err)
+	}
+	defer c.Close()
+	if _, err := c.Exec(ctx, command); err != nil {
+		e.t.Fatalf("rcon %q on %s: %v", command, in.Name, err)
+	}
+}
+
+func (e *env) rconPassword(instance string) string {
+	e.t.Helper()
+	pw, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "instances", "default."+instance, "rcon_password"))
+	if err != nil || len(strings.TrimSpace(string(pw))) < 8 {
+		e.t.Fatalf("%s's RCON password: %q %v", instance, pw, err)
+	}
+	return strings.TrimSpace(string(pw))
+}
+
+// storeEntries are the entries in the node's overlay store (every name
+// in overlays/.store but .staging and index.json).
+func (e *env) storeEntries() []string {
+	e.t.Helper()
+	dir := filepath.Join(e.sb.Left4meDir, "overlays", ".store")
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		e.t.Fatalf("the overlay store: %v", err)
+	}
+	var out []string
+	for _, d := range des {
+		if d.Name() != ".staging" && d.Name() != "index.json" {
+			out = append(out, d.Name())
+		}
+	}
+	return out
+}
+
+func (e *env) stagingLeft() []string {
+	des, _ := os.ReadDir(filepath.Join(e.sb.Left4meDir, "overlays", ".store", ".staging"))
+	var out []string
+	for _, d := range des {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+func treeKey(digest string) string { return "tree-" + strings.TrimPrefix(digest, "sha256:") }
+
+// TestOverlaySourcesEndToEnd: an archive (over HTTP, with its sha256),
+// Workshop items (through the Steam Web API double) and inline files,
+// stacked by one Blueprint on 20 Instances of a real host: each source is
+// downloaded once, the games see the stack, a new archive version rolls
+// out to the empty games only, a poisoned one is refused while the games
+// keep what they run, and deleting everything leaves the store empty.
+func TestOverlaySourcesEndToEnd(t *testing.T) {
+	began := time.Now()
+	ctx := context.Background()
+	archives := newArchiveServer(t)
+	items := []string{"2718281828", "3141592653"}
+	var catalog steamapi.Catalog
+	for i, id := range items {
+		catalog.Items = append(catalog.Items, steamapi.Item{ID: id, Title: fmt.Sprintf("Campaign %d", i+1),
+			TimeUpdated: 1700000000 + int64(i), Content: steamapi.VPK(id, 8<<10)})
+	}
+	steam := steamapi.New(catalog)
+	steamSrv := httptest.NewServer(steam)
+	t.Cleanup(steamSrv.Close)
+
+	e := setupWith(t, nodeSettings{SteamAPIURL: steamSrv.URL})
+
+	v1URL, v1Sum := archives.serve("/sourcemod-1.tar.gz", sourcemodRelease(t, "x.smx release 1\n", items[0]))
+	const hostname = "Modded By The Files Overlay"
+	stack := []string{"server-cfg", "sourcemod"}
+	e.create(
+		&v1.Overlay{ObjectMeta: meta_("sourcemod"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
+			Archive: &v1.ArchiveSource{URL: v1URL, SHA256: v1Sum, Into: "left4dead2"}}}},
+		&v1.Overlay{ObjectMeta: meta_("server-cfg"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Files: map[string]string{
+			"left4dead2/cfg/server.cfg":              "hostname \"" + hostname + "\"\n",
+			"left4dead2/cfg/sourcemod/sourcemod.cfg": "// sourcemod.cfg from the files overlay\n",
+		}}}},
+	)
+	if workshopFetched {
+		e.create(&v1.Overlay{ObjectMeta: meta_("addons"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
+			Workshop: &v1.WorkshopSource{Items: items}}}})
+		// Topmost first: files over the Workshop over the archive.
+		stack = []string{"server-cfg", "addons", "sourcemod"}
+	}
+	e.create(&v1.Blueprint{ObjectMeta: meta_("modded"), Spec: v1.BlueprintSpec{Overlays: stack,
+		Game:    v1.GameSpec{Map: "c1m1_hotel", MaxPlayers: 8},
+		Rollout: v1.RolloutSpec{Policy: v1.RolloutWhenEmpty, MaxUnavailable: 20}}})
+	names := names("mod", 20)
+	for _, n := range names {
+		e.create(&v1.Instance{ObjectMeta: meta_(n), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "modded"}, NodeName: e.node}})
+	}
+	e.allReady("20 Instances Ready on the stack", names, 120*time.Second)
+	t.Logf("20 Instances Ready after %s", time.Since(began).Round(time.Millisecond))
+
+	// What the game sees: the files Overlay's hostname, the archive's
+	// plugin, and each layer hiding what the one below it ships.
+	first := e.get(names[0])
+	if info := queryInfo(t, first.Status.Port); info.Name != hostname {
+		t.Fatalf("A2S name %q, want the files Overlay's %q", info.Name, hostname)
+	}
+	if got := e.merged(names[0], "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 1\n" {
+		t.Fatalf("the archive's plugin in the merged tree: %q", got)
+	}
+	if got := e.merged(names[0], "left4dead2/addons/metamod.vdf"); !strings.Contains(got, "metamod/bin/server") {
+		t.Fatalf("the archive's metamod.vdf in the merged tree: %q", got)
+	}
+	if got := e.merged(names[0], "left4dead2/cfg/sourcemod/sourcemod.cfg"); got != "// sourcemod.cfg from the files overlay\n" {
+		t.Fatalf("the files Overlay should hide the archive's sourcemod.cfg: %q", got)
+	}
+	if workshopFetched {
+		for _, id := range items {
+			got := e.merged(names[0], "left4dead2/addons/"+id+".vpk")
+			if want := string(steamapi.VPK(id, 8<<10)); got != want {
+				t.Fatalf("Workshop item %s in the merged tree: %d bytes, not the %d Steam serves (the archive's stale copy must be hidden)", id, len(got), len(want))
+			}
+		}
+	}
+	e.noPasswordReported(names)
+
+	// 20 Instances, one download of each source.
+	if n := archives.requests("/sourcemod-1.tar.gz"); n != 1 {
+		t.Fatalf("the archive was requested %d times for 20 Instances, want 1", n)
+	}
+	if workshopFetched {
+		for _, id := range items {
+			if n := steam.Downloads(id); n != 1 {
+				t.Fatalf("Workshop item %s was downloaded %d times for 20 Instances, want 1", id, n)
+			}
+		}
+	}
+	digest1 := e.overlayDigest("sourcemod", "")
+	if entries := e.storeEntries(); len(entries) != len(stack) || !slices.Contains(entries, treeKey(digest1)) {
+		t.Fatalf("the store holds %v, want one entry per Overlay (%d), the archive's %s among them", entries, len(stack), treeKey(digest1))
+	}
+
+	// A new release: the empty games restart onto it, the one with a
+	// player keeps the old one until the player leaves.
+	occupied := e.get(names[7])
+	e.rconAs(occupied, "l4m_join Zoey")
+	e.waitFor(occupied.Name, "the player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
+	pids := e.pids(names)
+	v2URL, v2Sum := archives.serve("/sourcemod-2.tar.gz", sourcemodRelease(t, "x.smx release 2\n", items[0]))
+	e.setArchive(v2URL, v2Sum)
+	digest2 := e.overlayDigest("sourcemod", digest1)
+	empty := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == occupied.Name })
+	e.until("the empty Instances restarted onto release 2", 90*time.Second, func() (bool, string) {
+		for _, n := range empty {
+			in := e.get(n)
+			if !ready(in) || in.Status.MainPID == pids[n] || in.Status.PendingTemplateHash != "" {
+				return false, fmt.Sprintf("%s: ready %v pid %d (was %d) pending %q", n, ready(in), in.Status.MainPID, pids[n], in.Status.PendingTemplateHash)
+			}
+		}
+		return true, ""
+	})
+	for _, n := range empty {
+		if got := e.merged(n, "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 2\n" {
+			t.Fatalf("%s restarted but its merged tree has %q", n, got)
+		}
+	}
+	busy := e.get(occupied.Name)
+	if c := meta.FindStatusCondition(busy.Status.Conditions, v1.InstanceUpdatePending); busy.Status.MainPID != pids[occupied.Name] ||
+		c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonWaitingForRollout {
+		t.Fatalf("the occupied Instance was restarted or is not waiting: pid %d (was %d), %s", busy.Status.MainPID, pids[occupied.Name], conditionSummary(busy))
+	}
+	if got := e.merged(occupied.Name, "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 1\n" {
+		t.Fatalf("the occupied game's tree changed under it: %q", got)
+	}
+	if n := archives.requests("/sourcemod-2.tar.gz"); n != 1 {
+		t.Fatalf("release 2 was requested %d times, want 1", n)
+	}
+	if entries := e.storeEntries(); !slices.Contains(entries, treeKey(digest1)) || !slices.Contains(entries, treeKey(digest2)) {
+		t.Fatalf("the store holds %v: want both releases (one is in use)", entries)
+	}
+	e.rconAs(busy, "l4m_leave Zoey")
+	e.waitFor(occupied.Name, "the emptied Instance on release 2", func(in *v1.Instance) bool {
+		return ready(in) && in.Status.MainPID != pids[occupied.Name] && in.Status.PendingTemplateHash == ""
+	})
+	if got := e.merged(occupied.Name, "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 2\n" {
+		t.Fatalf("the emptied game restarted onto %q", got)
+	}
+	// No game runs release 1 now; the store keeps it as the previous one.
+	e.until("release 1 kept as the previous", 30*time.Second, func() (bool, string) {
+		no := e.nodeObj().Status.NodeOverlayFor("default", "sourcemod")
+		entries := e.storeEntries()
+		return no != nil && slices.Equal(no.Digests, []string{digest2, digest1}) && slices.Contains(entries, treeKey(digest1)),
+			fmt.Sprintf("node %+v, store %v", no, entries)
+	})
+
+	// Poisoned releases: refused with the entry named, nothing of them
+	// stored or mounted, every game on release 2.
+	pids = e.pids(names)
+	entries := e.storeEntries()
+	for i, poison := range []struct {
+		entry tarEntry
+		name  string
+	}{
+		{tarEntry{Name: "../../etc/x", Body: "planted\n"}, "../../etc/x"},
+		{tarEntry{Name: "addons/etc", Link: "/etc"}, "addons/etc"},
+	} {
+		path := fmt.Sprintf("/sourcemod-poisoned-%d.tar.gz", i)
+		url, sum := archives.serve(path, tarGz(t, tarEntry{Name: "addons/sourcemod/plugins/x.smx", Body: "poisoned\n"}, poison.entry))
+		e.setArchive(url, sum)
+		e.until("the node refuses "+poison.name, 60*time.Second, func() (bool, string) {
+			no := e.nodeObj().Status.NodeOverlayFor("default", "sourcemod")
+			if no == nil {
+				return false, "the Node reports no sourcemod Overlay"
+			}
+			return no.Phase == v1.OverlayPhaseFailed && no.Reason == "UnsafeEntry" && strings.Contains(no.Message, poison.name),
+				fmt.Sprintf("%+v", *no)
+		})
+		e.until("the Instances say why", 30*time.Second, func() (bool, string) {
+			for _, n := range names {
+				c := meta.FindStatusCondition(e.get(n).Status.Conditions, v1.InstanceOverlaysReady)
+				if c == nil || c.Status != metav1.ConditionFalse || c.Reason != "UnsafeEntry" || !strings.Contains(c.Message, poison.name) {
+					return false, fmt.Sprintf("%s: OverlaysReady %+v", n, c)
+				}
+			}
+			return true, ""
+		})
+		if got := e.storeEntries(); !slices.Equal(got, entries) {
+			t.Fatalf("the poisoned release changed the store: %v, was %v", got, entries)
+		}
+		e.until("the poisoned release's staging removed", 10*time.Second, func() (bool, string) {
+			left := e.stagingLeft()
+			return len(left) == 0, fmt.Sprintf("%v, %d requests of %s", left, archives.requests(path), path)
+		})
+		// 20 Instances share the failure: one download until the retry.
+		if n := archives.requests(path); n != 1 {
+			t.Fatalf("%s was requested %d times, want once for the 20 Instances sharing it", path, n)
+		}
+		if out, err := e.sb.Exec("ls", "-la", "/etc/x"); err == nil {
+			t.Fatalf("the poisoned entry landed on the host: %s", out)
+		}
+		if mounts := e.sb.MustExec(t, "cat", "/proc/self/mountinfo"); strings.Contains(mounts, "poisoned") || strings.Count(mounts, treeKey(digest2)) != len(names) {
+			t.Fatalf("the mounts should stack release 2 for each of the %d games (%d do):\n%s", len(names), strings.Count(mounts, treeKey(digest2)), mounts)
+		}
+		for _, n := range names {
+			in := e.get(n)
+			if in.Status.MainPID != pids[n] || !meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive) {
+				t.Fatalf("%s was stopped or restarted by the poisoned release: pid %d (was %d), %s", n, in.Status.MainPID, pids[n], conditionSummary(in))
+			}
+		}
+		if got := e.merged(names[3], "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 2\n" {
+			t.Fatalf("a running game's tree after the poisoned release: %q", got)
+		}
+	}
+	if workshopFetched {
+		for _, id := range items {
+			if n := steam.Downloads(id); n != 1 {
+				t.Fatalf("Workshop item %s was downloaded %d times, want 1 (its Overlay never changed)", id, n)
+			}
+		}
+	}
+
+	// Delete everything: no entry, no fetcher unit, no mount is left.
+	for _, n := range names {
+		if _, _, err := e.admin.Delete(ctx, instances, "default", n, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.until("every Instance gone", 90*time.Second, func() (bool, string) {
+		list, err := e.admin.List(ctx, instances, "default", client.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		items, _ := meta.ExtractList(list)
+		return len(items) == 0, fmt.Sprintf("%d Instances left", len(items))
+	})
+	// The Overlays still exist, but no Instance here uses them: their
+	// entries, previous ones included, go.
+	e.until("the store emptied", 60*time.Second, func() (bool, string) {
+		got := e.storeEntries()
+		return len(got) == 0, fmt.Sprint(got)
+	})
+	var index struct {
+		Overlays map[string]any `json:"overlays"`
+		Sources  map[string]any `json:"sources"`
+	}
+	if data, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "overlays", ".store", "index.json")); err != nil || json.Unmarshal(data, &index) != nil ||
+		len(index.Overlays)+len(index.Sources) != 0 {
+		t.Fatalf("the store's index still names entries: %s %v", data, err)
+	}
+	e.until("the Node reports no Overlay", 30*time.Second, func() (bool, string) {
+		ovs := e.nodeObj().Status.Overlays
+		return len(ovs) == 0, fmt.Sprintf("%+v", ovs)
+	})
+	if _, _, err := e.admin.Delete(ctx, blueprints, "default", "modded", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range stack {
+		if _, _, err := e.admin.Delete(ctx, resources.Overlays, "default", o, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := e.stagingLeft(); len(left) != 0 {
+		t.Fatalf("staging directories left: %v", left)
+	}
+	if units, _ := e.sb.Exec("systemctl", "list-units", "--all", "--no-legend", "--plain", "l4m-fetch-*"); strings.TrimSpace(units) != "" {
+		t.Fatalf("fetcher units left:\n%s", units)
+	}
+	if mounts := e.sb.MustExec(t, "cat", "/proc/self/mountinfo"); strings.Contains(mounts, "/var/lib/left4me/") {
+		t.Fatalf("mounts left:\n%s", mounts)
+	}
+	for _, n := range names {
+		assertGone(t, e, "default."+n)
+	}
+	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
+}
+
+// allReady waits until every named Instance is Ready.
+func (e *env) allReady(what string, names []string, timeout time.Duration) {
+	e.t.Helper()
+	e.until(what, timeout, func() (bool, string) {
+		for _, n := range names {
+			obj, err := e.admin.Get(context.Background(), instances, "default", n)
+			if err != nil {
+				return false, err.Error()
+			}
+			if in := obj.(*v1.Instance); !ready(in) {
+				return false, n + ": " + conditionSummary(in)
+			}
+		}
+		return true, ""
+	})
+}
+
+func (e *env) pids(names []string) map[string]int32 {
+	out := map[string]int32{}
+	for _, n := range names {
+		out[n] = e.get(n).Status.MainPID
+	}
+	return out
+}
+
+// setArchive points the sourcemod Overlay at another archive.
+func (e *env) setArchive(url, sum string) {
+	e.t.Helper()
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"source": map[string]any{"archive": map[string]any{"url": url, "sha256": sum}}}})
+	if _, err := e.admin.Patch(context.Background(), resources.Overlays, "default", "sourcemod", "application/merge-patch+json", patch, false); err != nil {
+		e.t.Fatalf("point the sourcemod Overlay at %s: %v", url, err)
+	}
+}
+
+// overlayDigest waits until the Overlay's status names a digest other
+// than not (and the node holds it), and returns it.
+func (e *env) overlayDigest(name, not string) string {
+	e.t.Helper()
+	var d string
+	e.until("Overlay "+name+"'s digest", 60*time.Second, func() (bool, string) {
+		ov := e.overlayObj(name)
+		d = ov.Status.Digest
+		no := e.nodeObj().Status.NodeOverlayFor("default", name)
+		return d != "" && d != not && no != nil && no.HasDigest(d), fmt.Sprintf("status %+v, node %+v", ov.Status, no)
+	})
+	return d
+}
+
+// noPasswordReported: no Instance's RCON password is in the Node's or an
+// Instance's status, or in an event.
+func (e *env) noPasswordReported(names []string) {
+	e.t.Helper()
+	ctx := context.Background()
+	var reported []string
+	node, _ := json.Marshal(e.nodeObj())
+	reported = append(reported, "the Node: "+string(node))
+	for _, kind := range []*resources.Resource{instances, resources.Events, resources.Overlays} {
+		list, err := e.admin.List(ctx, kind, "default", client.ListOptions{})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		data, _ := json.Marshal(list)
+		reported = append(reported, kind.Kind+": "+string(data))
+	}
+	for _, n := range names {
+		pw := e.rconPassword(n)
+		for _, r := range reported {
+			if strings.Contains(r, pw) {
+				e.t.Fatalf("%s's RCON password is reported in %s", n, r[:strings.Index(r, ":")])
+			}
+		}
+	}
+}
