@@ -7,6 +7,9 @@
 #     here; remote.json beside it says which build "Steam" holds, and the
 #     game it installs is the srcds double) and the samples' overlay
 #     directories
+#   - what the samples' Overlays are fetched from: a release archive and a
+#     git repository on the node (archives/, the node's overlayFileRoots),
+#     and the Steam Web API double on loopback serving Workshop items
 #   - l4m-node inside it, hardened as in production
 #   - config/samples/ applied
 # Ctrl-C stops everything; the sandbox leaves no trace. Nothing is written
@@ -23,10 +26,12 @@ export L4MCONFIG="$data/server/admin.yaml"
 l4mctl="$PWD/bin/l4mctl"
 
 server_pid=""
+steam_pid=""
 cleanup() {
   trap - EXIT INT TERM
-  echo; echo "stopping: sandbox $node, l4m-server"
+  echo; echo "stopping: sandbox $node, the Steam Web API double, l4m-server"
   ./hack/sandbox.sh down "$node" || true
+  [ -n "$steam_pid" ] && kill "$steam_pid" 2>/dev/null && wait "$steam_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -39,22 +44,61 @@ for _ in $(seq 100); do [ -f "$L4MCONFIG" ] && "$l4mctl" version >/dev/null 2>&1
 ./hack/sandbox.sh down "$node" >/dev/null 2>&1 || true
 ./hack/sandbox.sh up "$node" >/dev/null
 root="${L4M_SANDBOX_STATE:-/var/tmp/l4m-sandbox}/$node/left4me"
-mkdir -p "$root/steamcmd" "$root/overlays/sourcemod/left4dead2/cfg" "$root/overlays/configs/competitive/left4dead2/cfg" "$root/bin"
+mkdir -p "$root/steamcmd" "$root/archives" "$root/bin"
 # The node installs the samples' Installation l4d2 with this "steamcmd".
 cp bin/steamcmd-double "$root/steamcmd/steamcmd.sh"
 cp bin/srcds-double "$root/steamcmd/srcds-double"
 build=18012455
 printf '{"branches": {"public": {"buildid": "%s", "size": 8589934592}}}\n' "$build" > "$root/steamcmd/remote.json"
 cp bin/l4m-node "$root/bin/l4m-node"
-printf 'sm_show_activity "0"\n' > "$root/overlays/sourcemod/left4dead2/cfg/server.cfg"
-printf 'hostname "left4me competitive (from its overlay)"\n' > "$root/overlays/configs/competitive/left4dead2/cfg/server.cfg"
+
+# The sourcemod sample: a release-like archive (addons/, cfg/), into left4dead2.
+sm="$data/sourcemod-sample"
+rm -rf "$sm" && mkdir -p "$sm/addons/sourcemod/plugins" "$sm/addons/metamod" "$sm/cfg/sourcemod"
+printf '"Plugin"\n{\n\t"file"\t"../left4dead2/addons/sourcemod/bin/sourcemod_mm"\n}\n' > "$sm/addons/metamod/sourcemod.vdf"
+printf 'stand-in for a compiled plugin\n' > "$sm/addons/sourcemod/plugins/basecommands.smx"
+printf 'sm_show_activity 13\n' > "$sm/cfg/sourcemod/sourcemod.cfg"
+printf 'sm_show_activity "0"\n' > "$sm/cfg/server.cfg"
+tar -czf "$root/archives/sourcemod-sample.tar.gz" -C "$sm" addons cfg
+# The competitive sample: a git repository (bare, as a server would hold it)
+# and a clone of it in .data to edit and push.
+rm -rf "$root/archives/competitive.git" "$data/competitive"
+git init -q --bare -b main "$root/archives/competitive.git"
+git init -q -b main "$data/competitive"
+printf 'hostname "left4me competitive (from git)"\nsv_alltalk 0\n' > "$data/competitive/server.cfg"
+git -C "$data/competitive" add server.cfg
+git -C "$data/competitive" config user.name left4me
+git -C "$data/competitive" config user.email left4me@localhost
+git -C "$data/competitive" commit -qm "competitive configs"
+git -C "$data/competitive" push -q "$root/archives/competitive.git" main
+git -C "$data/competitive" remote add origin "$root/archives/competitive.git"
+chmod -R a+rX "$root/archives"   # the fetcher account reads them
+# The Workshop: the Steam Web API double on loopback, holding the coop-maps
+# sample's items and collection.
+mkdir -p "$data/steam"
+cat > "$data/steam/catalog.json" <<'JSON'
+{"items": [
+  {"id": "3001", "title": "Dark Carnival Remix", "timeUpdated": 1735689600, "size": 70000},
+  {"id": "3002", "title": "Urban Flight", "timeUpdated": 1735689600, "size": 50000},
+  {"id": "3003", "title": "Diescraper Redux", "timeUpdated": 1735689600, "size": 90000}],
+ "collections": [{"id": "121115793", "title": "left4me sample campaigns", "children": [{"id": "3002"}, {"id": "3003"}]}]}
+JSON
+rm -f "$data/steam/addr"
+./bin/steam-api-double --listen 127.0.0.1:0 --catalog "$data/steam/catalog.json" --addr-file "$data/steam/addr" >"$data/steam.log" 2>&1 &
+steam_pid=$!
+for _ in $(seq 100); do [ -s "$data/steam/addr" ] && break; sleep 0.1; done
+[ -s "$data/steam/addr" ] || { cat "$data/steam.log"; exit 1; }
+steam_url="http://$(cat "$data/steam/addr")"
 
 token=$("$l4mctl" token create node "$node" 2>/dev/null)
-python3 - "$L4MCONFIG" "$token" > "$root/node.yaml" <<'PY'
+python3 - "$L4MCONFIG" "$token" "$steam_url" > "$root/node.yaml" <<'PY'
 import sys
 src = open(sys.argv[1]).read().splitlines()
 out = [l for l in src if not l.startswith("token:")]
 out.append("token: " + sys.argv[2])
+out.append("node:")
+out.append("  overlayFileRoots: [/var/lib/left4me/archives]")
+out.append("  steamAPIURL: " + sys.argv[3])
 print("\n".join(out))
 PY
 chmod 600 "$root/node.yaml"
@@ -87,6 +131,13 @@ In another shell:
   sed -i 's/$build/$((build + 1))/' $root/steamcmd/remote.json
   l4mctl annotate installation l4d2 left4me.io/checkRequestedAt=\$(date -u +%FT%TZ) --overwrite
   l4mctl rollout status installation/l4d2
+  # Overlays: where each layer comes from, its digest, the nodes that have it
+  l4mctl get overlays -o wide
+  l4mctl describe overlay coop-maps      # the Workshop items, titles and sizes
+  # a new commit on the competitive branch: within its checkInterval (1m)
+  # the node fetches it and the empty versus servers restart onto it
+  cd $data/competitive && echo 'sv_alltalk 1' >> server.cfg && git commit -qam 'alltalk' && git push -q origin main; cd -
+  l4mctl describe overlay competitive    # the commit
 
 Ctrl-C stops the node, the sandbox and the server; 'make clean-data' forgets the objects.
 HINT

@@ -41,6 +41,12 @@ type Limits struct {
 	MaxPathLength int
 }
 
+// WithDefaults returns the limits with each zero field set to its
+// default, or an error for a negative one: for a caller that checks a tree
+// it writes itself (a Workshop fetch) against the limits Extract and
+// Verify apply.
+func (l Limits) WithDefaults() (Limits, error) { return l.withDefaults() }
+
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxEntries < 0 || l.MaxEntryBytes < 0 || l.MaxTotalBytes < 0 || l.MaxPathLength < 0 {
 		return l, errors.New("limits must not be negative (zero means the default)")

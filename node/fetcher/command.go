@@ -58,6 +58,9 @@ func RunCommand(ctx context.Context, spec io.Reader, staging string, out io.Writ
 	if j.Git != nil {
 		j.Git.Download.Log = log
 	}
+	if j.Workshop != nil {
+		j.Workshop.Download.Log = log
+	}
 	res, err := Fetch(ctx, j, staging)
 	if err != nil {
 		var e *Error

@@ -43,7 +43,8 @@ type WorkshopSpec struct {
 	// Items and Collections are Workshop ids.
 	Items       []string `json:"items,omitempty"`
 	Collections []string `json:"collections,omitempty"`
-	// Into is where <id>.vpk files land below the game root.
+	// Into is where <id>.vpk files land below the game root
+	// (DefaultWorkshopInto when empty): a clean relative path.
 	Into string `json:"into"`
 	// APIURL is the Steam Web API's base URL (the node's
 	// --steam-api-url; workshop.DefaultBaseURL when empty).
@@ -53,6 +54,11 @@ type WorkshopSpec struct {
 	ResolveOnly bool `json:"resolveOnly,omitempty"`
 	// MaxItemBytes refuses larger items (workshop.DefaultMaxItemBytes).
 	MaxItemBytes int64 `json:"maxItemBytes,omitempty"`
+	// Download bounds each API call's and item's transfer: Timeout is one
+	// item's, tries included; the stall rule, tries, backoff, redirects
+	// and CAPEM as for an archive. MaxBytes and FileRoots must be unset
+	// (MaxItemBytes bounds an item; Steam is never a file:// URL).
+	Download Limits `json:"download,omitempty"`
 	// Extract bounds the tree written (entries, bytes).
 	Extract extract.Limits `json:"extract,omitempty"`
 }

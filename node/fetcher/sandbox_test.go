@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 
 	"github.com/left4me/left4me/hack/sandboxtest"
+	"github.com/left4me/left4me/node/extract"
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 )
@@ -132,6 +133,24 @@ func TestRunnerInsideSandbox(t *testing.T) {
 	spec.URL = "file://" + filepath.Join(mirror, "private.tar.gz")
 	_, err = r.FetchArchive(ctx, spec, mkdir("overlays/.staging/3", 0o700, 0))
 	wantReason(t, err, DownloadFailed, "not readable by the fetcher")
+
+	// A workshop source as the account, from Steam's double on loopback.
+	_, api := steam(t, addonsCatalog())
+	staging = mkdir("overlays/.staging/4", 0o700, 0)
+	res, err := r.Fetch(ctx, Job{Workshop: ptr(addonsSpec(api))}, staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameItems(res.Items, addonsItems) {
+		t.Errorf("workshop items %+v\nwant %+v", res.Items, addonsItems)
+	}
+	tree = filepath.Join(staging, TreeName)
+	if err := extract.Verify(tree, extract.VerifyOptions{}); err != nil {
+		t.Errorf("Verify refuses the workshop tree: %v", err)
+	}
+	if uid := uidOf(t, filepath.Join(tree, "left4dead2/addons/103.vpk")); uid != acct.UID {
+		t.Errorf("103.vpk is uid %d's, want %s's (%d)", uid, acct.Name, acct.UID)
+	}
 }
 
 func uidOf(t *testing.T, p string) int {

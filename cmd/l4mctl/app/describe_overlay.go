@@ -150,8 +150,9 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// nodesUsingOverlay are the nodes with an Instance bound to them whose
-// Blueprint stacks ov.
+// nodesUsingOverlay are the nodes with an Instance bound to them, neither
+// stopped nor being deleted, whose Blueprint stacks ov (the nodes the
+// Overlay's status counts).
 func nodesUsingOverlay(ctx context.Context, cl *client.Client, ov *v1.Overlay) (map[string]bool, error) {
 	bps, _, err := listAll(ctx, cl, resources.Blueprints, ov.Namespace, client.ListOptions{})
 	if err != nil {
@@ -174,6 +175,9 @@ func nodesUsingOverlay(ctx context.Context, cl *client.Client, ov *v1.Overlay) (
 	}
 	for _, it := range ins {
 		in := it.(*v1.Instance)
+		if in.Spec.State == v1.StateStopped || in.DeletionTimestamp != nil {
+			continue // as the overlay controller counts: a stopped game needs nothing fetched
+		}
 		node := in.Status.NodeName
 		if node == "" {
 			node = in.Spec.NodeName

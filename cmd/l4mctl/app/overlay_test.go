@@ -85,6 +85,11 @@ apiVersion: left4me.io/v1alpha1
 kind: Instance
 metadata: {name: vs-1}
 spec: {blueprintRef: {name: versus}, nodeName: n1}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: vs-2}
+spec: {blueprintRef: {name: versus}, nodeName: n5, state: Stopped}
 `
 
 const checksumMismatch = "https://example.org/sm.tar.gz: sha256 is 5e88489, the spec says 0123456"
@@ -105,6 +110,7 @@ func newOverlayEnv(t *testing.T) *env {
 		"n2": {{Namespace: "default", Name: "sourcemod", Digest: smDigest, Phase: v1.OverlayPhaseFailed, Reason: "ChecksumMismatch",
 			Message: checksumMismatch, Digests: []string{smOld}}},
 		"n3": nil,
+		"n5": nil, // only a Stopped Instance: needs nothing fetched
 		"n4": {{Namespace: "default", Name: "competitive", Digest: cfgDigest, Phase: v1.OverlayPhaseReady, Digests: []string{cfgDigest}}},
 	} {
 		if _, err := e.cl.Create(context.Background(), resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, false); err != nil {
@@ -201,6 +207,9 @@ func TestDescribeOverlay(t *testing.T) {
 	out = e.mustRun("describe", "overlay", "competitive")
 	if !strings.Contains(out, "Source:       git https://github.com/owner/repo.git@v1.2.0\n") || !strings.Contains(out, "Commit:       "+strings.Repeat("4d", 20)+"\n") {
 		t.Errorf("describe overlay competitive, source:\n%s", out)
+	}
+	if strings.Contains(out, "  n5 ") {
+		t.Errorf("describe overlay competitive lists n5, whose only Instance of it is Stopped:\n%s", out)
 	}
 	if row := installationRow(t, out, "n4"); !strings.Contains(row, "no Instance bound here uses it") {
 		t.Errorf("n4's row: %q", row)
