@@ -29,11 +29,6 @@ import (
 	"github.com/left4me/left4me/node/rcon"
 )
 
-// workshopFetched turns on the Workshop Overlay: true once node/fetcher's
-// FetchWorkshop fetches items (until then a workshop source fails, and
-// the Blueprint stacks the archive and files Overlays only).
-const workshopFetched = false
-
 // archiveServer is a plain HTTP server on loopback (the sandbox shares
 // it) serving archives by path and counting the requests for each.
 type archiveServer struct {
@@ -254,7 +249,8 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 
 	v1URL, v1Sum := archives.serve("/sourcemod-1.tar.gz", sourcemodRelease(t, "x.smx release 1\n", items[0]))
 	const hostname = "Modded By The Files Overlay"
-	stack := []string{"server-cfg", "sourcemod"}
+	// Topmost first: files over the Workshop over the archive.
+	stack := []string{"server-cfg", "addons", "sourcemod"}
 	e.create(
 		&v1.Overlay{ObjectMeta: meta_("sourcemod"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
 			Archive: &v1.ArchiveSource{URL: v1URL, SHA256: v1Sum, Into: "left4dead2"}}}},
@@ -262,13 +258,9 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 			"left4dead2/cfg/server.cfg":              "hostname \"" + hostname + "\"\n",
 			"left4dead2/cfg/sourcemod/sourcemod.cfg": "// sourcemod.cfg from the files overlay\n",
 		}}}},
+		&v1.Overlay{ObjectMeta: meta_("addons"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
+			Workshop: &v1.WorkshopSource{Items: items}}}},
 	)
-	if workshopFetched {
-		e.create(&v1.Overlay{ObjectMeta: meta_("addons"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
-			Workshop: &v1.WorkshopSource{Items: items}}}})
-		// Topmost first: files over the Workshop over the archive.
-		stack = []string{"server-cfg", "addons", "sourcemod"}
-	}
 	e.create(&v1.Blueprint{ObjectMeta: meta_("modded"), Spec: v1.BlueprintSpec{Overlays: stack,
 		Game:    v1.GameSpec{Map: "c1m1_hotel", MaxPlayers: 8},
 		Rollout: v1.RolloutSpec{Policy: v1.RolloutWhenEmpty, MaxUnavailable: 20}}})
@@ -294,12 +286,10 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 	if got := e.merged(names[0], "left4dead2/cfg/sourcemod/sourcemod.cfg"); got != "// sourcemod.cfg from the files overlay\n" {
 		t.Fatalf("the files Overlay should hide the archive's sourcemod.cfg: %q", got)
 	}
-	if workshopFetched {
-		for _, id := range items {
-			got := e.merged(names[0], "left4dead2/addons/"+id+".vpk")
-			if want := string(steamapi.VPK(id, 8<<10)); got != want {
-				t.Fatalf("Workshop item %s in the merged tree: %d bytes, not the %d Steam serves (the archive's stale copy must be hidden)", id, len(got), len(want))
-			}
+	for _, id := range items {
+		got := e.merged(names[0], "left4dead2/addons/"+id+".vpk")
+		if want := string(steamapi.VPK(id, 8<<10)); got != want {
+			t.Fatalf("Workshop item %s in the merged tree: %d bytes, not the %d Steam serves (the archive's stale copy must be hidden)", id, len(got), len(want))
 		}
 	}
 	e.noPasswordReported(names)
@@ -308,13 +298,22 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 	if n := archives.requests("/sourcemod-1.tar.gz"); n != 1 {
 		t.Fatalf("the archive was requested %d times for 20 Instances, want 1", n)
 	}
-	if workshopFetched {
-		for _, id := range items {
-			if n := steam.Downloads(id); n != 1 {
-				t.Fatalf("Workshop item %s was downloaded %d times for 20 Instances, want 1", id, n)
-			}
+	for _, id := range items {
+		if n := steam.Downloads(id); n != 1 {
+			t.Fatalf("Workshop item %s was downloaded %d times for 20 Instances, want 1", id, n)
 		}
 	}
+	// l4mctl describe overlay shows the items as Steam described them.
+	e.overlayDigest("addons", "")
+	e.until("the Workshop items in the Overlay's status", 30*time.Second, func() (bool, string) {
+		got := e.overlayObj("addons").Status.Items
+		ok := len(got) == len(items)
+		for i := range got {
+			ok = ok && got[i].ID == items[i] && got[i].Title == catalog.Items[i].Title && got[i].Size == 8<<10 &&
+				got[i].TimeUpdated != nil && got[i].TimeUpdated.Unix() == catalog.Items[i].TimeUpdated
+		}
+		return ok, fmt.Sprintf("%+v", got)
+	})
 	digest1 := e.overlayDigest("sourcemod", "")
 	if entries := e.storeEntries(); len(entries) != len(stack) || !slices.Contains(entries, treeKey(digest1)) {
 		t.Fatalf("the store holds %v, want one entry per Overlay (%d), the archive's %s among them", entries, len(stack), treeKey(digest1))
@@ -431,13 +430,14 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 			t.Fatalf("a running game's tree after the poisoned release: %q", got)
 		}
 	}
-	if workshopFetched {
-		for _, id := range items {
-			if n := steam.Downloads(id); n != 1 {
-				t.Fatalf("Workshop item %s was downloaded %d times, want 1 (its Overlay never changed)", id, n)
-			}
+	for _, id := range items {
+		if n := steam.Downloads(id); n != 1 {
+			t.Fatalf("Workshop item %s was downloaded %d times, want 1 (its Overlay never changed)", id, n)
 		}
 	}
+
+	// Nor after the rollout's and the failures' events.
+	e.noPasswordReported(names)
 
 	// Delete everything: no entry, no fetcher unit, no mount is left.
 	for _, n := range names {
