@@ -319,12 +319,44 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 		t.Fatalf("the store holds %v, want one entry per Overlay (%d), the archive's %s among them", entries, len(stack), treeKey(digest1))
 	}
 
+	// The agent killed and started again: the store and its index are
+	// still there, so nothing is fetched again and no game restarts.
+	pids := e.pids(names)
+	e.sb.MustExec(t, "systemctl", "kill", "-s", "KILL", "l4m-node")
+	e.waitAgentGone()
+	restarted := time.Now()
+	e.startAgent()
+	e.waitSynced(restarted)
+	e.until("the Node reports the Overlays Ready again", 30*time.Second, func() (bool, string) {
+		for _, o := range stack {
+			no := e.nodeObj().Status.NodeOverlayFor("default", o)
+			if no == nil || no.Phase != v1.OverlayPhaseReady {
+				return false, fmt.Sprintf("%s: %+v", o, no)
+			}
+		}
+		return true, ""
+	})
+	e.allReady("the games answering the restarted agent's probes", names, 30*time.Second)
+	for _, n := range names {
+		if in := e.get(n); in.Status.MainPID != pids[n] {
+			t.Fatalf("%s restarted with the agent: pid %d (was %d), %s", n, in.Status.MainPID, pids[n], conditionSummary(in))
+		}
+	}
+	if n := archives.requests("/sourcemod-1.tar.gz"); n != 1 {
+		t.Fatalf("the restarted agent fetched the archive again (%d requests)", n)
+	}
+	for _, id := range items {
+		if n := steam.Downloads(id); n != 1 {
+			t.Fatalf("the restarted agent downloaded Workshop item %s again (%d downloads)", id, n)
+		}
+	}
+
 	// A new release: the empty games restart onto it, the one with a
 	// player keeps the old one until the player leaves.
 	occupied := e.get(names[7])
 	e.rconAs(occupied, "l4m_join Zoey")
 	e.waitFor(occupied.Name, "the player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
-	pids := e.pids(names)
+	pids = e.pids(names)
 	v2URL, v2Sum := archives.serve("/sourcemod-2.tar.gz", sourcemodRelease(t, "x.smx release 2\n", items[0]))
 	e.setArchive(v2URL, v2Sum)
 	digest2 := e.overlayDigest("sourcemod", digest1)
