@@ -468,6 +468,27 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Back to release 2: still in the store, so nothing is fetched, the
+	// games keep running, and the failure is gone from every status.
+	e.setArchive(v2URL, v2Sum)
+	e.until("the Instances stack release 2 again", 30*time.Second, func() (bool, string) {
+		for _, n := range names {
+			if c := meta.FindStatusCondition(e.get(n).Status.Conditions, v1.InstanceOverlaysReady); c == nil || c.Status != metav1.ConditionTrue {
+				return false, fmt.Sprintf("%s: OverlaysReady %+v", n, c)
+			}
+		}
+		no := e.nodeObj().Status.NodeOverlayFor("default", "sourcemod")
+		return no != nil && no.Phase == v1.OverlayPhaseReady && no.Digest == digest2, fmt.Sprintf("node %+v", no)
+	})
+	if n := archives.requests("/sourcemod-2.tar.gz"); n != 1 {
+		t.Fatalf("going back to release 2 fetched it again (%d requests)", n)
+	}
+	for _, n := range names {
+		if in := e.get(n); in.Status.MainPID != pids[n] {
+			t.Fatalf("%s restarted going back to the release it runs: pid %d (was %d)", n, in.Status.MainPID, pids[n])
+		}
+	}
+
 	// Nor after the rollout's and the failures' events.
 	e.noPasswordReported(names)
 
