@@ -151,6 +151,10 @@ func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, erro
 		if _, err := parseURL(j.Archive.URL, j.Archive.SHA256); err != nil {
 			return fail(InvalidSpec, "", err)
 		}
+	case "git":
+		if _, err := checkGitSpec(*j.Git); err != nil {
+			return Result{}, err
+		}
 	}
 	if !filepath.IsAbs(staging) || filepath.Clean(staging) != staging {
 		return fail(InvalidSpec, fmt.Sprintf("staging %q: want an absolute, clean path", staging), nil)
