@@ -29,6 +29,13 @@ const (
 	// DefaultRunTimeout bounds a fetcher unit: the download's own timeout
 	// (DefaultTimeout) plus extracting up to extract's 8 GiB.
 	DefaultRunTimeout = time.Hour
+	// DefaultMemoryMax bounds a fetcher unit's memory: extracting streams,
+	// but go-git resolves a pack's deltas in memory, and a small hostile
+	// pack could claim much more; 2 GiB is several times what the largest
+	// real config repositories and archives need.
+	DefaultMemoryMax = 2 << 30
+	// fetcherTasksMax bounds its threads (the Go runtime's, a few dozen).
+	fetcherTasksMax = 256
 	// DefaultKeepLogs is how many failed fetches' logs are kept; a
 	// successful fetch's log is removed.
 	DefaultKeepLogs = 32
@@ -55,6 +62,9 @@ type Config struct {
 	Timeout time.Duration
 	// KeepLogs bounds the failed fetches' logs kept (DefaultKeepLogs).
 	KeepLogs int
+	// MemoryMax bounds a fetcher unit's memory in bytes
+	// (DefaultMemoryMax).
+	MemoryMax uint64
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -73,6 +83,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Timeout = orDefault(c.Timeout, DefaultRunTimeout)
 	c.KeepLogs = orDefault(c.KeepLogs, DefaultKeepLogs)
+	if c.MemoryMax == 0 {
+		c.MemoryMax = DefaultMemoryMax
+	}
 	for field, p := range map[string]string{"Exe": c.Exe, "LogDir": c.LogDir} {
 		if !filepath.IsAbs(p) {
 			return c, fmt.Errorf("fetcher config: %s %q is not an absolute path", field, p)
@@ -228,6 +241,8 @@ func (r *Runner) job(acct gameuser.Account, staging, url string) systemd.Job {
 		// The extractor resolves every path with openat2; it strips
 		// setuid and setgid bits itself, and Verify refuses them after.
 		NeedsOpenat2: true,
+		MemoryMax:    r.cfg.MemoryMax,
+		TasksMax:     fetcherTasksMax,
 	}
 }
 

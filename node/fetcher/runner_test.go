@@ -118,6 +118,8 @@ func TestRunnerFetches(t *testing.T) {
 		t.Error("the job keeps RestrictSUIDSGID, whose filter blocks the openat2 the extractor needs")
 	case j.Timeout != DefaultRunTimeout:
 		t.Errorf("timeout %s", j.Timeout)
+	case j.MemoryMax != DefaultMemoryMax || j.TasksMax == 0:
+		t.Errorf("memory bound %d, tasks %d: a hostile pack must not take the host's memory", j.MemoryMax, j.TasksMax)
 	case filepath.Dir(j.OutputFile) != filepath.Join(r.cfg.Root, "log", "fetch"):
 		t.Errorf("output file %s", j.OutputFile)
 	}
