@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -101,7 +102,12 @@ func (c Config) withDefaults() (Config, error) {
 // systemd.Fake runs the job as a plain child process).
 type Units interface {
 	Run(ctx context.Context, j systemd.Job) (systemd.JobResult, error)
+	ActiveUnits(ctx context.Context, pattern string) ([]string, error)
+	Stop(ctx context.Context, name string) error
 }
+
+// unitPrefix starts every fetcher unit's name.
+const unitPrefix = "l4m-fetch-"
 
 // Accounts makes the account the fetcher runs as (gameuser.System has it).
 type Accounts interface {
@@ -220,13 +226,32 @@ func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, erro
 	return Result{}, ferr
 }
 
+// StopLeftovers stops the fetcher units a killed agent left running. The
+// store removes their staging directories when it opens; a unit still
+// writing into one would make that fail, and would go on downloading for
+// nobody until its timeout. Call it before the store opens.
+func (r *Runner) StopLeftovers(ctx context.Context) error {
+	names, err := r.units.ActiveUnits(ctx, unitPrefix+"*.service")
+	if err != nil {
+		return fmt.Errorf("find leftover fetcher units: %w", err)
+	}
+	var errs []error
+	for _, n := range names {
+		r.log.Info("stopping a fetcher unit left from an earlier run", "unit", n)
+		if err := r.units.Stop(ctx, n); err != nil {
+			errs = append(errs, fmt.Errorf("stop leftover fetcher unit %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // job is the fetcher's unit for one staging directory: named after it, so
 // a leftover from a killed agent is stopped first (systemd.Manager.Run
 // replaces a unit of the same name: one fetch per staging directory at a
 // time), as the account, writing only staging, output to a root-owned log.
 func (r *Runner) job(acct gameuser.Account, staging, url string) systemd.Job {
 	sum := sha256.Sum256([]byte(staging))
-	name := "l4m-fetch-" + hex.EncodeToString(sum[:8])
+	name := unitPrefix + hex.EncodeToString(sum[:8])
 	return systemd.Job{
 		Unit:        name + ".service",
 		Description: "left4me: fetch " + url,
