@@ -40,7 +40,7 @@ bad=$(go list -deps ./node/extract | grep -E "^${module}/(node/agent|apis|contro
 if [ -n "$bad" ]; then
   echo "node/extract must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
 fi
-# node/fetcher runs as the unprivileged fetcher (l4m-node fetch-archive)
+# node/fetcher runs as the unprivileged fetcher (l4m-node fetch)
 # as well as in the agent: it knows nothing of the agent, the API server,
 # the controllers or the binaries.
 bad=$(go list -deps ./node/fetcher | grep -E "^${module}/(node/agent|apis/server|apis/storage|controllers|cmd)(/|$)" || true)
@@ -58,6 +58,13 @@ fi
 bad=$(go list -deps ./node/transfer | grep -E "^${module}/" | grep -v "^${module}/node/transfer$" || true)
 if [ -n "$bad" ]; then
   echo "node/transfer must not depend on:"; echo "$bad" | sed 's/^/  /'; fail=1
+fi
+# go-git parses what a tenant's repository serves: only node/fetcher,
+# which runs it as the unprivileged fetcher account, imports it (the agent
+# links node/fetcher for its Runner, but never reads a repository as root).
+bad=$(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | grep -E ' github\.com/go-git/' | cut -d' ' -f1 | grep -v "^${module}/node/fetcher$" || true)
+if [ -n "$bad" ]; then
+  echo "only node/fetcher may import go-git:"; echo "$bad" | sed 's/^/  /'; fail=1
 fi
 [ $fail -eq 0 ] && echo "dependency direction ok"
 exit $fail

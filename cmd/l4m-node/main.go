@@ -223,6 +223,11 @@ func run(o *options, nf *nodeFile) error {
 	if err != nil {
 		return err
 	}
+	if err := fetch.StopLeftovers(ctx); err != nil {
+		// The store may then fail to open (StoreUnavailable names why);
+		// path overlays and running games go on.
+		log.Error(err, "cannot stop the fetcher units an earlier run left")
+	}
 	materializers := sources.Materializers(sources.Config{
 		Fetcher:     fetch,
 		Download:    fetcher.Limits{FileRoots: o.overlayFileRoots},

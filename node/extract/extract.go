@@ -134,10 +134,8 @@ func (x *extractor) run(r io.Reader, format Format) error {
 			return archiveErr(err)
 		}
 	}
-	if x.o.Into != "" {
-		if err := x.mkdirAll(x.o.Into); err != nil {
-			return fmt.Errorf("into %q: %w", x.o.Into, err)
-		}
+	if err := x.makeInto(); err != nil {
+		return err
 	}
 	switch format {
 	case Tar:
@@ -166,6 +164,17 @@ func (x *extractor) run(r io.Reader, format Format) error {
 		return x.zip(ra, size)
 	}
 	return fmt.Errorf("%w: format %v", ErrFormat, format)
+}
+
+// makeInto makes the directory the tree lands in, if any.
+func (x *extractor) makeInto() error {
+	if x.o.Into == "" {
+		return nil
+	}
+	if err := x.mkdirAll(x.o.Into); err != nil {
+		return fmt.Errorf("into %q: %w", x.o.Into, err)
+	}
+	return nil
 }
 
 // sizedReaderAt is what *bytes.Reader, *strings.Reader and

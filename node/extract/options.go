@@ -110,6 +110,14 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// Check says whether o can be used (what Extract and NewWriter would
+// refuse before reading anything): for a caller that checks a spec
+// before fetching what it names.
+func (o Options) Check() error {
+	_, err := o.withDefaults()
+	return err
+}
+
 // checkOptionPath accepts "" or a clean relative path without "..".
 func checkOptionPath(field, p string) error {
 	if p == "" {

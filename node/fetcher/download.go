@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/left4me/left4me/node/transfer"
@@ -90,10 +91,27 @@ func Download(ctx context.Context, rawURL, dst, want string, o Limits) (int64, e
 	return n, nil
 }
 
-// parseURL checks the URL and checksum as the API does: http, https or
-// file:///clean/absolute/path, no credentials; want is required for http
-// and https and, when given, 64 lowercase hex digits.
+// parseURL checks an archive's URL and checksum as the API does: a
+// source URL (parseSourceURL); want is required for http and https and,
+// when given, 64 lowercase hex digits.
 func parseURL(raw, want string) (*url.URL, error) {
+	u, err := parseSourceURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	if want != "" && !isSHA256Hex(want) {
+		return nil, fmt.Errorf("sha256 %q: want 64 lowercase hex digits", want)
+	}
+	if u.Scheme != "file" && want == "" {
+		return nil, fmt.Errorf("a sha256 is required for %s URLs: what a URL serves can change", u.Scheme)
+	}
+	return u, nil
+}
+
+// parseSourceURL checks an archive's or a git repository's URL as the API
+// does: http, https (with a host) or file:///clean/absolute/path, no
+// credentials, no fragment.
+func parseSourceURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -101,16 +119,13 @@ func parseURL(raw, want string) (*url.URL, error) {
 	if u.User != nil {
 		return nil, errors.New("the URL must not hold credentials")
 	}
-	if want != "" && !isSHA256Hex(want) {
-		return nil, fmt.Errorf("sha256 %q: want 64 lowercase hex digits", want)
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, errors.New("the URL must not have a fragment ('#')")
 	}
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
 			return nil, errors.New("the URL names no host")
-		}
-		if want == "" {
-			return nil, fmt.Errorf("a sha256 is required for %s URLs: what a URL serves can change", u.Scheme)
 		}
 	case "file":
 		if u.Host != "" || u.RawQuery != "" || !filepath.IsAbs(u.Path) || filepath.Clean(u.Path) != u.Path || u.Path == "/" {

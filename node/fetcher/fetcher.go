@@ -13,6 +13,10 @@
 // Download and FetchArchive are the fetcher process's work and can run in
 // any process; Runner starts that process through systemd as the
 // l4m-fetch system account, able to write only its staging directory.
+// FetchGit is the same for a git repository (go-git: the ref resolved
+// from the advertised refs, the commit fetched into staging/repo, its
+// tree objects walked into staging/tree through an extract.Writer, never
+// checked out by git), and Fetch runs whichever a Job names.
 //
 // file:// URLs: the fetcher runs as l4m-fetch, so a file:// URL reaches
 // only what that account can read, which is every world-readable file on

@@ -71,34 +71,44 @@ func fileRoot(path string, roots []string) (root, rel string, err error) {
 	return "", "", &Error{Reason: FileURLRefused, Message: fmt.Sprintf("%s is not below this node's overlay file roots (%s)", path, strings.Join(roots, ", "))}
 }
 
-// openBelowRoots opens path for reading, resolving it below its root with
-// openat2 RESOLVE_BENEATH: symlinks that stay inside the root are
-// followed (a mirror's "latest" link), one leading out of it is refused.
-// O_NONBLOCK keeps a FIFO from blocking the open; it is refused after.
+// openBelowRoots opens path for reading, resolving it below its root
+// (openBeneath). O_NONBLOCK keeps a FIFO from blocking the open; it is
+// refused after.
 func openBelowRoots(path string, roots []string) (*os.File, error) {
 	root, rel, err := fileRoot(path, roots)
 	if err != nil {
 		return nil, err
 	}
+	return openBeneath(root, rel, unix.O_RDONLY|unix.O_NONBLOCK, DownloadFailed)
+}
+
+// openBeneath opens rel below root with openat2 RESOLVE_BENEATH: a
+// symlink that stays inside the root is followed (a mirror's "latest"
+// link), one leading out of it is refused (FileURLRefused). Other
+// failures are reason.
+func openBeneath(root, rel string, flags int, reason string) (*os.File, error) {
+	path := root + "/" + rel
 	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &Error{Reason: DownloadFailed, Message: "the file root " + root, Err: err}
+		return nil, &Error{Reason: reason, Message: "the file root " + root, Err: err}
 	}
 	defer unix.Close(dfd)
 	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC,
+		Flags:   uint64(flags) | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	switch {
 	case errors.Is(err, unix.EXDEV):
 		return nil, &Error{Reason: FileURLRefused, Message: fmt.Sprintf("%s leads out of the file root %s (a symlink)", path, root)}
 	case errors.Is(err, unix.EACCES):
-		return nil, &Error{Reason: DownloadFailed, Message: fmt.Sprintf("%s is not readable by the fetcher, which runs as an unprivileged account: "+
+		return nil, &Error{Reason: reason, Message: fmt.Sprintf("%s is not readable by the fetcher, which runs as an unprivileged account: "+
 			"make it (and its directories) world-readable", path)}
 	case errors.Is(err, unix.ENOENT):
-		return nil, &Error{Reason: DownloadFailed, Message: path + ": no such file"}
+		return nil, &Error{Reason: reason, Message: path + ": no such file or directory"}
+	case errors.Is(err, unix.ENOTDIR):
+		return nil, &Error{Reason: reason, Message: path + ": not a directory"}
 	case err != nil:
-		return nil, &Error{Reason: DownloadFailed, Err: &os.PathError{Op: "open", Path: path, Err: err}}
+		return nil, &Error{Reason: reason, Err: &os.PathError{Op: "open", Path: path, Err: err}}
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }

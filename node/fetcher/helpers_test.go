@@ -41,9 +41,12 @@ func TestMain(m *testing.M) {
 		// Inside a sandbox host (TestRunnerOnSystemd): only
 		// TestRunnerInsideSandbox runs, and its D-Bus connection's
 		// goroutines are the sandbox's to end.
-		os.Exit(m.Run())
+		code := m.Run()
+		removeGitFixture()
+		os.Exit(code)
 	}
 	code := m.Run()
+	removeGitFixture()
 	// Every goroutine must have stopped with its test.
 	if err := goleak.Find(); code == 0 && err != nil {
 		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)

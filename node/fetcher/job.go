@@ -30,8 +30,8 @@ type GitSpec struct {
 	// ResolveOnly resolves Ref to its commit (Result.Commit) and writes
 	// no tree: how the agent checks whether a branch moved.
 	ResolveOnly bool `json:"resolveOnly,omitempty"`
-	// Download bounds the transfer (Timeout, MaxBytes of the pack) and
-	// names the file roots.
+	// Download bounds the transfer (Timeout; MaxBytes of all a server
+	// sends, refs and pack) and names the file roots.
 	Download Limits `json:"download,omitempty"`
 	// Extract bounds the tree written (entries, bytes).
 	Extract extract.Limits `json:"extract,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,13 @@ const (
 	// DefaultRunTimeout bounds a fetcher unit: the download's own timeout
 	// (DefaultTimeout) plus extracting up to extract's 8 GiB.
 	DefaultRunTimeout = time.Hour
+	// DefaultMemoryMax bounds a fetcher unit's memory: extracting streams,
+	// but go-git resolves a pack's deltas in memory, and a small hostile
+	// pack could claim much more; 2 GiB is several times what the largest
+	// real config repositories and archives need.
+	DefaultMemoryMax = 2 << 30
+	// fetcherTasksMax bounds its threads (the Go runtime's, a few dozen).
+	fetcherTasksMax = 256
 	// DefaultKeepLogs is how many failed fetches' logs are kept; a
 	// successful fetch's log is removed.
 	DefaultKeepLogs = 32
@@ -55,6 +63,9 @@ type Config struct {
 	Timeout time.Duration
 	// KeepLogs bounds the failed fetches' logs kept (DefaultKeepLogs).
 	KeepLogs int
+	// MemoryMax bounds a fetcher unit's memory in bytes
+	// (DefaultMemoryMax).
+	MemoryMax uint64
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -73,6 +84,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Timeout = orDefault(c.Timeout, DefaultRunTimeout)
 	c.KeepLogs = orDefault(c.KeepLogs, DefaultKeepLogs)
+	if c.MemoryMax == 0 {
+		c.MemoryMax = DefaultMemoryMax
+	}
 	for field, p := range map[string]string{"Exe": c.Exe, "LogDir": c.LogDir} {
 		if !filepath.IsAbs(p) {
 			return c, fmt.Errorf("fetcher config: %s %q is not an absolute path", field, p)
@@ -88,7 +102,12 @@ func (c Config) withDefaults() (Config, error) {
 // systemd.Fake runs the job as a plain child process).
 type Units interface {
 	Run(ctx context.Context, j systemd.Job) (systemd.JobResult, error)
+	ActiveUnits(ctx context.Context, pattern string) ([]string, error)
+	Stop(ctx context.Context, name string) error
 }
+
+// unitPrefix starts every fetcher unit's name.
+const unitPrefix = "l4m-fetch-"
 
 // Accounts makes the account the fetcher runs as (gameuser.System has it).
 type Accounts interface {
@@ -151,6 +170,10 @@ func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, erro
 		if _, err := parseURL(j.Archive.URL, j.Archive.SHA256); err != nil {
 			return fail(InvalidSpec, "", err)
 		}
+	case "git":
+		if _, err := checkGitSpec(*j.Git); err != nil {
+			return Result{}, err
+		}
 	}
 	if !filepath.IsAbs(staging) || filepath.Clean(staging) != staging {
 		return fail(InvalidSpec, fmt.Sprintf("staging %q: want an absolute, clean path", staging), nil)
@@ -203,13 +226,32 @@ func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, erro
 	return Result{}, ferr
 }
 
+// StopLeftovers stops the fetcher units a killed agent left running. The
+// store removes their staging directories when it opens; a unit still
+// writing into one would make that fail, and would go on downloading for
+// nobody until its timeout. Call it before the store opens.
+func (r *Runner) StopLeftovers(ctx context.Context) error {
+	names, err := r.units.ActiveUnits(ctx, unitPrefix+"*.service")
+	if err != nil {
+		return fmt.Errorf("find leftover fetcher units: %w", err)
+	}
+	var errs []error
+	for _, n := range names {
+		r.log.Info("stopping a fetcher unit left from an earlier run", "unit", n)
+		if err := r.units.Stop(ctx, n); err != nil {
+			errs = append(errs, fmt.Errorf("stop leftover fetcher unit %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // job is the fetcher's unit for one staging directory: named after it, so
 // a leftover from a killed agent is stopped first (systemd.Manager.Run
 // replaces a unit of the same name: one fetch per staging directory at a
 // time), as the account, writing only staging, output to a root-owned log.
 func (r *Runner) job(acct gameuser.Account, staging, url string) systemd.Job {
 	sum := sha256.Sum256([]byte(staging))
-	name := "l4m-fetch-" + hex.EncodeToString(sum[:8])
+	name := unitPrefix + hex.EncodeToString(sum[:8])
 	return systemd.Job{
 		Unit:        name + ".service",
 		Description: "left4me: fetch " + url,
@@ -224,6 +266,8 @@ func (r *Runner) job(acct gameuser.Account, staging, url string) systemd.Job {
 		// The extractor resolves every path with openat2; it strips
 		// setuid and setgid bits itself, and Verify refuses them after.
 		NeedsOpenat2: true,
+		MemoryMax:    r.cfg.MemoryMax,
+		TasksMax:     fetcherTasksMax,
 	}
 }
 

@@ -44,6 +44,12 @@ func (u *units) Run(ctx context.Context, j systemd.Job) (systemd.JobResult, erro
 	return u.fake.Run(ctx, j)
 }
 
+func (u *units) ActiveUnits(ctx context.Context, pattern string) ([]string, error) {
+	return u.fake.ActiveUnits(ctx, pattern)
+}
+
+func (u *units) Stop(ctx context.Context, name string) error { return u.fake.Stop(ctx, name) }
+
 const fakeUID = 4242
 
 // newRunner is a Runner that runs this test binary as the fetcher (see
@@ -118,6 +124,8 @@ func TestRunnerFetches(t *testing.T) {
 		t.Error("the job keeps RestrictSUIDSGID, whose filter blocks the openat2 the extractor needs")
 	case j.Timeout != DefaultRunTimeout:
 		t.Errorf("timeout %s", j.Timeout)
+	case j.MemoryMax != DefaultMemoryMax || j.TasksMax == 0:
+		t.Errorf("memory bound %d, tasks %d: a hostile pack must not take the host's memory", j.MemoryMax, j.TasksMax)
 	case filepath.Dir(j.OutputFile) != filepath.Join(r.cfg.Root, "log", "fetch"):
 		t.Errorf("output file %s", j.OutputFile)
 	}
@@ -345,5 +353,30 @@ func TestPruneLogs(t *testing.T) {
 	if len(got) != 33 || !slices.Contains(got, "l4m-fetch-00.log") || !slices.Contains(got, "l4m-fetch-39.log") ||
 		slices.Contains(got, "l4m-fetch-08.log") || !slices.Contains(got, "l4m-fetch-09.log") || !slices.Contains(got, "notes.txt") {
 		t.Errorf("after pruning: %v", got)
+	}
+}
+
+// TestStopLeftovers: fetcher units a killed agent left running are
+// stopped; other units are not touched.
+func TestStopLeftovers(t *testing.T) {
+	r, u := newRunner(t, Config{})
+	for _, n := range []string{"l4m-fetch-0123456789abcdef.service", "l4m-fetch-fedcba9876543210.service", "l4m-default.coop-1.service"} {
+		u.fake.WriteUnit(n, "[Service]\nExecStart=/bin/true\n")
+		if err := u.fake.Start(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.StopLeftovers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var stops []string
+	for _, j := range u.fake.JobLog() {
+		if strings.HasPrefix(j, "stop ") {
+			stops = append(stops, j)
+		}
+	}
+	want := []string{"stop l4m-fetch-0123456789abcdef.service", "stop l4m-fetch-fedcba9876543210.service"}
+	if !slices.Equal(stops, want) {
+		t.Fatalf("stopped %v, want %v", stops, want)
 	}
 }

@@ -3,6 +3,7 @@ package fetcher
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -150,6 +151,33 @@ func TestRunnerInsideSandbox(t *testing.T) {
 	}
 	if uid := uidOf(t, filepath.Join(tree, "left4dead2/addons/103.vpk")); uid != acct.UID {
 		t.Errorf("103.vpk is uid %d's, want %s's (%d)", uid, acct.Name, acct.UID)
+	}
+
+	// git, as the account in its unit: over https (the objects kept in
+	// staging while the tree is written), and from a file root.
+	fx := repoFixture(t)
+	git := gitServer(t, fx, true)
+	gspec := GitSpec{URL: git.URL + "/repo.git", Ref: "main", Into: "left4dead2", Download: Limits{CAPEM: git.caPEM()}}
+	staging = mkdir("overlays/.staging/6", 0o700, 0)
+	res, err = r.Fetch(ctx, Job{Git: &gspec}, staging)
+	if err != nil {
+		t.Fatalf("git over https: %v", err)
+	}
+	if got := listing(t, filepath.Join(staging, TreeName)); !slices.Equal(got, mainTree) || res.Commit != fx.ids["third"] {
+		t.Errorf("git over https: commit %s, tree:\n%v", res.Commit, got)
+	}
+	if uid := uidOf(t, filepath.Join(staging, TreeName, "left4dead2/cfg/server.cfg")); uid != acct.UID {
+		t.Errorf("the git tree's files are uid %d's, want %s's (%d)", uid, acct.Name, acct.UID)
+	}
+	clone := exec.Command("git", "clone", "-q", "--bare", fx.bare, filepath.Join(mirror, "repo.git"))
+	clone.Env = gitEnv(fx.root)
+	if out, err := clone.CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v: %s", err, out)
+	}
+	gspec = GitSpec{URL: "file://" + filepath.Join(mirror, "repo.git"), Ref: "v1.0.0", Download: Limits{FileRoots: []string{mirror}}}
+	staging = mkdir("overlays/.staging/7", 0o700, 0)
+	if res, err = r.Fetch(ctx, Job{Git: &gspec}, staging); err != nil || res.Commit != fx.ids["first"] {
+		t.Fatalf("git from a file root: %s, %v", res.Commit, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -52,6 +53,21 @@ func (f *Fake) FailRemovals(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removeErr = err
+}
+
+// ActiveUnits are the units matching pattern (path.Match's globs, as
+// systemd's) whose state is active or activating.
+func (f *Fake) ActiveUnits(_ context.Context, pattern string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for name, st := range f.states {
+		if ok, _ := path.Match(pattern, name); ok && (st == "active" || st == "activating") {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // NewFake returns an empty fake.

@@ -49,6 +49,14 @@ type Job struct {
 	// bits out of what it writes itself, and what it wrote is checked
 	// after (extract.Verify refuses them).
 	NeedsOpenat2 bool
+	// MemoryMax bounds the unit's memory in bytes (the kernel kills it
+	// past that: Result "oom-kill"); zero means no limit. For commands
+	// that parse what others sent (a git pack's deltas are resolved in
+	// memory).
+	MemoryMax uint64
+	// TasksMax bounds the unit's processes and threads; zero: systemd's
+	// default.
+	TasksMax uint64
 }
 
 // JobResult is how a Job ended.
@@ -183,6 +191,12 @@ func jobProperties(j Job) []dbus.Property {
 	}
 	if j.Timeout > 0 {
 		props = append(props, prop("TimeoutStartUSec", uint64(j.Timeout/time.Microsecond)))
+	}
+	if j.MemoryMax > 0 {
+		props = append(props, prop("MemoryMax", j.MemoryMax), prop("MemorySwapMax", uint64(0)))
+	}
+	if j.TasksMax > 0 {
+		props = append(props, prop("TasksMax", j.TasksMax))
 	}
 	return props
 }

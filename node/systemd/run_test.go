@@ -77,6 +77,19 @@ func TestJobProperties(t *testing.T) {
 	if pre, _ := got["ExecStartPre"].([]execCommand); len(pre) != 1 || pre[0].Path != "/bin/rm" || !slices.Equal(pre[0].Args, []string{"/bin/rm", "-f", "/a/b"}) || pre[0].IgnoreFailure {
 		t.Errorf("ExecStartPre = %#v", got["ExecStartPre"])
 	}
+	for _, k := range []string{"MemoryMax", "TasksMax"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s is set for a job that asks no bound", k)
+		}
+	}
+	j.MemoryMax, j.TasksMax = 2<<30, 128
+	got = map[string]any{}
+	for _, p := range jobProperties(j) {
+		got[p.Name] = p.Value.Value()
+	}
+	if got["MemoryMax"] != uint64(2<<30) || got["MemorySwapMax"] != uint64(0) || got["TasksMax"] != uint64(128) {
+		t.Errorf("MemoryMax %v MemorySwapMax %v TasksMax %v, want 2 GiB, 0, 128", got["MemoryMax"], got["MemorySwapMax"], got["TasksMax"])
+	}
 	j.NeedsOpenat2 = true
 	for _, p := range jobProperties(j) {
 		if p.Name == "RestrictSUIDSGID" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,6 +198,13 @@ func TestRunInsideSandbox(t *testing.T) {
 		}
 		waitFile(t, filepath.Join(rw, "pid"))
 		old, _ := os.ReadFile(filepath.Join(rw, "pid"))
+		// A killed agent's successor finds it by pattern.
+		if names, err := d.ActiveUnits(ctx, "l4m-runner-*.service"); err != nil || !slices.Equal(names, []string{"l4m-runner-test.service"}) {
+			t.Fatalf("ActiveUnits(l4m-runner-*.service) = %v, %v; want the leftover", names, err)
+		}
+		if names, err := d.ActiveUnits(ctx, "l4m-nothing-*.service"); err != nil || len(names) != 0 {
+			t.Fatalf("ActiveUnits of a pattern nothing matches = %v, %v", names, err)
+		}
 		j := job(`echo fresh run`)
 		res, err := d.Run(ctx, j)
 		if err != nil || !res.Succeeded() {

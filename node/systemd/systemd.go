@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -56,6 +57,10 @@ type Manager interface {
 	Stop(ctx context.Context, name string) error
 	Restart(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (State, error)
+	// ActiveUnits are the loaded units matching a glob (systemctl's
+	// patterns: "l4m-fetch-*.service") that are active or on their way
+	// (activating, deactivating, reloading).
+	ActiveUnits(ctx context.Context, pattern string) ([]string, error)
 	// Run runs a command to its end in a transient hardened service (a
 	// leftover unit of its name is stopped first) and says how it ended;
 	// it stops the unit when ctx ends.
@@ -267,6 +272,19 @@ func (d *DBus) State(ctx context.Context, name string) (State, error) {
 		r.set(values[i])
 	}
 	return st, nil
+}
+
+func (d *DBus) ActiveUnits(ctx context.Context, pattern string) ([]string, error) {
+	units, err := d.conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating", "deactivating", "reloading"}, []string{pattern})
+	if err != nil {
+		return nil, fmt.Errorf("list units %s: %w", pattern, err)
+	}
+	names := make([]string, 0, len(units))
+	for _, u := range units {
+		names = append(names, u.Name)
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // Changes subscribes on a connection of its own. Starting a hundred games
