@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -223,10 +224,57 @@ func (e *env) stagingLeft() []string {
 	return out
 }
 
+// gitRemote is a bare repository made with the git CLI, and a clone
+// whose commits are pushed to its main branch.
+type gitRemote struct {
+	t          *testing.T
+	bare, work string
+}
+
+func newGitRemote(t *testing.T, bare string) *gitRemote {
+	t.Helper()
+	if err := os.MkdirAll(bare, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := &gitRemote{t: t, bare: bare, work: t.TempDir()}
+	g.git(bare, "init", "-q", "--bare")
+	g.git(g.work, "init", "-q")
+	return g
+}
+
+func (g *gitRemote) git(dir string, args ...string) string {
+	g.t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Test", "-c", "user.email=test@example.org"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit writes files in the clone, commits them, pushes the commit to
+// main and returns its id.
+func (g *gitRemote) commit(msg string, files map[string]string) string {
+	g.t.Helper()
+	for p, content := range files {
+		if err := os.MkdirAll(filepath.Join(g.work, filepath.Dir(p)), 0o755); err != nil {
+			g.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(g.work, p), []byte(content), 0o644); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	g.git(g.work, "add", ".")
+	g.git(g.work, "commit", "-q", "-m", msg)
+	g.git(g.work, "push", "-q", g.bare, "HEAD:refs/heads/main")
+	return g.git(g.work, "rev-parse", "HEAD")
+}
+
 func treeKey(digest string) string { return "tree-" + strings.TrimPrefix(digest, "sha256:") }
 
 // TestOverlaySourcesEndToEnd: an archive (over HTTP, with its sha256),
-// Workshop items (through the Steam Web API double) and inline files,
+// Workshop items (through the Steam Web API double), a git branch (a
+// file:// repository below node.yaml's overlayFileRoots) and inline files,
 // stacked by one Blueprint on 20 Instances of a real host: each source is
 // downloaded once, the games see the stack, a new archive version rolls
 // out to the empty games only, a poisoned one is refused while the games
@@ -245,12 +293,17 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 	steamSrv := httptest.NewServer(steam)
 	t.Cleanup(steamSrv.Close)
 
-	e := setupWith(t, nodeSettings{SteamAPIURL: steamSrv.URL})
+	e := setupWith(t, nodeSettings{SteamAPIURL: steamSrv.URL, OverlayFileRoots: []string{"/var/lib/left4me/repos"}})
+	repo := newGitRemote(t, filepath.Join(e.sb.Left4meDir, "repos", "comp.git"))
+	commit := repo.commit("competitive configs", map[string]string{
+		"README.md":                "competitive configs (not shipped: the Overlay takes l4d2/ only)\n",
+		"l4d2/cfg/competitive.cfg": "// competitive rules from git\n",
+	})
 
 	v1URL, v1Sum := archives.serve("/sourcemod-1.tar.gz", sourcemodRelease(t, "x.smx release 1\n", items[0]))
 	const hostname = "Modded By The Files Overlay"
 	// Topmost first: files over the Workshop over the archive.
-	stack := []string{"server-cfg", "addons", "sourcemod"}
+	stack := []string{"server-cfg", "addons", "comp", "sourcemod"}
 	e.create(
 		&v1.Overlay{ObjectMeta: meta_("sourcemod"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
 			Archive: &v1.ArchiveSource{URL: v1URL, SHA256: v1Sum, Into: "left4dead2"}}}},
@@ -260,6 +313,8 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 		}}}},
 		&v1.Overlay{ObjectMeta: meta_("addons"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
 			Workshop: &v1.WorkshopSource{Items: items}}}},
+		&v1.Overlay{ObjectMeta: meta_("comp"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Git: &v1.GitSource{
+			URL: "file:///var/lib/left4me/repos/comp.git", Ref: "main", SubPath: "l4d2", Into: "left4dead2", CheckInterval: "1m"}}}},
 	)
 	e.create(&v1.Blueprint{ObjectMeta: meta_("modded"), Spec: v1.BlueprintSpec{Overlays: stack,
 		Game:    v1.GameSpec{Map: "c1m1_hotel", MaxPlayers: 8},
@@ -292,6 +347,12 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 			t.Fatalf("Workshop item %s in the merged tree: %d bytes, not the %d Steam serves (the archive's stale copy must be hidden)", id, len(got), len(want))
 		}
 	}
+	if got := e.merged(names[0], "left4dead2/cfg/competitive.cfg"); got != "// competitive rules from git\n" {
+		t.Fatalf("the git Overlay's config in the merged tree: %q", got)
+	}
+	if out, err := e.sb.Exec("ls", "/var/lib/left4me/runtime/default."+names[0]+"/merged/README.md"); err == nil {
+		t.Fatalf("the git Overlay shipped more than its subPath: %s", out)
+	}
 	e.noPasswordReported(names)
 
 	// 20 Instances, one download of each source.
@@ -313,6 +374,13 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 				got[i].TimeUpdated != nil && got[i].TimeUpdated.Unix() == catalog.Items[i].TimeUpdated
 		}
 		return ok, fmt.Sprintf("%+v", got)
+	})
+	// ... and the commit the branch resolved to.
+	e.overlayDigest("comp", "")
+	e.until("the git commit in the Overlay's status", 30*time.Second, func() (bool, string) {
+		st := e.overlayObj("comp").Status
+		no := e.nodeObj().Status.NodeOverlayFor("default", "comp")
+		return st.Commit == commit && no != nil && no.Commit == commit, fmt.Sprintf("Overlay %+v, node %+v", st, no)
 	})
 	digest1 := e.overlayDigest("sourcemod", "")
 	if entries := e.storeEntries(); len(entries) != len(stack) || !slices.Contains(entries, treeKey(digest1)) {
@@ -487,6 +555,32 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 		if in := e.get(n); in.Status.MainPID != pids[n] {
 			t.Fatalf("%s restarted going back to the release it runs: pid %d (was %d)", n, in.Status.MainPID, pids[n])
 		}
+	}
+
+	// The branch moves: at its checkInterval the node finds the new
+	// commit, fetches it, and the (empty) games restart onto it.
+	pids = e.pids(names)
+	commit2 := repo.commit("stricter rules", map[string]string{"l4d2/cfg/competitive.cfg": "// competitive rules from git, take 2\n"})
+	moved := time.Now()
+	e.until("the games restarted onto the moved branch", 150*time.Second, func() (bool, string) {
+		st := e.overlayObj("comp").Status
+		if st.Commit != commit2 {
+			return false, fmt.Sprintf("the Overlay's commit %s", st.Commit)
+		}
+		for _, n := range names {
+			in := e.get(n)
+			if !ready(in) || in.Status.MainPID == pids[n] || in.Status.PendingTemplateHash != "" {
+				return false, fmt.Sprintf("%s: ready %v pid %d (was %d) pending %q", n, ready(in), in.Status.MainPID, pids[n], in.Status.PendingTemplateHash)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("the moved branch rolled out %s after the push", time.Since(moved).Round(time.Second))
+	if got := e.merged(names[5], "left4dead2/cfg/competitive.cfg"); got != "// competitive rules from git, take 2\n" {
+		t.Fatalf("restarted onto the moved branch, but the merged tree has %q", got)
+	}
+	if got := e.merged(names[5], "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 2\n" {
+		t.Fatalf("the archive's release after the branch moved: %q", got)
 	}
 
 	// Nor after the rollout's and the failures' events.
