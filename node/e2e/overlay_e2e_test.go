@@ -276,9 +276,14 @@ func treeKey(digest string) string { return "tree-" + strings.TrimPrefix(digest,
 // Workshop items (through the Steam Web API double), a git branch (a
 // file:// repository below node.yaml's overlayFileRoots) and inline files,
 // stacked by one Blueprint on 20 Instances of a real host: each source is
-// downloaded once, the games see the stack, a new archive version rolls
-// out to the empty games only, a poisoned one is refused while the games
-// keep what they run, and deleting everything leaves the store empty.
+// downloaded once, the games see the stack, a killed agent fetches nothing
+// again, a new archive version rolls out to the empty games only, a
+// poisoned one is refused while the games keep what they run, a pushed
+// branch rolls out at its checkInterval, and deleting everything leaves
+// the store empty.
+//
+// The git check (at most every minute) runs only after the archive's
+// steps, which keep every game's PID in view: they take well under that.
 func TestOverlaySourcesEndToEnd(t *testing.T) {
 	began := time.Now()
 	ctx := context.Background()
@@ -302,7 +307,7 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 
 	v1URL, v1Sum := archives.serve("/sourcemod-1.tar.gz", sourcemodRelease(t, "x.smx release 1\n", items[0]))
 	const hostname = "Modded By The Files Overlay"
-	// Topmost first: files over the Workshop over the archive.
+	// Topmost first: files over the Workshop over git over the archive.
 	stack := []string{"server-cfg", "addons", "comp", "sourcemod"}
 	e.create(
 		&v1.Overlay{ObjectMeta: meta_("sourcemod"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{
