@@ -485,6 +485,9 @@ func validateNodeOverlays(list []v1.NodeOverlay, p *field.Path) field.ErrorList 
 				allErrs = append(allErrs, field.Invalid(ip.Child("digests").Index(j), d, `must be "sha256:" and 64 lowercase hex digits`))
 			}
 		}
+		if n.ObservedGeneration < 0 {
+			allErrs = append(allErrs, field.Invalid(ip.Child("observedGeneration"), n.ObservedGeneration, "must not be negative"))
+		}
 		if n.Commit != "" && !v1.IsCommitID(n.Commit) {
 			allErrs = append(allErrs, field.Invalid(ip.Child("commit"), n.Commit, "must be a full commit id (40 or 64 lowercase hex digits)"))
 		}

@@ -171,7 +171,7 @@ func (c *Controller) tell(ov *v1.Overlay, st *v1.OverlayStatus, needing []string
 			continue
 		}
 		if e := n.Status.NodeOverlayFor(ov.Namespace, ov.Name); e != nil {
-			if s := StateOf(n.Name, e, st.Digest); s.Failed {
+			if s := StateOf(n.Name, e, st.Digest, ov.Generation); s.Failed {
 				failing[n.Name] = s.Problem
 			}
 		}

@@ -116,7 +116,7 @@ func Assess(ov *v1.Overlay, blueprints []*v1.Blueprint, instances []*v1.Instance
 	}
 	states := make([]NodeState, 0, len(needing))
 	for _, name := range needing {
-		s := StateOf(name, entries[name], st.Digest)
+		s := StateOf(name, entries[name], st.Digest, ov.Generation)
 		states = append(states, s)
 		switch {
 		case s.Ready:
@@ -136,7 +136,7 @@ func wantedDigest(ov *v1.Overlay, entries map[string]*v1.NodeOverlay) string {
 	}
 	votes := map[string]int{}
 	for _, e := range entries {
-		if e != nil && e.Phase == v1.OverlayPhaseReady && v1.IsDigest(e.Digest) {
+		if e != nil && e.Phase == v1.OverlayPhaseReady && v1.IsDigest(e.Digest) && current(e, ov.Generation) {
 			votes[e.Digest]++
 		}
 	}
@@ -171,7 +171,7 @@ func resolvedAs(ov *v1.Overlay, entries map[string]*v1.NodeOverlay, digest strin
 	sort.Strings(names)
 	for _, name := range names {
 		e := entries[name]
-		if e == nil || e.Phase != v1.OverlayPhaseReady || e.Digest != digest {
+		if e == nil || e.Phase != v1.OverlayPhaseReady || e.Digest != digest || !current(e, ov.Generation) {
 			continue
 		}
 		var items []v1.WorkshopItem
@@ -184,14 +184,18 @@ func resolvedAs(ov *v1.Overlay, entries map[string]*v1.NodeOverlay, digest strin
 }
 
 // StateOf is where a node stands with digest, from its entry for the
-// Overlay (nil: it has reported none).
-func StateOf(name string, e *v1.NodeOverlay, digest string) NodeState {
+// Overlay (nil: it has reported none) of generation: holding the digest
+// is being ready whatever spec the node last looked at (a digest names the
+// content), but its phase says something only of the spec it reported on.
+func StateOf(name string, e *v1.NodeOverlay, digest string, generation int64) NodeState {
 	s := NodeState{Name: name}
 	switch {
 	case e == nil:
 		s.Problem = "not reported yet"
-	case digest != "" && (e.HasDigest(digest) || e.Phase == v1.OverlayPhaseReady && e.Digest == digest):
+	case digest != "" && (e.HasDigest(digest) || e.Phase == v1.OverlayPhaseReady && e.Digest == digest && current(e, generation)):
 		s.Ready = true
+	case !current(e, generation):
+		s.Problem = fmt.Sprintf("not reported on generation %d yet (last on %d)", generation, e.ObservedGeneration)
 	case e.Phase == v1.OverlayPhaseFailed:
 		s.Failed = true
 		s.Problem = problemOf(e)
@@ -203,6 +207,12 @@ func StateOf(name string, e *v1.NodeOverlay, digest string) NodeState {
 		s.Problem = "pending"
 	}
 	return s
+}
+
+// current says whether a node's entry is for the Overlay's generation (an
+// entry that names none is taken as current).
+func current(e *v1.NodeOverlay, generation int64) bool {
+	return e.ObservedGeneration == 0 || e.ObservedGeneration == generation
 }
 
 func problemOf(e *v1.NodeOverlay) string {

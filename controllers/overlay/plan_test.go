@@ -217,3 +217,31 @@ func TestAssessTakesCommitAndItemsFromTheNodes(t *testing.T) {
 		t.Fatalf("workshop status: %+v, want the items node a reports", st)
 	}
 }
+
+// TestAssessIgnoresReportsOnAnOlderSpec: an archive edited to a release
+// the node cannot fetch is not Ready on the strength of the node still
+// holding (and reporting Ready) the previous release's digest; the
+// node's failure on the new spec counts once it reports on it.
+func TestAssessIgnoresReportsOnAnOlderSpec(t *testing.T) {
+	ov := archiveOverlay(d1, 1) // generation 2: the spec was edited
+	instances := []*v1.Instance{inst("default", "coop", "a")}
+	stale := ready("sm", d1)
+	stale.ObservedGeneration = 1
+	st := Assess(ov, blueprints(), instances, []*v1.Node{node("a", stale)})
+	c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady)
+	if st.Digest != "" || st.Ready != 0 || st.Failed != 0 || c == nil || c.Status == metav1.ConditionTrue || !strings.Contains(c.Message, "not reported on generation 2 yet") {
+		t.Fatalf("after the edit: digest %q ready %d failed %d, Ready %+v; want no digest and the node not reported on generation 2", st.Digest, st.Ready, st.Failed, c)
+	}
+	ov.Status = st
+	failed := v1.NodeOverlay{Name: "sm", Phase: v1.OverlayPhaseFailed, Reason: "UnsafeEntry", Message: "entry ../../etc/x", Digests: []string{d1}, ObservedGeneration: 2}
+	st = Assess(ov, blueprints(), instances, []*v1.Node{node("a", failed)})
+	c = meta.FindStatusCondition(st.Conditions, v1.ConditionReady)
+	if st.Digest != "" || st.Failed != 1 || st.Ready != 0 || c.Status == metav1.ConditionTrue || !strings.Contains(c.Message, "UnsafeEntry") {
+		t.Fatalf("the node failed the new spec: digest %q ready %d failed %d, Ready %+v", st.Digest, st.Ready, st.Failed, c)
+	}
+	good := ready("sm", d2, d1)
+	good.ObservedGeneration = 2
+	if st = Assess(ov, blueprints(), instances, []*v1.Node{node("a", good)}); st.Digest != d2 || st.Ready != 1 {
+		t.Fatalf("a fixed release: digest %q ready %d", st.Digest, st.Ready)
+	}
+}

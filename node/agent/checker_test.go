@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,6 +160,22 @@ func TestMovedBranchRollsOut(t *testing.T) {
 	h.nodeOverlay("comp", "still Ready at the commit it holds", func(e *v1.NodeOverlay) bool {
 		return e != nil && e.Phase == v1.OverlayPhaseReady && e.Commit == c2
 	})
+
+	// The server is back: an admin need not wait out the retry, a check
+	// request has the node look now.
+	c3 := strings.Repeat("3", 40)
+	branch.set(c3, nil)
+	h.annotateOverlay("comp", v1.AnnotationCheckRequestedAt, time.Now().UTC().Format(time.RFC3339))
+	h.until("vs-1", "restarted onto the commit a requested check found", runsCommit(c3))
+}
+
+// annotateOverlay sets an annotation on an Overlay.
+func (h *harness) annotateOverlay(name, k, v string) {
+	h.t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, k, v)
+	if _, err := h.admin.Patch(context.Background(), overlayRes, "default", name, "application/merge-patch+json", []byte(patch), false); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // restartsNone waits for n more reconciles of an Instance (as reconciles

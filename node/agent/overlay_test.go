@@ -570,6 +570,24 @@ func TestFailedFetchNotRepeated(t *testing.T) {
 	h.nodeOverlay("sm", "Failed with the first fetch's reason", func(e *v1.NodeOverlay) bool {
 		return e != nil && e.Phase == v1.OverlayPhaseFailed && e.Reason == ReasonUnsafeEntry && strings.Contains(e.Message, "fetch number 1")
 	})
+	// An admin who fixed the mirror asks for a check: one fetch now, not
+	// after the backoff, and one only however many Instances stack it.
+	h.annotateOverlay("sm", v1.AnnotationCheckRequestedAt, "2026-12-02T17:00:00Z")
+	h.nodeOverlay("sm", "fetched again on request", func(e *v1.NodeOverlay) bool {
+		return e != nil && e.Phase == v1.OverlayPhaseFailed && strings.Contains(e.Message, "fetch number 2")
+	})
+	resolves, _ = poisoned.counts()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if now, _ := poisoned.counts(); now >= resolves+10*len(names) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Instances were not reconciled again")
+		}
+	}
+	if _, fetches := poisoned.counts(); fetches != 2 {
+		t.Errorf("fetched %d times after one check request, want 2", fetches)
+	}
 }
 
 func TestFetchRetryAfter(t *testing.T) {

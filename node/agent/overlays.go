@@ -252,7 +252,9 @@ type overlayState struct {
 	// their reconciles fetched it again, and each failure's new status
 	// brought the next round.
 	failedFetch map[string]fetchFailure
-	wake        chan struct{}
+	// requests: the checkRequestedAt value last acted on, by source spec.
+	requests map[string]string
+	wake     chan struct{}
 }
 
 // fetchFailure is a failed fetch of one source, remembered until RetryAt.
@@ -285,8 +287,8 @@ type sourceLock struct {
 func newOverlayState() *overlayState {
 	return &overlayState{users: map[string]map[string]bool{}, status: map[string]v1.NodeOverlay{},
 		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, retryCheck: map[string]time.Time{},
-		failedFetch: map[string]fetchFailure{},
-		wake:        make(chan struct{}, 1), index: store.NewIndex()}
+		failedFetch: map[string]fetchFailure{}, requests: map[string]string{},
+		wake: make(chan struct{}, 1), index: store.NewIndex()}
 }
 
 // storeRoot is overlays/.store.
@@ -359,7 +361,7 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	digest := ""
 	defer func() {
 		if err != nil {
-			a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFailed, Reason: overlayReason(err), Message: err.Error()})
+			a.setOverlayStatus(ov, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFailed, Reason: overlayReason(err), Message: err.Error()})
 		}
 	}()
 	kind := ov.Spec.Source.Kind()
@@ -386,6 +388,7 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	spec := kind + "/" + sourceHash(ov)
 	unlock := a.ov.lockSource(spec)
 	defer unlock()
+	now := a.checkRequested(ov, spec)
 	src, pin := spec, Fetched{}
 	var interval time.Duration
 	checker, _ := m.(Checker)
@@ -397,7 +400,7 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 		res, resolved := a.ov.index.Resolved[spec]
 		a.ov.mu.Unlock()
 		if resolved && interval > 0 {
-			res = a.checkSource(ctx, checker, ov, spec, res, interval)
+			res = a.checkSource(ctx, checker, ov, spec, res, interval, now)
 			pin = decodeFetched(res.Info)
 			src = spec + "@" + res.Fingerprint
 		}
@@ -411,16 +414,16 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 			return k, err
 		}
 		if has {
-			return want, a.resolvedOverlay(ovKey, src, spec, want, nil)
+			return want, a.resolvedOverlay(ov, src, spec, want, nil)
 		}
 	}
 	a.ov.mu.Lock()
 	failed, hasFailed := a.ov.failedFetch[src]
 	a.ov.mu.Unlock()
-	if hasFailed && time.Now().Before(failed.RetryAt) {
+	if hasFailed && time.Now().Before(failed.RetryAt) && !now {
 		return k, failed.Err
 	}
-	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFetching})
+	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFetching})
 	st, err := s.Stage()
 	if err != nil {
 		return k, overlayFailure{ReasonStoreUnavailable, err}
@@ -454,7 +457,26 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 		src = spec + "@" + res.Fingerprint
 	}
 	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", kind, "entry", k.Name(), "fingerprint", res.Fingerprint, "took", time.Since(began).Round(time.Millisecond))
-	return k, a.resolvedOverlay(ovKey, src, spec, k, &res)
+	return k, a.resolvedOverlay(ov, src, spec, k, &res)
+}
+
+// checkRequested says whether the Overlay's left4me.io/checkRequestedAt
+// holds a value this agent has not acted on for this source spec: then
+// the source is checked and a failed fetch tried again now, not at the
+// interval or the backoff's end. Called under the source's lock, so the
+// first of the Instances stacking it acts, and the others find the result.
+func (a *Agent) checkRequested(ov *v1.Overlay, spec string) bool {
+	req := ov.Annotations[v1.AnnotationCheckRequestedAt]
+	if req == "" {
+		return false
+	}
+	a.ov.mu.Lock()
+	defer a.ov.mu.Unlock()
+	if a.ov.requests[spec] == req {
+		return false
+	}
+	a.ov.requests[spec] = req
+	return true
 }
 
 // fetchFailed remembers a failed fetch of src, so the Instances sharing
@@ -481,15 +503,16 @@ func (a *Agent) fetchFailed(ctx context.Context, ovKey, src string, err error) {
 }
 
 // checkSource is a checked source's resolution: res itself until its
-// interval has passed, then what Check finds (and the index records). A
+// interval has passed (or a check is requested), then what Check finds
+// (and the index records). A
 // failed check keeps res, and is tried again after checkRetry: games keep
 // what was fetched.
-func (a *Agent) checkSource(ctx context.Context, c Checker, ov *v1.Overlay, spec string, res store.Resolution, interval time.Duration) store.Resolution {
+func (a *Agent) checkSource(ctx context.Context, c Checker, ov *v1.Overlay, spec string, res store.Resolution, interval time.Duration, requested bool) store.Resolution {
 	now := time.Now()
 	a.ov.mu.Lock()
 	retryAt := a.ov.retryCheck[spec]
 	a.ov.mu.Unlock()
-	if now.Sub(res.At) < interval || now.Before(retryAt) {
+	if !requested && (now.Sub(res.At) < interval || now.Before(retryAt)) {
 		return res
 	}
 	f, err := a.runCheck(ctx, c, ov)
@@ -549,7 +572,8 @@ func decodeFetched(data json.RawMessage) Fetched {
 // resolvedOverlay records that an Overlay's source (src: its spec hash,
 // and fingerprint when checked) gave entry k, and res, when new, what the
 // spec was found to hold: pinned, its newest in the index, Ready.
-func (a *Agent) resolvedOverlay(ovKey, src, spec string, k store.Key, res *store.Resolution) error {
+func (a *Agent) resolvedOverlay(ov *v1.Overlay, src, spec string, k store.Key, res *store.Resolution) error {
+	ovKey := key(ov.Namespace, ov.Name)
 	a.ov.mu.Lock()
 	a.ov.pinned[k]++
 	history := a.ov.index.Overlays[ovKey]
@@ -575,7 +599,7 @@ func (a *Agent) resolvedOverlay(ovKey, src, spec string, k store.Key, res *store
 	if changed {
 		a.wakeStoreGC() // the entry before the previous one may be unused now
 	}
-	a.setOverlayStatus(ovKey, v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady, Commit: info.Commit, Items: info.Items})
+	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady, Commit: info.Commit, Items: info.Items})
 	return nil
 }
 
@@ -587,10 +611,11 @@ func (a *Agent) unpin(k store.Key) {
 	}
 }
 
-// setOverlayStatus records an Overlay's outcome, and has the heartbeat
-// report it when it changed.
-func (a *Agent) setOverlayStatus(ovKey string, st v1.NodeOverlay) {
-	st.Namespace, st.Name, _ = strings.Cut(ovKey, "/")
+// setOverlayStatus records an Overlay's outcome for the spec of its
+// generation, and has the heartbeat report it when it changed.
+func (a *Agent) setOverlayStatus(ov *v1.Overlay, st v1.NodeOverlay) {
+	ovKey := key(ov.Namespace, ov.Name)
+	st.Namespace, st.Name, st.ObservedGeneration = ov.Namespace, ov.Name, ov.Generation
 	// What goes into the heartbeat must pass the API's checks, or the
 	// whole heartbeat is refused: a materializer's reason word is made one.
 	if st.Reason != "" {

@@ -534,6 +534,14 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 		if got := e.merged(names[3], "left4dead2/addons/sourcemod/plugins/x.smx"); got != "x.smx release 2\n" {
 			t.Fatalf("a running game's tree after the poisoned release: %q", got)
 		}
+		// The Overlay says the new spec failed: not Ready on the
+		// strength of the release the node still holds.
+		e.until("the Overlay's status: the node failed "+poison.name, 30*time.Second, func() (bool, string) {
+			ov := e.overlayObj("sourcemod")
+			c := meta.FindStatusCondition(ov.Status.Conditions, v1.ConditionReady)
+			return ov.Status.Failed == 1 && ov.Status.Ready == 0 && c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "UnsafeEntry"),
+				fmt.Sprintf("%+v", ov.Status)
+		})
 	}
 	for _, id := range items {
 		if n := steam.Downloads(id); n != 1 {

@@ -106,6 +106,9 @@ type InstallationList struct {
 // AnnotationCheckRequestedAt on an Installation (any new value, e.g. the
 // time) has every node it selects ask Steam for the branch's build now,
 // instead of at its next checkInterval: after Valve announces an update.
+// On an Overlay it has every node that stacks it check its source now (a
+// git branch, Workshop items) and fetch again at once what failed (after
+// the mirror was fixed), instead of when the backoff ends.
 const AnnotationCheckRequestedAt = "left4me.io/checkRequestedAt"
 
 // FinalizerInstallationInUse keeps a deleted Installation (and its builds on

@@ -242,6 +242,10 @@ const (
 type NodeOverlay struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	// ObservedGeneration is the Overlay's metadata.generation whose spec
+	// Digest and Phase are for: a report on an older spec says nothing
+	// about the current one.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Digest is the content the node fetches or holds for the Overlay's
 	// current spec ("" until known: a branch or Workshop item not resolved
 	// yet).
