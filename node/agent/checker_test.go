@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/server"
@@ -191,5 +192,33 @@ func (h *harness) restartsNone(name string, n int, reconciles func() int) {
 	}
 	if now := h.pid(name); now != pid {
 		h.t.Fatalf("%s restarted (pid %d, was %d)", name, now, pid)
+	}
+}
+
+// TestFingerprint: a Workshop item updated (time_updated), added or
+// dropped is a new fingerprint; the same items, titles edited, are not; a
+// commit names itself; an archive's result names nothing.
+func TestFingerprint(t *testing.T) {
+	at := func(sec int64) *metav1.Time { t := metav1.Unix(sec, 0); return &t }
+	items := func(its ...v1.WorkshopItem) Fetched { return Fetched{Items: its} }
+	base := items(v1.WorkshopItem{ID: "3001", Title: "Dark Carnival Remix", TimeUpdated: at(100)}, v1.WorkshopItem{ID: "3002", TimeUpdated: at(100)})
+	same := items(v1.WorkshopItem{ID: "3001", Title: "Dark Carnival Remix (v2 soon)", Size: 5, TimeUpdated: at(100)}, v1.WorkshopItem{ID: "3002", TimeUpdated: at(100)})
+	if base.Fingerprint() != same.Fingerprint() {
+		t.Error("a title edit changed the fingerprint: the file did not change")
+	}
+	for name, f := range map[string]Fetched{
+		"an item updated": items(v1.WorkshopItem{ID: "3001", TimeUpdated: at(200)}, v1.WorkshopItem{ID: "3002", TimeUpdated: at(100)}),
+		"an item added":   items(v1.WorkshopItem{ID: "3001", TimeUpdated: at(100)}, v1.WorkshopItem{ID: "3002", TimeUpdated: at(100)}, v1.WorkshopItem{ID: "3003"}),
+		"an item dropped": items(v1.WorkshopItem{ID: "3001", TimeUpdated: at(100)}),
+	} {
+		if f.Fingerprint() == base.Fingerprint() || !strings.HasPrefix(f.Fingerprint(), "items:") {
+			t.Errorf("%s: fingerprint %q, want a new items: one", name, f.Fingerprint())
+		}
+	}
+	if got := (Fetched{Commit: strings.Repeat("a", 40)}).Fingerprint(); got != "commit:"+strings.Repeat("a", 40) {
+		t.Errorf("a commit's fingerprint: %q", got)
+	}
+	if got := (Fetched{}).Fingerprint(); got != "" {
+		t.Errorf("nothing's fingerprint: %q", got)
 	}
 }
