@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,12 +58,20 @@ func (s sentinels) check(t *testing.T, when string) {
 // plant makes link -> target as the game would (owned by its uid).
 func plant(t *testing.T, link, target string, uid int) {
 	t.Helper()
-	os.RemoveAll(link)
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
+	// The agent may be putting its own file there (a reconcile the
+	// Overlay's status brought): the game, racing it, tries again.
+	for attempt := 0; ; attempt++ {
+		os.RemoveAll(link)
+		err := os.Symlink(target, link)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || attempt == 100 {
+			t.Fatal(err)
+		}
 	}
 	if err := os.Lchown(link, uid, uid); err != nil {
 		t.Fatal(err)

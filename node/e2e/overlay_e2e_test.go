@@ -596,6 +596,40 @@ func TestOverlaySourcesEndToEnd(t *testing.T) {
 		t.Fatalf("the archive's release after the branch moved: %q", got)
 	}
 
+	// A Workshop author uploads a new version (time_updated moves). The
+	// admin asks for a check rather than wait the hour: the node finds
+	// the new version, fetches it, and the empty games restart onto it.
+	pids = e.pids(names)
+	updated := catalog
+	updated.Items = append([]steamapi.Item(nil), catalog.Items...)
+	updated.Items[0].TimeUpdated += 3600
+	updated.Items[0].Content = steamapi.VPK(items[0]+" v2", 8<<10)
+	steam.SetCatalog(updated)
+	oldDigest := e.overlayObj("addons").Status.Digest
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1.AnnotationCheckRequestedAt, time.Now().UTC().Format(time.RFC3339))
+	if _, err := e.admin.Patch(ctx, resources.Overlays, "default", "addons", "application/merge-patch+json", []byte(patch), false); err != nil {
+		t.Fatal(err)
+	}
+	e.until("the games restarted onto the updated Workshop item", 90*time.Second, func() (bool, string) {
+		st := e.overlayObj("addons").Status
+		if st.Digest == oldDigest || len(st.Items) != len(items) || st.Items[0].TimeUpdated == nil || st.Items[0].TimeUpdated.Unix() != updated.Items[0].TimeUpdated {
+			return false, fmt.Sprintf("the Overlay's status: %+v", st)
+		}
+		for _, n := range names {
+			in := e.get(n)
+			if !ready(in) || in.Status.MainPID == pids[n] || in.Status.PendingTemplateHash != "" {
+				return false, fmt.Sprintf("%s: ready %v pid %d (was %d) pending %q", n, ready(in), in.Status.MainPID, pids[n], in.Status.PendingTemplateHash)
+			}
+		}
+		return true, ""
+	})
+	if got := e.merged(names[7], "left4dead2/addons/"+items[0]+".vpk"); got != string(updated.Items[0].Content) {
+		t.Fatalf("restarted onto the updated item, but the merged tree's %s.vpk is not its new version (%d bytes)", items[0], len(got))
+	}
+	if n := steam.Downloads(items[0]); n != 2 {
+		t.Fatalf("the updated item was downloaded %d times in all, want 2 (once per version, for 20 Instances)", n)
+	}
+
 	// Nor after the rollout's and the failures' events.
 	e.noPasswordReported(names)
 
