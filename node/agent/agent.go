@@ -76,7 +76,11 @@ type Options struct {
 
 // Agent is one node's control loop.
 type Agent struct {
-	o     Options
+	o Options
+	// bgCtx is Run's context, for the background overlay fetches (bg),
+	// which Run waits for.
+	bgCtx context.Context
+	bg    sync.WaitGroup
 	paths unit.Paths
 	// steamClientMu serializes copySteamClient.
 	steamClientMu sync.Mutex
@@ -161,6 +165,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.openStore()
+	bgCtx, stopBg := context.WithCancel(ctx)
+	a.ov.mu.Lock()
+	a.bgCtx = bgCtx
+	a.ov.mu.Unlock()
+	// Last: the background fetches end with Run (their units are stopped).
+	defer func() { stopBg(); a.bg.Wait() }()
 	// The queue's own goroutines end with it, also when Run gives up early.
 	defer a.queue.ShutDown()
 	var wg sync.WaitGroup

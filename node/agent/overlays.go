@@ -245,7 +245,9 @@ type overlayState struct {
 	// share an Overlay get one copy, written once.
 	sources map[string]*sourceLock
 	// retryCheck: when a source spec whose check failed is checked again.
-	retryCheck map[string]time.Time
+	retryCheck map[string]checkRetryState
+	// inflight: the source specs a background job fetches or checks.
+	inflight map[string]bool
 	// failedFetch: a source (spec, and fingerprint when checked) whose
 	// fetch failed, and when it may be fetched again. Every Instance
 	// stacking it gets the same failure meanwhile: without it each of
@@ -255,6 +257,13 @@ type overlayState struct {
 	// requests: the checkRequestedAt value last acted on, by source spec.
 	requests map[string]string
 	wake     chan struct{}
+}
+
+// checkRetryState is a source whose checks fail: how often, and when the
+// next one is due.
+type checkRetryState struct {
+	failures int
+	at       time.Time
 }
 
 // fetchFailure is a failed fetch of one source, remembered until RetryAt.
@@ -286,7 +295,7 @@ type sourceLock struct {
 
 func newOverlayState() *overlayState {
 	return &overlayState{users: map[string]map[string]bool{}, status: map[string]v1.NodeOverlay{},
-		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, retryCheck: map[string]time.Time{},
+		held: map[string][]store.Key{}, pinned: map[store.Key]int{}, sources: map[string]*sourceLock{}, retryCheck: map[string]checkRetryState{}, inflight: map[string]bool{},
 		failedFetch: map[string]fetchFailure{}, requests: map[string]string{},
 		wake: make(chan struct{}, 1), index: store.NewIndex()}
 }
@@ -347,20 +356,31 @@ func (s *overlayState) lockSource(src string) (unlock func()) {
 	}
 }
 
-// checkRetry is how soon a source whose check failed is checked again;
-// its Instances keep the entry fetched before meanwhile.
+// checkRetry is how soon a source whose check failed is first checked
+// again (doubling up to its interval); its Instances keep the entry
+// fetched before meanwhile.
 const checkRetry = time.Minute
 
-// ensureOverlay resolves a fetched Overlay to a store entry, materializing
-// it first when the store lacks it, and pins the entry until unpin: the
-// caller renders its mount from it and records it. A Checker's source is
-// checked first when its interval has passed. Errors carry the reason
-// word (Failure).
+// ReasonFetching is an Instance's OverlaysReady reason while a source it
+// stacks is being fetched (in the background: a fetch may take far longer
+// than a reconcile).
+const ReasonFetching = "OverlayFetching"
+
+// ensureOverlay resolves a fetched Overlay to a store entry and pins the
+// entry until unpin: the caller renders its mount from it and records it.
+// A files source the store lacks is written here and now (it is quick); an
+// archive, git or workshop source is fetched in the background (startFetch)
+// and this returns a ReasonFetching Failure meanwhile, so that a download
+// of an hour holds no worker, no lock and no reconcile's deadline: the
+// fetch requeues the Instances when it ends. A Checker's source whose
+// interval has passed is checked in the background too, its Instances
+// going on with the entry they have. Errors carry the reason word
+// (Failure).
 func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key, err error) {
-	ovKey := key(ov.Namespace, ov.Name)
 	digest := ""
 	defer func() {
-		if err != nil {
+		var f overlayFailure
+		if err != nil && !(errors.As(err, &f) && f.reason == ReasonFetching) {
 			a.setOverlayStatus(ov, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFailed, Reason: overlayReason(err), Message: err.Error()})
 		}
 	}()
@@ -388,26 +408,28 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	spec := kind + "/" + sourceHash(ov)
 	unlock := a.ov.lockSource(spec)
 	defer unlock()
-	now := a.checkRequested(ov, spec)
+	if known {
+		return a.ensureKnown(ctx, ov, m, s, spec, want)
+	}
+	requested := a.checkRequested(ov, spec)
 	src, pin := spec, Fetched{}
 	var interval time.Duration
-	checker, _ := m.(Checker)
-	if checker != nil {
-		interval = checker.CheckInterval(ov)
+	if c, ok := m.(Checker); ok {
+		interval = c.CheckInterval(ov)
 	}
-	if !known {
-		a.ov.mu.Lock()
-		res, resolved := a.ov.index.Resolved[spec]
-		a.ov.mu.Unlock()
-		if resolved && interval > 0 {
-			res = a.checkSource(ctx, checker, ov, spec, res, interval, now)
-			pin = decodeFetched(res.Info)
-			src = spec + "@" + res.Fingerprint
+	a.ov.mu.Lock()
+	res, resolved := a.ov.index.Resolved[spec]
+	a.ov.mu.Unlock()
+	if resolved && interval > 0 {
+		pin = decodeFetched(res.Info)
+		src = spec + "@" + res.Fingerprint
+		if a.checkDue(spec, res, interval, requested) {
+			a.startFetch(ov, m, spec, fetchJob{check: true, was: res, interval: interval})
 		}
-		a.ov.mu.Lock()
-		want, known = a.ov.index.Sources[src]
-		a.ov.mu.Unlock()
 	}
+	a.ov.mu.Lock()
+	want, known = a.ov.index.Sources[src]
+	a.ov.mu.Unlock()
 	if known {
 		has, err := s.Has(want)
 		if err != nil {
@@ -420,13 +442,123 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 	a.ov.mu.Lock()
 	failed, hasFailed := a.ov.failedFetch[src]
 	a.ov.mu.Unlock()
-	if hasFailed && time.Now().Before(failed.RetryAt) && !now {
+	if hasFailed && time.Now().Before(failed.RetryAt) && !requested {
 		return k, failed.Err
 	}
-	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: digest, Phase: v1.OverlayPhaseFetching})
+	a.startFetch(ov, m, spec, fetchJob{pin: pin, interval: interval})
+	return k, overlayFailure{ReasonFetching, fmt.Errorf("its %s source is being fetched", kind)}
+}
+
+// ensureKnown is ensureOverlay for a source whose spec names its entry
+// (files): written now, under the caller's locks, when the store lacks it.
+func (a *Agent) ensureKnown(ctx context.Context, ov *v1.Overlay, m Materializer, s *store.Store, spec string, want store.Key) (store.Key, error) {
+	has, err := s.Has(want)
+	if err != nil {
+		return store.Key{}, err
+	}
+	if has {
+		return want, a.resolvedOverlay(ov, spec, spec, want, nil)
+	}
+	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: want.Digest(), Phase: v1.OverlayPhaseFetching})
 	st, err := s.Stage()
 	if err != nil {
-		return k, overlayFailure{ReasonStoreUnavailable, err}
+		return store.Key{}, overlayFailure{ReasonStoreUnavailable, err}
+	}
+	if _, err := m.Materialize(ctx, ov, Fetched{}, st.Dir); err != nil {
+		if derr := st.Discard(); derr != nil {
+			a.o.Log.Error(derr, "cannot remove a failed overlay's staging tree", "overlay", key(ov.Namespace, ov.Name))
+		}
+		return store.Key{}, err
+	}
+	k, err := s.Add(st, m.Scheme())
+	if err != nil {
+		return k, err
+	}
+	if k != want {
+		// The spec names the content: writing something else is a bug,
+		// and stacking it would run what nobody asked for.
+		return k, overlayFailure{ReasonDigestMismatch, fmt.Errorf("wrote content of digest %s, but its spec's is %s", k.Digest(), want.Digest())}
+	}
+	return k, a.resolvedOverlay(ov, spec, spec, k, nil)
+}
+
+// fetchJob is a background fetch or check of one source spec.
+type fetchJob struct {
+	// check: resolve the source first (was: what it held); fetch only
+	// when that changed and the store lacks the new content.
+	check bool
+	was   store.Resolution
+	// pin is what to fetch (a git commit checked before).
+	pin Fetched
+	// interval is the source's check interval (0: never checked).
+	interval time.Duration
+}
+
+// checkDue says whether a checked source's interval (or its retry after a
+// failed check) has passed, or a check was requested.
+func (a *Agent) checkDue(spec string, res store.Resolution, interval time.Duration, requested bool) bool {
+	a.ov.mu.Lock()
+	retryAt := a.ov.retryCheck[spec].at
+	a.ov.mu.Unlock()
+	now := time.Now()
+	return requested || (now.Sub(res.At) >= interval && !now.Before(retryAt))
+}
+
+// startFetch runs job for spec in the background, unless one runs already
+// (then its result serves this caller too). It ends with the agent (Run
+// waits for it), and requeues the namespace's Instances when done.
+func (a *Agent) startFetch(ov *v1.Overlay, m Materializer, spec string, job fetchJob) {
+	a.ov.mu.Lock()
+	if a.ov.inflight[spec] || a.bgCtx == nil {
+		a.ov.mu.Unlock()
+		return
+	}
+	a.ov.inflight[spec] = true
+	a.ov.mu.Unlock()
+	ov = ov.DeepCopy()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.runFetch(a.bgCtx, ov, m, spec, job)
+		a.ov.mu.Lock()
+		delete(a.ov.inflight, spec)
+		a.ov.mu.Unlock()
+		a.requeueNamespace(ov.Namespace)
+	}()
+}
+
+// runFetch is a background job: the check, then the fetch, Add and the
+// index, on the agent's context (the fetcher's unit has its own timeout).
+func (a *Agent) runFetch(ctx context.Context, ov *v1.Overlay, m Materializer, spec string, job fetchJob) {
+	ovKey := key(ov.Namespace, ov.Name)
+	s := a.ov.store
+	pin := job.pin
+	if job.check {
+		next, changed, ok := a.checkSource(ctx, m.(Checker), ov, spec, job.was, job.interval)
+		if !ok || !changed {
+			return
+		}
+		pin = decodeFetched(next.Info)
+		a.ov.mu.Lock()
+		k, known := a.ov.index.Sources[spec+"@"+next.Fingerprint]
+		a.ov.mu.Unlock()
+		if known {
+			if has, _ := s.Has(k); has {
+				return // fetched before: the requeued reconciles stack it
+			}
+		}
+	}
+	// src is where ensureOverlay looks for this fetch's failure: the spec
+	// and what it was pinned to, when it is checked and was resolved.
+	src := spec
+	if job.interval > 0 && pin.Fingerprint() != "" {
+		src = spec + "@" + pin.Fingerprint()
+	}
+	a.setOverlayStatus(ov, v1.NodeOverlay{Phase: v1.OverlayPhaseFetching})
+	st, err := s.Stage()
+	if err != nil {
+		a.fetchFailed(ctx, ov, src, overlayFailure{ReasonStoreUnavailable, err})
+		return
 	}
 	began := time.Now()
 	got, err := m.Materialize(ctx, ov, pin, st.Dir)
@@ -434,34 +566,31 @@ func (a *Agent) ensureOverlay(ctx context.Context, ov *v1.Overlay) (k store.Key,
 		if derr := st.Discard(); derr != nil {
 			a.o.Log.Error(derr, "cannot remove a failed overlay's staging tree", "overlay", ovKey)
 		}
-		a.fetchFailed(ctx, ovKey, src, err)
-		return k, err
+		a.fetchFailed(ctx, ov, src, err)
+		return
 	}
-	k, err = s.Add(st, m.Scheme())
+	a.ov.gc.RLock()
+	defer a.ov.gc.RUnlock()
+	k, err := s.Add(st, m.Scheme())
 	if err != nil {
-		a.fetchFailed(ctx, ovKey, src, err)
-		return k, err
+		a.fetchFailed(ctx, ov, src, err)
+		return
 	}
 	a.ov.mu.Lock()
 	delete(a.ov.failedFetch, src)
 	a.ov.mu.Unlock()
-	if digest != "" && k != want {
-		// The spec names the content: writing something else is a bug,
-		// and stacking it would run what nobody asked for.
-		return k, overlayFailure{ReasonDigestMismatch, fmt.Errorf("wrote content of digest %s, but its spec's is %s", k.Digest(), digest)}
-	}
 	res := store.Resolution{Fingerprint: got.Fingerprint(), Info: encodeFetched(got)}
 	src = spec
-	if interval > 0 {
+	if job.interval > 0 {
 		res.At = began
 		src = spec + "@" + res.Fingerprint
 	}
-	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", kind, "entry", k.Name(), "fingerprint", res.Fingerprint, "took", time.Since(began).Round(time.Millisecond))
-	return k, a.resolvedOverlay(ov, src, spec, k, &res)
+	a.o.Log.Info("overlay stored", "overlay", ovKey, "source", ov.Spec.Source.Kind(), "entry", k.Name(), "fingerprint", res.Fingerprint, "took", time.Since(began).Round(time.Millisecond))
+	a.recordOverlay(ov, src, spec, k, &res)
 }
 
 // checkRequested says whether the Overlay's left4me.io/checkRequestedAt
-// holds a value this agent has not acted on for this source spec: then
+// holds a value this agent has not acted on for this Overlay's source spec: then
 // the source is checked and a failed fetch tried again now, not at the
 // interval or the backoff's end. Called under the source's lock, so the
 // first of the Instances stacking it acts, and the others find the result.
@@ -470,22 +599,28 @@ func (a *Agent) checkRequested(ov *v1.Overlay, spec string) bool {
 	if req == "" {
 		return false
 	}
+	// By Overlay and spec: two Overlays sharing a source each have their
+	// own annotation, and neither's value is news to the other.
+	k := key(ov.Namespace, ov.Name) + " " + spec
 	a.ov.mu.Lock()
 	defer a.ov.mu.Unlock()
-	if a.ov.requests[spec] == req {
+	if a.ov.requests[k] == req {
 		return false
 	}
-	a.ov.requests[spec] = req
+	a.ov.requests[k] = req
 	return true
 }
 
-// fetchFailed remembers a failed fetch of src, so the Instances sharing
-// it are not fetching it again until the backoff has passed (the resync
-// brings them back then). A fetch its context ended is not a failure.
-func (a *Agent) fetchFailed(ctx context.Context, ovKey, src string, err error) {
+// fetchFailed reports a failed fetch of src and remembers it, so the
+// Instances sharing it are not fetching it again until the backoff has
+// passed (the resync brings them back then). A fetch its context ended (the
+// agent stopping) is not a failure.
+func (a *Agent) fetchFailed(ctx context.Context, ov *v1.Overlay, src string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
+	a.setOverlayStatus(ov, v1.NodeOverlay{Phase: v1.OverlayPhaseFailed, Reason: overlayReason(err), Message: err.Error()})
+	ovKey := key(ov.Namespace, ov.Name)
 	now := time.Now()
 	a.ov.mu.Lock()
 	defer a.ov.mu.Unlock()
@@ -502,31 +637,39 @@ func (a *Agent) fetchFailed(ctx context.Context, ovKey, src string, err error) {
 		"reason", overlayReason(err), "error", err.Error(), "attempt", f.Failures, "retryAt", f.RetryAt.Format(time.RFC3339))
 }
 
-// checkSource is a checked source's resolution: res itself until its
-// interval has passed (or a check is requested), then what Check finds
-// (and the index records). A
-// failed check keeps res, and is tried again after checkRetry: games keep
-// what was fetched.
-func (a *Agent) checkSource(ctx context.Context, c Checker, ov *v1.Overlay, spec string, res store.Resolution, interval time.Duration, requested bool) store.Resolution {
+// checkSource resolves a checked source again (in the background job) and
+// records what it holds now. changed says its fingerprint moved from
+// was's; ok is false when the check failed: games keep what was fetched,
+// the Node's status says so on the entry that stays Ready, and the next
+// check waits checkRetry, doubling up to the interval.
+func (a *Agent) checkSource(ctx context.Context, c Checker, ov *v1.Overlay, spec string, was store.Resolution, interval time.Duration) (next store.Resolution, changed, ok bool) {
 	now := time.Now()
-	a.ov.mu.Lock()
-	retryAt := a.ov.retryCheck[spec]
-	a.ov.mu.Unlock()
-	if !requested && (now.Sub(res.At) < interval || now.Before(retryAt)) {
-		return res
-	}
 	f, err := a.runCheck(ctx, c, ov)
 	if err != nil {
-		a.o.Log.Info("cannot check an overlay's source; keeping what was fetched", "overlay", key(ov.Namespace, ov.Name),
-			"reason", overlayReason(err), "error", err.Error(), "retry", checkRetry)
+		if ctx.Err() != nil {
+			return was, false, false
+		}
 		a.ov.mu.Lock()
-		a.ov.retryCheck[spec] = now.Add(checkRetry)
+		r := a.ov.retryCheck[spec]
+		r.failures++
+		wait := min(checkRetry<<min(r.failures-1, 16), max(interval, checkRetry))
+		r.at = now.Add(wait)
+		a.ov.retryCheck[spec] = r
+		st := a.ov.status[key(ov.Namespace, ov.Name)]
 		a.ov.mu.Unlock()
-		return res
+		a.o.Log.Info("cannot check an overlay's source; keeping what was fetched", "overlay", key(ov.Namespace, ov.Name),
+			"reason", overlayReason(err), "error", err.Error(), "retry", wait)
+		if st.Phase == v1.OverlayPhaseReady {
+			st.Reason = overlayReason(err)
+			st.Message = fmt.Sprintf("the last check failed (again in %s), running what was fetched: %v", wait, err)
+			a.setOverlayStatus(ov, st)
+		}
+		return was, false, false
 	}
-	next := store.Resolution{At: now, Fingerprint: f.Fingerprint(), Info: encodeFetched(f)}
-	if next.Fingerprint != res.Fingerprint {
-		a.o.Log.Info("an overlay's source changed", "overlay", key(ov.Namespace, ov.Name), "was", res.Fingerprint, "now", next.Fingerprint)
+	next = store.Resolution{At: now, Fingerprint: f.Fingerprint(), Info: encodeFetched(f)}
+	changed = next.Fingerprint != was.Fingerprint
+	if changed {
+		a.o.Log.Info("an overlay's source changed", "overlay", key(ov.Namespace, ov.Name), "was", was.Fingerprint, "now", next.Fingerprint)
 	}
 	a.ov.mu.Lock()
 	delete(a.ov.retryCheck, spec)
@@ -535,8 +678,13 @@ func (a *Agent) checkSource(ctx context.Context, c Checker, ov *v1.Overlay, spec
 	if err := a.ov.store.WriteIndex(idx); err == nil {
 		a.ov.index = idx
 	}
+	st := a.ov.status[key(ov.Namespace, ov.Name)]
 	a.ov.mu.Unlock()
-	return next
+	if !changed && st.Phase == v1.OverlayPhaseReady && st.Reason != "" {
+		st.Reason, st.Message = "", "" // a check works again
+		a.setOverlayStatus(ov, st)
+	}
+	return next, changed, true
 }
 
 // runCheck runs Check in a staging directory of its own.
@@ -569,13 +717,22 @@ func decodeFetched(data json.RawMessage) Fetched {
 	return f
 }
 
-// resolvedOverlay records that an Overlay's source (src: its spec hash,
-// and fingerprint when checked) gave entry k, and res, when new, what the
-// spec was found to hold: pinned, its newest in the index, Ready.
+// resolvedOverlay pins entry k for a reconcile about to stack it, and
+// records it (recordOverlay).
 func (a *Agent) resolvedOverlay(ov *v1.Overlay, src, spec string, k store.Key, res *store.Resolution) error {
-	ovKey := key(ov.Namespace, ov.Name)
 	a.ov.mu.Lock()
 	a.ov.pinned[k]++
+	a.ov.mu.Unlock()
+	a.recordOverlay(ov, src, spec, k, res)
+	return nil
+}
+
+// recordOverlay records that an Overlay's source (src: its spec hash, and
+// fingerprint when checked) gave entry k, and res, when new, what the spec
+// was found to hold: its newest in the index, Ready.
+func (a *Agent) recordOverlay(ov *v1.Overlay, src, spec string, k store.Key, res *store.Resolution) {
+	ovKey := key(ov.Namespace, ov.Name)
+	a.ov.mu.Lock()
 	history := a.ov.index.Overlays[ovKey]
 	changed := len(history) == 0 || history[0] != k || a.ov.index.Sources[src] != k || res != nil
 	var err error
@@ -591,6 +748,10 @@ func (a *Agent) resolvedOverlay(ov *v1.Overlay, src, spec string, k store.Key, r
 		}
 	}
 	info := decodeFetched(a.ov.index.Resolved[spec].Info)
+	if res != nil {
+		info = decodeFetched(res.Info) // what was fetched, whether or not the index could say so
+	}
+	prev := a.ov.status[ovKey]
 	a.ov.mu.Unlock()
 	if err != nil {
 		// Only the memory of which entry is the previous one is at stake.
@@ -599,8 +760,11 @@ func (a *Agent) resolvedOverlay(ov *v1.Overlay, src, spec string, k store.Key, r
 	if changed {
 		a.wakeStoreGC() // the entry before the previous one may be unused now
 	}
-	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady, Commit: info.Commit, Items: info.Items})
-	return nil
+	st := v1.NodeOverlay{Digest: k.Digest(), Phase: v1.OverlayPhaseReady, Commit: info.Commit, Items: info.Items}
+	if prev.Phase == v1.OverlayPhaseReady && prev.Digest == st.Digest && res == nil {
+		st.Reason, st.Message = prev.Reason, prev.Message // a failed check's note stays until a check works
+	}
+	a.setOverlayStatus(ov, st)
 }
 
 func (a *Agent) unpin(k store.Key) {
