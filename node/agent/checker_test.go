@@ -206,6 +206,10 @@ func TestFingerprint(t *testing.T) {
 	if base.Fingerprint() != same.Fingerprint() {
 		t.Error("a title edit changed the fingerprint: the file did not change")
 	}
+	reordered := items(base.Items[1], base.Items[0])
+	if reordered.Fingerprint() != base.Fingerprint() {
+		t.Error("a collection reordered on Steam changed the fingerprint: the tree is the same")
+	}
 	for name, f := range map[string]Fetched{
 		"an item updated": items(v1.WorkshopItem{ID: "3001", TimeUpdated: at(200)}, v1.WorkshopItem{ID: "3002", TimeUpdated: at(100)}),
 		"an item added":   items(v1.WorkshopItem{ID: "3001", TimeUpdated: at(100)}, v1.WorkshopItem{ID: "3002", TimeUpdated: at(100)}, v1.WorkshopItem{ID: "3003"}),
@@ -220,5 +224,62 @@ func TestFingerprint(t *testing.T) {
 	}
 	if got := (Fetched{}).Fingerprint(); got != "" {
 		t.Errorf("nothing's fingerprint: %q", got)
+	}
+}
+
+// TestSourceHashIgnoresTheInterval: editing how often a source is checked
+// is the same source (nothing is fetched again); editing what it names is
+// not.
+func TestSourceHashIgnoresTheInterval(t *testing.T) {
+	git := func(ref, interval string) *v1.Overlay {
+		return &v1.Overlay{Spec: v1.OverlaySpec{Source: v1.OverlaySource{Git: &v1.GitSource{URL: "https://git.example/cfg.git", Ref: ref, CheckInterval: interval}}}}
+	}
+	if sourceHash(git("main", "10m")) != sourceHash(git("main", "1m")) {
+		t.Error("a new git checkInterval is a new source")
+	}
+	if sourceHash(git("main", "10m")) == sourceHash(git("v2", "10m")) {
+		t.Error("a new ref is the same source")
+	}
+	ws := func(interval string) *v1.Overlay {
+		return &v1.Overlay{Spec: v1.OverlaySpec{Source: v1.OverlaySource{Workshop: &v1.WorkshopSource{Items: []string{"3001"}, CheckInterval: interval}}}}
+	}
+	if sourceHash(ws("1h")) != sourceHash(ws("5m")) {
+		t.Error("a new workshop checkInterval is a new source")
+	}
+	if ov := ws("5m"); sourceHash(ov) != "" && ov.Spec.Source.Workshop.CheckInterval != "5m" {
+		t.Error("sourceHash changed the Overlay it hashed")
+	}
+}
+
+// TestHeartbeatItems: a node's status carries Workshop items within a
+// budget, titles cut, so that large collections cannot make the heartbeat
+// too large for the API.
+func TestHeartbeatItems(t *testing.T) {
+	item := func(i int) v1.WorkshopItem {
+		return v1.WorkshopItem{ID: fmt.Sprint(1000 + i), Title: strings.Repeat("t", 400)}
+	}
+	some := func(n int) []v1.WorkshopItem {
+		var out []v1.WorkshopItem
+		for i := range n {
+			out = append(out, item(i))
+		}
+		return out
+	}
+	list := []v1.NodeOverlay{{Name: "a", Items: some(3)}, {Name: "big", Items: some(maxHeartbeatOverlayItems + 1)}}
+	for i := range 5 {
+		list = append(list, v1.NodeOverlay{Name: fmt.Sprint("c", i), Items: some(maxHeartbeatOverlayItems)})
+	}
+	got := heartbeatItems(list)
+	total := 0
+	for _, e := range got {
+		total += len(e.Items)
+		for _, it := range e.Items {
+			if len(it.Title) > maxHeartbeatTitle {
+				t.Fatalf("%s: a title of %d bytes", e.Name, len(it.Title))
+			}
+		}
+	}
+	if len(got[0].Items) != 3 || got[1].Items != nil || total > maxHeartbeatItems {
+		t.Fatalf("items: a %d, big %d, total %d", len(got[0].Items), len(got[1].Items), total)
 	}
 }

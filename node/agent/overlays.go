@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -87,7 +88,11 @@ func (f Fetched) Fingerprint() string {
 		return ""
 	}
 	h := sha256.New()
-	for _, it := range f.Items {
+	items := slices.Clone(f.Items)
+	// The tree holds <id>.vpk whatever the order: a collection reordered
+	// on Steam is the same content.
+	slices.SortFunc(items, func(x, y v1.WorkshopItem) int { return strings.Compare(x.ID, y.ID) })
+	for _, it := range items {
 		var t int64
 		if it.TimeUpdated != nil {
 			t = it.TimeUpdated.Unix()
@@ -330,7 +335,16 @@ func (a *Agent) openStore() {
 // sourceHash names an Overlay's source spec (not its name: two Overlays
 // with the same source share the work and the entry).
 func sourceHash(ov *v1.Overlay) string {
-	data, _ := json.Marshal(ov.Spec.Source)
+	src := *ov.Spec.Source.DeepCopy()
+	// How often a source is checked is not what it holds: editing the
+	// interval must not fetch it all again.
+	if src.Git != nil {
+		src.Git.CheckInterval = ""
+	}
+	if src.Workshop != nil {
+		src.Workshop.CheckInterval = ""
+	}
+	data, _ := json.Marshal(src)
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:16])
 }
@@ -705,6 +719,9 @@ func encodeFetched(f Fetched) json.RawMessage {
 	if f.Commit == "" && len(f.Items) == 0 {
 		return nil
 	}
+	// What the fetcher said is bounded as the API bounds it (the index
+	// must stay readable: a hostile fetcher could inflate its items).
+	f.Items = boundedItems(f.Items)
 	data, _ := json.Marshal(f) // plain data: cannot fail
 	return data
 }
@@ -882,7 +899,41 @@ func (a *Agent) nodeOverlays() []v1.NodeOverlay {
 	if len(out) > validation.MaxNodeOverlays {
 		out = out[:validation.MaxNodeOverlays]
 	}
-	return out
+	return heartbeatItems(out)
+}
+
+// Bounds of the Workshop items a heartbeat carries: the whole Node status
+// goes in one request (the API takes 1 MiB), and a tenant's collections
+// must not fill it. Past them an Overlay's items are left out (describe
+// shows none for it; the digest and the rollout do not depend on them);
+// titles are for people, and cut.
+const (
+	maxHeartbeatItems        = 2000
+	maxHeartbeatOverlayItems = 500
+	maxHeartbeatTitle        = 128
+)
+
+// heartbeatItems bounds the items in status.overlays (a copy; the agent's
+// own state keeps them whole).
+func heartbeatItems(list []v1.NodeOverlay) []v1.NodeOverlay {
+	budget := maxHeartbeatItems
+	for i := range list {
+		items := list[i].Items
+		if len(items) > maxHeartbeatOverlayItems || len(items) > budget {
+			list[i].Items = nil
+			continue
+		}
+		budget -= len(items)
+		out := make([]v1.WorkshopItem, len(items))
+		for j, it := range items {
+			if len(it.Title) > maxHeartbeatTitle {
+				it.Title = strings.ToValidUTF8(it.Title[:maxHeartbeatTitle], "")
+			}
+			out[j] = it
+		}
+		list[i].Items = out
+	}
+	return list
 }
 
 // reasonWord is s as a CamelCase word the API takes: letters and digits,

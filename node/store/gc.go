@@ -74,7 +74,7 @@ type Index struct {
 	// Resolved are what each source spec ("kind/hash", the prefix of its
 	// Sources keys: "kind/hash@fingerprint" for one that is checked) was
 	// last found to hold, and when: a restarted agent checks a git branch
-	// or Workshop items on schedule, not at once, and still names their
+	// or Workshop items on schedule (unless a check request stands), and still names their
 	// commit and items.
 	Resolved map[string]Resolution `json:"resolved,omitempty"`
 }
@@ -213,6 +213,10 @@ func (s *Store) WriteIndex(x Index) error {
 	data, err := json.MarshalIndent(x, "", "  ")
 	if err != nil {
 		return err
+	}
+	if len(data) > maxIndexBytes {
+		// ReadIndex would refuse it at the next start, losing it all.
+		return fmt.Errorf("write the overlay store's index: %d bytes, over its %d", len(data), maxIndexBytes)
 	}
 	d, err := s.open()
 	if err != nil {
