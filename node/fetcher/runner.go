@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +36,10 @@ const (
 	// pack could claim much more; 2 GiB is several times what the largest
 	// real config repositories and archives need.
 	DefaultMemoryMax = 2 << 30
+	// DefaultSlots fetches run at once: the downloads share the node's
+	// bandwidth anyway, and each is its own account (l4m-fetch,
+	// l4m-fetch-1, ...).
+	DefaultSlots = 4
 	// fetcherTasksMax bounds its threads (the Go runtime's, a few dozen).
 	fetcherTasksMax = 256
 	// DefaultKeepLogs is how many failed fetches' logs are kept; a
@@ -66,6 +71,9 @@ type Config struct {
 	// MemoryMax bounds a fetcher unit's memory in bytes
 	// (DefaultMemoryMax).
 	MemoryMax uint64
+	// Slots is how many fetches run at once (DefaultSlots), each as its
+	// own account; more wait for one to end.
+	Slots int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -87,6 +95,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MemoryMax == 0 {
 		c.MemoryMax = DefaultMemoryMax
 	}
+	c.Slots = orDefault(c.Slots, DefaultSlots)
 	for field, p := range map[string]string{"Exe": c.Exe, "LogDir": c.LogDir} {
 		if !filepath.IsAbs(p) {
 			return c, fmt.Errorf("fetcher config: %s %q is not an absolute path", field, p)
@@ -125,6 +134,11 @@ type Runner struct {
 	units    Units
 	accounts Accounts
 	log      logr.Logger
+	// slots counts the fetches running (at most Slots); inUse says which
+	// accounts (by index) they run as.
+	slots chan struct{}
+	mu    sync.Mutex
+	inUse []bool
 }
 
 // New checks cfg and returns a Runner.
@@ -133,7 +147,47 @@ func New(cfg Config, units Units, accounts Accounts, log logr.Logger) (*Runner, 
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, units: units, accounts: accounts, log: log}, nil
+	return &Runner{cfg: cfg, units: units, accounts: accounts, log: log,
+		slots: make(chan struct{}, cfg.Slots), inUse: make([]bool, cfg.Slots)}, nil
+}
+
+// acquire takes the lowest free slot (so a lone fetch is always the first
+// account's): which account a fetch runs as.
+func (r *Runner) acquire(ctx context.Context) (int, error) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, used := range r.inUse {
+		if !used {
+			r.inUse[i] = true
+			return i, nil
+		}
+	}
+	<-r.slots // cannot happen: len(inUse) == cap(slots)
+	return 0, errors.New("fetcher slots: a slot was taken but none is free")
+}
+
+func (r *Runner) release(i int) {
+	r.mu.Lock()
+	r.inUse[i] = false
+	r.mu.Unlock()
+	<-r.slots
+}
+
+// account is slot i's account: Account, then Account-1, Account-2, ...
+// Fetches that run at once never share a uid, so that one fetcher (whose
+// parser a hostile archive or pack might have taken over) cannot reach
+// another's staging directory through /proc/<pid>/root: ProtectProc=
+// invisible hides other users' processes.
+func (r *Runner) account(i int) string {
+	if i == 0 {
+		return r.cfg.Account
+	}
+	return fmt.Sprintf("%s-%d", r.cfg.Account, i)
 }
 
 // FetchArchive is Fetch of an archive.
@@ -178,7 +232,12 @@ func (r *Runner) Fetch(ctx context.Context, j Job, staging string) (Result, erro
 	if !filepath.IsAbs(staging) || filepath.Clean(staging) != staging {
 		return fail(InvalidSpec, fmt.Sprintf("staging %q: want an absolute, clean path", staging), nil)
 	}
-	acct, err := r.accounts.EnsureService(r.cfg.Account, accountService)
+	slot, err := r.acquire(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("fetch %s: waiting for a fetcher slot: %w", what, err)
+	}
+	defer r.release(slot)
+	acct, err := r.accounts.EnsureService(r.account(slot), accountService)
 	if err != nil {
 		return fail(FetcherFailed, "the account the fetcher runs as", err)
 	}

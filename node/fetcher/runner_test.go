@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -378,5 +379,47 @@ func TestStopLeftovers(t *testing.T) {
 	want := []string{"stop l4m-fetch-0123456789abcdef.service", "stop l4m-fetch-fedcba9876543210.service"}
 	if !slices.Equal(stops, want) {
 		t.Fatalf("stopped %v, want %v", stops, want)
+	}
+}
+
+// TestConcurrentFetchesNeverShareAnAccount: fetches running at once run
+// as different accounts (one fetcher cannot reach another's staging
+// directory through /proc), at most Slots at a time; a slot's account is
+// used again once its fetch ended.
+func TestConcurrentFetchesNeverShareAnAccount(t *testing.T) {
+	r, u := newRunner(t, Config{Slots: 2})
+	archive := tarGz(t, sourcemod("sm/")...)
+	var mu sync.Mutex
+	arrived, release := 0, make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		if arrived++; arrived == 2 {
+			close(release) // both slots are in use: let them finish
+		}
+		mu.Unlock()
+		<-release
+		w.Write(archive)
+	}))
+	t.Cleanup(s.Close)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := r.FetchArchive(context.Background(), smSpec(s.URL+"/sm.tar.gz", archive), stagingDir(t))
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	users := map[string]int{}
+	for _, j := range u.jobs {
+		users[j.User]++
+	}
+	if len(u.jobs) != 3 || len(users) != 2 || users[DefaultAccount] == 0 || users[DefaultAccount+"-1"] == 0 {
+		t.Fatalf("3 fetches over 2 slots ran as %v", users)
 	}
 }
