@@ -77,6 +77,10 @@ bench-fleet: ## 300 Instances over the fleet test's 3 sandbox hosts, API create�
 bench-install: ## New game build published → all 300 Instances over 3 sandbox hosts on it, vs the steamcmd double's own download (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestInstallBenchmark -v -timeout 30m ./node/e2e
 
+.PHONY: bench-overlays
+bench-overlays: ## 100 Instances on one sandbox host stacking 3 fetched Overlays (archive, git, Workshop) vs the same trees as path Overlays, apply→all Ready (root; N sets the count).
+	L4M_BENCH=1 $(GO) test -count=1 -run TestOverlayBenchmark -v -timeout 30m ./node/e2e
+
 .PHONY: bench-fetch
 bench-fetch: ## Overlay fetcher: download+extract a generated 500 MB tar.gz from loopback vs `curl | tar -xz` of it (prints a table; FETCH_MB sets the size).
 	$(GO) run ./hack/bench-fetch -size $(or $(FETCH_MB),500)
