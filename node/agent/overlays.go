@@ -473,6 +473,12 @@ func (a *Agent) ensureKnown(ctx context.Context, ov *v1.Overlay, m Materializer,
 	if has {
 		return want, a.resolvedOverlay(ov, spec, spec, want, nil)
 	}
+	a.ov.mu.Lock()
+	failed, hasFailed := a.ov.failedFetch[spec]
+	a.ov.mu.Unlock()
+	if hasFailed && time.Now().Before(failed.RetryAt) {
+		return store.Key{}, failed.Err
+	}
 	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: want.Digest(), Phase: v1.OverlayPhaseFetching})
 	st, err := s.Stage()
 	if err != nil {
@@ -482,12 +488,17 @@ func (a *Agent) ensureKnown(ctx context.Context, ov *v1.Overlay, m Materializer,
 		if derr := st.Discard(); derr != nil {
 			a.o.Log.Error(derr, "cannot remove a failed overlay's staging tree", "overlay", key(ov.Namespace, ov.Name))
 		}
+		a.fetchFailed(ctx, ov, spec, err)
 		return store.Key{}, err
 	}
 	k, err := s.Add(st, m.Scheme())
 	if err != nil {
+		a.fetchFailed(ctx, ov, spec, err)
 		return k, err
 	}
+	a.ov.mu.Lock()
+	delete(a.ov.failedFetch, spec)
+	a.ov.mu.Unlock()
 	if k != want {
 		// The spec names the content: writing something else is a bug,
 		// and stacking it would run what nobody asked for.
