@@ -190,6 +190,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer ls.stop()
 	}
 	if err := a.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while registering: not a failure
+		}
 		return err
 	}
 	changes, err := a.o.Systemd.Changes(ctx)
