@@ -42,7 +42,9 @@ type nodeSettings struct {
 	Address     string            `json:"address,omitempty"`
 	MountDriver string            `json:"mountDriver,omitempty"`
 	LogsListen  *string           `json:"logsListen,omitempty"`
-	Steamcmd    struct {
+	// MetricsBindAddress is --metrics-bind-address ("" or "0": off).
+	MetricsBindAddress *string `json:"metricsBindAddress,omitempty"`
+	Steamcmd           struct {
 		Path    string `json:"path,omitempty"`
 		Timeout string `json:"timeout,omitempty"`
 		TwoPass *bool  `json:"twoPass,omitempty"`
@@ -94,6 +96,9 @@ func (s *nodeSettings) applyTo(o *options, flags *pflag.FlagSet) error {
 	}
 	if s.LogsListen != nil {
 		set("logs-listen", func() { o.logs = *s.LogsListen })
+	}
+	if s.MetricsBindAddress != nil {
+		set("metrics-bind-address", func() { o.metrics = *s.MetricsBindAddress })
 	}
 	if s.Steamcmd.Path != "" {
 		set("steamcmd", func() { o.steamcmdPath = s.Steamcmd.Path })

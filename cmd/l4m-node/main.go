@@ -43,6 +43,7 @@ type options struct {
 	labels    []string
 	address   string
 	logs      string
+	metrics   string
 	joinToken string
 	driver    string
 	maxInst   int32
@@ -95,6 +96,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
 	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
+	f.StringVar(&o.metrics, "metrics-bind-address", "127.0.0.1:9740", "where Prometheus metrics are served over plain HTTP at /metrics; \"\" or \"0\": not served")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 10*time.Second, "how often the node reports it is alive (keep it well under l4m-server's --node-grace-period)")
 	f.IntVar(&o.workers, "workers", agent.DefaultWorkers, "Instances realized at once")
 	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
@@ -239,6 +241,15 @@ func run(o *options, nf *nodeFile) error {
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
 		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
 	}).Run(ctx)
+}
+
+// metricsListen is --metrics-bind-address as the agent takes it: "0"
+// disables it, as for the kubelet and controller-runtime.
+func metricsListen(addr string) string {
+	if addr == "0" {
+		return ""
+	}
+	return addr
 }
 
 // join exchanges the join token for this node's own token and saves it in

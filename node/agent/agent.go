@@ -53,6 +53,12 @@ type Options struct {
 	// cluster CA its clients' certificates must chain to.
 	LogsListen string
 	CAPEM      []byte
+	// MetricsListen is where /metrics is served over plain HTTP ("": not
+	// served).
+	MetricsListen string
+	// CgroupRoot is where cgroup v2 is mounted (default DefaultCgroupRoot),
+	// read for the games' CPU time and memory.
+	CgroupRoot string
 	// Workers is how many Instances are reconciled at once (default
 	// DefaultWorkers).
 	Workers int
@@ -87,6 +93,8 @@ type Agent struct {
 	queue         workqueue.TypedRateLimitingInterface[string]
 
 	logs      *logServer
+	metrics   *metricsServer
+	fetches   fetchStats
 	mu        sync.Mutex
 	instances map[string]*v1.Instance // by "ns/name", as the watch last saw them
 	own       map[string]string       // by "ns/name": resourceVersion of this agent's last write
@@ -188,6 +196,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Deferred after wg.Wait, so it runs first: the log server stops
 		// (its streams end with ctx) whether Run returns early or not.
 		defer ls.stop()
+	}
+	if a.o.MetricsListen != "" {
+		ms, err := a.startMetricsServer(ctx, a.o.MetricsListen)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.metrics = ms
+		a.mu.Unlock()
+		defer ms.stop()
 	}
 	if err := a.register(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -582,6 +600,17 @@ func (a *Agent) writeNodeStatus(ctx context.Context) error {
 		a.inst.mu.Unlock()
 	}
 	return nil
+}
+
+// MetricsAddr is where /metrics is served ("" before Run started it, or
+// when it is not).
+func (a *Agent) MetricsAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.metrics == nil {
+		return ""
+	}
+	return a.metrics.Addr()
 }
 
 func (a *Agent) logsEndpoint() *v1.LogsEndpoint {

@@ -480,6 +480,7 @@ func (a *Agent) ensureKnown(ctx context.Context, ov *v1.Overlay, m Materializer,
 		return store.Key{}, failed.Err
 	}
 	a.setOverlayStatus(ov, v1.NodeOverlay{Digest: want.Digest(), Phase: v1.OverlayPhaseFetching})
+	a.fetches.add(ov.Spec.Source.Kind(), false)
 	st, err := s.Stage()
 	if err != nil {
 		return store.Key{}, overlayFailure{ReasonStoreUnavailable, err}
@@ -580,6 +581,7 @@ func (a *Agent) runFetch(ctx context.Context, ov *v1.Overlay, m Materializer, sp
 		src = spec + "@" + pin.Fingerprint()
 	}
 	a.setOverlayStatus(ov, v1.NodeOverlay{Phase: v1.OverlayPhaseFetching})
+	a.fetches.add(ov.Spec.Source.Kind(), false)
 	st, err := s.Stage()
 	if err != nil {
 		a.fetchFailed(ctx, ov, src, overlayFailure{ReasonStoreUnavailable, err})
@@ -644,6 +646,7 @@ func (a *Agent) fetchFailed(ctx context.Context, ov *v1.Overlay, src string, err
 	if ctx.Err() != nil {
 		return
 	}
+	a.fetches.add(ov.Spec.Source.Kind(), true)
 	a.setOverlayStatus(ov, v1.NodeOverlay{Phase: v1.OverlayPhaseFailed, Reason: overlayReason(err), Message: err.Error()})
 	ovKey := key(ov.Namespace, ov.Name)
 	now := time.Now()

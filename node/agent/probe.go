@@ -25,6 +25,8 @@ type probe struct {
 	next   time.Time
 	// inflight: a query is on its way (the loop does not send another).
 	inflight bool
+	// latency is the answered queries' times, for the metrics.
+	latency latency
 }
 
 // startupProbe is how often a game that has not answered yet is asked:
@@ -114,7 +116,9 @@ const maxConcurrentProbes = 32
 
 func (a *Agent) probeOnce(ctx context.Context, id string, p *probe) {
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	began := time.Now()
 	info, err := a2s.QueryInfo(qctx, p.addr)
+	took := time.Since(began)
 	cancel()
 	before, beforeInfo, _ := p.result()
 	p.mu.Lock()
@@ -125,6 +129,7 @@ func (a *Agent) probeOnce(ctx context.Context, id string, p *probe) {
 		p.err = err
 	} else {
 		p.misses, p.info, p.err = 0, info, nil
+		p.latency.observe(took.Seconds())
 	}
 	p.next = time.Now().Add(a.o.Probe)
 	if p.info == nil {
