@@ -176,6 +176,11 @@ func (a *Agent) snapshot() nodeSample {
 	for _, inst := range a.nodeInstallations() {
 		out.Builds[inst.Name] = inst.Builds
 	}
+	if build, present := installationBuild(a.paths.Installation()); present && build != "" {
+		// The predecessor's hand-made installation/, which no Installation
+		// names ("/" keeps it apart from every Installation's name).
+		out.Builds[legacyInstallation] = []string{build}
+	}
 	return out
 }
 
@@ -185,6 +190,10 @@ func (a *Agent) cgroupRoot() string {
 	}
 	return DefaultCgroupRoot
 }
+
+// legacyInstallation is the installation label of the hand-made
+// installation/ directory's build.
+const legacyInstallation = "installation/"
 
 // cgroupFileMax bounds what is read of one cgroup file.
 const cgroupFileMax = 4096
