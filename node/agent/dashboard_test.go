@@ -11,7 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/yaml"
 
-	"github.com/left4me/left4me/controllers/controllertest"
+	"github.com/left4me/left4me/apis/server/servertest"
+	"github.com/left4me/left4me/controllers/leader"
 )
 
 // exportedNames are the metric names the node's registry and a real
@@ -19,7 +20,12 @@ import (
 // histogram adds.
 func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
-	srv, _ := controllertest.StartWithControllers(t)
+	// The leader's gauge is registered by leader.New; the controllers need
+	// not run for it to be described.
+	srv, _ := servertest.Start(t)
+	if _, err := leader.New(leader.Options{Store: srv.Store, Etcd: srv.Etcd, Metrics: srv.MetricsRegistry()}); err != nil {
+		t.Fatal(err)
+	}
 	serverRegistry, ok := srv.MetricsRegistry().(prometheus.Collector)
 	if !ok {
 		t.Fatalf("the API server's registry %T cannot be described", srv.MetricsRegistry())
