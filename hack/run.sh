@@ -20,6 +20,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make run needs root: it boots a sandbox host with systemd" >&2; exit 1; }
 data="$PWD/.data"
 listen="${LISTEN:-127.0.0.1:6443}"
+# l4m-node's Prometheus metrics (the sandbox shares this loopback).
+metrics="${METRICS:-127.0.0.1:9740}"
 node=node-1
 mkdir -p "$data"
 export L4MCONFIG="$data/server/admin.yaml"
@@ -104,7 +106,8 @@ PY
 chmod 600 "$root/node.yaml"
 ./hack/sandbox.sh exec "$node" systemd-run --unit=l4m-node -p ProtectSystem=strict -p PrivateTmp=yes \
   -p "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc" \
-  /var/lib/left4me/bin/l4m-node --config /var/lib/left4me/node.yaml --node-name "$node" >/dev/null
+  /var/lib/left4me/bin/l4m-node --config /var/lib/left4me/node.yaml --node-name "$node" \
+  --metrics-bind-address "$metrics" >/dev/null
 
 "$l4mctl" apply -f config/samples/
 
@@ -120,6 +123,10 @@ In another shell:
   l4mctl describe instance versus-1
   l4mctl logs versus-1 -f
   l4mctl get nodes -o wide
+  # Prometheus metrics: the node's (players, up, CPU, memory, restarts, A2S
+  # answer time per Instance) and the API server's (admins only)
+  curl -s http://$metrics/metrics | grep ^left4me_
+  curl -s --cacert $data/server/pki/ca.crt -H "Authorization: Bearer \$(sed -n 's/^token: //p' $L4MCONFIG)" https://$listen/metrics | grep ^left4me_
   # query a server the way the server browser does (A2S_INFO), at the
   # ADDRESS and port that get -o wide shows (the scheduler allocated it):
   go run ./hack/a2s-query 127.0.0.1:27015

@@ -131,3 +131,39 @@ func TestOverlaySettings(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsBindAddress: node.yaml's metricsBindAddress sets the flag
+// ("" turns metrics off, as "0" does), and the flag wins over it.
+func TestMetricsBindAddress(t *testing.T) {
+	for _, c := range []struct {
+		file, flag, want string
+	}{
+		{file: `"10.0.0.5:9740"`, want: "10.0.0.5:9740"},
+		{file: `""`, want: ""},
+		{file: `"0"`, want: ""},
+		{file: `"10.0.0.5:9740"`, flag: "127.0.0.1:9999", want: "127.0.0.1:9999"},
+	} {
+		path := filepath.Join(t.TempDir(), "node.yaml")
+		os.WriteFile(path, []byte("server: https://x:6443\nnode:\n  metricsBindAddress: "+c.file+"\n"), 0o600)
+		f, err := loadNodeFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &options{}
+		flags := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		flags.StringVar(&o.metrics, "metrics-bind-address", "127.0.0.1:9740", "")
+		var args []string
+		if c.flag != "" {
+			args = append(args, "--metrics-bind-address="+c.flag)
+		}
+		if err := flags.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Node.applyTo(o, flags); err != nil {
+			t.Fatal(err)
+		}
+		if got := metricsListen(o.metrics); got != c.want {
+			t.Errorf("file %s flag %q: listens on %q, want %q", c.file, c.flag, got, c.want)
+		}
+	}
+}

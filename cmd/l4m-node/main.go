@@ -238,7 +238,7 @@ func run(o *options, nf *nodeFile) error {
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, Workers: o.workers,
-		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, CAPEM: cfg.CAData, MountDriver: o.driver,
+		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, MetricsListen: metricsListen(o.metrics), CAPEM: cfg.CAData, MountDriver: o.driver,
 		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
 	}).Run(ctx)
 }

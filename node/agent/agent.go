@@ -59,6 +59,9 @@ type Options struct {
 	// CgroupRoot is where cgroup v2 is mounted (default DefaultCgroupRoot),
 	// read for the games' CPU time and memory.
 	CgroupRoot string
+	// ProcRoot is procfs (default /proc), where a game's resident memory is
+	// read when its cgroup has no memory controller.
+	ProcRoot string
 	// Workers is how many Instances are reconciled at once (default
 	// DefaultWorkers).
 	Workers int

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,7 +172,7 @@ func (a *Agent) snapshot() nodeSample {
 			p.mu.Unlock()
 		}
 		if cg != nil {
-			s.CPUSeconds, s.MemoryBytes, s.HasCgroup = readCgroup(cg, unit.ServiceName(id))
+			s.CPUSeconds, s.MemoryBytes, s.HasCgroup = readCgroup(cg, unit.ServiceName(id), a.procRoot())
 		}
 		out.Instances = append(out.Instances, s)
 	}
@@ -182,6 +185,13 @@ func (a *Agent) snapshot() nodeSample {
 		out.Builds[legacyInstallation] = []string{build}
 	}
 	return out
+}
+
+func (a *Agent) procRoot() string {
+	if a.o.ProcRoot != "" {
+		return a.o.ProcRoot
+	}
+	return "/proc"
 }
 
 func (a *Agent) cgroupRoot() string {
@@ -200,24 +210,71 @@ const cgroupFileMax = 4096
 
 // readCgroup reads a unit's CPU time (cpu.stat usage_usec) and memory
 // (memory.current) below the cgroup root, through safefs: no symlink is
-// followed and nothing is read past cgroupFileMax. A unit without a cgroup
-// (stopped) has none (ok false).
-func readCgroup(root *safefs.Dir, service string) (cpuSeconds, memoryBytes float64, ok bool) {
+// followed and nothing is read past cgroupFileMax. Where the memory
+// controller is not enabled for the unit (a host on the hybrid v1/v2
+// layout), memory is its processes' resident memory, read from procRoot.
+// A unit without a cgroup (stopped) has none (ok false).
+func readCgroup(root *safefs.Dir, service, procRoot string) (cpuSeconds, memoryBytes float64, ok bool) {
 	dir := unit.Slice + "/" + service
 	stat, err := root.ReadFile(dir+"/cpu.stat", cgroupFileMax)
 	if err != nil {
 		return 0, 0, false
 	}
-	mem, err := root.ReadFile(dir+"/memory.current", cgroupFileMax)
+	usec, ok := cpuStatUsage(string(stat))
+	if !ok {
+		return 0, 0, false
+	}
+	if mem, err := root.ReadFile(dir+"/memory.current", cgroupFileMax); err == nil {
+		bytes, err := strconv.ParseUint(strings.TrimSpace(string(mem)), 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		return float64(usec) / 1e6, float64(bytes), true
+	}
+	procs, err := root.ReadFile(dir+"/cgroup.procs", cgroupProcsMax)
 	if err != nil {
 		return 0, 0, false
 	}
-	usec, ok1 := cpuStatUsage(string(stat))
-	bytes, err := strconv.ParseUint(strings.TrimSpace(string(mem)), 10, 64)
-	if !ok1 || err != nil {
-		return 0, 0, false
+	return float64(usec) / 1e6, residentBytes(string(procs), procRoot), true
+}
+
+// cgroupProcsMax bounds what is read of cgroup.procs: far more than the
+// games' TasksMax worth of PIDs.
+const cgroupProcsMax = 64 << 10
+
+// residentBytes sums the resident memory (statm's second field, in pages)
+// of the PIDs listed one per line. A process that is gone counts nothing.
+func residentBytes(pids, procRoot string) float64 {
+	page := float64(os.Getpagesize())
+	var sum float64
+	for _, line := range strings.Split(pids, "\n") {
+		pid, err := strconv.ParseUint(strings.TrimSpace(line), 10, 31)
+		if err != nil || pid == 0 {
+			continue
+		}
+		statm, err := readBounded(filepath.Join(procRoot, strconv.FormatUint(pid, 10), "statm"), cgroupFileMax)
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(statm))
+		if len(fields) < 2 {
+			continue
+		}
+		if pages, err := strconv.ParseUint(fields[1], 10, 64); err == nil {
+			sum += float64(pages) * page
+		}
 	}
-	return float64(usec) / 1e6, float64(bytes), true
+	return sum
+}
+
+// readBounded reads at most max bytes of a file the kernel makes (procfs).
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 // cpuStatUsage finds usage_usec in a cgroup v2 cpu.stat.

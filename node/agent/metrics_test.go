@@ -148,16 +148,29 @@ func TestReadCgroup(t *testing.T) {
 	writeCgroup(t, root, "l4m-team.huge.service", "usage_usec 1\n"+strings.Repeat("x", 2*cgroupFileMax), "1\n")
 	// A link in place of a unit's cgroup is not followed.
 	os.Symlink(filepath.Join(root, unit.Slice, "l4m-team.a.service"), filepath.Join(root, unit.Slice, "l4m-team.link.service"))
+	// A cgroup without the memory controller (a hybrid v1/v2 host): the
+	// resident memory of its processes, from procfs.
+	proc := t.TempDir()
+	writeCgroup(t, root, "l4m-team.v1.service", "usage_usec 1000000\n", "")
+	os.Remove(filepath.Join(root, unit.Slice, "l4m-team.v1.service", "memory.current"))
+	os.WriteFile(filepath.Join(root, unit.Slice, "l4m-team.v1.service", "cgroup.procs"), []byte("12\n13\n99\nbogus\n"), 0o644)
+	for pid, statm := range map[string]string{"12": "1000 3 1 0 0 0 0\n", "13": "500 2 1 0 0 0 0\n"} {
+		os.MkdirAll(filepath.Join(proc, pid), 0o755)
+		os.WriteFile(filepath.Join(proc, pid, "statm"), []byte(statm), 0o644)
+	}
 	d, err := safefs.Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if cpu, mem, ok := readCgroup(d, "l4m-team.a.service"); !ok || cpu != 2.5 || mem != 1048576 {
+	if cpu, mem, ok := readCgroup(d, "l4m-team.a.service", proc); !ok || cpu != 2.5 || mem != 1048576 {
 		t.Errorf("cgroup of a: cpu %v mem %v ok %v", cpu, mem, ok)
 	}
+	if cpu, mem, ok := readCgroup(d, "l4m-team.v1.service", proc); !ok || cpu != 1 || mem != float64(5*os.Getpagesize()) {
+		t.Errorf("cgroup without memory.current: cpu %v mem %v ok %v", cpu, mem, ok)
+	}
 	for _, svc := range []string{"l4m-team.garbled.service", "l4m-team.huge.service", "l4m-team.link.service", "l4m-team.missing.service"} {
-		if _, _, ok := readCgroup(d, svc); ok {
+		if _, _, ok := readCgroup(d, svc, proc); ok {
 			t.Errorf("%s: read as a cgroup", svc)
 		}
 	}

@@ -51,6 +51,10 @@ type env struct {
 	srv   *controllertest.Server
 	opts  server.Options
 	join  string
+	// metrics is the agent's --metrics-bind-address: a free loopback
+	// port, as the sandbox shares this network namespace (the default
+	// port could be taken).
+	metrics string
 }
 
 func build(t *testing.T, pkg, dest string) {
@@ -111,7 +115,11 @@ func setupWith(t *testing.T, node nodeSettings) *env {
 	}
 	cfg, _ := yaml.Marshal(file)
 	os.WriteFile(filepath.Join(host, "node.yaml"), cfg, 0o600)
-	e := &env{t: t, sb: sb, admin: admin, node: "e2e", srv: srv, opts: opts, join: join}
+	metrics, err := storage.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, sb: sb, admin: admin, node: "e2e", srv: srv, opts: opts, join: join, metrics: metrics}
 	e.startAgent()
 	return e
 }
@@ -122,7 +130,8 @@ func setupWith(t *testing.T, node nodeSettings) *env {
 func (e *env) startAgent() {
 	args := []string{"systemd-run", "--unit=l4m-node", "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes",
 		"-p", "ReadWritePaths=/var/lib/left4me /run/systemd/system /etc",
-		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100", "--logs-listen", "127.0.0.1:0", "--join-token", e.join}
+		"/var/lib/left4me/bin/l4m-node", "--config", "/var/lib/left4me/node.yaml", "--node-name", e.node, "--port-range", "31000-31100", "--logs-listen", "127.0.0.1:0", "--join-token", e.join,
+		"--metrics-bind-address", e.metrics}
 	if v := os.Getenv("L4M_AGENT_V"); v != "" {
 		args = append(args, "-v", v)
 	}
