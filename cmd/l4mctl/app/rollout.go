@@ -246,10 +246,10 @@ func (c *cli) assessInstanceRollout(ctx context.Context, cl *client.Client, name
 
 func describeInstanceRollout(bp *v1.Blueprint, in *v1.Instance, p rollout.Progress) string {
 	force := fmt.Sprintf("l4mctl rollout restart --force instance/%s restarts it now", in.Name)
-	what := "runs its Blueprint's current spec"
+	var what string
 	switch {
 	case p.Updated == 1:
-		return fmt.Sprintf("instance/%s: rollout complete: %s", in.Name, what)
+		what = "rollout complete: runs its Blueprint's current spec"
 	case len(p.Restarting) == 1:
 		what = "restarting"
 	case len(p.Forced) == 1:
@@ -296,7 +296,10 @@ func describeRollout(name string, p rollout.Progress) string {
 	if n := len(p.Queued); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d queued", n))
 	}
-	if rest := p.Total - p.Updated - len(p.Restarting) - len(p.Waiting) - len(p.Queued); rest > 0 {
+	if n := len(p.Forced); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d forced", n))
+	}
+	if rest := p.Total - p.Updated - len(p.Restarting) - len(p.Waiting) - len(p.Queued) - len(p.Forced); rest > 0 {
 		parts = append(parts, fmt.Sprintf("%d not yet seen by their node", rest))
 	}
 	return fmt.Sprintf("blueprint/%s: %s", name, strings.Join(parts, ", "))
