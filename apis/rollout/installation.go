@@ -158,7 +158,7 @@ func lagOf(inst *v1.Installation, bp *v1.Blueprint, in *v1.Instance, nodes map[s
 	switch {
 	case pending != "" && approved == pending:
 		return LagRestarting, "restarting onto build " + wanted
-	case pending != "" && policy != v1.RolloutImmediate && in.Status.Players > 0:
+	case pending != "" && policy != v1.RolloutImmediate && in.Status.Players > 0 && !InstanceForced(in) && !BlueprintForced(bp, in):
 		return LagPlayersOnline, fmt.Sprintf("%d %s, %s", in.Status.Players, plural(in.Status.Players, "player", "players"), policy)
 	case pending != "":
 		return LagQueued, fmt.Sprintf("%s restart pending, waiting for its turn under maxUnavailable %d", policy, max(bp.Spec.Rollout.MaxUnavailable, 1))

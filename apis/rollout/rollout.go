@@ -22,6 +22,36 @@ type Progress struct {
 	Waiting []*v1.Instance
 	// Queued have a pending update and wait for their turn.
 	Queued []*v1.Instance
+	// Forced have a pending update and a forced restart of their own
+	// (InstanceForced): they restart now, players or not, turn or not.
+	Forced []*v1.Instance
+}
+
+// InstanceForced says whether l4mctl rollout restart --force instance/NAME
+// asked for a restart the game has not made yet: forceRestartAt is the
+// Instance's restartedAt, and the game runs an older one.
+func InstanceForced(in *v1.Instance) bool {
+	return forced(in.Annotations, in.Status.RestartedAt)
+}
+
+// BlueprintForced says whether the Blueprint's forced restart (rollout
+// restart --force blueprint/NAME) is one this Instance's game has not made
+// yet: it restarts with players on it, in its turn.
+func BlueprintForced(bp *v1.Blueprint, in *v1.Instance) bool {
+	return forced(bp.Annotations, in.Status.BlueprintRestartedAt)
+}
+
+// stampUnseen says whether the Instance's own restartedAt is one its game
+// was not started with (the node has not reported it pending yet, or the
+// game has not restarted yet).
+func stampUnseen(in *v1.Instance) bool {
+	at := in.Annotations[v1.AnnotationRestartedAt]
+	return at != "" && at != in.Status.RestartedAt
+}
+
+func forced(ann map[string]string, running string) bool {
+	f := ann[v1.AnnotationForceRestartAt]
+	return f != "" && f == ann[v1.AnnotationRestartedAt] && f != running
 }
 
 // Assess sorts a Blueprint's Instances by where they are in its rollout;
@@ -42,17 +72,22 @@ func Assess(bp *v1.Blueprint, overlays map[string]*v1.Overlay, instances []*v1.I
 			p.Updated++ // runs nothing old: it starts with the current spec
 		case pending != "" && approved == pending:
 			p.Restarting = append(p.Restarting, in.Name)
-		case pending != "" && bp.Spec.Rollout.Policy != v1.RolloutImmediate && in.Status.Players > 0:
+		case pending != "" && InstanceForced(in):
+			p.Forced = append(p.Forced, in)
+		case pending != "" && bp.Spec.Rollout.Policy != v1.RolloutImmediate && in.Status.Players > 0 && !BlueprintForced(bp, in):
 			p.Waiting = append(p.Waiting, in)
 		case pending != "":
 			p.Queued = append(p.Queued, in)
 		case approved != "" && approved == in.Status.TemplateHash && !ready && in.Spec.State != v1.StateStopped:
 			p.Restarting = append(p.Restarting, in.Name)
+		case stampUnseen(in):
+			// rollout restart instance/NAME, not reported pending yet
 		case in.Status.ObservedBlueprint == version:
 			p.Updated++
 		}
 	}
 	sort.Slice(p.Queued, func(i, j int) bool { return p.Queued[i].Name < p.Queued[j].Name })
 	sort.Slice(p.Waiting, func(i, j int) bool { return p.Waiting[i].Name < p.Waiting[j].Name })
+	sort.Slice(p.Forced, func(i, j int) bool { return p.Forced[i].Name < p.Forced[j].Name })
 	return p
 }

@@ -145,9 +145,11 @@ func Validate(obj v1.Object) field.ErrorList {
 	case *v1.Overlay:
 		return append(validateMeta(o, true, utilvalidation.IsDNS1123Label), ValidateOverlaySpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Blueprint:
-		return append(validateMeta(o, true, utilvalidation.IsDNS1123Label), ValidateBlueprintSpec(&o.Spec, field.NewPath("spec"))...)
+		allErrs := append(validateMeta(o, true, utilvalidation.IsDNS1123Label), validateRestartAnnotations(o.Annotations)...)
+		return append(allErrs, ValidateBlueprintSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Instance:
-		return append(validateMeta(o, true, utilvalidation.IsDNS1123Label), ValidateInstanceSpec(&o.Spec, field.NewPath("spec"))...)
+		allErrs := append(validateMeta(o, true, utilvalidation.IsDNS1123Label), validateRestartAnnotations(o.Annotations)...)
+		return append(allErrs, ValidateInstanceSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Node:
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Subdomain), ValidateNodeSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Event:
@@ -727,6 +729,25 @@ func hasDotDot(s string) bool {
 // other annotations share when an Overlay's files are near their own 256
 // KiB (a request is at most 1 MiB in all anyway).
 const MaxLastAppliedBytes = 768 << 10
+
+// validateRestartAnnotations checks that a Blueprint's or Instance's
+// restartedAt and forceRestartAt are RFC 3339 times: what l4mctl rollout
+// restart writes, and what a user reads back to see when a restart was
+// asked for. Another client (a dashboard) writes the same patch.
+func validateRestartAnnotations(ann map[string]string) field.ErrorList {
+	var allErrs field.ErrorList
+	p := field.NewPath("metadata", "annotations")
+	for _, k := range []string{v1.AnnotationRestartedAt, v1.AnnotationForceRestartAt} {
+		v, ok := ann[k]
+		if !ok {
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			allErrs = append(allErrs, field.Invalid(p.Key(k), v, "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"))
+		}
+	}
+	return allErrs
+}
 
 // validateAnnotations is apimachinery's check (keys, 256 KiB in all) for
 // every annotation but the last-applied one, which has its own bound.

@@ -146,6 +146,15 @@ func TestValidate(t *testing.T) {
 		{"tasks max", blueprint(func(b *v1.Blueprint) { b.Spec.Resources.TasksMax = -1 }), "spec.resources.tasksMax"},
 
 		// Instances.
+		{"instance restartedAt", instance(func(i *v1.Instance) {
+			i.Annotations = map[string]string{v1.AnnotationRestartedAt: "2026-03-01T19:55:00.123456789Z", v1.AnnotationForceRestartAt: "2026-03-01T20:55:00+01:00"}
+		}), ""},
+		{"instance restartedAt not a time", instance(func(i *v1.Instance) { i.Annotations = map[string]string{v1.AnnotationRestartedAt: "now"} }),
+			`metadata.annotations[left4me.io/restartedAt]: Invalid value: "now": must be an RFC 3339 time`},
+		{"instance forceRestartAt not a time", instance(func(i *v1.Instance) { i.Annotations = map[string]string{v1.AnnotationForceRestartAt: "2026-03-01"} }),
+			`metadata.annotations[left4me.io/forceRestartAt]: Invalid value: "2026-03-01": must be an RFC 3339 time`},
+		{"blueprint restartedAt not a time", blueprint(func(b *v1.Blueprint) { b.Annotations = map[string]string{v1.AnnotationRestartedAt: "yesterday"} }),
+			`metadata.annotations[left4me.io/restartedAt]: Invalid value: "yesterday"`},
 		{"blueprintRef required", instance(func(i *v1.Instance) { i.Spec.BlueprintRef.Name = "" }), "spec.blueprintRef.name: Required value"},
 		{"blueprintRef invalid", instance(func(i *v1.Instance) { i.Spec.BlueprintRef.Name = "../x" }), "spec.blueprintRef.name: Invalid value"},
 		{"hostname ok", instance(func(i *v1.Instance) { i.Spec.Hostname = "EU #1 | coop (tickrate 60)" }), ""},

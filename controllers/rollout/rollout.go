@@ -7,7 +7,10 @@
 // node's Instances and approves restarts, writing the pending hash into the
 // Instance's approved-template annotation: with policy WhenEmpty only for
 // Instances without players (from A2S), and never more at once than the
-// Blueprint's maxUnavailable.
+// Blueprint's maxUnavailable. A forced restart (l4mctl rollout restart
+// --force) skips the wait: an Instance's at once, a Blueprint's for
+// occupied Instances too, in their turn. The decision is plan's, pure; the
+// controller writes what it decides.
 package rollout
 
 import (
@@ -18,12 +21,10 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
-	"github.com/left4me/left4me/apis/rollout"
 	"github.com/left4me/left4me/apis/storage"
 	"github.com/left4me/left4me/controllers"
 )
@@ -95,21 +96,10 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 	for _, o := range c.o.Instances.List() {
 		instances = append(instances, c.newest(o.(*v1.Instance)))
 	}
-	// Approvals depend on what nodes report pending, not on which version
-	// counts as current: no Overlays needed here.
-	p := rollout.Assess(bp, nil, instances)
-	maxUnavailable := int(bp.Spec.Rollout.MaxUnavailable)
-	if maxUnavailable <= 0 {
-		maxUnavailable = 1
-	}
-	for _, in := range p.Queued {
-		if len(p.Restarting) >= maxUnavailable {
-			break
-		}
-		if err := c.approve(ctx, bp, in); err != nil {
+	for _, a := range plan(bp, instances) {
+		if err := c.approve(ctx, a); err != nil {
 			return err
 		}
-		p.Restarting = append(p.Restarting, in.Name)
 	}
 	return nil
 }
@@ -136,8 +126,10 @@ func rvOf(o v1.Object) int64 {
 	return n
 }
 
-func (c *Controller) approve(ctx context.Context, bp *v1.Blueprint, cached *v1.Instance) error {
-	in := cached.DeepCopy()
+// approve writes an approval's pending template into its Instance's
+// approved-template annotation, and tells its users.
+func (c *Controller) approve(ctx context.Context, a approval) error {
+	in := a.Instance.DeepCopy()
 	if in.Annotations == nil {
 		in.Annotations = map[string]string{}
 	}
@@ -152,16 +144,7 @@ func (c *Controller) approve(ctx context.Context, bp *v1.Blueprint, cached *v1.I
 	c.mu.Lock()
 	c.written[controllers.Key(in)] = out.(*v1.Instance)
 	c.mu.Unlock()
-	why := "no players on it"
-	if bp.Spec.Rollout.Policy == v1.RolloutImmediate {
-		why = fmt.Sprintf("policy Immediate, %d players", in.Status.Players)
-	}
-	c.o.Log.Info("approved restart", "instance", controllers.Key(in), "template", in.Status.PendingTemplateHash, "why", why)
-	if cond := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceUpdatePending); cond != nil && cond.Reason == v1.ReasonRestartRequested {
-		c.o.Recorder.Eventf(in, v1.EventTypeNormal, "RolloutRestart", "Restarting as requested by l4mctl rollout restart of Blueprint %s (at %s): %s",
-			bp.Name, bp.Annotations[v1.AnnotationRestartedAt], why)
-		return nil
-	}
-	c.o.Recorder.Eventf(in, v1.EventTypeNormal, "RolloutRestart", "Restarting onto Blueprint %s's new spec (template %s): %s", bp.Name, in.Status.PendingTemplateHash, why)
+	c.o.Log.Info("approved restart", "instance", controllers.Key(in), "template", in.Status.PendingTemplateHash, "why", a.Why)
+	c.o.Recorder.Eventf(in, v1.EventTypeNormal, "RolloutRestart", "%s", a.Event)
 	return nil
 }

@@ -127,9 +127,8 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		// A fetched Overlay's new content is not here (it failed, or its
 		// source is not fetched yet): the game keeps running on what it
 		// was started from, its mount untouched, until the content is.
-		installed := a.installedRecord(id)
 		setCond(st, v1.InstanceOverlaysReady, false, stk.missing.reason, stk.missing.msg+"; the game keeps running on what it was started with")
-		st.TemplateHash, st.Installation, st.Build = installed.TemplateHash, installed.Spec.Installation, installed.Spec.Build
+		a.installedRecord(id).reportRunning(st)
 		return a.observe(ctx, id, port, st)
 	}
 	setCond(st, v1.InstanceOverlaysReady, true, "Resolved", stk.summary(a))
@@ -155,7 +154,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return nil
 		}
 		// What runs keeps running, on what it was started from.
-		st.TemplateHash, st.Installation, st.Build = installed.TemplateHash, installed.Spec.Installation, installed.Spec.Build
+		installed.reportRunning(st)
 		return a.observe(ctx, id, port, st)
 	} else if found {
 		base, build = a.paths.Build(instName, b), b
@@ -212,7 +211,8 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidSpec", err.Error())
 	}
-	hash := templateHash(bp.Annotations[v1.AnnotationRestartedAt], files, mountText, svcText)
+	want := restartStamps{Blueprint: bp.Annotations[v1.AnnotationRestartedAt], Instance: in.Annotations[v1.AnnotationRestartedAt]}
+	hash := templateHash(want, files, mountText, svcText)
 	st.ObservedBlueprint = v1.BlueprintVersion(bp, usedOverlays)
 	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
 	var svc systemd.State
@@ -225,7 +225,6 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 			return err
 		}
 	}
-	restartedAt := bp.Annotations[v1.AnnotationRestartedAt]
 	host := hostUnits{Game: svc.ActiveState, Installed: installed.TemplateHash}
 	if host.Mount, err = a.o.Systemd.ReadUnit(mountName); err != nil {
 		return err
@@ -235,15 +234,14 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	plan := planUnits(wantUnits{Hash: hash, Approved: in.Annotations[v1.AnnotationApprovedTemplate] == hash, Mount: mountText, Service: svcText}, host)
 	if plan.Hold {
-		st.TemplateHash, st.PendingTemplateHash = installed.TemplateHash, hash
-		st.Installation, st.Build = installed.Spec.Installation, installed.Spec.Build
+		installed.reportRunning(st)
+		st.PendingTemplateHash = hash
 		if installed.Spec.Build != build && build != "" {
 			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonNewBuild,
 				fmt.Sprintf("build %s of Installation %s is ready (the game runs %s); it restarts onto it when the rollout allows (policy %s)",
 					build, instName, orHandMade(installed.Spec.Build), bp.Spec.Rollout.Policy))
-		} else if templateHash(installed.RestartedAt, files, mountText, svcText) == installed.TemplateHash {
-			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonRestartRequested,
-				fmt.Sprintf("l4mctl rollout restart asked for a restart at %s; it restarts when the rollout allows (policy %s)", restartedAt, bp.Spec.Rollout.Policy))
+		} else if templateHash(installed.stamps(), files, mountText, svcText) == installed.TemplateHash {
+			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonRestartRequested, restartRequestedMessage(in, bp, want, installed.stamps()))
 		} else {
 			setCond(st, v1.InstanceUpdatePending, true, v1.ReasonWaitingForRollout,
 				fmt.Sprintf("Blueprint %s or its Overlays changed; restarts when the rollout allows (policy %s)", bp.Name, bp.Spec.Rollout.Policy))
@@ -301,11 +299,12 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	// spec.json and status say. A step that failed before leaves both at
 	// the old one, so the retry restarts it, and the rollout keeps
 	// counting it as restarting.
-	if err := a.writeRecord(id, spec, hash, restartedAt); err != nil {
+	rec := record{TemplateHash: hash, RestartedAt: want.Blueprint, InstanceRestartedAt: want.Instance, Spec: spec}
+	if err := a.writeRecord(id, rec); err != nil {
 		return err
 	}
-	st.TemplateHash, st.PendingTemplateHash = hash, ""
-	st.Installation, st.Build = instName, build
+	rec.reportRunning(st)
+	st.PendingTemplateHash = ""
 	setCond(st, v1.InstanceUpdatePending, false, "UpToDate", "runs the current Blueprint and Overlays")
 	return a.observe(ctx, id, port, st)
 }
@@ -650,12 +649,22 @@ type stagedFile struct {
 	data []byte
 }
 
+// restartStamps are the left4me.io/restartedAt annotations of a Blueprint
+// and of one of its Instances (l4mctl rollout restart blueprint/NAME,
+// instance/NAME): a new value of either is a new template.
+type restartStamps struct{ Blueprint, Instance string }
+
 // templateHash names what a game runs: every byte the node renders for it,
-// plus the Blueprint's restartedAt (l4mctl rollout restart). Two renderings
-// with the same hash need no restart.
-func templateHash(restartedAt string, files []stagedFile, texts ...string) string {
+// plus the restart stamps. Two renderings with the same hash need no
+// restart. An Instance without a stamp of its own hashes as before there
+// were Instance stamps, so running games do not restart when the node is
+// upgraded.
+func templateHash(stamps restartStamps, files []stagedFile, texts ...string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "restartedAt=%s\n", restartedAt)
+	fmt.Fprintf(h, "restartedAt=%s\n", stamps.Blueprint)
+	if stamps.Instance != "" {
+		fmt.Fprintf(h, "instanceRestartedAt=%s\n", stamps.Instance)
+	}
 	for _, f := range files {
 		fmt.Fprintf(h, "%s %d\n", f.name, len(f.data))
 		h.Write(f.data)
@@ -670,9 +679,37 @@ func templateHash(restartedAt string, files []stagedFile, texts ...string) strin
 // from (no secrets), and its template hash.
 type record struct {
 	TemplateHash string `json:"templateHash"`
-	// RestartedAt is the Blueprint's restartedAt the game was started with.
-	RestartedAt string    `json:"restartedAt,omitempty"`
-	Spec        unit.Spec `json:"spec"`
+	// RestartedAt is the Blueprint's restartedAt the game was started with,
+	// InstanceRestartedAt the Instance's.
+	RestartedAt         string    `json:"restartedAt,omitempty"`
+	InstanceRestartedAt string    `json:"instanceRestartedAt,omitempty"`
+	Spec                unit.Spec `json:"spec"`
+}
+
+func (r record) stamps() restartStamps {
+	return restartStamps{Blueprint: r.RestartedAt, Instance: r.InstanceRestartedAt}
+}
+
+// reportRunning says in st what the game on the host runs: the record's
+// template, build and restart stamps.
+func (r record) reportRunning(st *v1.InstanceStatus) {
+	st.TemplateHash, st.Installation, st.Build = r.TemplateHash, r.Spec.Installation, r.Spec.Build
+	st.RestartedAt, st.BlueprintRestartedAt = r.InstanceRestartedAt, r.RestartedAt
+}
+
+// restartRequestedMessage is UpdatePending's message when only a restart
+// stamp changed: who asked, when, what the game waits for, and how to skip
+// the wait.
+func restartRequestedMessage(in *v1.Instance, bp *v1.Blueprint, want, running restartStamps) string {
+	what := fmt.Sprintf("l4mctl rollout restart blueprint/%s asked for a restart at %s", bp.Name, want.Blueprint)
+	if want.Instance != running.Instance {
+		what = fmt.Sprintf("l4mctl rollout restart instance/%s asked for a restart at %s", in.Name, want.Instance)
+	}
+	wait := "when the rollout allows (policy Immediate: in its turn, at most maxUnavailable at a time)"
+	if bp.Spec.Rollout.Policy != v1.RolloutImmediate {
+		wait = fmt.Sprintf("once no players are on it and it is its turn (policy %s)", bp.Spec.Rollout.Policy)
+	}
+	return fmt.Sprintf("%s; it restarts %s; l4mctl rollout restart --force instance/%s restarts it now, players or not", what, wait, in.Name)
 }
 
 // installedRecord is what the game on the host was started with (empty:
@@ -691,9 +728,10 @@ func (a *Agent) installedRecord(id string) record {
 
 // writeRecord writes spec.json once the game runs what it says (atomically:
 // an operator or a restarted agent never reads half a file).
-func (a *Agent) writeRecord(id string, spec unit.Spec, hash, restartedAt string) error {
-	spec.RCONPassword = "" // it lives in rcon_password, 0600
-	data, err := json.MarshalIndent(record{TemplateHash: hash, RestartedAt: restartedAt, Spec: spec}, "", "  ")
+func (a *Agent) writeRecord(id string, r record) error {
+	r.Spec.RCONPassword = "" // it lives in rcon_password, 0600
+	spec := r.Spec
+	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}

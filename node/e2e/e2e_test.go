@@ -316,7 +316,7 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		t.Fatalf("the game restarted while the API was down: PID %s -> %s", running, svc)
 	}
 	e.srv, e.admin = controllertest.StartServer(t, e.opts, leader.Options{})
-	joinPlayer(t, e, port, "Zoey")
+	joinPlayer(t, e, "coop-1", port, "Zoey")
 	e.waitFor("coop-1", "the joined player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
 
 	// An overlay reference that escapes on disk: a clear condition, no mount, no unit.
@@ -428,9 +428,9 @@ func contains(l []string, s string) bool {
 
 // joinPlayer simulates a player through the double's RCON command, with
 // the password the node generated (readable only by root on the host).
-func joinPlayer(t *testing.T, e *env, port int32, name string) {
+func joinPlayer(t *testing.T, e *env, instance string, port int32, name string) {
 	t.Helper()
-	pw, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "instances", "default.coop-1", "rcon_password"))
+	pw, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "instances", unit.ID("default", instance), "rcon_password"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,3 +135,59 @@ func TestRolloutRestartRestartsEveryGame(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloutRestartInstance: l4mctl rollout restart instance/x restarts x
+// alone (its unit's MainPID changes, its sibling's does not); with a player
+// on x the next one waits, and UpdatePending says so and how to force it;
+// --force restarts it with the player on it.
+func TestRolloutRestartInstance(t *testing.T) {
+	e := setup(t)
+	e.create(&v1.Blueprint{ObjectMeta: meta_("coop")})
+	for _, n := range []string{"x", "y"} {
+		e.create(&v1.Instance{ObjectMeta: meta_(n), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node}})
+	}
+	x, y := e.waitFor("x", "Ready", ready), e.waitFor("y", "Ready", ready)
+	// restartedTo waits until x runs a new process, Ready, started with
+	// its current restartedAt.
+	restartedTo := func(what string, pid int32) *v1.Instance {
+		t.Helper()
+		return e.waitFor("x", what, func(in *v1.Instance) bool {
+			return ready(in) && in.Status.MainPID != 0 && in.Status.MainPID != pid &&
+				in.Status.RestartedAt != "" && in.Status.RestartedAt == in.Annotations[v1.AnnotationRestartedAt]
+		})
+	}
+	siblingUntouched := func() {
+		t.Helper()
+		if now := e.get("y"); now.Status.MainPID != y.Status.MainPID || now.Status.TemplateHash != y.Status.TemplateHash {
+			t.Fatalf("y was restarted too: pid %d -> %d, template %s -> %s", y.Status.MainPID, now.Status.MainPID, y.Status.TemplateHash, now.Status.TemplateHash)
+		}
+	}
+
+	if out := e.l4mctl("rollout", "restart", "instance/x"); out != "instance.left4me.io/x restarted\n" {
+		t.Fatalf("rollout restart instance/x: %q", out)
+	}
+	x = restartedTo("the restart of an empty game", x.Status.MainPID)
+	siblingUntouched()
+
+	joinPlayer(t, e, "x", x.Status.Port, "Louis")
+	e.waitFor("x", "the player in status", func(in *v1.Instance) bool { return in.Status.Players == 1 })
+	e.l4mctl("rollout", "restart", "instance/x")
+	held := e.waitFor("x", "the restart held for the player", func(in *v1.Instance) bool {
+		c := meta.FindStatusCondition(in.Status.Conditions, v1.InstanceUpdatePending)
+		return c != nil && c.Status == "True" && c.Reason == v1.ReasonRestartRequested
+	})
+	c := meta.FindStatusCondition(held.Status.Conditions, v1.InstanceUpdatePending)
+	if !strings.Contains(c.Message, "once no players are on it") || !strings.Contains(c.Message, "l4mctl rollout restart --force instance/x restarts it now") {
+		t.Errorf("UpdatePending message %q", c.Message)
+	}
+	if now := e.get("x"); now.Status.MainPID != x.Status.MainPID || now.Status.Players != 1 {
+		t.Fatalf("x restarted with a player on it: pid %d -> %d, players %d", x.Status.MainPID, now.Status.MainPID, now.Status.Players)
+	}
+
+	e.l4mctl("rollout", "restart", "--force", "instance/x")
+	restartedTo("the forced restart", x.Status.MainPID)
+	siblingUntouched()
+	if c := meta.FindStatusCondition(e.get("x").Status.Conditions, v1.InstanceUpdatePending); c == nil || c.Status != "False" {
+		t.Errorf("UpdatePending after the forced restart: %+v", c)
+	}
+}

@@ -47,10 +47,20 @@ type BlueprintSpec struct {
 	Rollout RolloutSpec `json:"rollout,omitempty"`
 }
 
-// AnnotationRestartedAt on a Blueprint (set by l4mctl rollout restart)
-// changes every Instance's template, so they all restart, under the
-// Blueprint's rollout rules.
+// AnnotationRestartedAt (an RFC 3339 time, set by l4mctl rollout restart)
+// on a Blueprint changes every one of its Instances' templates, so they all
+// restart, under the Blueprint's rollout rules; on an Instance it changes
+// that Instance's template only, and it restarts under the same rules.
 const AnnotationRestartedAt = "left4me.io/restartedAt"
+
+// AnnotationForceRestartAt (set by l4mctl rollout restart --force) equal to
+// the same object's AnnotationRestartedAt makes that restart ignore players:
+// on an Instance the rollout controller approves it at once, whoever is on
+// it and whatever else restarts; on a Blueprint its Instances restart with
+// players on them too, still at most maxUnavailable at a time. It is spent
+// once the game runs the restartedAt it names (status.restartedAt,
+// status.blueprintRestartedAt): a later change rolls out as usual.
+const AnnotationForceRestartAt = "left4me.io/forceRestartAt"
 
 // AnnotationLastApplied is where l4mctl apply keeps the manifest it last
 // applied (kubectl's last-applied-configuration), for its three-way merge.

@@ -53,8 +53,8 @@ const (
 const (
 	// ReasonWaitingForRollout: the Blueprint or its Overlays changed.
 	ReasonWaitingForRollout = "WaitingForRollout"
-	// ReasonRestartRequested: nothing changed but the Blueprint's
-	// restartedAt (l4mctl rollout restart).
+	// ReasonRestartRequested: nothing changed but the Blueprint's or the
+	// Instance's restartedAt (l4mctl rollout restart).
 	ReasonRestartRequested = "RestartRequested"
 	// ReasonNewBuild: the Installation's wanted build is ready on the node
 	// and the game still runs an older one.
@@ -146,6 +146,12 @@ type InstanceStatus struct {
 	// from (BlueprintVersion), so a rollout knows which Instances have
 	// seen a change at all.
 	ObservedBlueprint string `json:"observedBlueprint,omitempty"`
+	// RestartedAt and BlueprintRestartedAt are the Instance's and its
+	// Blueprint's left4me.io/restartedAt annotations the running game was
+	// started with: a restart asked for is done when they match (and
+	// the rollout controller knows a forceRestartAt is spent).
+	RestartedAt          string `json:"restartedAt,omitempty"`
+	BlueprintRestartedAt string `json:"blueprintRestartedAt,omitempty"`
 	// Installation and Build are the Installation and its build the game
 	// runs on (Build is empty on a hand-made installation/ directory).
 	Installation string `json:"installation,omitempty"`

@@ -81,7 +81,9 @@ does. Changing a key that already has another value needs --overwrite.
 Annotations left4me acts on:
   left4me.io/checkRequestedAt on an Installation: nodes ask Steam for the
     branch's build now instead of at the next checkInterval.
-  left4me.io/restartedAt on a Blueprint (what 'rollout restart' sets).`,
+  left4me.io/restartedAt on a Blueprint or an Instance (an RFC 3339 time,
+    what 'rollout restart' sets), and left4me.io/forceRestartAt (the same
+    time: what 'rollout restart --force' sets).`,
 		Example: `  l4mctl annotate installation l4d2 left4me.io/checkRequestedAt=$(date -u +%FT%TZ) --overwrite
   l4mctl annotate instance versus-1 owner=league
   l4mctl annotate instance versus-1 owner-`,

@@ -446,8 +446,8 @@ func TestRolloutStatusBadInput(t *testing.T) {
 		t.Fatalf("rollout status of a missing installation: %v", err)
 	}
 	for arg, want := range map[string]string{
-		"node/n1":           `"node/n1": rollouts are of blueprints and installations, not "node"`,
-		"servers/x":         `"servers/x": rollouts are of blueprints and installations, not "servers"`,
+		"node/n1":           `"node/n1": rollouts are of blueprints, instances and installations, not "node"`,
+		"servers/x":         `"servers/x": rollouts are of blueprints, instances and installations, not "servers"`,
 		"installation/":     `"installation/": want NAME or KIND/NAME`,
 		"installation/a/b":  `"installation/a/b": want NAME or KIND/NAME`,
 		"blueprint/missing": `"missing" not found`,

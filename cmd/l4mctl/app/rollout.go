@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -32,10 +31,13 @@ out the same way, Blueprint by Blueprint, once each node has downloaded it.`,
 	var watch bool
 	var timeout time.Duration
 	status := &cobra.Command{
-		Use:   "status (BLUEPRINT | blueprint/NAME | installation/NAME)",
+		Use:   "status (BLUEPRINT | blueprint/NAME | instance/NAME | installation/NAME)",
 		Short: "Show how many Instances run the current spec (or build), and wait until all do",
 		Long: `For a Blueprint (in the current namespace): how many of its Instances run
 its current spec, and which wait for players to leave or for their turn.
+
+For an Instance: whether it runs its Blueprint's current spec (and its
+own restartedAt), and if not, what its restart waits for.
 
 For an Installation: how many Instances whose Blueprint runs on it run its
 wanted build (status.wantedBuild), and why each other one does not yet: its
@@ -48,6 +50,7 @@ not counted.
 Exits 0 once all are updated; with --watch=false, 1 while some are not.`,
 		Example: `  l4mctl rollout status blueprint/coop
   l4mctl rollout status coop --watch=false
+  l4mctl rollout status instance/coop-1
   l4mctl rollout status installation/l4d2 --timeout 30m`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeNames("blueprints"),
@@ -60,21 +63,39 @@ Exits 0 once all are updated; with --watch=false, 1 while some are not.`,
 			if err != nil {
 				return err
 			}
-			if res == resources.Installations {
+			switch res {
+			case resources.Installations:
 				return c.installationRolloutStatus(cmd.Context(), cl, name, watch, newWaitDeadline(timeout))
+			case resources.Instances:
+				return c.instanceRolloutStatus(cmd.Context(), cl, name, watch, newWaitDeadline(timeout))
 			}
 			return c.rolloutStatus(cmd.Context(), cl, name, watch, newWaitDeadline(timeout))
 		},
 	}
 	status.Flags().BoolVarP(&watch, "watch", "w", true, "wait until the rollout completes")
 	status.Flags().DurationVar(&timeout, "timeout", 0, "give up waiting after this long (0: no limit)")
+	var force bool
 	restart := &cobra.Command{
-		Use:   "restart BLUEPRINT",
-		Short: "Restart every Instance of a Blueprint, under its rollout rules",
-		Long: `Restart stamps the Blueprint with a restartedAt annotation. That is a new
-spec for every Instance, so they all restart the way any change rolls out:
-empty ones first, at most maxUnavailable at a time (or all at once with
-policy Immediate).`,
+		Use:   "restart (BLUEPRINT | blueprint/NAME | instance/NAME)",
+		Short: "Restart every Instance of a Blueprint, or one Instance, under the Blueprint's rollout rules",
+		Long: `Restart stamps the object with a left4me.io/restartedAt annotation (the
+time, RFC 3339). On a Blueprint that is a new spec for every Instance, so
+they all restart the way any change rolls out: empty ones first, at most
+maxUnavailable at a time (or all at once with policy Immediate). On an
+Instance it is a new spec for that Instance alone, and it restarts under
+its Blueprint's rules: with players on it (policy WhenEmpty) it waits for
+them to leave, and shows UpdatePending with reason RestartRequested.
+
+--force also sets left4me.io/forceRestartAt to the same time: an Instance
+restarts now, players or not, without waiting for its turn; a Blueprint's
+Instances restart with players on them too, still at most maxUnavailable at
+a time. The force is spent once the game has restarted.
+
+A Stopped Instance has nothing to restart: it starts with the current spec
+when its state is Running again.`,
+		Example: `  l4mctl rollout restart blueprint/coop
+  l4mctl rollout restart instance/coop-1
+  l4mctl rollout restart instance/coop-1 --force`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: c.completeNames("blueprints"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,8 +103,8 @@ policy Immediate).`,
 			if err != nil {
 				return err
 			}
-			if res != resources.Blueprints {
-				return fmt.Errorf("rollout restart restarts a Blueprint's Instances, not an %s's: a new build rolls out by itself (pin spec.build to choose one)", res.Kind)
+			if res == resources.Installations {
+				return fmt.Errorf("rollout restart restarts a Blueprint's Instances or one Instance, not an %s's: a new build rolls out by itself (pin spec.build to choose one)", res.Kind)
 			}
 			cl, err := c.client()
 			if err != nil {
@@ -91,21 +112,29 @@ policy Immediate).`,
 			}
 			ctx, cancel := c.requestContext(cmd.Context())
 			defer cancel()
-			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
-				v1.AnnotationRestartedAt: time.Now().UTC().Format(time.RFC3339Nano)}}})
-			if _, err := cl.Patch(ctx, resources.Blueprints, c.ns(), name, "application/merge-patch+json", patch, false); err != nil {
+			if res == resources.Instances {
+				obj, err := cl.Get(ctx, res, c.ns(), name)
+				if err != nil {
+					return err
+				}
+				if obj.(*v1.Instance).Spec.State == v1.StateStopped {
+					return fmt.Errorf("instance/%s is Stopped: nothing to restart (set spec.state to Running to start it)", name)
+				}
+			}
+			if _, err := cl.Patch(ctx, res, c.ns(), name, "application/merge-patch+json", rollout.RestartPatch(time.Now(), force), false); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.streams.Out, "blueprint.left4me.io/%s restarted\n", name)
+			fmt.Fprintf(c.streams.Out, "%s.%s/%s restarted\n", strings.ToLower(res.Kind), v1.Group, name)
 			return nil
 		},
 	}
+	restart.Flags().BoolVar(&force, "force", false, "restart now, players or not (an Instance also without waiting for its turn)")
 	cmd.AddCommand(status, restart)
 	return cmd
 }
 
 // rolloutTarget reads NAME (a Blueprint), or KIND/NAME where KIND is any
-// spelling of blueprint or installation (bp/coop, installations/l4d2,
+// spelling of blueprint, instance or installation (bp/coop, instances/coop-1,
 // installation.left4me.io/l4d2).
 func rolloutTarget(arg string) (*resources.Resource, string, error) {
 	kind, name, ok := strings.Cut(arg, "/")
@@ -115,9 +144,9 @@ func rolloutTarget(arg string) (*resources.Resource, string, error) {
 	res, found := resources.Lookup(kind)
 	switch {
 	case name == "" || strings.Contains(name, "/"):
-		return nil, "", fmt.Errorf("%q: want NAME or KIND/NAME (blueprint/coop, installation/l4d2)", arg)
-	case !found || res != resources.Blueprints && res != resources.Installations:
-		return nil, "", fmt.Errorf("%q: rollouts are of blueprints and installations, not %q", arg, kind)
+		return nil, "", fmt.Errorf("%q: want NAME or KIND/NAME (blueprint/coop, instance/coop-1, installation/l4d2)", arg)
+	case !found || res != resources.Blueprints && res != resources.Instances && res != resources.Installations:
+		return nil, "", fmt.Errorf("%q: rollouts are of blueprints, instances and installations, not %q", arg, kind)
 	}
 	return res, name, nil
 }
@@ -163,6 +192,81 @@ func (c *cli) assessRollout(ctx context.Context, cl *client.Client, name string)
 	for _, o := range items {
 		instances = append(instances, o.(*v1.Instance))
 	}
+	return c.assessAgainst(ctx, cl, obj.(*v1.Blueprint), instances)
+}
+
+// instanceRolloutStatus is rolloutStatus for one Instance: the same
+// rounds, output on change, exit codes and --timeout.
+func (c *cli) instanceRolloutStatus(ctx context.Context, cl *client.Client, name string, watch bool, deadline waitDeadline) error {
+	last := ""
+	for {
+		rctx, cancel := c.requestContext(ctx)
+		line, done, err := c.assessInstanceRollout(rctx, cl, name)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if line != last {
+			fmt.Fprintln(c.streams.Out, line)
+			last = line
+		}
+		if done {
+			return nil
+		}
+		if !watch {
+			return &ExitError{Code: 1}
+		}
+		if err := deadline.sleep(ctx, time.Second); err != nil {
+			return fmt.Errorf("restart of instance %s not complete: %w", name, err)
+		}
+	}
+}
+
+// assessInstanceRollout reads an Instance, its Blueprint and the
+// namespace's Overlays once and says where its restart stands.
+func (c *cli) assessInstanceRollout(ctx context.Context, cl *client.Client, name string) (line string, done bool, err error) {
+	obj, err := cl.Get(ctx, resources.Instances, c.ns(), name)
+	if err != nil {
+		return "", false, err
+	}
+	in := obj.(*v1.Instance)
+	if in.Spec.State == v1.StateStopped {
+		return fmt.Sprintf("instance/%s: Stopped: nothing runs, it starts with the current spec", name), true, nil
+	}
+	bp, err := cl.Get(ctx, resources.Blueprints, c.ns(), in.Spec.BlueprintRef.Name)
+	if err != nil {
+		return "", false, fmt.Errorf("blueprint of instance %s: %w", name, err)
+	}
+	p, err := c.assessAgainst(ctx, cl, bp.(*v1.Blueprint), []*v1.Instance{in})
+	if err != nil {
+		return "", false, err
+	}
+	return describeInstanceRollout(bp.(*v1.Blueprint), in, p), p.Updated == 1, nil
+}
+
+func describeInstanceRollout(bp *v1.Blueprint, in *v1.Instance, p rollout.Progress) string {
+	force := fmt.Sprintf("l4mctl rollout restart --force instance/%s restarts it now", in.Name)
+	var what string
+	switch {
+	case p.Updated == 1:
+		what = "rollout complete: runs its Blueprint's current spec"
+	case len(p.Restarting) == 1:
+		what = "restarting"
+	case len(p.Forced) == 1:
+		what = "forced restart pending"
+	case len(p.Waiting) == 1:
+		what = fmt.Sprintf("restart pending, waiting for %d players to leave (policy %s; %s)", in.Status.Players, bp.Spec.Rollout.Policy, force)
+	case len(p.Queued) == 1:
+		what = fmt.Sprintf("restart pending, waiting for its turn (maxUnavailable %d; %s)", max(bp.Spec.Rollout.MaxUnavailable, 1), force)
+	default:
+		what = "not yet seen by its node"
+	}
+	return fmt.Sprintf("instance/%s: %s", in.Name, what)
+}
+
+// assessAgainst says where a Blueprint's rollout stands on instances,
+// with the Overlays of its namespace.
+func (c *cli) assessAgainst(ctx context.Context, cl *client.Client, bp *v1.Blueprint, instances []*v1.Instance) (rollout.Progress, error) {
 	ovs, _, err := listAll(ctx, cl, resources.Overlays, c.ns(), client.ListOptions{})
 	if err != nil {
 		return rollout.Progress{}, err
@@ -171,7 +275,7 @@ func (c *cli) assessRollout(ctx context.Context, cl *client.Client, name string)
 	for _, o := range ovs {
 		overlays[o.GetName()] = o.(*v1.Overlay)
 	}
-	return rollout.Assess(obj.(*v1.Blueprint), overlays, instances), nil
+	return rollout.Assess(bp, overlays, instances), nil
 }
 
 func describeRollout(name string, p rollout.Progress) string {
@@ -192,7 +296,10 @@ func describeRollout(name string, p rollout.Progress) string {
 	if n := len(p.Queued); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d queued", n))
 	}
-	if rest := p.Total - p.Updated - len(p.Restarting) - len(p.Waiting) - len(p.Queued); rest > 0 {
+	if n := len(p.Forced); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d forced", n))
+	}
+	if rest := p.Total - p.Updated - len(p.Restarting) - len(p.Waiting) - len(p.Queued) - len(p.Forced); rest > 0 {
 		parts = append(parts, fmt.Sprintf("%d not yet seen by their node", rest))
 	}
 	return fmt.Sprintf("blueprint/%s: %s", name, strings.Join(parts, ", "))
