@@ -73,7 +73,7 @@ func TestMetricsOfARealGame(t *testing.T) {
 	e.waitMetric("left4me_node_instances", `phase="Running"`, "one Running Instance", is(1))
 	e.waitMetric("left4me_node_installation_build_info", `build="2.2.4.3",installation="installation/"`, "the hand-made installation's build", is(1))
 
-	joinPlayer(t, e, port, "Zoey")
+	joinPlayer(t, e, "coop-1", port, "Zoey")
 	e.waitMetric("left4me_instance_players", inst, "the player who joined", is(1))
 
 	before := e.waitMetric("left4me_instance_restarts_total", inst, "a restart count", func(float64) bool { return true })
