@@ -95,7 +95,9 @@ async function followLog(pre) {
   try {
     var resp = await fetch(pre.getAttribute("data-stream"), {credentials: "same-origin"});
     if (!resp.ok) {
-      pre.textContent = "log unavailable: " + (await resp.text());
+      var text = await resp.text();
+      try { text = JSON.parse(text).message || text; } catch (e) { /* plain text */ }
+      pre.textContent = "log unavailable (" + resp.status + "): " + text;
       return;
     }
     var reader = resp.body.getReader();
