@@ -114,7 +114,7 @@ func readPassword(in io.Reader) (string, error) {
 	}
 	pw := strings.TrimRight(line, "\r\n")
 	if errs := validation.ValidatePassword(pw, nil); len(errs) > 0 {
-		return "", fmt.Errorf("password (standard input): %s", strings.TrimPrefix(errs[0].Error(), ": "))
+		return "", fmt.Errorf("password (standard input): %s", errs[0].Detail)
 	}
 	return pw, nil
 }
