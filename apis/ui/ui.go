@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/left4me/left4me/apis/auth"
 	"github.com/left4me/left4me/apis/storage"
@@ -170,6 +171,19 @@ type caller struct {
 
 type authedFunc func(http.ResponseWriter, *http.Request, *caller)
 
+// validPathNames refuses a namespace or name in the URL that no object can
+// have, before it is used to build an API path.
+func validPathNames(r *http.Request) error {
+	for _, key := range []string{"ns", "name"} {
+		if v := r.PathValue(key); v != "" {
+			if errs := utilvalidation.IsDNS1123Subdomain(v); len(errs) > 0 {
+				return fmt.Errorf("%s %q: %s", key, v, strings.Join(errs, "; "))
+			}
+		}
+	}
+	return nil
+}
+
 // authed resolves the session cookie to its user, checked again now (a
 // deleted user, a changed password or a revoked token ends the session),
 // and checks the CSRF token of every POST. Pages without a session go to
@@ -187,6 +201,10 @@ func (u *UI) authed(next authedFunc) http.HandlerFunc {
 				return
 			}
 			u.fail(w, r, nil, http.StatusUnauthorized, "not logged in, or the session has ended")
+			return
+		}
+		if err := validPathNames(r); err != nil {
+			u.fail(w, r, c, http.StatusNotFound, err.Error())
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -224,11 +242,35 @@ func (u *UI) resolve(r *http.Request) (*caller, error) {
 	return &caller{id: ck.Value, sess: s, user: user, until: s.expires}, nil
 }
 
+// recheckInterval is how often a live stream checks that its session
+// still stands (user not deleted, password not changed, token not revoked)
+// and, for the fleet, that the user still sees the same namespaces. A
+// variable for the tests.
+var recheckInterval = 10 * time.Second
+
 // streamContext ends with the request (the browser going, or the server
-// stopping: l4m-server's requests derive from its own context) or at the
-// session's expiry, whichever comes first.
+// stopping: l4m-server's requests derive from its own context), at the
+// session's expiry, or within recheckInterval of the session ending
+// otherwise (logout, a deleted user, a new password, a revoked token). Its
+// checker goroutine ends with it.
 func (u *UI) streamContext(r *http.Request, c *caller) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(r.Context(), c.until)
+	ctx, cancel := context.WithDeadline(r.Context(), c.until)
+	go func() {
+		t := time.NewTicker(recheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := u.resolve(r.WithContext(ctx)); err != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 func remoteHost(r *http.Request) string {

@@ -47,6 +47,10 @@ type scope struct {
 	nodes      bool
 }
 
+func sameScope(a, b scope) bool {
+	return a.all == b.all && a.nodes == b.nodes && slices.Equal(a.namespaces, b.namespaces)
+}
+
 func (s scope) sees(ns string) bool { return s.all || slices.Contains(s.namespaces, ns) }
 
 // scopeOf asks the Authorizer, namespace by namespace, which Instances the
@@ -262,13 +266,19 @@ func (u *UI) fleetEvents(w http.ResponseWriter, r *http.Request, c *caller) {
 	if !send("snapshot", map[string]any{"nodes": f.nodeRows(), "instances": f.instanceRows()}) {
 		return
 	}
-	keepalive := time.NewTicker(30 * time.Second)
-	defer keepalive.Stop()
+	recheck := time.NewTicker(recheckInterval)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-keepalive.C:
+		case <-recheck.C:
+			// Roles changed: end, and the browser reconnects to a fresh
+			// snapshot of what it may see now (or to a 401).
+			now, err := u.resolve(r.WithContext(ctx))
+			if err != nil || !sameScope(u.scopeOf(ctx, now), sc) {
+				return
+			}
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil || http.NewResponseController(w).Flush() != nil {
 				return
 			}
