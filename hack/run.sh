@@ -43,6 +43,14 @@ server_pid=$!
 for _ in $(seq 100); do [ -f "$L4MCONFIG" ] && "$l4mctl" version >/dev/null 2>&1 && break; sleep 0.1; done
 "$l4mctl" version >/dev/null || { cat "$data/server.log"; exit 1; }
 
+# The dashboard's admin: a password user whose password is in a 0600 file
+# (made once; a later run with the same .data keeps both).
+pwfile="$data/server/dashboard-password"
+if ! "$l4mctl" get users admin >/dev/null 2>&1; then
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$pwfile")
+  "$l4mctl" user create admin --role admin --password-stdin < "$pwfile" >/dev/null
+fi
+
 ./hack/sandbox.sh down "$node" >/dev/null 2>&1 || true
 ./hack/sandbox.sh up "$node" >/dev/null
 root="${L4M_SANDBOX_STATE:-/var/tmp/l4m-sandbox}/$node/left4me"
@@ -114,6 +122,10 @@ chmod 600 "$root/node.yaml"
 cat <<HINT
 
 left4me is running: API https://$listen (etcd embedded, data in $data), node $node in a sandbox host.
+
+Dashboard: https://$listen/ui/ — log in as admin with the password in $pwfile
+  (cat it; the certificate is signed by l4m-server's own CA, $data/server/pki/ca.crt:
+  import it into the browser, or accept the warning once).
 
 In another shell:
   export L4MCONFIG=$L4MCONFIG PATH=$PWD/bin:\$PATH

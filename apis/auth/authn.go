@@ -164,6 +164,13 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
+	return a.AuthenticateBearer(bearer)
+}
+
+// AuthenticateBearer returns the holder of a bearer token (l4m.<id>.<secret>),
+// or ErrUnauthenticated: Authenticate without the header (the dashboard's
+// token login, and each of its requests after).
+func (a *Authenticator) AuthenticateBearer(bearer string) (*User, error) {
 	id, secret, ok := ParseBearer(strings.TrimSpace(bearer))
 	if !ok {
 		return nil, ErrUnauthenticated

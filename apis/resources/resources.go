@@ -110,6 +110,12 @@ var (
 			return fields.Set{"spec.type": string(t.Spec.Type), "spec.nodeName": t.Spec.NodeName, "spec.user": t.Spec.User}
 		},
 	}
+	Users = &Resource{
+		Kind: "User", Plural: "users", Singular: "user",
+		HasStatus: true, StatusReadOnly: true,
+		New:     func() v1.Object { return &v1.User{} },
+		NewList: func() v1.ListObject { return &v1.UserList{} },
+	}
 	Installations = &Resource{
 		Kind: "Installation", Plural: "installations", Singular: "installation", ShortNames: []string{"install"},
 		HasStatus: true,
@@ -163,7 +169,7 @@ var (
 
 // All lists every kind, in the order l4mctl applies them: what others
 // refer to comes first.
-var All = []*Resource{Namespaces, Nodes, Tokens, Installations, Overlays, Blueprints, Instances, Events}
+var All = []*Resource{Namespaces, Nodes, Tokens, Users, Installations, Overlays, Blueprints, Instances, Events}
 
 // StatusSubresource reports whether clients may write <plural>/status.
 func (r *Resource) StatusSubresource() bool { return r.HasStatus && !r.StatusReadOnly }

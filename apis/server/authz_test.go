@@ -59,6 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	f.objs["blueprints"] = must(admin.Create(ctx, res("Blueprint"), &v1.Blueprint{ObjectMeta: meta("bp")}, false))
 	must(admin.Create(ctx, res("Instance"), &v1.Instance{ObjectMeta: meta("inst-2"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "node-2"}}, false))
 	f.objs["instances"] = must(admin.Create(ctx, res("Instance"), &v1.Instance{ObjectMeta: meta("inst-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "node-1"}}, false))
+	f.objs["users"] = must(admin.Create(ctx, res("User"), &v1.User{ObjectMeta: metav1.ObjectMeta{Name: "alice"}, Spec: v1.UserSpec{Roles: []v1.RoleBinding{{Role: v1.RoleViewer, Namespace: "team-a"}}, Password: "alice's long password"}}, false))
 	f.objs["events"] = must(admin.Create(ctx, res("Event"), &v1.Event{ObjectMeta: meta("ev"), InvolvedObject: v1.ObjectReference{Kind: "Instance", Name: "inst-1"}, Reason: "Test"}, false))
 
 	f.tokens["admin"] = servertest.AdminToken(t, s)
@@ -341,11 +342,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		code := f.do(t, who, "GET", logPath, "", "")
 		check(who, "get instances/log", code, expected(who, who == "admin" || who == "editor-a", http.StatusOK))
 	}
-	// The totals: 8 kinds × 7 verbs and 6 status subresources × 3 verbs,
+	// The totals: 9 kinds × 7 verbs and 6 status subresources × 3 verbs,
 	// 11 node-restriction cells and the log, for 12 callers; and how many
-	// cells each caller is allowed (admin: all 86; every role and node
+	// cells each caller is allowed (admin: all 93; every role and node
 	// reads Installations: 4 cells).
-	const perCaller = 8*7 + 6*3 + 11 + 1
+	const perCaller = 9*7 + 6*3 + 11 + 1
 	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 46, "viewer-a": 25, "editor-b": 8, "node-1": 33, "node-3": 4, "join": 1}
 	sum := 0
 	for who, n := range wantAllowed {
@@ -372,6 +373,9 @@ func newBody(res *resources.Resource, like v1.Object) string {
 	}
 	if n, ok := obj.(*v1.Node); ok {
 		n.Status = v1.NodeStatus{}
+	}
+	if u, ok := obj.(*v1.User); ok {
+		u.Spec.Password = "a new user's password" // write-only: never in what the API returns
 	}
 	data, _ := json.Marshal(obj)
 	return string(data)

@@ -40,6 +40,7 @@ import (
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/apis/ui"
 	"github.com/left4me/left4me/apis/validation"
 	"github.com/left4me/left4me/apis/version"
 )
@@ -76,6 +77,8 @@ type Handler struct {
 	agents         *agentTransports
 	snapshot       SnapshotFunc
 	mux            *http.ServeMux
+	// dashboard is the web dashboard at /ui/ (package ui).
+	dashboard *ui.UI
 }
 
 // HandlerOptions configure NewHandler.
@@ -105,6 +108,9 @@ type HandlerOptions struct {
 	// stream may take to send its body and read its answer (0:
 	// DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// DashboardSessionTTL is how long a dashboard login lasts (0:
+	// ui.DefaultSessionTTL).
+	DashboardSessionTTL time.Duration
 }
 
 // NewHandler returns the API handler over a started Store.
@@ -130,8 +136,35 @@ func NewHandler(o HandlerOptions) *Handler {
 	h.mux.Handle("GET /metrics", h.adminOnly(o.Metrics.Handler()))
 	h.mux.HandleFunc(snapshotRoute, h.serveSnapshot)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
+	dash, err := ui.New(ui.Options{
+		Store: o.Store, Authn: o.Authn, Authz: o.Authz, API: http.HandlerFunc(h.ServeAs),
+		FailedLogins: failedLogins{h.failLimits}, SessionTTL: o.DashboardSessionTTL, Log: o.Log.WithName("ui"),
+	})
+	if err != nil {
+		panic(err) // the templates are embedded: the package's own tests parse them
+	}
+	h.dashboard = dash
 	return h
 }
+
+// ServeAs serves an API request as the auth.User already in its context,
+// without authenticating it again: the dashboard's actions and log stream,
+// for its session's user, go through the same routing, authorization,
+// validation and audit log as l4mctl's requests.
+func (h *Handler) ServeAs(w http.ResponseWriter, r *http.Request) {
+	if auth.UserFrom(r.Context()) == nil {
+		h.writeError(w, r, apierrors.NewUnauthorized("no user"))
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// failedLogins lends the dashboard the failed-token limiter, so guessed
+// passwords and guessed tokens spend from one bucket per address.
+type failedLogins struct{ l *limiters }
+
+func (f failedLogins) Exhausted(key string) (time.Duration, bool) { return f.l.exhausted(key) }
+func (f failedLogins) Spend(key string)                           { f.l.spend(key) }
 
 // anonymousPaths are served without credentials (load balancers probe them).
 var anonymousPaths = map[string]bool{"/healthz": true, "/readyz": true}
@@ -143,6 +176,17 @@ var anonymousPaths = map[string]bool{"/healthz": true, "/readyz": true}
 // refused before its body is read does not hold its connection waiting for
 // that body.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, ui.Prefix) {
+		// The dashboard has its own login (a session cookie, not a bearer
+		// token) and sends its own failures to the same limiter.
+		h.setDeadlines(w, ui.Streams(r.URL.Path))
+		if r.URL.Path == "/ui" {
+			http.Redirect(w, r, ui.Prefix, http.StatusMovedPermanently)
+			return
+		}
+		h.dashboard.ServeHTTP(w, r)
+		return
+	}
 	h.setDeadlines(w, false)
 	if anonymousPaths[r.URL.Path] {
 		h.mux.ServeHTTP(w, r)
@@ -376,7 +420,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, code int, obj 
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, code, obj)
+	writeJSON(w, code, redacted(obj))
 }
 
 func isTrue(s string) bool { return s == "true" || s == "1" }
@@ -561,6 +605,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 	if err == nil && req.decision.Admit != nil {
 		err = req.decision.Admit(r.Context(), nil, obj)
 	}
+	if err == nil {
+		_, err = setPassword(req, nil, obj)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -572,17 +619,22 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 	obj, dry, err := readObject(r, req)
+	var cur v1.Object
+	if err == nil && (req.decision.Admit != nil || req.res.Kind == "User") {
+		cur, err = h.store.Get(r.Context(), req.res, req.namespace, req.name)
+	}
 	if err == nil && req.decision.Admit != nil {
-		var cur v1.Object
-		if cur, err = h.store.Get(r.Context(), req.res, req.namespace, req.name); err == nil {
-			err = req.decision.Admit(r.Context(), cur, obj)
-		}
+		err = req.decision.Admit(r.Context(), cur, obj)
+	}
+	withStatus := false
+	if err == nil {
+		withStatus, err = setPassword(req, cur, obj)
 	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	out, err := h.store.Update(r.Context(), req.res, obj, storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"})
+	out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"}, withStatus))
 	h.respond(w, r, http.StatusOK, out, err)
 }
 
@@ -621,7 +673,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 			h.writeError(w, r, err)
 			return
 		}
-		curJSON, err := json.Marshal(cur)
+		curJSON, err := json.Marshal(redacted(cur))
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -651,10 +703,15 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 				return
 			}
 		}
+		withStatus, err := setPassword(req, cur, obj)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
 		// A patch that names a resourceVersion of its own is a
 		// compare-and-swap: its conflict is the caller's to see.
 		pinned := obj.GetResourceVersion() != cur.GetResourceVersion()
-		out, err := h.store.Update(r.Context(), req.res, obj, storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"})
+		out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"}, withStatus))
 		if apierrors.IsConflict(err) && !pinned && attempt < 5 {
 			continue
 		}
@@ -786,7 +843,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 			if !ok {
 				return
 			}
-			if err := enc.Encode(watchEvent{Type: ev.Type, Object: ev.Object}); err != nil {
+			if err := enc.Encode(watchEvent{Type: ev.Type, Object: redacted(ev.Object)}); err != nil {
 				return
 			}
 			if flusher != nil {

@@ -73,6 +73,9 @@ type Options struct {
 	// DefaultRequestTimeout); IdleTimeout closes silent keep-alive
 	// connections (0: DefaultIdleTimeout).
 	RequestTimeout, IdleTimeout time.Duration
+	// DashboardSessionTTL is how long a dashboard login lasts (0:
+	// ui.DefaultSessionTTL).
+	DashboardSessionTTL time.Duration
 	// Log receives the server's logs (discarded when unset).
 	Log logr.Logger
 }
@@ -164,7 +167,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		RateQPS: opts.RateQPS, RateBurst: opts.RateBurst, MaxObjectsPerNamespace: opts.MaxObjectsPerNamespace,
 		FailedLoginQPS: opts.FailedLoginQPS, FailedLoginBurst: opts.FailedLoginBurst, LogsClientCert: s.logsCert,
 		Snapshot:       s.snapshotSource(),
-		RequestTimeout: opts.RequestTimeout,
+		RequestTimeout: opts.RequestTimeout, DashboardSessionTTL: opts.DashboardSessionTTL,
 	})
 	if err := s.bootstrapAdmin(startCtx, opts, authn); err != nil {
 		return nil, err

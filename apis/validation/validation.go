@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -156,6 +157,8 @@ func Validate(obj v1.Object) field.ErrorList {
 		return append(validateMeta(o, true, utilvalidation.IsDNS1123Subdomain), validateEvent(o)...)
 	case *v1.Token:
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateTokenSpec(&o.Spec, field.NewPath("spec"))...)
+	case *v1.User:
+		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateUserSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Installation:
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateInstallationSpec(&o.Spec, field.NewPath("spec"))...)
 	default:
@@ -627,24 +630,7 @@ func ValidateTokenSpec(s *v1.TokenSpec, p *field.Path) field.ErrorList {
 		if len(s.Roles) == 0 {
 			allErrs = append(allErrs, field.Required(p.Child("roles"), "a User token needs at least one role"))
 		}
-		for i, rb := range s.Roles {
-			rp := p.Child("roles").Index(i)
-			switch rb.Role {
-			case v1.RoleAdmin:
-				if rb.Namespace != "" {
-					allErrs = append(allErrs, field.Invalid(rp.Child("namespace"), rb.Namespace, "admin is bound everywhere; leave namespace empty"))
-				}
-			case v1.RoleEditor, v1.RoleViewer:
-				if rb.Namespace == "" {
-					allErrs = append(allErrs, field.Required(rp.Child("namespace"), rb.Role+" is bound to one namespace"))
-				}
-				for _, msg := range utilvalidation.IsDNS1123Label(rb.Namespace) {
-					allErrs = append(allErrs, field.Invalid(rp.Child("namespace"), rb.Namespace, msg))
-				}
-			default:
-				allErrs = append(allErrs, field.NotSupported(rp.Child("role"), rb.Role, []string{v1.RoleAdmin, v1.RoleEditor, v1.RoleViewer}))
-			}
-		}
+		allErrs = append(allErrs, ValidateRoleBindings(s.Roles, p.Child("roles"))...)
 		if s.NodeName != "" {
 			allErrs = append(allErrs, field.Forbidden(p.Child("nodeName"), "only Node tokens name a node"))
 		}
@@ -765,6 +751,70 @@ func validateAnnotations(ann map[string]string, p *field.Path) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateAnnotations(rest, p)
 	if len(la) > MaxLastAppliedBytes {
 		allErrs = append(allErrs, field.TooLong(p.Key(v1.AnnotationLastApplied), "", MaxLastAppliedBytes))
+	}
+	return allErrs
+}
+
+// ValidateRoleBindings checks a User token's or a User's roles: admin
+// everywhere, editor and viewer in one namespace each.
+func ValidateRoleBindings(roles []v1.RoleBinding, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	for i, rb := range roles {
+		rp := p.Index(i)
+		switch rb.Role {
+		case v1.RoleAdmin:
+			if rb.Namespace != "" {
+				allErrs = append(allErrs, field.Invalid(rp.Child("namespace"), rb.Namespace, "admin is bound everywhere; leave namespace empty"))
+			}
+		case v1.RoleEditor, v1.RoleViewer:
+			if rb.Namespace == "" {
+				allErrs = append(allErrs, field.Required(rp.Child("namespace"), rb.Role+" is bound to one namespace"))
+			}
+			for _, msg := range utilvalidation.IsDNS1123Label(rb.Namespace) {
+				allErrs = append(allErrs, field.Invalid(rp.Child("namespace"), rb.Namespace, msg))
+			}
+		default:
+			allErrs = append(allErrs, field.NotSupported(rp.Child("role"), rb.Role, []string{v1.RoleAdmin, v1.RoleEditor, v1.RoleViewer}))
+		}
+	}
+	return allErrs
+}
+
+// Password rules: long enough that the failed-login slowdown and argon2id
+// make guessing hopeless, short enough that hashing stays cheap to ask for.
+const (
+	MinPasswordLength = 12
+	MaxPasswordBytes  = 1024
+)
+
+// ValidatePassword checks a new password (counted in characters).
+func ValidatePassword(pw string, p *field.Path) field.ErrorList {
+	switch n := utf8.RuneCountInString(pw); {
+	case pw == "":
+		return field.ErrorList{field.Required(p, "a password is required")}
+	case n < MinPasswordLength:
+		return field.ErrorList{field.Invalid(p, "(hidden)", fmt.Sprintf("must be at least %d characters, not %d", MinPasswordLength, n))}
+	case len(pw) > MaxPasswordBytes:
+		return field.ErrorList{field.Invalid(p, "(hidden)", fmt.Sprintf("must be at most %d bytes", MaxPasswordBytes))}
+	case !utf8.ValidString(pw) || hasControl(pw):
+		return field.ErrorList{field.Invalid(p, "(hidden)", "must be UTF-8 text without control characters")}
+	}
+	return nil
+}
+
+// ValidateUserSpec checks a User: at least one role, and a password (when
+// given: an update may leave it empty to keep the current one).
+func ValidateUserSpec(s *v1.UserSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if len(s.Roles) == 0 {
+		allErrs = append(allErrs, field.Required(p.Child("roles"), "a User needs at least one role"))
+	}
+	allErrs = append(allErrs, ValidateRoleBindings(s.Roles, p.Child("roles"))...)
+	if len(s.Description) > 1024 {
+		allErrs = append(allErrs, field.TooLong(p.Child("description"), "", 1024))
+	}
+	if s.Password != "" {
+		allErrs = append(allErrs, ValidatePassword(s.Password, p.Child("password"))...)
 	}
 	return allErrs
 }

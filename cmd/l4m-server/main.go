@@ -80,6 +80,7 @@ certificate under --data-dir/pki and an admin client config,
 	f.IntVar(&opts.RateBurst, "rate-burst", 200, "requests a credential may send at once above --rate-limit")
 	f.Float64Var(&opts.FailedLoginQPS, "failed-login-limit", 2, "failed logins per second one address may make before 429 (0: unlimited)")
 	f.IntVar(&opts.FailedLoginBurst, "failed-login-burst", 20, "failed logins one address may make at once")
+	f.DurationVar(&opts.DashboardSessionTTL, "dashboard-session-ttl", 8*time.Hour, "how long a login to the dashboard (/ui/) lasts; sessions live in this process's memory")
 	f.IntVar(&maxConns, "max-connections-per-address", server.DefaultMaxConnsPerAddress, "open connections one client IP may hold; more are closed at once (0: no cap; raise it behind a proxy or NAT)")
 	f.DurationVar(&opts.RequestTimeout, "request-timeout", server.DefaultRequestTimeout, "how long a request other than a watch or a log stream may take to send its body and read its answer")
 	f.IntVar(&opts.MaxObjectsPerNamespace, "max-objects-per-namespace", 10000, "most objects of one kind in one namespace (0: no cap)")

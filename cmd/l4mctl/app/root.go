@@ -91,6 +91,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newVersionCommand(),
 		c.newAPIResourcesCommand(),
 		c.newTokenCommand(),
+		c.newUserCommand(),
 		c.newLogsCommand(),
 		c.newCordonCommand(true),
 		c.newCordonCommand(false),
