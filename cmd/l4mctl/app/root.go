@@ -92,6 +92,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newAPIResourcesCommand(),
 		c.newTokenCommand(),
 		c.newLogsCommand(),
+		c.newRCONCommand(),
 		c.newCordonCommand(true),
 		c.newCordonCommand(false),
 		c.newDrainCommand(),
