@@ -20,6 +20,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
@@ -69,20 +70,8 @@ func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 	srv, admin := servertest.Start(t)
 	agent := startRCONAgent(t)
 	ctx := context.Background()
-	host, port, _ := net.SplitHostPort(agent.srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	sum := sha256.Sum256(agent.srv.Certificate().Raw)
-	for _, n := range []struct{ name, ready string }{{"host-a", "True"}, {"host-lost", "False"}} {
-		if _, err := admin.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name},
-			Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: 27015, Max: 27030}}}, false); err != nil {
-			t.Fatal(err)
-		}
-		status := fmt.Sprintf(`{"status":{"addresses":[%q],"logsEndpoint":{"port":%d,"certSHA256":%q},"conditions":[{"type":"Ready","status":%q,"reason":"Test","message":"test","lastTransitionTime":"2026-12-02T00:00:00Z"}]}}`,
-			host, p, hex.EncodeToString(sum[:]), n.ready)
-		if _, err := admin.PatchStatus(ctx, resources.Nodes, "", n.name, []byte(status)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishAgent(t, admin, "host-a", agent.srv, "True")
+	publishAgent(t, admin, "host-lost", agent.srv, "False")
 	for name, node := range map[string]string{"versus": "host-a", "stopped": "host-a", "lost": "host-lost", "nowhere": ""} {
 		if _, err := admin.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: node}}, false); err != nil {
@@ -99,6 +88,28 @@ func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 		"editor-b": user("eb", v1.RoleBinding{Role: v1.RoleEditor, Namespace: "team-b"}),
 	}
 	return srv, agent, tokens
+}
+
+// publishAgent makes Node name whose agent's log server is srv, its Ready
+// condition ready ("" for none), as an agent's registration would.
+func publishAgent(t *testing.T, admin *client.Client, name string, srv *httptest.Server, ready string) {
+	t.Helper()
+	ctx := context.Background()
+	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	sum := sha256.Sum256(srv.Certificate().Raw)
+	if _, err := admin.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: 27015, Max: 27030}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	conds := ""
+	if ready != "" {
+		conds = fmt.Sprintf(`,"conditions":[{"type":"Ready","status":%q,"reason":"Test","message":"test","lastTransitionTime":"2026-12-02T00:00:00Z"}]`, ready)
+	}
+	status := fmt.Sprintf(`{"status":{"addresses":[%q],"logsEndpoint":{"port":%d,"certSHA256":%q}%s}}`, host, p, hex.EncodeToString(sum[:]), conds)
+	if _, err := admin.PatchStatus(ctx, resources.Nodes, "", name, []byte(status)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func postRCON(t *testing.T, srv *server.Server, token, instance, body string) (int, string, http.Header) {
