@@ -86,6 +86,8 @@ func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 		"editor":   user("ed", v1.RoleBinding{Role: v1.RoleEditor, Namespace: "default"}),
 		"viewer":   user("vi", v1.RoleBinding{Role: v1.RoleViewer, Namespace: "default"}),
 		"editor-b": user("eb", v1.RoleBinding{Role: v1.RoleEditor, Namespace: "team-b"}),
+		// The node the game runs on: it serves RCON, it does not ask for it.
+		"node": servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "host-a"}),
 	}
 	return srv, agent, tokens
 }
@@ -133,7 +135,7 @@ func postRCON(t *testing.T, srv *server.Server, token, instance, body string) (i
 
 func TestRCONRolesAndInputs(t *testing.T) {
 	srv, agent, tokens := rconFixture(t)
-	for who, want := range map[string]int{"admin": 200, "editor": 200, "viewer": 403, "editor-b": 403} {
+	for who, want := range map[string]int{"admin": 200, "editor": 200, "viewer": 403, "editor-b": 403, "node": 403} {
 		code, body, _ := postRCON(t, srv, tokens[who], "versus", `{"command":"echo hi `+who+`"}`)
 		if code != want {
 			t.Errorf("%s: %d %s, want %d", who, code, body, want)
