@@ -95,6 +95,13 @@ func (z *Authorizer) authorizeUser(u *User, a Attributes) error {
 		}
 		return forbidden(u, a, "reading game logs needs the editor role in the namespace")
 	}
+	if a.Subresource == "rcon" {
+		// A console command changes the running game: editors, not viewers.
+		if a.Namespace != "" && z.bound(u, a.Namespace, v1.RoleEditor) {
+			return nil
+		}
+		return forbidden(u, a, "RCON needs the editor role in the namespace")
+	}
 	switch plural {
 	case "nodes":
 		if slices.Contains(readVerbs, a.Verb) && len(u.Roles) > 0 {
@@ -170,6 +177,9 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 	case "instances":
 		if a.Subresource == "log" {
 			return Decision{}, forbidden(u, a, "nodes serve logs; they do not read them through the API")
+		}
+		if a.Subresource == "rcon" {
+			return Decision{}, forbidden(u, a, "nodes run RCON for the API server; they do not ask it")
 		}
 		switch a.Verb {
 		case "list", "watch":

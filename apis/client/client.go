@@ -461,3 +461,21 @@ func (c *Client) Version(ctx context.Context) (version.Info, error) {
 	_, err := c.do(ctx, http.MethodGet, "/version", nil, "", nil, &info)
 	return info, err
 }
+
+// RCONResult is a console command's answer: its output, cut at 64 KiB
+// (Truncated then says so).
+type RCONResult struct {
+	Output    string `json:"output"`
+	Truncated bool   `json:"truncated"`
+}
+
+// RCON runs one console command on an Instance's game.
+func (c *Client) RCON(ctx context.Context, namespace, name, command string) (RCONResult, error) {
+	body, err := json.Marshal(map[string]string{"command": command})
+	if err != nil {
+		return RCONResult{}, err
+	}
+	var out RCONResult
+	_, err = c.do(ctx, http.MethodPost, Path(resources.Instances, namespace, name, "rcon"), nil, "application/json", body, &out)
+	return out, err
+}

@@ -21,6 +21,9 @@ type auditRecord struct {
 	DryRun      bool      `json:"dryRun,omitempty"`
 	Code        int       `json:"code"`
 	Remote      string    `json:"remote"`
+	// Command is an RCON request's console command (never a password:
+	// the game's stays on its node).
+	Command string `json:"command,omitempty"`
 }
 
 // auditor writes JSON lines; one mutex keeps lines whole.

@@ -70,6 +70,8 @@ type Handler struct {
 	audit      *auditor
 	limits     *limiters
 	failLimits *limiters
+	// rconLimits is each user's RCON commands.
+	rconLimits *limiters
 	maxObjects int
 	// requestTimeout bounds every request but watches and log streams.
 	requestTimeout time.Duration
@@ -118,7 +120,7 @@ func NewHandler(o HandlerOptions) *Handler {
 	h := &Handler{
 		store: o.Store, log: o.Log, metrics: o.Metrics, authn: o.Authn, authz: o.Authz,
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
-		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst),
+		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst), rconLimits: newLimiters(rconQPS, rconBurst),
 		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, agents: newAgentTransports(o.LogsClientCert), mux: http.NewServeMux(),
 		requestTimeout: o.RequestTimeout,
 	}
@@ -261,6 +263,8 @@ type request struct {
 	verb        string
 	user        *auth.User
 	decision    auth.Decision
+	// command is an rcon request's console command, for the audit record.
+	command string
 }
 
 // verbOf names a request the way authorization and metrics see it.
@@ -318,6 +322,7 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		switch {
 		case req.subresource == "status" && req.res.StatusSubresource():
 		case req.subresource == "log" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
+		case req.subresource == "rcon" && req.res.Kind == "Instance" && r.Method == http.MethodPost:
 		default:
 			return nil, notFoundPath(r.URL.Path)
 		}
@@ -328,6 +333,10 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		return nil, notFoundPath(r.URL.Path)
 	}
 	req.verb = verbOf(r, req.name == "")
+	if req.subresource == "rcon" {
+		// Running a console command changes the game: a write.
+		req.verb = "create"
+	}
 	return req, nil
 }
 
@@ -356,6 +365,7 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
 		h.audit.record(auditRecord{
 			Time: start.UTC(), User: req.user.Name, TokenID: req.user.TokenID, Verb: verb, Resource: resource,
 			Subresource: req.subresource, Namespace: req.namespace, Name: req.name, DryRun: dry, Code: rw.code, Remote: r.RemoteAddr,
+			Command: req.command,
 		})
 	}
 	if log := h.log.V(1); log.Enabled() {
@@ -388,6 +398,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request)
 	case "list":
 		h.list(w, r, req)
 	case "create":
+		if req.subresource == "rcon" {
+			h.rcon(w, r, req)
+			return
+		}
 		if req.res.Namespaced && req.namespace == "" {
 			h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("%s live in namespaces: POST to %s/namespaces/{namespace}/%s", req.res.Plural, apiPrefix, req.res.Plural)))
 			return

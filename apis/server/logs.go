@@ -16,6 +16,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
@@ -28,36 +30,9 @@ var nodeResource = resources.Nodes
 // trusted by the certificate fingerprint it published in its Node's status;
 // it trusts us by our client certificate.
 func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
-	if h.logsCert == nil {
-		h.writeError(w, r, apierrors.NewServiceUnavailable("this API server has no client certificate for node agents (it runs with an operator-provided serving certificate)"))
-		return
-	}
-	obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
+	ag, err := h.agentOf(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
-	}
-	in := obj.(*v1.Instance)
-	nodeName := in.Status.NodeName
-	if nodeName == "" {
-		nodeName = in.Spec.NodeName
-	}
-	if nodeName == "" {
-		h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("instance %s/%s runs on no node yet", req.namespace, req.name)))
-		return
-	}
-	nobj, err := h.store.Get(r.Context(), nodeResource, "", nodeName)
-	if apierrors.IsNotFound(err) {
-		h.agents.forget(nodeName)
-	}
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	node := nobj.(*v1.Node)
-	ep := node.Status.LogsEndpoint
-	if ep == nil || len(node.Status.Addresses) == 0 {
-		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s publishes no log server", nodeName)))
 		return
 	}
 	q := url.Values{}
@@ -67,9 +42,8 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
 	if n, err := strconv.Atoi(r.URL.Query().Get("tailLines")); err == nil && n >= 0 {
 		q.Set("tailLines", strconv.Itoa(n))
 	}
-	target := url.URL{Scheme: "https", Host: net.JoinHostPort(node.Status.Addresses[0], strconv.Itoa(int(ep.Port))),
-		Path: "/logs/" + req.namespace + "/" + req.name, RawQuery: q.Encode()}
-	hc := &http.Client{Transport: h.agents.transport(nodeName, target.Host, ep.CertSHA256)}
+	target := url.URL{Scheme: "https", Host: ag.host, Path: "/logs/" + req.namespace + "/" + req.name, RawQuery: q.Encode()}
+	hc := &http.Client{Transport: h.agents.transport(ag.node, ag.host, ag.pin)}
 	areq, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target.String(), nil)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -77,7 +51,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	resp, err := hc.Do(areq)
 	if err != nil {
-		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's log server: %v", nodeName, err)))
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's log server: %v", ag.node, err)))
 		return
 	}
 	defer resp.Body.Close()
@@ -104,6 +78,47 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request, req *request) {
 			return
 		}
 	}
+}
+
+// agentEndpoint is where an Instance's node agent serves and the
+// certificate it must show.
+type agentEndpoint struct {
+	node, host, pin string
+	ready           bool
+}
+
+// agentOf finds the node an Instance runs on and its agent's endpoint.
+func (h *Handler) agentOf(r *http.Request, req *request) (agentEndpoint, error) {
+	if h.logsCert == nil {
+		return agentEndpoint{}, apierrors.NewServiceUnavailable("this API server has no client certificate for node agents (it runs with an operator-provided serving certificate)")
+	}
+	obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
+	if err != nil {
+		return agentEndpoint{}, err
+	}
+	in := obj.(*v1.Instance)
+	nodeName := in.Status.NodeName
+	if nodeName == "" {
+		nodeName = in.Spec.NodeName
+	}
+	if nodeName == "" {
+		return agentEndpoint{}, apierrors.NewBadRequest(fmt.Sprintf("instance %s/%s runs on no node yet", req.namespace, req.name))
+	}
+	nobj, err := h.store.Get(r.Context(), nodeResource, "", nodeName)
+	if apierrors.IsNotFound(err) {
+		h.agents.forget(nodeName)
+	}
+	if err != nil {
+		return agentEndpoint{}, err
+	}
+	node := nobj.(*v1.Node)
+	ep := node.Status.LogsEndpoint
+	if ep == nil || len(node.Status.Addresses) == 0 {
+		return agentEndpoint{}, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s publishes no log server", nodeName))
+	}
+	cond := apimeta.FindStatusCondition(node.Status.Conditions, v1.ConditionReady)
+	return agentEndpoint{node: nodeName, host: net.JoinHostPort(node.Status.Addresses[0], strconv.Itoa(int(ep.Port))), pin: ep.CertSHA256,
+		ready: cond == nil || cond.Status == metav1.ConditionTrue}, nil
 }
 
 // agentTransports keeps one Transport per node agent, so log requests to a

@@ -2,14 +2,11 @@ package server_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -71,17 +68,7 @@ func TestLogsReuseAgentConnections(t *testing.T) {
 	srv, admin := servertest.Start(t)
 	agent := startFakeAgent(t)
 	ctx := context.Background()
-	host, port, _ := net.SplitHostPort(agent.srv.Listener.Addr().String())
-	p, _ := strconv.Atoi(port)
-	sum := sha256.Sum256(agent.srv.Certificate().Raw)
-	if _, err := admin.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-a"},
-		Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: 27015, Max: 27030}}}, false); err != nil {
-		t.Fatal(err)
-	}
-	status := fmt.Sprintf(`{"status":{"addresses":[%q],"logsEndpoint":{"port":%d,"certSHA256":%q}}}`, host, p, hex.EncodeToString(sum[:]))
-	if _, err := admin.PatchStatus(ctx, resources.Nodes, "", "host-a", []byte(status)); err != nil {
-		t.Fatal(err)
-	}
+	publishAgent(t, admin, "host-a", agent.srv, "")
 	if _, err := admin.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "versus", Namespace: "default"},
 		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "host-a"}}, false); err != nil {
 		t.Fatal(err)

@@ -100,6 +100,7 @@ func (a *Agent) startLogServer(ctx context.Context, addr string, caPEM []byte) (
 		cancel: cancel, served: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /logs/{ns}/{name}", s.serve)
+	mux.HandleFunc("POST /rcon/{ns}/{name}", s.serveRCON)
 	s.srv = &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: logsReadHeaderTimeout, IdleTimeout: logsIdleTimeout,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {

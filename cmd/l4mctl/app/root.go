@@ -93,6 +93,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newTokenCommand(),
 		c.newUserCommand(),
 		c.newLogsCommand(),
+		c.newRCONCommand(),
 		c.newCordonCommand(true),
 		c.newCordonCommand(false),
 		c.newDrainCommand(),

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// RCON limits. A command is one line of the game's console: a control
+// character (a newline above all) would smuggle a second command past the
+// audit record. The per-user rate keeps one editor from flooding a game.
+const (
+	maxRCONCommand = 512
+	maxRCONBody    = 4 << 10
+	rconQPS        = 5
+	rconBurst      = 10
+	// maxRCONAnswer bounds what is read of the agent's answer (its output
+	// is capped at 64 KiB, JSON-escaped it may grow).
+	maxRCONAnswer = 1 << 20
+)
+
+// rconBody is POST .../instances/{name}/rcon's body.
+type rconBody struct {
+	Command string `json:"command"`
+}
+
+// validRCONCommand says what is wrong with command, or nil.
+func validRCONCommand(command string) error {
+	switch {
+	case command == "":
+		return apierrors.NewBadRequest("command: required")
+	case len(command) > maxRCONCommand:
+		return apierrors.NewBadRequest(fmt.Sprintf("command: %d bytes, at most %d", len(command), maxRCONCommand))
+	}
+	for i := 0; i < len(command); i++ {
+		if c := command[i]; c < 0x20 || c == 0x7f {
+			return apierrors.NewBadRequest(fmt.Sprintf("command: control character 0x%02x at byte %d (one command per request)", c, i))
+		}
+	}
+	return nil
+}
+
+// rcon runs a console command on an Instance's game through its node's
+// agent, over the same pinned connection the logs use. The agent's answer
+// ({"output", "truncated"}) is passed through, as are its refusals.
+func (h *Handler) rcon(w http.ResponseWriter, r *http.Request, req *request) {
+	var body rconBody
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxRCONBody)).Decode(&body); err != nil {
+		h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("body: %v", err)))
+		return
+	}
+	req.command = body.Command
+	if err := validRCONCommand(body.Command); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if lim := h.rconLimits.get(req.user.Name); !lim.Allow() {
+		wait := lim.Tokens()
+		secs := int(math.Ceil((1 - wait) / rconQPS))
+		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends more than %d RCON commands a second", req.user.Name, rconQPS), max(secs, 1)))
+		return
+	}
+	ag, err := h.agentOf(r, req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if !ag.ready {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s is not Ready: its agent is not asked", ag.node)))
+		return
+	}
+	payload, _ := json.Marshal(body)
+	target := url.URL{Scheme: "https", Host: ag.host, Path: "/rcon/" + req.namespace + "/" + req.name}
+	hc := &http.Client{Transport: h.agents.transport(ag.node, ag.host, ag.pin)}
+	areq, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target.String(), bytes.NewReader(payload))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	areq.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(areq)
+	if err != nil {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
+		return
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxRCONAnswer))
+	if err != nil {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		// The agent's own words name what is wrong (not running, not
+		// bound, no answer from the game): they replace the generic ones.
+		se := apierrors.NewGenericServerResponse(resp.StatusCode, "rcon", req.res.GroupResource(), req.name, "", 0, false)
+		se.ErrStatus.Message = fmt.Sprintf("node %s: %s", ag.node, bytes.TrimSpace(answer))
+		h.writeError(w, r, se)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(answer)
+}

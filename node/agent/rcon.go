@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/node/rcon"
+	"github.com/left4me/left4me/node/unit"
+)
+
+// RCON limits: a command the game does not answer must not hold the API
+// server's request, and an answer (cvarlist is hundreds of KiB) is cut so
+// one request cannot make the agent buffer without bound.
+const (
+	rconTimeout     = 10 * time.Second
+	rconMaxOutput   = 64 << 10
+	rconMaxBodySize = 4 << 10
+)
+
+// Errors execRCON's callers map to status codes.
+var (
+	errNotBound   = errors.New("not bound to this node")
+	errNotRunning = errors.New("not running")
+)
+
+// rconResult is what POST /rcon answers.
+type rconResult struct {
+	Output    string `json:"output"`
+	Truncated bool   `json:"truncated"`
+}
+
+// execRCON runs command on the game of Instance ns/name over RCON on
+// loopback. The game counts as running once observe has probed it (a
+// probe exists only for a game whose unit was seen) and it is not Stopped.
+func (a *Agent) execRCON(ctx context.Context, ns, name, command string) (rconResult, error) {
+	id := unit.ID(ns, name)
+	a.mu.Lock()
+	in, bound := a.instances[key(ns, name)]
+	pr := a.probes[id]
+	a.mu.Unlock()
+	if !bound {
+		return rconResult{}, fmt.Errorf("instance %s/%s is %w %s", ns, name, errNotBound, a.o.NodeName)
+	}
+	if in.Spec.State == v1.StateStopped || pr == nil {
+		return rconResult{}, fmt.Errorf("instance %s/%s is %w", ns, name, errNotRunning)
+	}
+	pw, err := a.readRCONPassword(id)
+	if err != nil {
+		return rconResult{}, fmt.Errorf("instance %s/%s is %w: %w", ns, name, errNotRunning, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, rconTimeout)
+	defer cancel()
+	c, err := rcon.Dial(ctx, pr.addr, pw)
+	if err != nil {
+		return rconResult{}, err
+	}
+	defer c.Close()
+	out, err := c.Exec(ctx, command)
+	if err != nil {
+		return rconResult{}, err
+	}
+	return capOutput(out), nil
+}
+
+// capOutput cuts out at rconMaxOutput bytes.
+func capOutput(out string) rconResult {
+	if len(out) <= rconMaxOutput {
+		return rconResult{Output: out}
+	}
+	return rconResult{Output: strings.ToValidUTF8(out[:rconMaxOutput], ""), Truncated: true}
+}
+
+// readRCONPassword reads the password rconPassword stored when the game's
+// config was written, never making one: a game that has none was never
+// started with RCON.
+func (a *Agent) readRCONPassword(id string) (string, error) {
+	path := filepath.Join(a.paths.Instance(id), "rcon_password")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read rcon password: %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if pw == "" {
+		return "", fmt.Errorf("rcon password %s is empty", path)
+	}
+	return pw, nil
+}
+
+// serveRCON answers POST /rcon/{namespace}/{name} with body
+// {"command": "..."}: 404 not bound here, 409 not running, 502 the game
+// did not answer.
+func (s *logServer) serveRCON(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if len(utilvalidation.IsDNS1123Label(ns)) > 0 || len(utilvalidation.IsDNS1123Label(name)) > 0 {
+		http.Error(w, "bad instance name", http.StatusBadRequest)
+		return
+	}
+	var req struct {
+		Command string `json:"command"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, rconMaxBodySize)).Decode(&req); err != nil {
+		http.Error(w, fmt.Sprintf("body: %v", err), http.StatusBadRequest)
+		return
+	}
+	if req.Command == "" {
+		http.Error(w, "command: required", http.StatusBadRequest)
+		return
+	}
+	res, err := s.a.execRCON(r.Context(), ns, name, req.Command)
+	switch {
+	case errors.Is(err, errNotBound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	case errors.Is(err, errNotRunning):
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	case err != nil:
+		http.Error(w, fmt.Sprintf("instance %s/%s: the game did not answer: %v", ns, name, err), http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(res)
+}
