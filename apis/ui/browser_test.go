@@ -176,6 +176,9 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	})
 	do(t, ctx, "open the Instance page", chromedp.Navigate(base+"/ui/namespaces/team-a/instances/team-a-1"), chromedp.WaitVisible(chromedp.ID("stop")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("log").textContent.includes("the log of /logs/team-a/team-a-1")`)); err != nil {
+		t.Errorf("the game's log does not reach the page: %v", err)
+	}
 	screenshot(t, ctx, dir, "instance-admin")
 	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("stop"))); err != nil {
 		t.Fatalf("click Stop: %v", err)

@@ -202,6 +202,23 @@ func TestRolesPerPage(t *testing.T) {
 	}
 }
 
+// TestEditorReadsTheGameLog: the Instance page streams the game's log
+// through the API's log relay, for editors.
+func TestEditorReadsTheGameLog(t *testing.T) {
+	f := newFixture(t, server.Options{})
+	f.user(t, "ed", "editor:team-a")
+	b := f.browser(t)
+	b.login("ed", password)
+	page := "/ui/namespaces/team-a/instances/team-a-1"
+	if _, body, _ := b.get(page); !strings.Contains(body, `id="log"`) || !strings.Contains(body, `id="stop"`) {
+		t.Errorf("an editor's Instance page lacks the log or Stop")
+	}
+	code, body, _ := b.get(page + "/log")
+	if code != http.StatusOK || body != "L 12/02/2026 - 05:00:00: the log of /logs/team-a/team-a-1\n" {
+		t.Errorf("the log: %d %q", code, body)
+	}
+}
+
 func TestSecurityHeadersAndCookie(t *testing.T) {
 	f := newFixture(t, server.Options{})
 	f.user(t, "alice", "admin")
