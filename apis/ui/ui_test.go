@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +283,35 @@ func TestFailedLoginsAreSlowedDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the API from the same address: %d, want 429", resp.StatusCode)
+	}
+}
+
+// TestLoginsAndActionsAreAudited: logins (failed too), Start/Stop and
+// logouts are in the API's audit log under the user's name.
+func TestLoginsAndActionsAreAudited(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, server.Options{DataDir: dir})
+	f.user(t, "ed", "editor:team-a")
+	b := f.browser(t)
+	b.post("/ui/login", b.origin(), url.Values{"csrf": {b.csrf("/ui/login")}, "username": {"ed"}, "password": {"not the password"}})
+	b.login("ed", password)
+	page := "/ui/namespaces/team-a/instances/team-a-1"
+	if code, _, _ := b.post(page+"/state", b.origin(), url.Values{"state": {"Stopped"}, "csrf": {b.csrf(page)}}); code != http.StatusSeeOther {
+		t.Fatalf("Stop: %d", code)
+	}
+	b.post("/ui/logout", b.origin(), url.Values{"csrf": {b.csrf("/ui/")}})
+	data, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"user":"user:ed","verb":"login","resource":"ui","code":401`,
+		`"user":"user:ed","verb":"login","resource":"ui","code":303`,
+		`"user":"user:ed","verb":"patch","resource":"instances","namespace":"team-a","name":"team-a-1","code":200`,
+		`"user":"user:ed","verb":"logout","resource":"ui","code":303`,
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the audit log lacks %s:\n%s", want, data)
+		}
 	}
 }
