@@ -152,8 +152,17 @@ func NewHandler(o HandlerOptions) *Handler {
 // for its session's user, go through the same routing, authorization,
 // validation and audit log as l4mctl's requests.
 func (h *Handler) ServeAs(w http.ResponseWriter, r *http.Request) {
-	if auth.UserFrom(r.Context()) == nil {
+	user := auth.UserFrom(r.Context())
+	if user == nil {
 		h.writeError(w, r, apierrors.NewUnauthorized("no user"))
+		return
+	}
+	key := user.TokenID
+	if key == "" {
+		key = user.Name // a password user ("user:<name>")
+	}
+	if !h.limits.allow(key) {
+		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends requests faster than allowed; slow down", user.Name), 1))
 		return
 	}
 	h.mux.ServeHTTP(w, r)
