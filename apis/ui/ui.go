@@ -27,6 +27,7 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/left4me/left4me/apis/auth"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/storage"
 )
 
@@ -328,7 +329,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	if tok := strings.TrimSpace(r.PostFormValue("token")); tok != "" {
 		var user *auth.User
 		user, err = u.o.Authn.AuthenticateBearer(tok)
-		if err == nil && user.Type != "User" {
+		if err == nil && user.Type != v1.TokenUser {
 			err = auth.ErrUnauthenticated // node and join tokens do not log in here
 		}
 		if err == nil {

@@ -46,6 +46,10 @@ func TestTokenLoginAndRevocation(t *testing.T) {
 	f := newFixture(t, server.Options{})
 	tok, id := newUserToken(t, f, v1.RoleBinding{Role: v1.RoleViewer, Namespace: "team-a"})
 	b := f.browser(t)
+	nodeToken := servertest.NewToken(t, f.admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "node-1"})
+	if code, _, _ := b.post("/ui/login", b.origin(), url.Values{"csrf": {b.csrf("/ui/login")}, "token": {nodeToken}}); code != http.StatusUnauthorized {
+		t.Errorf("a node token's login: %d, want 401", code)
+	}
 	code, _, h := b.post("/ui/login", b.origin(), url.Values{"csrf": {b.csrf("/ui/login")}, "token": {tok}})
 	if code != http.StatusSeeOther || h.Get("Location") != "/ui/" {
 		t.Fatalf("token login: %d %s", code, h.Get("Location"))
