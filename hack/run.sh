@@ -46,9 +46,13 @@ for _ in $(seq 100); do [ -f "$L4MCONFIG" ] && "$l4mctl" version >/dev/null 2>&1
 # The dashboard's admin: a password user whose password is in a 0600 file
 # (made once; a later run with the same .data keeps both).
 pwfile="$data/server/dashboard-password"
+new_password() { (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$pwfile"); }
 if ! "$l4mctl" get users admin >/dev/null 2>&1; then
-  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$pwfile")
+  new_password
   "$l4mctl" user create admin --role admin --password-stdin < "$pwfile" >/dev/null
+elif [ ! -s "$pwfile" ]; then
+  new_password   # the file was removed: give admin a new password
+  "$l4mctl" user passwd admin --password-stdin < "$pwfile" >/dev/null
 fi
 
 ./hack/sandbox.sh down "$node" >/dev/null 2>&1 || true

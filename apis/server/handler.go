@@ -140,7 +140,7 @@ func NewHandler(o HandlerOptions) *Handler {
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
 	dash, err := ui.New(ui.Options{
 		Store: o.Store, Authn: o.Authn, Authz: o.Authz, API: http.HandlerFunc(h.ServeAs),
-		FailedLogins: failedLogins{h.failLimits}, SessionTTL: o.DashboardSessionTTL, Log: o.Log.WithName("ui"),
+		FailedLogins: failedLogins{h.failLimits}, Audit: h.auditDashboard, SessionTTL: o.DashboardSessionTTL, Log: o.Log.WithName("ui"),
 	})
 	if err != nil {
 		panic(err) // the templates are embedded: the package's own tests parse them
@@ -154,11 +154,26 @@ func NewHandler(o HandlerOptions) *Handler {
 // for its session's user, go through the same routing, authorization,
 // validation and audit log as l4mctl's requests.
 func (h *Handler) ServeAs(w http.ResponseWriter, r *http.Request) {
-	if auth.UserFrom(r.Context()) == nil {
+	user := auth.UserFrom(r.Context())
+	if user == nil {
 		h.writeError(w, r, apierrors.NewUnauthorized("no user"))
 		return
 	}
+	key := user.TokenID
+	if key == "" {
+		key = user.Name // a password user ("user:<name>")
+	}
+	if !h.limits.allow(key) {
+		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends requests faster than allowed; slow down", user.Name), 1))
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// auditDashboard records the dashboard's logins and logouts (its other
+// writes go through ServeAs and are audited as API requests).
+func (h *Handler) auditDashboard(user, verb string, code int, remote string) {
+	h.audit.record(auditRecord{Time: time.Now().UTC(), User: user, Verb: verb, Resource: "ui", Code: code, Remote: remote})
 }
 
 // failedLogins lends the dashboard the failed-token limiter, so guessed

@@ -17,8 +17,10 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 )
 
@@ -160,7 +162,25 @@ func TestDashboardInChromium(t *testing.T) {
 	if used := eval[string](t, ctx, `document.querySelector('#nodes tr[data-key="node-1"] td:nth-child(4)').textContent`); used != "2/10" {
 		t.Errorf("node-1 shows %q Instances, want 2/10", used)
 	}
+	// A new Instance appears, and a deleted one goes, without a reload.
+	if _, err := f.admin.Create(context.Background(), resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "team-a-2", Namespace: "team-a"},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, "the new Instance's row appears", chromedp.WaitVisible(chromedp.CSS(`#instances tr[data-key="team-a/team-a-2"]`)))
+	if order := eval[string](t, ctx, `[...document.querySelectorAll("#instances tbody tr")].map(r => r.dataset.key).join(" ")`); order != "team-a/team-a-1 team-a/team-a-2 team-b/team-b-1" {
+		t.Errorf("the rows are %q, want them in namespace/name order", order)
+	}
 	screenshot(t, ctx, dir, "fleet-ready")
+	if _, _, err := f.admin.Delete(context.Background(), resources.Instances, "team-a", "team-a-2", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('#instances tr[data-key="team-a/team-a-2"]') === null`)); err != nil {
+		t.Errorf("the deleted Instance's row stays: %v", err)
+	}
+	if !eval[bool](t, ctx, `window.l4mMark === true`) {
+		t.Fatal("the fleet page reloaded")
+	}
 
 	// Stop, confirmed in the browser's dialog.
 	var dialogs sync.WaitGroup
@@ -176,6 +196,9 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	})
 	do(t, ctx, "open the Instance page", chromedp.Navigate(base+"/ui/namespaces/team-a/instances/team-a-1"), chromedp.WaitVisible(chromedp.ID("stop")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("log").textContent.includes("the log of /logs/team-a/team-a-1")`)); err != nil {
+		t.Errorf("the game's log does not reach the page: %v", err)
+	}
 	screenshot(t, ctx, dir, "instance-admin")
 	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("stop"))); err != nil {
 		t.Fatalf("click Stop: %v", err)

@@ -2,13 +2,20 @@ package ui_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +50,7 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 		}
 	}
 	must(admin.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Spec: v1.NodeSpec{Capacity: v1.NodeCapacity{Instances: 10}}}, false))
+	must(admin.PatchStatus(ctx, resources.Nodes, "", "node-1", nodeStatus(t, startLogServer(t))))
 	for _, ns := range []string{"team-a", "team-b"} {
 		must(admin.Create(ctx, resources.Namespaces, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, false))
 		must(admin.Create(ctx, resources.Overlays, &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "mods", Namespace: ns}, Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "mods"}}}, false))
@@ -51,6 +59,36 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 			Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: "node-1"}}, false))
 	}
 	return f
+}
+
+// startLogServer is node-1's agent log server: every log it is asked for
+// is one line naming the path.
+func startLogServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "L 12/02/2026 - 05:00:00: the log of %s\n", r.URL.Path)
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// nodeStatus is node-1's status as its agent reports it: Ready, a build,
+// and the log server's address and certificate.
+func nodeStatus(t *testing.T, logs *httptest.Server) []byte {
+	host, port, _ := net.SplitHostPort(logs.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	sum := sha256.Sum256(logs.Certificate().Raw)
+	st := map[string]any{"status": v1.NodeStatus{
+		Addresses:     []string{host},
+		LogsEndpoint:  &v1.LogsEndpoint{Port: int32(p), CertSHA256: hex.EncodeToString(sum[:])},
+		Conditions:    []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Heartbeat", LastTransitionTime: metav1.Now()}},
+		Installations: []v1.NodeInstallation{{Name: "l4d2", Phase: "Ready", Builds: []string{"9001"}}},
+	}}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // user makes a password user with roles ("admin", "viewer:team-a", ...).

@@ -27,6 +27,7 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/left4me/left4me/apis/auth"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/storage"
 )
 
@@ -70,6 +71,10 @@ type Options struct {
 	// authenticating it again (the API server's Handler.ServeAs).
 	API          http.Handler
 	FailedLogins Limiter
+	// Audit records each login attempt and logout in the API's audit log
+	// (nil: none): who (the name tried, or the token's holder), the verb
+	// ("login", "logout"), the HTTP code and the client's address.
+	Audit func(user, verb string, code int, remote string)
 	// SessionTTL is how long a login lasts (0: DefaultSessionTTL).
 	SessionTTL time.Duration
 	Log        logr.Logger
@@ -320,20 +325,25 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &session{}
+	who := "(token)"
 	if tok := strings.TrimSpace(r.PostFormValue("token")); tok != "" {
 		var user *auth.User
 		user, err = u.o.Authn.AuthenticateBearer(tok)
-		if err == nil && user.Type != "User" {
+		if err == nil && user.Type != v1.TokenUser {
 			err = auth.ErrUnauthenticated // node and join tokens do not log in here
+		}
+		if err == nil {
+			who = user.Name
 		}
 		s.bearer = tok
 	} else {
 		name := strings.TrimSpace(r.PostFormValue("username"))
 		_, s.stamp, err = u.o.Authn.AuthenticatePassword(r.Context(), name, r.PostFormValue("password"))
-		s.user = name
+		s.user, who = name, "user:"+name
 	}
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		u.o.FailedLogins.Spend(host)
+		u.audit(who, "login", http.StatusUnauthorized, r)
 		u.renderLogin(w, r, http.StatusUnauthorized, "Wrong name or password, or an invalid token.")
 		return
 	}
@@ -346,12 +356,23 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.renderLogin(w, r, http.StatusServiceUnavailable, "Too many sessions on this server: try again later.")
 		return
 	}
+	if old, err := r.Cookie(sessionCookie); err == nil {
+		u.sessions.delete(old.Value) // a new login never keeps an old id
+	}
+	u.audit(who, "login", http.StatusSeeOther, r)
 	setCookie(w, loginCookie, "", -1)
 	setCookie(w, sessionCookie, id, int(u.o.SessionTTL.Seconds()))
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
+func (u *UI) audit(user, verb string, code int, r *http.Request) {
+	if u.o.Audit != nil {
+		u.o.Audit(user, verb, code, r.RemoteAddr)
+	}
+}
+
 func (u *UI) logout(w http.ResponseWriter, r *http.Request, c *caller) {
+	u.audit(c.user.Name, "logout", http.StatusSeeOther, r)
 	u.sessions.delete(c.id)
 	setCookie(w, sessionCookie, "", -1)
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,10 @@ func TestTokenLoginAndRevocation(t *testing.T) {
 	f := newFixture(t, server.Options{})
 	tok, id := newUserToken(t, f, v1.RoleBinding{Role: v1.RoleViewer, Namespace: "team-a"})
 	b := f.browser(t)
+	nodeToken := servertest.NewToken(t, f.admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "node-1"})
+	if code, _, _ := b.post("/ui/login", b.origin(), url.Values{"csrf": {b.csrf("/ui/login")}, "token": {nodeToken}}); code != http.StatusUnauthorized {
+		t.Errorf("a node token's login: %d, want 401", code)
+	}
 	code, _, h := b.post("/ui/login", b.origin(), url.Values{"csrf": {b.csrf("/ui/login")}, "token": {tok}})
 	if code != http.StatusSeeOther || h.Get("Location") != "/ui/" {
 		t.Fatalf("token login: %d %s", code, h.Get("Location"))
@@ -202,6 +208,23 @@ func TestRolesPerPage(t *testing.T) {
 	}
 }
 
+// TestEditorReadsTheGameLog: the Instance page streams the game's log
+// through the API's log relay, for editors.
+func TestEditorReadsTheGameLog(t *testing.T) {
+	f := newFixture(t, server.Options{})
+	f.user(t, "ed", "editor:team-a")
+	b := f.browser(t)
+	b.login("ed", password)
+	page := "/ui/namespaces/team-a/instances/team-a-1"
+	if _, body, _ := b.get(page); !strings.Contains(body, `id="log"`) || !strings.Contains(body, `id="stop"`) {
+		t.Errorf("an editor's Instance page lacks the log or Stop")
+	}
+	code, body, _ := b.get(page + "/log")
+	if code != http.StatusOK || body != "L 12/02/2026 - 05:00:00: the log of /logs/team-a/team-a-1\n" {
+		t.Errorf("the log: %d %q", code, body)
+	}
+}
+
 func TestSecurityHeadersAndCookie(t *testing.T) {
 	f := newFixture(t, server.Options{})
 	f.user(t, "alice", "admin")
@@ -264,5 +287,35 @@ func TestFailedLoginsAreSlowedDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the API from the same address: %d, want 429", resp.StatusCode)
+	}
+}
+
+// TestLoginsAndActionsAreAudited: logins (failed too), Start/Stop and
+// logouts are in the API's audit log under the user's name.
+func TestLoginsAndActionsAreAudited(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, server.Options{DataDir: dir})
+	f.user(t, "ed", "editor:team-a")
+	b := f.browser(t)
+	b.post("/ui/login", b.origin(), url.Values{"csrf": {b.csrf("/ui/login")}, "username": {"ed"}, "password": {"not the password"}})
+	b.login("ed", password)
+	page := "/ui/namespaces/team-a/instances/team-a-1"
+	if code, _, _ := b.post(page+"/state", b.origin(), url.Values{"state": {"Stopped"}, "csrf": {b.csrf(page)}}); code != http.StatusSeeOther {
+		t.Fatalf("Stop: %d", code)
+	}
+	b.post("/ui/logout", b.origin(), url.Values{"csrf": {b.csrf("/ui/")}})
+	data, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"user":"user:ed","verb":"login","resource":"ui","code":401`,
+		`"user":"user:ed","verb":"login","resource":"ui","code":303`,
+		`"user":"user:ed","verb":"patch","resource":"instances","namespace":"team-a","name":"team-a-1","code":200`,
+		`"user":"user:ed","verb":"logout","resource":"ui","code":303`,
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the audit log lacks %s:\n%s", want, data)
+		}
 	}
 }

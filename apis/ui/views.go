@@ -90,6 +90,8 @@ type instanceRow struct {
 	URL       string `json:"url"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	Blueprint string `json:"blueprint"`
+	BPURL     string `json:"bpURL"`
 	Phase     string `json:"phase"`
 	Node      string `json:"node"`
 	Address   string `json:"address"`
@@ -117,6 +119,7 @@ func instanceRowOf(in *v1.Instance) instanceRow {
 	r := instanceRow{
 		Key: in.Namespace + "/" + in.Name, URL: "/ui/namespaces/" + in.Namespace + "/instances/" + in.Name,
 		Namespace: in.Namespace, Name: in.Name, Phase: string(in.Status.Phase), Node: nodeOf(in),
+		Blueprint: in.Spec.BlueprintRef.Name, BPURL: "/ui/namespaces/" + in.Namespace + "/blueprints/" + in.Spec.BlueprintRef.Name,
 		Map: in.Status.Map, Ready: conditionStatus(in.Status.Conditions, v1.ConditionReady),
 	}
 	if r.Phase == "" {

@@ -25,15 +25,19 @@ function nodeRow(n) {
   return tr;
 }
 
+function link(href, text) {
+  var td = document.createElement("td");
+  var a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  td.append(a);
+  return td;
+}
+
 function instanceRow(i) {
   var tr = document.createElement("tr");
   tr.setAttribute("data-key", i.key);
-  var name = document.createElement("td");
-  var a = document.createElement("a");
-  a.href = i.url;
-  a.textContent = i.name;
-  name.append(a);
-  tr.append(cell(i.namespace), name, cell(i.phase), cell(i.node), cell(i.address), cell(i.map), cell(i.players), cell(i.ready, "ready-" + i.ready));
+  tr.append(cell(i.namespace), link(i.url, i.name), link(i.bpURL, i.blueprint), cell(i.phase), cell(i.node), cell(i.address), cell(i.map), cell(i.players), cell(i.ready, "ready-" + i.ready));
   return tr;
 }
 
