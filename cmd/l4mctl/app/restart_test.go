@@ -107,3 +107,35 @@ spec: {blueprintRef: {name: coop}, nodeName: n1}
 		t.Fatalf("a restartedAt that is no time: %v", err)
 	}
 }
+
+// TestRolloutTargetCompletion: the shell completes what rollout restart and
+// status take, Blueprints by name and KIND/NAME for the other kinds, with no
+// space after KIND/ so the name can follow; restart offers no Installations.
+func TestRolloutTargetCompletion(t *testing.T) {
+	e := newFleetEnv(t)
+	e.mustRun("apply", "-f", e.write("fleet.yaml", `apiVersion: left4me.io/v1alpha1
+kind: Blueprint
+metadata: {name: coop}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: coop-1}
+spec: {blueprintRef: {name: coop}}
+`))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rollout", "restart", ""}, "coop\nblueprint/\ninstance/\n:6\n"},
+		{[]string{"rollout", "restart", "inst"}, "instance/\n:6\n"},
+		{[]string{"rollout", "restart", "instance/co"}, "instance/coop-1\n:4\n"},
+		{[]string{"rollout", "restart", "installation/"}, ":4\n"},
+		{[]string{"rollout", "status", "inst"}, "instance/\ninstallation/\n:6\n"},
+		{[]string{"rollout", "status", "blueprint/"}, "blueprint/coop\n:4\n"},
+	} {
+		out := e.mustRun(append([]string{"__complete"}, tc.args...)...)
+		if got, _, _ := strings.Cut(out, "Completion ended"); got != tc.want {
+			t.Errorf("l4mctl __complete %q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}

@@ -53,7 +53,7 @@ Exits 0 once all are updated; with --watch=false, 1 while some are not.`,
   l4mctl rollout status instance/coop-1
   l4mctl rollout status installation/l4d2 --timeout 30m`,
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: c.completeNames("blueprints"),
+		ValidArgsFunction: c.completeRolloutTargets(resources.Blueprints, resources.Instances, resources.Installations),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, name, err := rolloutTarget(args[0])
 			if err != nil {
@@ -97,7 +97,7 @@ when its state is Running again.`,
   l4mctl rollout restart instance/coop-1
   l4mctl rollout restart instance/coop-1 --force`,
 		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: c.completeNames("blueprints"),
+		ValidArgsFunction: c.completeRolloutTargets(resources.Blueprints, resources.Instances),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, name, err := rolloutTarget(args[0])
 			if err != nil {
@@ -136,6 +136,41 @@ when its state is Running again.`,
 // rolloutTarget reads NAME (a Blueprint), or KIND/NAME where KIND is any
 // spelling of blueprint, instance or installation (bp/coop, instances/coop-1,
 // installation.left4me.io/l4d2).
+// completeRolloutTargets completes what rolloutTarget takes: a bare word is
+// a Blueprint's name or the start of KIND/ (one of kinds), and after KIND/
+// come that kind's names. Without it, the shell offered Blueprints only,
+// though restart and status take instance/NAME too.
+func (c *cli) completeRolloutTargets(kinds ...*resources.Resource) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		kind, prefix, typed := strings.Cut(toComplete, "/")
+		if !typed {
+			names, dir := c.completeNames(resources.Blueprints.Plural)(cmd, args, toComplete)
+			for _, k := range kinds {
+				if strings.HasPrefix(k.Singular+"/", toComplete) {
+					names = append(names, k.Singular+"/")
+					// The shell must not end KIND/ with a space.
+					dir |= cobra.ShellCompDirectiveNoSpace
+				}
+			}
+			return names, dir
+		}
+		for _, k := range kinds {
+			if k.Singular != kind {
+				continue
+			}
+			names, dir := c.completeNames(k.Plural)(cmd, args, prefix)
+			for i := range names {
+				names[i] = kind + "/" + names[i]
+			}
+			return names, dir
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
 func rolloutTarget(arg string) (*resources.Resource, string, error) {
 	kind, name, ok := strings.Cut(arg, "/")
 	if !ok {
