@@ -290,7 +290,11 @@ func describeInstanceRollout(bp *v1.Blueprint, in *v1.Instance, p rollout.Progre
 	case len(p.Forced) == 1:
 		what = "forced restart pending"
 	case len(p.Waiting) == 1:
-		what = fmt.Sprintf("restart pending, waiting for %d players to leave (policy %s; %s)", in.Status.Players, bp.Spec.Rollout.Policy, force)
+		who := fmt.Sprintf("%d players", in.Status.Players)
+		if in.Status.Players == 1 {
+			who = "its player"
+		}
+		what = fmt.Sprintf("restart pending, waiting for %s to leave (policy %s; %s)", who, bp.Spec.Rollout.Policy, force)
 	case len(p.Queued) == 1:
 		what = fmt.Sprintf("restart pending, waiting for its turn (maxUnavailable %d; %s)", max(bp.Spec.Rollout.MaxUnavailable, 1), force)
 	default:
