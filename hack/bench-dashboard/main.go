@@ -38,19 +38,18 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/hack/internal/benchkit"
 )
 
 const (
@@ -80,23 +79,11 @@ func run(n, nodes, requests, rounds int, chromium string) error {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := server.Start(ctx, server.Options{DataDir: dir, Listen: "127.0.0.1:0", Log: logr.Discard()})
+	srv, admin, token, err := benchkit.StartServer(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	f, err := client.LoadFile(srv.AdminConfigPath)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	admin, err := client.New(cfg)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	if err := seed(ctx, admin, n, nodes); err != nil {
 		return fmt.Errorf("seed: %w", err)
@@ -104,7 +91,7 @@ func run(n, nodes, requests, rounds int, chromium string) error {
 	fmt.Printf("seeded %d Nodes and %d Instances (Running, Ready) over %d namespaces through the API in %s\n\n", nodes, n, namespaces, time.Since(start).Round(time.Millisecond))
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if err := renderTable(tw, srv, f.Token, n, requests); err != nil {
+	if err := renderTable(tw, srv, token, n, requests); err != nil {
 		return err
 	}
 	tw.Flush()
@@ -289,8 +276,8 @@ func renderTable(tw io.Writer, srv *server.Server, token string, n, requests int
 		t    []timing
 	}{{"fleet page GET /ui/ (HTML)", pages}, {"API LIST instances (JSON)", lists}} {
 		first := median(r.t, func(t timing) time.Duration { return t.first })
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t\n", r.name, round(first), round(p99(r.t, func(t timing) time.Duration { return t.first })),
-			round(median(r.t, func(t timing) time.Duration { return t.last })), round(p99(r.t, func(t timing) time.Duration { return t.last })),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.2f\t\n", r.name, benchkit.Round(first), benchkit.Round(p99(r.t, func(t timing) time.Duration { return t.first })),
+			benchkit.Round(median(r.t, func(t timing) time.Duration { return t.last })), benchkit.Round(p99(r.t, func(t timing) time.Duration { return t.last })),
 			r.t[0].bytes, gzipped(r.t[0].body), float64(first)/float64(limit))
 	}
 	return nil
@@ -312,18 +299,5 @@ func pct(ts []timing, f func(timing) time.Duration, p float64) time.Duration {
 	for _, t := range ts {
 		d = append(d, f(t))
 	}
-	return percentile(d, p)
-}
-
-func percentile(d []time.Duration, p float64) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[int(float64(len(s)-1)*p)]
-}
-
-func round(d time.Duration) time.Duration {
-	if d > time.Millisecond {
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
+	return benchkit.Percentile(d, p)
 }

@@ -20,6 +20,7 @@ import (
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/hack/internal/benchkit"
 )
 
 // waitJS defines l4mWait(key, want): a promise of the time (Unix ms, the
@@ -109,13 +110,13 @@ func readyTable(ctx context.Context, tw io.Writer, srv *server.Server, admin *cl
 		browser = append(browser, fromMillis(shown).Sub(start))
 		events = append(events, fromMillis(arrived).Sub(start))
 	}
-	limit := percentile(watched, 0.5)
+	limit := benchkit.Percentile(watched, 0.5)
 	fmt.Fprintf(tw, "Ready=True written → seen (%d transitions, %d rows)\tmedian\tp90\tmax\tmedian / API watch\t\n", rounds, n)
 	for _, r := range []struct {
 		name string
 		d    []time.Duration
 	}{{"fleet page in Chromium (row shows True)", browser}, {"  its event stream's event arrives in the page", events}, {"API watch (event delivered)", watched}} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t\n", r.name, round(percentile(r.d, 0.5)), round(percentile(r.d, 0.9)), round(percentile(r.d, 1)), float64(percentile(r.d, 0.5))/float64(limit))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t\n", r.name, benchkit.Round(benchkit.Percentile(r.d, 0.5)), benchkit.Round(benchkit.Percentile(r.d, 0.9)), benchkit.Round(benchkit.Percentile(r.d, 1)), float64(benchkit.Percentile(r.d, 0.5))/float64(limit))
 	}
 	return nil
 }

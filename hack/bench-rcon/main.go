@@ -37,7 +37,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -51,6 +50,7 @@ import (
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/hack/internal/benchkit"
 	"github.com/left4me/left4me/node/agent"
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/rcon"
@@ -85,15 +85,11 @@ func run(n int, port int32) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	srv, err := server.Start(ctx, server.Options{DataDir: filepath.Join(dir, "server"), Listen: "127.0.0.1:0", Log: logr.Discard()})
+	srv, admin, _, err := benchkit.StartServer(ctx, filepath.Join(dir, "server"))
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	admin, err := adminClient(srv)
-	if err != nil {
-		return err
-	}
 	sd := systemd.NewFake()
 	stopAgent, err := startAgent(ctx, srv, admin, sd, filepath.Join(dir, "node"), port)
 	if err != nil {
@@ -183,26 +179,14 @@ func run(n int, port int32) error {
 			paths[i].d = append(paths[i].d, time.Since(start))
 		}
 	}
-	limit := percentile(paths[1].d, 0.5)
+	limit := benchkit.Percentile(paths[1].d, 0.5)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "RCON %q round trip\tn\tmedian\tp90\tp99\tmedian / direct new connection\tmedian − direct new connection\t\n", command)
 	for _, p := range paths {
-		med := percentile(p.d, 0.5)
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.2f\t%s\t\n", p.name, len(p.d), round(med), round(percentile(p.d, 0.9)), round(percentile(p.d, 0.99)), float64(med)/float64(limit), round(med-limit))
+		med := benchkit.Percentile(p.d, 0.5)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.2f\t%s\t\n", p.name, len(p.d), benchkit.Round(med), benchkit.Round(benchkit.Percentile(p.d, 0.9)), benchkit.Round(benchkit.Percentile(p.d, 0.99)), float64(med)/float64(limit), benchkit.Round(med-limit))
 	}
 	return tw.Flush()
-}
-
-func adminClient(srv *server.Server) (*client.Client, error) {
-	f, err := client.LoadFile(srv.AdminConfigPath)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := f.Config()
-	if err != nil {
-		return nil, err
-	}
-	return client.New(cfg)
 }
 
 // rconUsers is how many editors the api path's round trips are spread
@@ -344,17 +328,4 @@ func waitInstance(ctx context.Context, cl *client.Client, what string, cond func
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func percentile(d []time.Duration, p float64) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[int(float64(len(s)-1)*p)]
-}
-
-func round(d time.Duration) time.Duration {
-	if d > time.Millisecond {
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
 }
