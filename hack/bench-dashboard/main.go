@@ -12,9 +12,9 @@
 //     through the form); the program writes an Instance's Ready condition
 //     through the status subresource, as its node would, and times until
 //     the page's row says Ready True (a MutationObserver on the table,
-//     stamped with the browser's clock, the same clock this program
-//     reads), next to a plain API watch delivering the same write (the
-//     limit). Each round first turns the Instance unready and waits for
+//     stamped with the browser's clock, whose offset from this program's
+//     is read before each write), next to a plain API watch delivering
+//     the same write (the limit; its events are stamped as they come). Each round first turns the Instance unready and waits for
 //     both to see that, so each measured write starts from quiet.
 //
 // Run it with `make bench-dashboard` (Chromium at /usr/bin/chromium, or

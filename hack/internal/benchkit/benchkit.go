@@ -39,7 +39,7 @@ func Percentile(d []time.Duration, p float64) time.Duration {
 // Round keeps a duration readable in a table: to 10µs above a
 // millisecond, to 1µs below.
 func Round(d time.Duration) time.Duration {
-	if d > time.Millisecond {
+	if d > time.Millisecond || d < -time.Millisecond {
 		return d.Round(10 * time.Microsecond)
 	}
 	return d.Round(time.Microsecond)
