@@ -89,6 +89,14 @@ bench-fetch: ## Overlay fetcher: download+extract a generated 500 MB tar.gz from
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
 	$(GO) run ./hack/bench
 
+.PHONY: bench-rcon
+bench-rcon: ## RCON `status` through the API (server → node agent's pinned TLS → srcds double) vs direct RCON to the same game, 500 each (root; prints a table).
+	$(GO) run ./hack/bench-rcon -n $(or $(N),500)
+
+.PHONY: bench-dashboard
+bench-dashboard: ## Dashboard: fleet page with 1,000 Instances (render time, bytes) vs the API's LIST; Instance Ready→shown in headless Chromium vs the API watch (prints a table).
+	$(GO) run ./hack/bench-dashboard
+
 .PHONY: bench-node
 bench-node: ## Node agent on a sandbox host: write→UnitActive/Ready vs bare systemd-run, agent RSS and idle CPU (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestNodeBenchmark -v -timeout 30m ./node/e2e

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -21,4 +22,29 @@ func RestartPatch(now time.Time, force bool) []byte {
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
 		v1.AnnotationRestartedAt: at, v1.AnnotationForceRestartAt: forceAt}}})
 	return patch
+}
+
+// DescribeInstance says where one Instance's restart stands, p being
+// Assess of its Blueprint over that Instance alone: what l4mctl rollout
+// status instance/NAME prints and the dashboard's Instance page shows.
+// force tells the reader how to force a waiting restart, in its own terms
+// ("l4mctl rollout restart --force instance/coop-1 restarts it now").
+func DescribeInstance(bp *v1.Blueprint, in *v1.Instance, p Progress, force string) string {
+	switch {
+	case p.Updated == 1:
+		return "rollout complete: runs its Blueprint's current spec"
+	case len(p.Restarting) == 1:
+		return "restarting"
+	case len(p.Forced) == 1:
+		return "forced restart pending"
+	case len(p.Waiting) == 1:
+		who := fmt.Sprintf("%d players", in.Status.Players)
+		if in.Status.Players == 1 {
+			who = "its player"
+		}
+		return fmt.Sprintf("restart pending, waiting for %s to leave (policy %s; %s)", who, bp.Spec.Rollout.Policy, force)
+	case len(p.Queued) == 1:
+		return fmt.Sprintf("restart pending, waiting for its turn (maxUnavailable %d; %s)", max(bp.Spec.Rollout.MaxUnavailable, 1), force)
+	}
+	return "not yet seen by its node"
 }

@@ -123,7 +123,7 @@ func browserLogin(t *testing.T, ctx context.Context, base, name string) {
 // TestDashboardInChromium drives the dashboard in a real headless
 // Chromium: log in through the form, watch two Instances turn Ready on
 // the fleet page without a reload (their status written as a node
-// writes it), stop one with the confirmation, visit each page; then as a
+// writes it), restart and stop one with the confirmation, visit each page; then as a
 // viewer: no buttons, and a forged POST and one without the CSRF token
 // are refused by the server.
 func TestDashboardInChromium(t *testing.T) {
@@ -185,7 +185,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// Stop, confirmed in the browser's dialog.
 	var dialogs sync.WaitGroup
 	dctx, stopDialogs := context.WithCancel(ctx)
-	confirmed := make(chan string, 1)
+	confirmed := make(chan string, 2)
 	dialogs.Go(func() {
 		for ev, err := range chromedp.Events(dctx, page.JavascriptDialogOpening) {
 			if err != nil {
@@ -200,18 +200,34 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("the game's log does not reach the page: %v", err)
 	}
 	screenshot(t, ctx, dir, "instance-admin")
+	// Restart, confirmed: the page comes back with the restart asked for,
+	// which the game (started by its node with template t1) has not seen.
+	f.patchStatus(t, "team-a", "team-a-1", map[string]any{"templateHash": "t1"})
+	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("restart"))); err != nil {
+		t.Fatalf("click Restart: %v", err)
+	}
+	at := annotations(t, f, "team-a", "team-a-1")[v1.AnnotationRestartedAt]
+	if got := eval[string](t, ctx, `document.getElementById("restart-requested").textContent`); at == "" || got != at {
+		t.Errorf("after Restart the page says it was requested at %q; the annotation is %q", got, at)
+	}
+	if got := eval[string](t, ctx, `document.getElementById("rollout").textContent`); got != "not yet seen by its node" {
+		t.Errorf("after Restart the page says the rollout is %q", got)
+	}
+	screenshot(t, ctx, dir, "instance-restart")
 	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("stop"))); err != nil {
 		t.Fatalf("click Stop: %v", err)
 	}
 	stopDialogs()
 	dialogs.Wait()
-	select {
-	case msg := <-confirmed:
-		if !strings.Contains(msg, "Stop team-a-1?") {
-			t.Errorf("the confirmation says %q", msg)
+	for _, want := range []string{"Restart team-a-1?", "Stop team-a-1?"} {
+		select {
+		case msg := <-confirmed:
+			if !strings.Contains(msg, want) {
+				t.Errorf("the confirmation says %q, want %q", msg, want)
+			}
+		default:
+			t.Errorf("%s asked for no confirmation", want)
 		}
-	default:
-		t.Error("Stop asked for no confirmation")
 	}
 	if got := state(t, f, "team-a", "team-a-1"); got != v1.StateStopped {
 		t.Errorf("after Stop in the browser spec.state is %q", got)
@@ -229,8 +245,8 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	do(t, ctx, "the viewer's Instance page", chromedp.Navigate(base+"/ui/namespaces/team-a/instances/team-a-1"), chromedp.WaitVisible(chromedp.ID("conditions")))
 	screenshot(t, ctx, dir, "instance-viewer")
-	if eval[bool](t, ctx, `document.querySelector("#start, #stop") !== null`) {
-		t.Error("the viewer's page has Start/Stop buttons")
+	if eval[bool](t, ctx, `document.querySelector("#start, #stop, #restart") !== null`) {
+		t.Error("the viewer's page has Start/Stop/Restart buttons")
 	}
 	post := func(form string) int {
 		return eval[int](t, ctx, `(async () => {

@@ -113,6 +113,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("GET /ui/fleet/events", u.authed(u.fleetEvents))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}", u.authed(u.instance))
 	u.mux.HandleFunc("POST /ui/namespaces/{ns}/instances/{name}/state", u.authed(u.setState))
+	u.mux.HandleFunc("POST /ui/namespaces/{ns}/instances/{name}/restart", u.authed(u.restart))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/log", u.authed(u.log))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/blueprints/{name}", u.authed(u.blueprint))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/overlays/{name}", u.authed(u.overlay))

@@ -335,15 +335,12 @@ func (u *UI) fleetEvents(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 }
 
-// instance shows one Instance: its status, conditions, events and (for
-// editors) its log and the Start/Stop buttons.
+// instance shows one Instance: its status, conditions, events, where its
+// restart stands and (for editors) its log and the Start/Stop/Restart
+// buttons.
 func (u *UI) instance(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if err := u.allowed(r.Context(), c, "get", resources.Instances, ns, name, ""); err != nil {
-		u.failErr(w, r, c, err)
-		return
-	}
-	obj, err := u.o.Store.Get(r.Context(), resources.Instances, ns, name)
+	obj, err := u.getAs(r.Context(), c, "get", resources.Instances, ns, name)
 	if err != nil {
 		u.failErr(w, r, c, err)
 		return
@@ -354,7 +351,46 @@ func (u *UI) instance(w http.ResponseWriter, r *http.Request, c *caller) {
 	d["CanEdit"] = u.allowed(r.Context(), c, "patch", resources.Instances, ns, name, "") == nil
 	d["CanLog"] = u.allowed(r.Context(), c, "get", resources.Instances, ns, name, "log") == nil
 	d["Events"] = u.eventsAbout(r.Context(), c, ns, "Instance", name)
+	d["Restart"] = u.restartOf(r.Context(), c, in)
 	u.render(w, http.StatusOK, "instance", d)
+}
+
+// restartView is where an Instance's restart stands, for its page: the
+// restart asked for (left4me.io/restartedAt, and whether it is forced and
+// not spent yet), the one its game was started with (status.restartedAt),
+// and what its rollout waits for, as l4mctl rollout status instance/NAME
+// says it (empty when the user may not read the Blueprint or Overlays).
+type restartView struct {
+	RequestedAt, RunningAt, Status string
+	Forced                         bool
+}
+
+func (u *UI) restartOf(ctx context.Context, c *caller, in *v1.Instance) restartView {
+	v := restartView{RequestedAt: in.Annotations[v1.AnnotationRestartedAt], RunningAt: in.Status.RestartedAt, Forced: rollout.InstanceForced(in)}
+	if in.Spec.State == v1.StateStopped {
+		v.Status = "Stopped: nothing runs, it starts with the current spec"
+		return v
+	}
+	bp, err := u.getAs(ctx, c, "get", resources.Blueprints, in.Namespace, in.Spec.BlueprintRef.Name)
+	if err != nil {
+		return v
+	}
+	overlays, err := u.overlaysIn(ctx, c, in.Namespace)
+	if err != nil {
+		return v
+	}
+	p := rollout.Assess(bp.(*v1.Blueprint), overlays, []*v1.Instance{in})
+	v.Status = rollout.DescribeInstance(bp.(*v1.Blueprint), in, p, "tick force and press Restart to restart it now")
+	return v
+}
+
+// getAs reads one object if the Authorizer lets c's user do verb on it
+// ("get" to show it, "patch" to act on it).
+func (u *UI) getAs(ctx context.Context, c *caller, verb string, res *resources.Resource, ns, name string) (v1.Object, error) {
+	if err := u.allowed(ctx, c, verb, res, ns, name, ""); err != nil {
+		return nil, err
+	}
+	return u.o.Store.Get(ctx, res, ns, name)
 }
 
 // eventsAbout lists the Events about one object, as l4mctl describe does
@@ -391,6 +427,48 @@ func (u *UI) setState(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 	http.Redirect(w, r, "/ui/namespaces/"+ns+"/instances/"+name, http.StatusSeeOther)
+}
+
+// restart is the Restart button: what l4mctl rollout restart
+// instance/NAME does, the merge patch of rollout.RestartPatch through the
+// API handler as the session's user (force: restart now, players or not).
+// The Instance restarts under its Blueprint's rollout rules; its page then
+// says what the restart waits for. A Stopped Instance is refused (409), as
+// l4mctl refuses it: it has nothing to restart.
+func (u *UI) restart(w http.ResponseWriter, r *http.Request, c *caller) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	force, err := formBool(r, "force")
+	if err != nil {
+		u.fail(w, r, c, http.StatusBadRequest, err.Error())
+		return
+	}
+	obj, err := u.getAs(r.Context(), c, "patch", resources.Instances, ns, name)
+	if err != nil {
+		u.failErr(w, r, c, err)
+		return
+	}
+	if obj.(*v1.Instance).Spec.State == v1.StateStopped {
+		u.fail(w, r, c, http.StatusConflict, fmt.Sprintf("instance %s/%s is Stopped: nothing to restart (Start starts it with the current spec)", ns, name))
+		return
+	}
+	code, msg := u.callAPI(r, c, http.MethodPatch, apiPath(ns, name), "application/merge-patch+json", string(rollout.RestartPatch(time.Now(), force)))
+	if code != http.StatusOK {
+		u.fail(w, r, c, code, msg)
+		return
+	}
+	http.Redirect(w, r, "/ui/namespaces/"+ns+"/instances/"+name, http.StatusSeeOther)
+}
+
+// formBool reads a checkbox: absent is false, "true" true.
+func formBool(r *http.Request, field string) (bool, error) {
+	switch v := r.PostFormValue(field); v {
+	case "":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s %q: must be true or absent", field, v)
+	}
 }
 
 func apiPath(ns, name string) string {
@@ -456,11 +534,7 @@ func (u *UI) log(w http.ResponseWriter, r *http.Request, c *caller) {
 // (rollout.Assess, what l4mctl rollout status prints).
 func (u *UI) blueprint(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if err := u.allowed(r.Context(), c, "get", resources.Blueprints, ns, name, ""); err != nil {
-		u.failErr(w, r, c, err)
-		return
-	}
-	obj, err := u.o.Store.Get(r.Context(), resources.Blueprints, ns, name)
+	obj, err := u.getAs(r.Context(), c, "get", resources.Blueprints, ns, name)
 	if err != nil {
 		u.failErr(w, r, c, err)
 		return
@@ -509,10 +583,8 @@ func rolloutView(bp *v1.Blueprint, overlays map[string]*v1.Overlay, instances []
 // namespaceContent lists a namespace's Instances and Overlays, each list
 // authorized for the user.
 func (u *UI) namespaceContent(ctx context.Context, c *caller, ns string) ([]*v1.Instance, map[string]*v1.Overlay, error) {
-	for _, res := range []*resources.Resource{resources.Instances, resources.Overlays} {
-		if err := u.allowed(ctx, c, "list", res, ns, "", ""); err != nil {
-			return nil, nil, err
-		}
+	if err := u.allowed(ctx, c, "list", resources.Instances, ns, "", ""); err != nil {
+		return nil, nil, err
 	}
 	il, err := u.o.Store.List(ctx, resources.Instances, storage.ListOptions{Namespace: ns})
 	if err != nil {
@@ -523,27 +595,35 @@ func (u *UI) namespaceContent(ctx context.Context, c *caller, ns string) ([]*v1.
 		instances = append(instances, &il.(*v1.InstanceList).Items[i])
 	}
 	sort.Slice(instances, func(i, j int) bool { return instances[i].Name < instances[j].Name })
+	overlays, err := u.overlaysIn(ctx, c, ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	return instances, overlays, nil
+}
+
+// overlaysIn lists a namespace's Overlays by name, authorized for the user.
+func (u *UI) overlaysIn(ctx context.Context, c *caller, ns string) (map[string]*v1.Overlay, error) {
+	if err := u.allowed(ctx, c, "list", resources.Overlays, ns, "", ""); err != nil {
+		return nil, err
+	}
 	ol, err := u.o.Store.List(ctx, resources.Overlays, storage.ListOptions{Namespace: ns})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list overlays in %s: %w", ns, err)
+		return nil, fmt.Errorf("list overlays in %s: %w", ns, err)
 	}
 	overlays := map[string]*v1.Overlay{}
 	for i := range ol.(*v1.OverlayList).Items {
 		o := &ol.(*v1.OverlayList).Items[i]
 		overlays[o.Name] = o
 	}
-	return instances, overlays, nil
+	return overlays, nil
 }
 
 // overlay shows an Overlay's status and, for each Blueprint that stacks
 // it, that Blueprint's Instances and rollout.
 func (u *UI) overlay(w http.ResponseWriter, r *http.Request, c *caller) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if err := u.allowed(r.Context(), c, "get", resources.Overlays, ns, name, ""); err != nil {
-		u.failErr(w, r, c, err)
-		return
-	}
-	obj, err := u.o.Store.Get(r.Context(), resources.Overlays, ns, name)
+	obj, err := u.getAs(r.Context(), c, "get", resources.Overlays, ns, name)
 	if err != nil {
 		u.failErr(w, r, c, err)
 		return

@@ -37,6 +37,7 @@ import (
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/hack/internal/benchkit"
 )
 
 var instances = resources.Instances
@@ -124,15 +125,7 @@ func run(n, listN, watchN int) error {
 		return err
 	}
 	defer srv.Close()
-	f, err := client.LoadFile(srv.AdminConfigPath)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	cl, err := client.New(cfg)
+	cl, _, err := benchkit.AdminClient(srv)
 	if err != nil {
 		return err
 	}

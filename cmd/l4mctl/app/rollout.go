@@ -281,26 +281,7 @@ func (c *cli) assessInstanceRollout(ctx context.Context, cl *client.Client, name
 
 func describeInstanceRollout(bp *v1.Blueprint, in *v1.Instance, p rollout.Progress) string {
 	force := fmt.Sprintf("l4mctl rollout restart --force instance/%s restarts it now", in.Name)
-	var what string
-	switch {
-	case p.Updated == 1:
-		what = "rollout complete: runs its Blueprint's current spec"
-	case len(p.Restarting) == 1:
-		what = "restarting"
-	case len(p.Forced) == 1:
-		what = "forced restart pending"
-	case len(p.Waiting) == 1:
-		who := fmt.Sprintf("%d players", in.Status.Players)
-		if in.Status.Players == 1 {
-			who = "its player"
-		}
-		what = fmt.Sprintf("restart pending, waiting for %s to leave (policy %s; %s)", who, bp.Spec.Rollout.Policy, force)
-	case len(p.Queued) == 1:
-		what = fmt.Sprintf("restart pending, waiting for its turn (maxUnavailable %d; %s)", max(bp.Spec.Rollout.MaxUnavailable, 1), force)
-	default:
-		what = "not yet seen by its node"
-	}
-	return fmt.Sprintf("instance/%s: %s", in.Name, what)
+	return fmt.Sprintf("instance/%s: %s", in.Name, rollout.DescribeInstance(bp, in, p, force))
 }
 
 // assessAgainst says where a Blueprint's rollout stands on instances,
