@@ -38,6 +38,16 @@ func validRCONCommand(command string) error {
 	return nil
 }
 
+// rconLimited spends one of user's RCON commands, or says it has none
+// left and in how many seconds it will.
+func (h *Handler) rconLimited(user string) (int, bool) {
+	lim := h.rconLimits.get(user)
+	if lim.Allow() {
+		return 0, false
+	}
+	return max(int(math.Ceil((1-lim.Tokens())/rconQPS)), 1), true
+}
+
 // rcon runs a console command on an Instance's game through its node's
 // agent, over the same pinned connection the logs use. The agent's answer
 // ({"output", "truncated"}) is passed through, as are its refusals.
@@ -52,19 +62,13 @@ func (h *Handler) rcon(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if lim := h.rconLimits.get(req.user.Name); !lim.Allow() {
-		wait := lim.Tokens()
-		secs := int(math.Ceil((1 - wait) / rconQPS))
-		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends more than %d RCON commands a second", req.user.Name, rconQPS), max(secs, 1)))
+	if secs, limited := h.rconLimited(req.user.Name); limited {
+		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends more than %d RCON commands a second", req.user.Name, rconQPS), secs))
 		return
 	}
-	ag, err := h.agentOf(r, req)
+	ag, err := h.readyAgentOf(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
-	}
-	if !ag.ready {
-		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s is not Ready: its agent is not asked", ag.node)))
 		return
 	}
 	payload, _ := json.Marshal(body)

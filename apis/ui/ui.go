@@ -125,7 +125,7 @@ func New(o Options) (*UI, error) {
 // Streams reports a path whose answer lasts as long as the browser
 // listens (the fleet's events, a game's log): no write deadline for it.
 func Streams(path string) bool {
-	return path == "/ui/fleet/events" || strings.HasSuffix(path, "/log")
+	return path == "/ui/fleet/events" || strings.HasSuffix(path, "/log") || strings.HasSuffix(path, "/console")
 }
 
 // csp allows this origin's scripts and styles only: no inline script, so
