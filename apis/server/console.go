@@ -95,9 +95,10 @@ func (h *Handler) relayConsole(r *http.Request, req *request, client, agent *web
 			select {
 			case <-done:
 				return
-			case <-r.Context().Done(): // this server is stopping
-				client.Close(websocket.StatusGoingAway, "the API server is stopping")
-				agent.Close(websocket.StatusGoingAway, "the API server is stopping")
+			case <-r.Context().Done(): // this server is stopping, or the dashboard's login ended
+				const reason = "the API server ended the session (it is stopping, or the login ended)"
+				client.Close(websocket.StatusGoingAway, reason)
+				agent.Close(websocket.StatusGoingAway, reason)
 				return
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(context.Background(), consolePingTimeout)

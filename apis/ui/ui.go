@@ -114,6 +114,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}", u.authed(u.instance))
 	u.mux.HandleFunc("POST /ui/namespaces/{ns}/instances/{name}/state", u.authed(u.setState))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/log", u.authed(u.log))
+	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/console", u.authed(u.console))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/blueprints/{name}", u.authed(u.blueprint))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/overlays/{name}", u.authed(u.overlay))
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -260,8 +261,9 @@ var recheckInterval = 10 * time.Second
 // checker goroutine ends with it.
 func (u *UI) streamContext(r *http.Request, c *caller) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithDeadline(r.Context(), c.until)
+	every := recheckInterval // read here: the goroutine may outlive a test that sets it
 	go func() {
-		t := time.NewTicker(recheckInterval)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
