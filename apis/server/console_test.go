@@ -259,4 +259,26 @@ func TestConsoleClientVanishes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the agent's session did not end within 10s of the client vanishing")
 	}
+
+	// A message over the limit closes the session (1009), the agent's too.
+	c, _, err = websocket.Dial(ctx, srv.URL()+"/apis/left4me.io/v1alpha1/namespaces/default/instances/versus/console",
+		&websocket.DialOptions{HTTPClient: servertest.HTTPClient(srv), HTTPHeader: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if _, _, err := c.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, make([]byte, console.MaxMessage+1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("after a message over the limit: %v, want a 1009 close", err)
+	}
+	select {
+	case <-agent.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent's session did not end within 10s of the client vanishing")
+	}
 }
