@@ -118,17 +118,20 @@ func (c *cli) ended(ctx context.Context, err error) error {
 	return err
 }
 
-// printMessage writes one message: log lines and answers to out, refusals and
-// notes to errOut. It reports an answer (or refusal) to a command.
+// printMessage writes one message, each in one write: log lines and
+// answers to out, refusals and notes to errOut. It reports an answer (or a
+// refusal) to a command.
 func printMessage(out, errOut io.Writer, m console.Message) bool {
 	switch m.Type {
 	case console.TypeLog:
 		fmt.Fprintln(out, m.Line)
 	case console.TypeOutput:
-		io.WriteString(out, m.Output)
-		if m.Output != "" && !strings.HasSuffix(m.Output, "\n") {
-			io.WriteString(out, "\n")
+		// One write: above a prompt each write redraws it.
+		text := m.Output
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
 		}
+		io.WriteString(out, text)
 		if m.Truncated {
 			fmt.Fprintln(errOut, "l4mctl: the output was cut at 64 KiB")
 		}
