@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	"github.com/left4me/left4me/apis/console"
+	"github.com/left4me/left4me/apis/console/consoletest"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
 )
@@ -36,6 +36,15 @@ type consoleAgent struct {
 
 func startConsoleAgent(t *testing.T) *consoleAgent {
 	a := &consoleAgent{ended: make(chan struct{}, 16)}
+	session := consoletest.Handler("hello from versus", func(r *http.Request, cmd string) ([]console.Message, string) {
+		a.mu.Lock()
+		a.seen = append(a.seen, cmd)
+		a.mu.Unlock()
+		if cmd == "quit" {
+			return nil, "instance default/" + r.PathValue("name") + " stopped"
+		}
+		return []console.Message{consoletest.Output(cmd, strings.TrimPrefix(cmd, "echo ")+"\n")}, ""
+	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /console/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("name") == "stopped" {
@@ -43,33 +52,7 @@ func startConsoleAgent(t *testing.T) *consoleAgent {
 			return
 		}
 		defer func() { a.ended <- struct{}{} }()
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		ctx := context.Background()
-		write := func(m console.Message) {
-			b, _ := json.Marshal(m)
-			c.Write(ctx, websocket.MessageText, b)
-		}
-		write(console.Message{Type: console.TypeLog, Line: "hello from " + r.PathValue("name")})
-		for {
-			_, b, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			var m console.Message
-			json.Unmarshal(b, &m)
-			a.mu.Lock()
-			a.seen = append(a.seen, m.Command)
-			a.mu.Unlock()
-			if m.Command == "quit" {
-				c.Close(websocket.StatusNormalClosure, "instance default/"+r.PathValue("name")+" stopped")
-				return
-			}
-			write(console.Message{Type: console.TypeOutput, Command: m.Command, Output: strings.TrimPrefix(m.Command, "echo ") + "\n"})
-		}
+		session(w, r)
 	})
 	a.srv = httptest.NewUnstartedServer(mux)
 	a.srv.StartTLS()

@@ -12,43 +12,23 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/left4me/left4me/apis/console"
+	"github.com/left4me/left4me/apis/console/consoletest"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/ui"
 )
 
 // fakeConsole is a node agent's console as the game double makes it:
-// "status" answers with the server's facts, "l4m_join NAME" writes a
+// "status" answers with the server's facts (and the path it was asked on), "l4m_join NAME" writes a
 // "Player joined" log line.
-func fakeConsole(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
+var fakeConsole = consoletest.Handler("L 12/02/2026 - 05:00:00: console opened", func(r *http.Request, cmd string) ([]console.Message, string) {
+	if name, ok := strings.CutPrefix(cmd, "l4m_join "); ok {
+		return []console.Message{consoletest.Log("Player joined: " + name), consoletest.Output(cmd, "")}, ""
 	}
-	defer c.CloseNow()
-	ctx := context.Background()
-	write := func(m console.Message) {
-		b, _ := json.Marshal(m)
-		c.Write(ctx, websocket.MessageText, b)
+	if cmd == "status" {
+		return []console.Message{consoletest.Output(cmd, "hostname: fake game on "+r.URL.Path+"\nmap     : c1m1_hotel\nplayers : 0 humans, 0 bots (8 max)\n")}, ""
 	}
-	write(console.Message{Type: console.TypeLog, Line: "L 12/02/2026 - 05:00:00: console opened on " + r.URL.Path})
-	for {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		var m console.Message
-		json.Unmarshal(b, &m)
-		out := "Unknown command \"" + m.Command + "\"\n"
-		switch name, ok := strings.CutPrefix(m.Command, "l4m_join "); {
-		case m.Command == "status":
-			out = "hostname: fake game\nmap     : c1m1_hotel\nplayers : 0 humans, 0 bots (8 max)\n"
-		case ok:
-			write(console.Message{Type: console.TypeLog, Line: "Player joined: " + name})
-			out = ""
-		}
-		write(console.Message{Type: console.TypeOutput, Command: m.Command, Output: out})
-	}
-}
+	return []console.Message{consoletest.Output(cmd, "Unknown command \""+cmd+"\"\n")}, ""
+})
 
 // dialConsole opens the dashboard's console WebSocket with b's session
 // cookie, Origin origin and CSRF token csrf; it returns the connection or
@@ -123,14 +103,14 @@ func TestConsoleRefusals(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), "console opened on /console/team-a/team-a-1") {
+	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), "console opened") {
 		t.Fatalf("greeting %s, %v", b, err)
 	}
 	cmd, _ := json.Marshal(console.Message{Type: console.TypeCommand, Command: "status"})
 	if err := c.Write(ctx, websocket.MessageText, cmd); err != nil {
 		t.Fatal(err)
 	}
-	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), "hostname: fake game") {
+	if _, b, err := c.Read(ctx); err != nil || !strings.Contains(string(b), "hostname: fake game on /console/team-a/team-a-1") {
 		t.Fatalf("answer %s, %v", b, err)
 	}
 	// Logging out ends the session within the recheck interval.

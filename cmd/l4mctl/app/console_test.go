@@ -1,46 +1,23 @@
 package app_test
 
 import (
-	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/coder/websocket"
-
 	"github.com/left4me/left4me/apis/console"
+	"github.com/left4me/left4me/apis/console/consoletest"
 )
 
 // consoleAgent is a node agent's console route: each command's answer
 // follows a log line naming it; "quit" closes the session as a stopped
 // game does.
 func consoleAgent() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
+	return consoletest.Handler("", func(_ *http.Request, cmd string) ([]console.Message, string) {
+		if cmd == "quit" {
+			return nil, "instance default/coop-1 stopped"
 		}
-		defer c.CloseNow()
-		ctx := context.Background()
-		write := func(m console.Message) {
-			b, _ := json.Marshal(m)
-			c.Write(ctx, websocket.MessageText, b)
-		}
-		for {
-			_, b, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			var m console.Message
-			json.Unmarshal(b, &m)
-			if m.Command == "quit" {
-				c.Close(websocket.StatusNormalClosure, "instance default/coop-1 stopped")
-				return
-			}
-			write(console.Message{Type: console.TypeLog, Line: "L: rcon from 127.0.0.1: command " + m.Command})
-			write(console.Message{Type: console.TypeOutput, Command: m.Command, Output: "ran <" + m.Command + ">"})
-		}
+		return []console.Message{consoletest.Log("L: rcon from 127.0.0.1: command " + cmd), consoletest.Output(cmd, "ran <"+cmd+">")}, ""
 	})
 }
 
