@@ -42,9 +42,9 @@ func (h *Handler) setDeadlines(w http.ResponseWriter, streaming bool) {
 }
 
 // streams reports a request that answers for as long as the client
-// listens: a watch, or an Instance's log.
+// listens: a watch, an Instance's log or its console.
 func streams(req *request) bool {
-	return req.verb == "watch" || req.subresource == "log"
+	return req.verb == "watch" || req.subresource == "log" || req.subresource == "console"
 }
 
 // refusedBodyGrace is how long a refused request's body may take to

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -77,8 +78,10 @@ type Handler struct {
 	requestTimeout time.Duration
 	logsCert       *tls.Certificate
 	agents         *agentTransports
-	snapshot       SnapshotFunc
-	mux            *http.ServeMux
+	// consoles counts live console sessions (waitConsoles).
+	consoles sync.WaitGroup
+	snapshot SnapshotFunc
+	mux      *http.ServeMux
 	// dashboard is the web dashboard at /ui/ (package ui).
 	dashboard *ui.UI
 }
@@ -338,6 +341,7 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		case req.subresource == "status" && req.res.StatusSubresource():
 		case req.subresource == "log" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
 		case req.subresource == "rcon" && req.res.Kind == "Instance" && r.Method == http.MethodPost:
+		case req.subresource == "console" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
 		default:
 			return nil, notFoundPath(r.URL.Path)
 		}
@@ -348,7 +352,7 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		return nil, notFoundPath(r.URL.Path)
 	}
 	req.verb = verbOf(r, req.name == "")
-	if req.subresource == "rcon" {
+	if req.subresource == "rcon" || req.subresource == "console" {
 		// Running a console command changes the game: a write.
 		req.verb = "create"
 	}
@@ -375,17 +379,23 @@ func (h *Handler) serveResource(w http.ResponseWriter, r *http.Request) {
 		h.writeError(rw, r, err)
 	}
 	h.metrics.observe(verb, resource, rw.code, time.Since(start))
-	if req != nil && mutating(verb) {
-		dry, _ := dryRun(r)
-		h.audit.record(auditRecord{
-			Time: start.UTC(), User: req.user.Name, TokenID: req.user.TokenID, Verb: verb, Resource: resource,
-			Subresource: req.subresource, Namespace: req.namespace, Name: req.name, DryRun: dry, Code: rw.code, Remote: r.RemoteAddr,
-			Command: req.command,
-		})
+	// An opened console was audited when it opened (console).
+	if req != nil && mutating(verb) && rw.code != http.StatusSwitchingProtocols {
+		h.auditRequest(r, req, start, rw.code)
 	}
 	if log := h.log.V(1); log.Enabled() {
 		log.Info("request", "verb", verb, "path", r.URL.Path, "code", rw.code, "duration", time.Since(start))
 	}
+}
+
+// auditRequest writes req's audit record.
+func (h *Handler) auditRequest(r *http.Request, req *request, at time.Time, code int) {
+	dry, _ := dryRun(r)
+	h.audit.record(auditRecord{
+		Time: at.UTC(), User: req.user.Name, TokenID: req.user.TokenID, Verb: req.verb, Resource: req.res.Plural,
+		Subresource: req.subresource, Namespace: req.namespace, Name: req.name, DryRun: dry, Code: code, Remote: r.RemoteAddr,
+		Command: req.command,
+	})
 }
 
 func (h *Handler) authorize(r *http.Request, req *request) error {
@@ -413,8 +423,12 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request)
 	case "list":
 		h.list(w, r, req)
 	case "create":
-		if req.subresource == "rcon" {
+		switch req.subresource {
+		case "rcon":
 			h.rcon(w, r, req)
+			return
+		case "console":
+			h.console(w, r, req)
 			return
 		}
 		if req.res.Namespaced && req.namespace == "" {

@@ -121,6 +121,16 @@ func (h *Handler) agentOf(r *http.Request, req *request) (agentEndpoint, error) 
 		ready: cond == nil || cond.Status == metav1.ConditionTrue}, nil
 }
 
+// readyAgentOf is agentOf for a request that changes the game (rcon, a
+// console): a node not Ready is not asked, it is refused with 503.
+func (h *Handler) readyAgentOf(r *http.Request, req *request) (agentEndpoint, error) {
+	ag, err := h.agentOf(r, req)
+	if err == nil && !ag.ready {
+		err = apierrors.NewServiceUnavailable(fmt.Sprintf("node %s is not Ready: its agent is not asked", ag.node))
+	}
+	return ag, err
+}
+
 // agentTransports keeps one Transport per node agent, so log requests to a
 // node reuse its connections (and a handshake) instead of each building a
 // Transport whose connections would stay open after it. A node's entry is

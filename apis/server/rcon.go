@@ -10,16 +10,16 @@ import (
 	"net/url"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/left4me/left4me/apis/console"
 )
 
-// RCON limits. A command is one line of the game's console: a control
-// character (a newline above all) would smuggle a second command past the
-// audit record. The per-user rate keeps one editor from flooding a game.
+// RCON limits (a command's own are console.CheckCommand's). The per-user
+// rate keeps one editor from flooding a game.
 const (
-	maxRCONCommand = 512
-	maxRCONBody    = 4 << 10
-	rconQPS        = 5
-	rconBurst      = 10
+	maxRCONBody = 4 << 10
+	rconQPS     = 5
+	rconBurst   = 10
 	// maxRCONAnswer bounds what is read of the agent's answer (its output
 	// is capped at 64 KiB, JSON-escaped it may grow).
 	maxRCONAnswer = 1 << 20
@@ -32,18 +32,20 @@ type rconBody struct {
 
 // validRCONCommand says what is wrong with command, or nil.
 func validRCONCommand(command string) error {
-	switch {
-	case command == "":
-		return apierrors.NewBadRequest("command: required")
-	case len(command) > maxRCONCommand:
-		return apierrors.NewBadRequest(fmt.Sprintf("command: %d bytes, at most %d", len(command), maxRCONCommand))
-	}
-	for i := 0; i < len(command); i++ {
-		if c := command[i]; c < 0x20 || c == 0x7f {
-			return apierrors.NewBadRequest(fmt.Sprintf("command: control character 0x%02x at byte %d (one command per request)", c, i))
-		}
+	if err := console.CheckCommand(command); err != nil {
+		return apierrors.NewBadRequest(err.Error())
 	}
 	return nil
+}
+
+// rconLimited spends one of user's RCON commands, or says it has none
+// left and in how many seconds it will.
+func (h *Handler) rconLimited(user string) (int, bool) {
+	lim := h.rconLimits.get(user)
+	if lim.Allow() {
+		return 0, false
+	}
+	return max(int(math.Ceil((1-lim.Tokens())/rconQPS)), 1), true
 }
 
 // rcon runs a console command on an Instance's game through its node's
@@ -60,19 +62,13 @@ func (h *Handler) rcon(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if lim := h.rconLimits.get(req.user.Name); !lim.Allow() {
-		wait := lim.Tokens()
-		secs := int(math.Ceil((1 - wait) / rconQPS))
-		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends more than %d RCON commands a second", req.user.Name, rconQPS), max(secs, 1)))
+	if secs, limited := h.rconLimited(req.user.Name); limited {
+		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends more than %d RCON commands a second", req.user.Name, rconQPS), secs))
 		return
 	}
-	ag, err := h.agentOf(r, req)
+	ag, err := h.readyAgentOf(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
-	}
-	if !ag.ready {
-		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s is not Ready: its agent is not asked", ag.node)))
 		return
 	}
 	payload, _ := json.Marshal(body)

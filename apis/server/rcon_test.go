@@ -67,11 +67,19 @@ func (a *rconAgent) commands() []string {
 // (the fake agent), default/lost on host-lost (not Ready), default/nowhere
 // on no node; tokens for each role.
 func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
-	srv, admin := servertest.Start(t)
 	agent := startRCONAgent(t)
+	srv, tokens := agentFixture(t, agent.srv)
+	return srv, agent, tokens
+}
+
+// agentFixture is an API server whose nodes host-a and host-lost (not
+// Ready) have their agent at agentSrv, with rconFixture's Instances and
+// tokens.
+func agentFixture(t *testing.T, agentSrv *httptest.Server) (*server.Server, map[string]string) {
+	srv, admin := servertest.Start(t)
 	ctx := context.Background()
-	publishAgent(t, admin, "host-a", agent.srv, "True")
-	publishAgent(t, admin, "host-lost", agent.srv, "False")
+	publishAgent(t, admin, "host-a", agentSrv, "True")
+	publishAgent(t, admin, "host-lost", agentSrv, "False")
 	for name, node := range map[string]string{"versus": "host-a", "stopped": "host-a", "lost": "host-lost", "nowhere": ""} {
 		if _, err := admin.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: node}}, false); err != nil {
@@ -81,7 +89,7 @@ func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 	user := func(name string, roles ...v1.RoleBinding) string {
 		return servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenUser, User: name, Roles: roles})
 	}
-	tokens := map[string]string{
+	return srv, map[string]string{
 		"admin":    servertest.AdminToken(t, srv),
 		"editor":   user("ed", v1.RoleBinding{Role: v1.RoleEditor, Namespace: "default"}),
 		"viewer":   user("vi", v1.RoleBinding{Role: v1.RoleViewer, Namespace: "default"}),
@@ -89,7 +97,6 @@ func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 		// The node the game runs on: it serves RCON, it does not ask for it.
 		"node": servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "host-a"}),
 	}
-	return srv, agent, tokens
 }
 
 // publishAgent makes Node name whose agent's log server is srv, its Ready

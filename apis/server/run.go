@@ -362,6 +362,7 @@ func (s *Server) close() {
 			s.http.Close()
 		}
 		cancel()
+		s.Handler.waitConsoles()
 		s.Handler.CloseIdleConnections()
 	} else if s.listener != nil {
 		s.listener.Close()

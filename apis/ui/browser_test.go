@@ -199,6 +199,19 @@ func TestDashboardInChromium(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("log").textContent.includes("the log of /logs/team-a/team-a-1")`)); err != nil {
 		t.Errorf("the game's log does not reach the page: %v", err)
 	}
+	// The console: a command's answer and a new log line appear live.
+	do(t, ctx, "the console connects", chromedp.WaitVisible(chromedp.CSS("#console-state.on")))
+	do(t, ctx, "send status", chromedp.SendKeys(chromedp.ID("console-input"), "status"), chromedp.Click(chromedp.ID("console-send")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#console .console-output")?.textContent.includes("hostname: fake game")`)); err != nil {
+		t.Errorf("the answer to status does not appear in the console: %v", err)
+	}
+	do(t, ctx, "send l4m_join", chromedp.SendKeys(chromedp.ID("console-input"), "l4m_join Alice"), chromedp.Click(chromedp.ID("console-send")))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`[...document.querySelectorAll("#console .console-log")].some(s => s.textContent === "Player joined: Alice\n")`)); err != nil {
+		t.Errorf("the new log line does not appear in the console: %v", err)
+	}
+	if text := eval[string](t, ctx, `document.getElementById("console").textContent`); strings.Contains(text, "undefined") {
+		t.Errorf("the console shows %q", text)
+	}
 	screenshot(t, ctx, dir, "instance-admin")
 	// Restart, confirmed: the page comes back with the restart asked for,
 	// which the game (started by its node with template t1) has not seen.
@@ -247,6 +260,16 @@ func TestDashboardInChromium(t *testing.T) {
 	screenshot(t, ctx, dir, "instance-viewer")
 	if eval[bool](t, ctx, `document.querySelector("#start, #stop, #restart") !== null`) {
 		t.Error("the viewer's page has Start/Stop/Restart buttons")
+	}
+	if eval[bool](t, ctx, `document.querySelector("#console, #console-input") !== null`) {
+		t.Error("the viewer's page has a console")
+	}
+	// A console opened by hand is refused by the server (403 to the
+	// upgrade: the WebSocket closes without opening).
+	if opened := eval[bool](t, ctx, `new Promise(done => {
+			const ws = new WebSocket("wss://" + location.host + location.pathname + "/console?csrf=" + document.querySelector("input[name=csrf]").value);
+			ws.onopen = () => done(true); ws.onclose = () => done(false); })`); opened {
+		t.Error("the viewer's hand-made console WebSocket opened")
 	}
 	post := func(form string) int {
 		return eval[int](t, ctx, `(async () => {

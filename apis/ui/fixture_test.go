@@ -62,11 +62,14 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 }
 
 // startLogServer is node-1's agent log server: every log it is asked for
-// is one line naming the path.
+// is one line naming the path; its consoles are fakeConsole.
 func startLogServer(t *testing.T) *httptest.Server {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "L 12/02/2026 - 05:00:00: the log of %s\n", r.URL.Path)
-	}))
+	})
+	mux.HandleFunc("GET /console/{ns}/{name}", fakeConsole)
+	srv := httptest.NewUnstartedServer(mux)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv

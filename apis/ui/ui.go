@@ -115,6 +115,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("POST /ui/namespaces/{ns}/instances/{name}/state", u.authed(u.setState))
 	u.mux.HandleFunc("POST /ui/namespaces/{ns}/instances/{name}/restart", u.authed(u.restart))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/log", u.authed(u.log))
+	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/console", u.authed(u.console))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/blueprints/{name}", u.authed(u.blueprint))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/overlays/{name}", u.authed(u.overlay))
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +127,7 @@ func New(o Options) (*UI, error) {
 // Streams reports a path whose answer lasts as long as the browser
 // listens (the fleet's events, a game's log): no write deadline for it.
 func Streams(path string) bool {
-	return path == "/ui/fleet/events" || strings.HasSuffix(path, "/log")
+	return path == "/ui/fleet/events" || strings.HasSuffix(path, "/log") || strings.HasSuffix(path, "/console")
 }
 
 // csp allows this origin's scripts and styles only: no inline script, so
@@ -261,8 +262,9 @@ var recheckInterval = 10 * time.Second
 // checker goroutine ends with it.
 func (u *UI) streamContext(r *http.Request, c *caller) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithDeadline(r.Context(), c.until)
+	every := recheckInterval // read here: the goroutine may outlive a test that sets it
 	go func() {
-		t := time.NewTicker(recheckInterval)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -350,6 +351,7 @@ func (u *UI) instance(w http.ResponseWriter, r *http.Request, c *caller) {
 	d["I"], d["Row"] = in, instanceRowOf(in)
 	d["CanEdit"] = u.allowed(r.Context(), c, "patch", resources.Instances, ns, name, "") == nil
 	d["CanLog"] = u.allowed(r.Context(), c, "get", resources.Instances, ns, name, "log") == nil
+	d["CanConsole"] = u.allowed(r.Context(), c, "create", resources.Instances, ns, name, "console") == nil
 	d["Events"] = u.eventsAbout(r.Context(), c, ns, "Instance", name)
 	d["Restart"] = u.restartOf(r.Context(), c, in)
 	u.render(w, http.StatusOK, "instance", d)
@@ -527,6 +529,27 @@ func (u *UI) log(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 	req.RemoteAddr = r.RemoteAddr
+	u.o.API.ServeHTTP(w, req)
+}
+
+// console opens the Instance page's live console: the API's console
+// WebSocket, served as the session's user, so that the API decides who may
+// (a viewer gets its 403) and audits each command. A browser sends the
+// cookie with any page's WebSocket, so the upgrade must come from this
+// origin and carry the session's CSRF token (?csrf=).
+func (u *UI) console(w http.ResponseWriter, r *http.Request, c *caller) {
+	if !sameOrigin(r) {
+		u.fail(w, r, c, http.StatusForbidden, "cross-origin console refused (the Origin header must name this server)")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("csrf")), []byte(c.sess.csrf)) != 1 {
+		u.fail(w, r, c, http.StatusForbidden, "the console's CSRF token is missing or wrong: reload the page")
+		return
+	}
+	ctx, cancel := u.streamContext(r, c)
+	defer cancel()
+	req := r.Clone(auth.WithUser(ctx, c.user))
+	req.URL.Path, req.URL.RawQuery, req.RequestURI = apiPath(r.PathValue("ns"), r.PathValue("name"))+"/console", "", ""
 	u.o.API.ServeHTTP(w, req)
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strconv"
+	"sync"
 	"time"
 
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -39,6 +40,9 @@ type logServer struct {
 	// cancel ends every stream (their requests' contexts derive from it).
 	cancel context.CancelFunc
 	served chan struct{}
+	// sessions counts console sessions, which Shutdown does not wait for
+	// (their connections are hijacked).
+	sessions sync.WaitGroup
 }
 
 // Log server timeouts. Streams (follow=true) may last for hours, so there
@@ -101,6 +105,7 @@ func (a *Agent) startLogServer(ctx context.Context, addr string, caPEM []byte) (
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /logs/{ns}/{name}", s.serve)
 	mux.HandleFunc("POST /rcon/{ns}/{name}", s.serveRCON)
+	mux.HandleFunc("GET /console/{ns}/{name}", s.serveConsole)
 	s.srv = &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: logsReadHeaderTimeout, IdleTimeout: logsIdleTimeout,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
@@ -110,9 +115,9 @@ func (a *Agent) startLogServer(ctx context.Context, addr string, caPEM []byte) (
 	return s, nil
 }
 
-// stop ends every stream, closes the listener and every connection, and
-// returns when the server and all its handlers (and their journalctl) are
-// done.
+// stop ends every stream and console session, closes the listener and
+// every connection, and returns when the server and all its handlers (and
+// their journalctl) are done.
 func (s *logServer) stop() {
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), logsStopTimeout)
@@ -122,6 +127,7 @@ func (s *logServer) stop() {
 		s.srv.Close()
 	}
 	<-s.served
+	s.sessions.Wait()
 }
 
 // serve answers GET /logs/{namespace}/{name}?follow=true&tailLines=N with

@@ -41,27 +41,15 @@ type rconResult struct {
 }
 
 // execRCON runs command on the game of Instance ns/name over RCON on
-// loopback. The game counts as running once observe has probed it (a
-// probe exists only for a game whose unit was seen) and it is not Stopped.
+// loopback, on a connection of its own.
 func (a *Agent) execRCON(ctx context.Context, ns, name, command string) (rconResult, error) {
-	id := unit.ID(ns, name)
-	a.mu.Lock()
-	in, bound := a.instances[key(ns, name)]
-	pr := a.probes[id]
-	a.mu.Unlock()
-	if !bound {
-		return rconResult{}, fmt.Errorf("instance %s/%s is %w %s", ns, name, errNotBound, a.o.NodeName)
-	}
-	if in.Spec.State == v1.StateStopped || pr == nil {
-		return rconResult{}, fmt.Errorf("instance %s/%s is %w", ns, name, errNotRunning)
-	}
-	pw, err := a.readRCONPassword(id)
+	addr, pw, _, err := a.rconTarget(ns, name)
 	if err != nil {
-		return rconResult{}, fmt.Errorf("instance %s/%s is %w: %w", ns, name, errNotRunning, err)
+		return rconResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, rconTimeout)
 	defer cancel()
-	c, err := rcon.Dial(ctx, pr.addr, pw)
+	c, err := rcon.Dial(ctx, addr, pw)
 	if err != nil {
 		return rconResult{}, err
 	}
@@ -71,6 +59,29 @@ func (a *Agent) execRCON(ctx context.Context, ns, name, command string) (rconRes
 		return rconResult{}, err
 	}
 	return capOutput(out), nil
+}
+
+// rconTarget is where the game of Instance ns/name answers RCON, its
+// password, and its probe (a new one means a new game process). The game
+// counts as running once observe has probed it (a probe exists only for a
+// game whose unit was seen) and it is not Stopped.
+func (a *Agent) rconTarget(ns, name string) (addr, password string, pr *probe, err error) {
+	id := unit.ID(ns, name)
+	a.mu.Lock()
+	in, bound := a.instances[key(ns, name)]
+	pr = a.probes[id]
+	a.mu.Unlock()
+	if !bound {
+		return "", "", nil, fmt.Errorf("instance %s/%s is %w %s", ns, name, errNotBound, a.o.NodeName)
+	}
+	if in.Spec.State == v1.StateStopped || pr == nil {
+		return "", "", nil, fmt.Errorf("instance %s/%s is %w", ns, name, errNotRunning)
+	}
+	pw, err := a.readRCONPassword(id)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("instance %s/%s is %w: %w", ns, name, errNotRunning, err)
+	}
+	return pr.addr, pw, pr, nil
 }
 
 // capOutput cuts out at rconMaxOutput bytes.

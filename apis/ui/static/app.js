@@ -117,9 +117,54 @@ async function followLog(pre) {
   }
 }
 
+// The instance page's console (editors): a WebSocket to this origin on
+// which the game's new log lines and the answers to the commands typed
+// arrive. The server checks every command; this only shows them.
+function openConsole(out) {
+  var form = document.getElementById("console-form");
+  var input = document.getElementById("console-input");
+  var state = document.getElementById("console-state");
+  function show(text, cls) {
+    var span = document.createElement("span");
+    span.className = cls;
+    span.textContent = text.replace(/\n$/, "") + "\n";
+    out.append(span);
+    out.scrollTop = out.scrollHeight;
+  }
+  var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  var ws = new WebSocket(scheme + location.host + out.getAttribute("data-stream"));
+  ws.addEventListener("open", function () {
+    state.textContent = "live";
+    state.className = "live on";
+    input.disabled = false;
+    input.focus();
+  });
+  ws.addEventListener("message", function (ev) {
+    var m = JSON.parse(ev.data);
+    if (m.type === "log") show(m.line, "console-log");
+    else if (m.type === "output" && (m.output || m.truncated)) show((m.output || "") + (m.truncated ? "\n[cut at 64 KiB]" : ""), "console-output");
+    else if (m.type === "error") show("error: " + m.message, "console-error");
+  });
+  ws.addEventListener("close", function (ev) {
+    state.textContent = ev.reason ? "closed: " + ev.reason : "closed (is the game running?)";
+    state.className = "live off";
+    input.disabled = true;
+  });
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var command = input.value.trim();
+    if (!command || ws.readyState !== WebSocket.OPEN) return;
+    show("> " + command, "console-command");
+    ws.send(JSON.stringify({type: "command", command: command}));
+    input.value = "";
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   var live = document.getElementById("live");
   if (live) followFleet(live);
   var log = document.getElementById("log");
   if (log) followLog(log);
+  var consoleOut = document.getElementById("console");
+  if (consoleOut) openConsole(consoleOut);
 });

@@ -23,11 +23,28 @@ import (
 // the game's answer as it is, and fails with the API's reason.
 func TestRCON(t *testing.T) {
 	e := newEnv(t)
-	agent := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.fakeAgent(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ Command string }
 		json.NewDecoder(r.Body).Decode(&body)
 		fmt.Fprintf(w, `{"output":%q,"truncated":false}`, "ran <"+body.Command+">\nno newline at the end")
 	}))
+	if out := e.mustRun("rcon", "coop-1", "--", "changelevel", "c1m1_hotel"); out != "ran <changelevel c1m1_hotel>\nno newline at the end" {
+		t.Fatalf("output %q", out)
+	}
+	if _, _, err := e.run("", "rcon", "coop-1", "--", "say", "a\nquit"); err == nil || !strings.Contains(err.Error(), "command") {
+		t.Fatalf("a newline in the command: %v", err)
+	}
+	if _, _, err := e.run("", "rcon", "absent", "--", "status"); err == nil || !strings.Contains(err.Error(), "absent") {
+		t.Fatalf("an absent Instance: %v", err)
+	}
+}
+
+// fakeAgent makes node host-a, whose agent's log server is handler, and
+// Instance default/coop-1 on it.
+func (e *env) fakeAgent(handler http.Handler) {
+	t := e.t
+	t.Helper()
+	agent := httptest.NewUnstartedServer(handler)
 	agent.StartTLS()
 	t.Cleanup(agent.Close)
 	ctx := context.Background()
@@ -45,14 +62,5 @@ func TestRCON(t *testing.T) {
 	if _, err := e.cl.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "coop-1", Namespace: "default"},
 		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "host-a"}}, false); err != nil {
 		t.Fatal(err)
-	}
-	if out := e.mustRun("rcon", "coop-1", "--", "changelevel", "c1m1_hotel"); out != "ran <changelevel c1m1_hotel>\nno newline at the end" {
-		t.Fatalf("output %q", out)
-	}
-	if _, _, err := e.run("", "rcon", "coop-1", "--", "say", "a\nquit"); err == nil || !strings.Contains(err.Error(), "command") {
-		t.Fatalf("a newline in the command: %v", err)
-	}
-	if _, _, err := e.run("", "rcon", "absent", "--", "status"); err == nil || !strings.Contains(err.Error(), "absent") {
-		t.Fatalf("an absent Instance: %v", err)
 	}
 }
