@@ -101,6 +101,7 @@ func (a *Agent) startLogServer(ctx context.Context, addr string, caPEM []byte) (
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /logs/{ns}/{name}", s.serve)
 	mux.HandleFunc("POST /rcon/{ns}/{name}", s.serveRCON)
+	mux.HandleFunc("GET /players/{ns}/{name}", s.servePlayers)
 	s.srv = &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: logsReadHeaderTimeout, IdleTimeout: logsIdleTimeout,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
