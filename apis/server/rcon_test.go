@@ -27,9 +27,9 @@ import (
 	"github.com/left4me/left4me/apis/server/servertest"
 )
 
-// rconAgent is a node agent's RCON route: it runs "echo X" as X and
-// answers 409 for the Instance named "stopped", as the real one does for
-// a game that is not running.
+// rconAgent is a node agent's RCON and players routes: it runs "echo X"
+// as X, lists one player, and answers 409 for the Instance named
+// "stopped", as the real one does for a game that is not running.
 type rconAgent struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
@@ -50,6 +50,16 @@ func startRCONAgent(t *testing.T) *rconAgent {
 			return
 		}
 		fmt.Fprintf(w, `{"output":%q,"truncated":false}`, strings.TrimPrefix(body.Command, "echo ")+"\n")
+	})
+	// Players: a game with one player; the agent's answer carries a field
+	// the API does not pass on.
+	mux.HandleFunc("GET /players/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") == "stopped" {
+			http.Error(w, "instance default/stopped is not running", http.StatusConflict)
+			return
+		}
+		io.WriteString(w, `{"map":"c2m1_highway","maxPlayers":8,"players":[{"name":"Alice","score":3,"durationSeconds":312,"userID":2,`+
+			`"steamID":"STEAM_1:0:12345","ping":48,"loss":0,"state":"active","adr":"192.168.1.5:27005"}]}`)
 	})
 	a.srv = httptest.NewUnstartedServer(mux)
 	a.srv.StartTLS()
@@ -171,6 +181,10 @@ func TestRCONRolesAndInputs(t *testing.T) {
 	}
 	if !strings.Contains(string(audit), `"subresource":"rcon","namespace":"default","name":"versus","code":200`) || !strings.Contains(string(audit), `"command":"echo hi editor"`) {
 		t.Errorf("audit log lacks the editor's command:\n%s", audit)
+	}
+	// A refused command is recorded too, its DEL visible as \x7f.
+	if !strings.Contains(string(audit), `"command":"status\\x7f"`) {
+		t.Errorf("audit log lacks the refused command with its DEL escaped:\n%s", audit)
 	}
 	// Only valid commands, to Ready nodes, reached the agent.
 	if got := agent.commands(); len(got) != 3 || got[2] != "status" {
