@@ -77,6 +77,14 @@ func TestPlayersRolesAndRefusals(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d naming %q", c.name, code, body, c.want, c.says)
 		}
 	}
+	// A node Ready on paper whose agent does not answer: 503 in bounded time.
+	began := time.Now()
+	if code, body := getPlayers(t, srv, tokens["viewer"], "hung"); code != http.StatusServiceUnavailable || !strings.Contains(body, "host-a") {
+		t.Errorf("hung agent: %d %s, want 503 naming host-a", code, body)
+	}
+	if took := time.Since(began); took > 8*time.Second {
+		t.Errorf("the hung agent held the request %v", took)
+	}
 	after, err := admin.Get(context.Background(), resources.Instances, "default", "versus")
 	if err != nil {
 		t.Fatal(err)

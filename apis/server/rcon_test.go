@@ -54,8 +54,12 @@ func startRCONAgent(t *testing.T) *rconAgent {
 	// Players: a game with one player; the agent's answer carries a field
 	// the API does not pass on.
 	mux.HandleFunc("GET /players/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("name") == "stopped" {
+		switch r.PathValue("name") {
+		case "stopped":
 			http.Error(w, "instance default/stopped is not running", http.StatusConflict)
+			return
+		case "hung":
+			<-r.Context().Done()
 			return
 		}
 		io.WriteString(w, `{"map":"c2m1_highway","maxPlayers":8,"players":[{"name":"Alice","score":3,"durationSeconds":312,"userID":2,`+
@@ -73,16 +77,17 @@ func (a *rconAgent) commands() []string {
 	return append([]string(nil), a.seen...)
 }
 
-// rconFixture: Instances default/versus and default/stopped on node host-a
-// (the fake agent), default/lost on host-lost (not Ready), default/nowhere
-// on no node; tokens for each role.
+// rconFixture: Instances default/versus, default/stopped and default/hung
+// (whose players the agent never answers) on node host-a (the fake
+// agent), default/lost on host-lost (not Ready), default/nowhere on no
+// node; tokens for each role.
 func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 	srv, admin := servertest.Start(t)
 	agent := startRCONAgent(t)
 	ctx := context.Background()
 	publishAgent(t, admin, "host-a", agent.srv, "True")
 	publishAgent(t, admin, "host-lost", agent.srv, "False")
-	for name, node := range map[string]string{"versus": "host-a", "stopped": "host-a", "lost": "host-lost", "nowhere": ""} {
+	for name, node := range map[string]string{"versus": "host-a", "stopped": "host-a", "hung": "host-a", "lost": "host-lost", "nowhere": ""} {
 		if _, err := admin.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: node}}, false); err != nil {
 			t.Fatal(err)

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "fmt"
+
 // InstancePlayers is what GET .../instances/{name}/players answers: who is
 // on an Instance's game right now. It is asked of the game (through its
 // node's agent) on every request and never stored: players come and go
@@ -30,4 +32,14 @@ type Player struct {
 	Loss            int32  `json:"loss"`
 	State           string `json:"state,omitempty"`
 	Bot             bool   `json:"bot,omitempty"`
+}
+
+// PlayTime is how long the player has been on, as the game's status
+// prints it: 05:12, and 1:02:03 from an hour on.
+func (p Player) PlayTime() string {
+	s := max(p.DurationSeconds, 0)
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%02d:%02d", s/60, s%60)
 }

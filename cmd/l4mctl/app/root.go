@@ -94,6 +94,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newUserCommand(),
 		c.newLogsCommand(),
 		c.newRCONCommand(),
+		c.newPlayersCommand(),
 		c.newCordonCommand(true),
 		c.newCordonCommand(false),
 		c.newDrainCommand(),
