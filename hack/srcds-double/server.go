@@ -299,7 +299,7 @@ func (g *game) command(line string) string {
 	case "l4m_join", "l4m_bot":
 		// The name is the rest of the line as typed, quotes and all, so a
 		// test can give a player any name.
-		name := strings.TrimSpace(strings.TrimSpace(line)[len(fields[0]):])
+		name := restOfLine(line)
 		if name == "" || len(g.players) >= g.opts.maxPlayers {
 			return cmd + ": server full or no name\n"
 		}
@@ -308,7 +308,7 @@ func (g *game) command(line string) string {
 		fmt.Fprintf(g.log, "Player joined: %s\n", name)
 		return ""
 	case "l4m_leave":
-		name := strings.TrimSpace(strings.TrimSpace(line)[len(fields[0]):])
+		name := restOfLine(line)
 		for i, p := range g.players {
 			if p.name == name {
 				g.players = append(g.players[:i], g.players[i+1:]...)
@@ -379,6 +379,16 @@ func formatSeconds(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 	}
 	return fmt.Sprintf("%02d:%02d", s/60, s%60)
+}
+
+// restOfLine is what follows a command's first word, as typed.
+func restOfLine(line string) string {
+	line = strings.TrimSpace(line)
+	i := strings.IndexAny(line, " \t")
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSpace(line[i:])
 }
 
 // bots counts the bots among the players.
