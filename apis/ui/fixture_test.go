@@ -43,6 +43,19 @@ type fixture struct {
 type game struct {
 	mu      sync.Mutex
 	players []v1.Player
+	stopped bool
+}
+
+func (g *game) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+}
+
+func (g *game) isStopped() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stopped
 }
 
 func (g *game) join(p v1.Player) {
@@ -83,10 +96,14 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 }
 
 // startLogServer is node-1's agent log server: every log it is asked for
-// is one line naming the path; players are g's.
+// is one line naming the path; players are g's (409 once g is stopped).
 func startLogServer(t *testing.T, g *game) *httptest.Server {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/players/") {
+			if g.isStopped() {
+				http.Error(w, "instance "+strings.TrimPrefix(r.URL.Path, "/players/")+" is not running", http.StatusConflict)
+				return
+			}
 			json.NewEncoder(w).Encode(g.answer())
 			return
 		}

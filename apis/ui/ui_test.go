@@ -228,7 +228,7 @@ func TestEditorReadsTheGameLog(t *testing.T) {
 
 // TestViewersSeePlayers: the Instance page lists who plays, for viewers
 // too, names escaped; its refresh sends the same as JSON; another
-// namespace's players are refused.
+// namespace's players are refused; a stopped game's page says so.
 func TestViewersSeePlayers(t *testing.T) {
 	f := newFixture(t, server.Options{})
 	f.user(t, "vic", "viewer:team-a")
@@ -257,6 +257,12 @@ func TestViewersSeePlayers(t *testing.T) {
 	}
 	if code, _, _ := b.get("/ui/namespaces/team-b/instances/team-b-1/players"); code != http.StatusForbidden {
 		t.Fatalf("another namespace's players: %d, want 403", code)
+	}
+	// A stopped game: the page says why nobody is listed, in the agent's words.
+	f.game.stop()
+	code, body, _ = b.get(page)
+	if code != http.StatusOK || !strings.Contains(body, "Players unavailable (409): node node-1: instance team-a/team-a-1 is not running") || strings.Contains(body, "Alice") {
+		t.Fatalf("a stopped game's page: %d\n%s", code, body)
 	}
 }
 
