@@ -21,13 +21,7 @@ import (
 // players answer 409 at once.
 func TestRCONAndPlayersOfARealGame(t *testing.T) {
 	e := setup(t)
-	port := int32(31000 + rand.IntN(90))
-	e.create(
-		&v1.Overlay{ObjectMeta: meta_("maps"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "maps"}}},
-		&v1.Blueprint{ObjectMeta: meta_("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"maps"}, Game: v1.GameSpec{Map: "c2m1_highway", MaxPlayers: 4}}},
-		&v1.Instance{ObjectMeta: meta_("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}},
-	)
-	e.waitFor("coop-1", "Ready", ready)
+	port := e.runCoop1()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rcon := func(command string) string {
@@ -108,4 +102,19 @@ func TestRCONAndPlayersOfARealGame(t *testing.T) {
 	}
 	conflict("rcon", func() error { _, err := e.admin.RCON(ctx, "default", "coop-1", "status"); return err })
 	conflict("players", func() error { _, err := e.admin.Players(ctx, "default", "coop-1"); return err })
+}
+
+// runCoop1 runs Instance coop-1 (map c2m1_highway, 4 players, the "maps"
+// overlay's hostname) on a random port of the node's range, and returns
+// the port once it is Ready.
+func (e *env) runCoop1() int32 {
+	e.t.Helper()
+	port := int32(31000 + rand.IntN(90))
+	e.create(
+		&v1.Overlay{ObjectMeta: meta_("maps"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "maps"}}},
+		&v1.Blueprint{ObjectMeta: meta_("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"maps"}, Game: v1.GameSpec{Map: "c2m1_highway", MaxPlayers: 4}}},
+		&v1.Instance{ObjectMeta: meta_("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}},
+	)
+	e.waitFor("coop-1", "Ready", ready)
+	return port
 }
