@@ -181,6 +181,9 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 		if a.Subresource == "rcon" {
 			return Decision{}, forbidden(u, a, "nodes run RCON for the API server; they do not ask it")
 		}
+		if a.Subresource == "players" {
+			return Decision{}, forbidden(u, a, "nodes ask their games for players for the API server; they do not ask it")
+		}
 		switch a.Verb {
 		case "list", "watch":
 			if selects(a.FieldSelector, "spec.nodeName", self) {

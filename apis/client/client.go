@@ -479,3 +479,11 @@ func (c *Client) RCON(ctx context.Context, namespace, name, command string) (RCO
 	_, err = c.do(ctx, http.MethodPost, Path(resources.Instances, namespace, name, "rcon"), nil, "application/json", body, &out)
 	return out, err
 }
+
+// Players asks an Instance's game who is on it now (through its node's
+// agent: never stored).
+func (c *Client) Players(ctx context.Context, namespace, name string) (v1.InstancePlayers, error) {
+	var out v1.InstancePlayers
+	_, err := c.do(ctx, http.MethodGet, Path(resources.Instances, namespace, name, "players"), nil, "", nil, &out)
+	return out, err
+}

@@ -218,10 +218,18 @@ func extraCells() []extraCell {
 }
 
 // logServer is node-1's log server as the agent runs it: TLS with a
-// self-made certificate whose fingerprint the Node publishes.
+// self-made certificate whose fingerprint the Node publishes; it answers
+// logs, RCON and players.
 func logServer(t *testing.T, f *fixture) {
 	ls := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "L 12/02/2026 - 05:00:00: \"player<2>\" connected\n")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/rcon/"):
+			io.WriteString(w, `{"output":"hostname: test\n","truncated":false}`)
+		case strings.HasPrefix(r.URL.Path, "/players/"):
+			io.WriteString(w, `{"map":"c1m1_hotel","maxPlayers":4,"players":[]}`)
+		default:
+			io.WriteString(w, "L 12/02/2026 - 05:00:00: \"player<2>\" connected\n")
+		}
 	}))
 	ls.StartTLS()
 	t.Cleanup(ls.Close)
@@ -235,7 +243,7 @@ func logServer(t *testing.T, f *fixture) {
 }
 
 // TestAuthorizationMatrix sends every verb on every resource (and the
-// status subresource, and logs) as every kind of caller, and the node
+// status subresource, logs, rcon and players) as every kind of caller, and the node
 // restriction's extra cells, and asserts each answer exactly: the 2xx or
 // 409 an allowed cell gets, 403 for a refused one, 401 without a valid
 // token. No cell may answer 5xx.
@@ -342,12 +350,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 		code := f.do(t, who, "GET", logPath, "", "")
 		check(who, "get instances/log", code, expected(who, who == "admin" || who == "editor-a", http.StatusOK))
 	}
+	// RCON changes the game: editors and admins. Players is a read: every
+	// role in the namespace. Nodes serve both; they never ask.
+	rconPath := base + "/namespaces/team-a/instances/inst-1/rcon"
+	playersPath := base + "/namespaces/team-a/instances/inst-1/players"
+	for _, who := range callers {
+		code := f.do(t, who, "POST", rconPath, "application/json", `{"command":"status"}`)
+		check(who, "create instances/rcon", code, expected(who, who == "admin" || who == "editor-a", http.StatusOK))
+		code = f.do(t, who, "GET", playersPath, "", "")
+		check(who, "get instances/players", code, expected(who, who == "admin" || who == "editor-a" || who == "viewer-a", http.StatusOK))
+	}
 	// The totals: 9 kinds × 7 verbs and 6 status subresources × 3 verbs,
-	// 11 node-restriction cells and the log, for 12 callers; and how many
-	// cells each caller is allowed (admin: all 93; every role and node
-	// reads Installations: 4 cells).
-	const perCaller = 9*7 + 6*3 + 11 + 1
-	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 46, "viewer-a": 25, "editor-b": 8, "node-1": 33, "node-3": 4, "join": 1}
+	// 11 node-restriction cells, the log, rcon and players, for 12
+	// callers; and how many cells each caller is allowed (admin: all 95;
+	// every role and node reads Installations: 4 cells).
+	const perCaller = 9*7 + 6*3 + 11 + 3
+	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 48, "viewer-a": 26, "editor-b": 8, "node-1": 33, "node-3": 4, "join": 1}
 	sum := 0
 	for who, n := range wantAllowed {
 		sum += n

@@ -342,6 +342,7 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		case req.subresource == "log" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
 		case req.subresource == "rcon" && req.res.Kind == "Instance" && r.Method == http.MethodPost:
 		case req.subresource == "console" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
+		case req.subresource == "players" && req.res.Kind == "Instance" && r.Method == http.MethodGet:
 		default:
 			return nil, notFoundPath(r.URL.Path)
 		}
@@ -439,6 +440,10 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request)
 	case "get":
 		if req.subresource == "log" {
 			h.logs(w, r, req)
+			return
+		}
+		if req.subresource == "players" {
+			h.players(w, r, req)
 			return
 		}
 		obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)

@@ -20,8 +20,9 @@ const (
 	maxRCONBody = 4 << 10
 	rconQPS     = 5
 	rconBurst   = 10
-	// maxRCONAnswer bounds what is read of the agent's answer (its output
-	// is capped at 64 KiB, JSON-escaped it may grow).
+	// maxRCONAnswer bounds what is read of the agent's answer (its RCON
+	// output is capped at 64 KiB, JSON-escaped it may grow; a players
+	// answer is smaller still).
 	maxRCONAnswer = 1 << 20
 )
 
@@ -66,40 +67,60 @@ func (h *Handler) rcon(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, apierrors.NewTooManyRequests(fmt.Sprintf("%s sends more than %d RCON commands a second", req.user.Name, rconQPS), secs))
 		return
 	}
-	ag, err := h.readyAgentOf(r, req)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
 	payload, _ := json.Marshal(body)
-	target := url.URL{Scheme: "https", Host: ag.host, Path: "/rcon/" + req.namespace + "/" + req.name}
-	hc := &http.Client{Transport: h.agents.transport(ag.node, ag.host, ag.pin)}
-	areq, err := http.NewRequestWithContext(r.Context(), http.MethodPost, target.String(), bytes.NewReader(payload))
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	areq.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(areq)
-	if err != nil {
-		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
-		return
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxRCONAnswer))
-	if err != nil {
-		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
-		return
-	}
-	if resp.StatusCode != http.StatusOK {
-		// The agent's own words name what is wrong (not running, not
-		// bound, no answer from the game): they replace the generic ones.
-		se := apierrors.NewGenericServerResponse(resp.StatusCode, "rcon", req.res.GroupResource(), req.name, "", 0, false)
-		se.ErrStatus.Message = fmt.Sprintf("node %s: %s", ag.node, bytes.TrimSpace(answer))
-		h.writeError(w, r, se)
+	answer, ok := h.askAgent(w, r, req, http.MethodPost, "/rcon/", payload)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(answer)
+}
+
+// askAgent sends one request to the agent of the node the Instance runs on
+// (path is the agent's route, the Instance's namespace and name appended)
+// and returns its answer, or false once it has written the error: 503 for
+// a node that is not Ready (without dialing it) or whose agent cannot be
+// reached, and the agent's refusals (not running, not bound, no answer
+// from the game) with the agent's own words.
+func (h *Handler) askAgent(w http.ResponseWriter, r *http.Request, req *request, method, path string, payload []byte) ([]byte, bool) {
+	ag, err := h.readyAgentOf(r, req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return nil, false
+	}
+	target := url.URL{Scheme: "https", Host: ag.host, Path: path + req.namespace + "/" + req.name}
+	hc := &http.Client{Transport: h.agents.transport(ag.node, ag.host, ag.pin)}
+	var reqBody io.Reader
+	if payload != nil {
+		reqBody = bytes.NewReader(payload)
+	}
+	areq, err := http.NewRequestWithContext(r.Context(), method, target.String(), reqBody)
+	if err != nil {
+		h.writeError(w, r, err)
+		return nil, false
+	}
+	if payload != nil {
+		areq.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(areq)
+	if err != nil {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
+		return nil, false
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxRCONAnswer))
+	if err != nil {
+		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
+		return nil, false
+	}
+	if resp.StatusCode != http.StatusOK {
+		// The agent's own words name what is wrong: they replace the
+		// generic ones.
+		se := apierrors.NewGenericServerResponse(resp.StatusCode, req.subresource, req.res.GroupResource(), req.name, "", 0, false)
+		se.ErrStatus.Message = fmt.Sprintf("node %s: %s", ag.node, bytes.TrimSpace(answer))
+		h.writeError(w, r, se)
+		return nil, false
+	}
+	return answer, true
 }

@@ -27,9 +27,9 @@ import (
 	"github.com/left4me/left4me/apis/server/servertest"
 )
 
-// rconAgent is a node agent's RCON route: it runs "echo X" as X and
-// answers 409 for the Instance named "stopped", as the real one does for
-// a game that is not running.
+// rconAgent is a node agent's RCON and players routes: it runs "echo X"
+// as X, lists one player, and answers 409 for the Instance named
+// "stopped", as the real one does for a game that is not running.
 type rconAgent struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
@@ -51,6 +51,20 @@ func startRCONAgent(t *testing.T) *rconAgent {
 		}
 		fmt.Fprintf(w, `{"output":%q,"truncated":false}`, strings.TrimPrefix(body.Command, "echo ")+"\n")
 	})
+	// Players: a game with one player; the agent's answer carries a field
+	// the API does not pass on.
+	mux.HandleFunc("GET /players/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.PathValue("name") {
+		case "stopped":
+			http.Error(w, "instance default/stopped is not running", http.StatusConflict)
+			return
+		case "hung":
+			<-r.Context().Done()
+			return
+		}
+		io.WriteString(w, `{"map":"c2m1_highway","maxPlayers":8,"players":[{"name":"Alice","score":3,"durationSeconds":312,"userID":2,`+
+			`"steamID":"STEAM_1:0:12345","ping":48,"loss":0,"state":"active","adr":"192.168.1.5:27005"}]}`)
+	})
 	a.srv = httptest.NewUnstartedServer(mux)
 	a.srv.StartTLS()
 	t.Cleanup(a.srv.Close)
@@ -63,9 +77,10 @@ func (a *rconAgent) commands() []string {
 	return append([]string(nil), a.seen...)
 }
 
-// rconFixture: Instances default/versus and default/stopped on node host-a
-// (the fake agent), default/lost on host-lost (not Ready), default/nowhere
-// on no node; tokens for each role.
+// rconFixture: Instances default/versus, default/stopped and default/hung
+// (whose players the agent never answers) on node host-a (the fake
+// agent), default/lost on host-lost (not Ready), default/nowhere on no
+// node; tokens for each role.
 func rconFixture(t *testing.T) (*server.Server, *rconAgent, map[string]string) {
 	agent := startRCONAgent(t)
 	srv, tokens := agentFixture(t, agent.srv)
@@ -80,7 +95,7 @@ func agentFixture(t *testing.T, agentSrv *httptest.Server) (*server.Server, map[
 	ctx := context.Background()
 	publishAgent(t, admin, "host-a", agentSrv, "True")
 	publishAgent(t, admin, "host-lost", agentSrv, "False")
-	for name, node := range map[string]string{"versus": "host-a", "stopped": "host-a", "lost": "host-lost", "nowhere": ""} {
+	for name, node := range map[string]string{"versus": "host-a", "stopped": "host-a", "hung": "host-a", "lost": "host-lost", "nowhere": ""} {
 		if _, err := admin.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: node}}, false); err != nil {
 			t.Fatal(err)
@@ -178,6 +193,10 @@ func TestRCONRolesAndInputs(t *testing.T) {
 	}
 	if !strings.Contains(string(audit), `"subresource":"rcon","namespace":"default","name":"versus","code":200`) || !strings.Contains(string(audit), `"command":"echo hi editor"`) {
 		t.Errorf("audit log lacks the editor's command:\n%s", audit)
+	}
+	// A refused command is recorded too, its DEL visible as \x7f.
+	if !strings.Contains(string(audit), `"command":"status\\x7f"`) {
+		t.Errorf("audit log lacks the refused command with its DEL escaped:\n%s", audit)
 	}
 	// Only valid commands, to Ready nodes, reached the agent.
 	if got := agent.commands(); len(got) != 3 || got[2] != "status" {

@@ -257,6 +257,18 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Error("a team-a viewer sees team-b-1 on the fleet page")
 	}
 	do(t, ctx, "the viewer's Instance page", chromedp.Navigate(base+"/ui/namespaces/team-a/instances/team-a-1"), chromedp.WaitVisible(chromedp.ID("conditions")))
+	// Viewers see who plays; a player who joins shows without a reload.
+	if got := eval[string](t, ctx, `document.getElementById("players-summary").textContent`); got != "No players on team-a/team-a-1 (map c1m1_hotel)." {
+		t.Errorf("the players summary before anyone joined: %q", got)
+	}
+	eval[bool](t, ctx, `window.l4mMark = true`)
+	f.game.join(v1.Player{Name: "Alice \"the\" Zoë", Score: 4, DurationSeconds: 312, SteamID: "STEAM_1:0:12345", Ping: 48})
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#players tbody").textContent.includes("Alice \"the\" ZoëSTEAM_1:0:12345405:1248")`)); err != nil {
+		t.Errorf("the joined player does not show: %v", err)
+	}
+	if got := eval[string](t, ctx, `document.getElementById("players-summary").textContent`); got != "Map c1m1_hotel, 1/8 players" || !eval[bool](t, ctx, `window.l4mMark === true`) {
+		t.Errorf("after the join the summary is %q (or the page reloaded)", got)
+	}
 	screenshot(t, ctx, dir, "instance-viewer")
 	if eval[bool](t, ctx, `document.querySelector("#start, #stop, #restart") !== null`) {
 		t.Error("the viewer's page has Start/Stop/Restart buttons")

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,39 @@ import (
 type fixture struct {
 	s     *server.Server
 	admin *client.Client
+	// game is who plays on every Instance of node-1, as its agent answers.
+	game *game
+}
+
+// game is the players node-1's agent reports.
+type game struct {
+	mu      sync.Mutex
+	players []v1.Player
+	stopped bool
+}
+
+func (g *game) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+}
+
+func (g *game) isStopped() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stopped
+}
+
+func (g *game) join(p v1.Player) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.players = append(g.players, p)
+}
+
+func (g *game) answer() v1.InstancePlayers {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return v1.InstancePlayers{Map: "c1m1_hotel", MaxPlayers: 8, Players: append([]v1.Player{}, g.players...)}
 }
 
 const password = "a long enough password"
@@ -41,7 +75,7 @@ const password = "a long enough password"
 func newFixture(t *testing.T, opts server.Options) *fixture {
 	t.Helper()
 	s, admin := servertest.StartWith(t, opts)
-	f := &fixture{s: s, admin: admin}
+	f := &fixture{s: s, admin: admin, game: &game{}}
 	ctx := context.Background()
 	must := func(_ v1.Object, err error) {
 		t.Helper()
@@ -50,7 +84,7 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 		}
 	}
 	must(admin.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Spec: v1.NodeSpec{Capacity: v1.NodeCapacity{Instances: 10}}}, false))
-	must(admin.PatchStatus(ctx, resources.Nodes, "", "node-1", nodeStatus(t, startLogServer(t))))
+	must(admin.PatchStatus(ctx, resources.Nodes, "", "node-1", nodeStatus(t, startLogServer(t, f.game))))
 	for _, ns := range []string{"team-a", "team-b"} {
 		must(admin.Create(ctx, resources.Namespaces, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, false))
 		must(admin.Create(ctx, resources.Overlays, &v1.Overlay{ObjectMeta: metav1.ObjectMeta{Name: "mods", Namespace: ns}, Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "mods"}}}, false))
@@ -62,13 +96,21 @@ func newFixture(t *testing.T, opts server.Options) *fixture {
 }
 
 // startLogServer is node-1's agent log server: every log it is asked for
-// is one line naming the path; its consoles are fakeConsole.
-func startLogServer(t *testing.T) *httptest.Server {
+// is one line naming the path; its consoles are fakeConsole; players are
+// g's (409 once g is stopped).
+func startLogServer(t *testing.T, g *game) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "L 12/02/2026 - 05:00:00: the log of %s\n", r.URL.Path)
 	})
 	mux.HandleFunc("GET /console/{ns}/{name}", fakeConsole)
+	mux.HandleFunc("GET /players/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if g.isStopped() {
+			http.Error(w, "instance "+r.PathValue("ns")+"/"+r.PathValue("name")+" is not running", http.StatusConflict)
+			return
+		}
+		json.NewEncoder(w).Encode(g.answer())
+	})
 	srv := httptest.NewUnstartedServer(mux)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

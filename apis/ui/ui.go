@@ -116,6 +116,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("POST /ui/namespaces/{ns}/instances/{name}/restart", u.authed(u.restart))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/log", u.authed(u.log))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/console", u.authed(u.console))
+	u.mux.HandleFunc("GET /ui/namespaces/{ns}/instances/{name}/players", u.authed(u.players))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/blueprints/{name}", u.authed(u.blueprint))
 	u.mux.HandleFunc("GET /ui/namespaces/{ns}/overlays/{name}", u.authed(u.overlay))
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {

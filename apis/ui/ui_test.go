@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -222,6 +223,46 @@ func TestEditorReadsTheGameLog(t *testing.T) {
 	code, body, _ := b.get(page + "/log")
 	if code != http.StatusOK || body != "L 12/02/2026 - 05:00:00: the log of /logs/team-a/team-a-1\n" {
 		t.Errorf("the log: %d %q", code, body)
+	}
+}
+
+// TestViewersSeePlayers: the Instance page lists who plays, for viewers
+// too, names escaped; its refresh sends the same as JSON; another
+// namespace's players are refused; a stopped game's page says so.
+func TestViewersSeePlayers(t *testing.T) {
+	f := newFixture(t, server.Options{})
+	f.user(t, "vic", "viewer:team-a")
+	b := f.browser(t)
+	b.login("vic", password)
+	page := "/ui/namespaces/team-a/instances/team-a-1"
+	if code, body, _ := b.get(page); code != http.StatusOK || !strings.Contains(body, "No players on team-a/team-a-1 (map c1m1_hotel).") {
+		t.Fatalf("nobody plays: %d\n%s", code, body)
+	}
+	f.game.join(v1.Player{Name: "<b>Alice</b>", Score: 4, DurationSeconds: 312, SteamID: "STEAM_1:0:12345", Ping: 48})
+	f.game.join(v1.Player{Name: "Coach", SteamID: "BOT", Bot: true})
+	code, body, _ := b.get(page)
+	if code != http.StatusOK || !strings.Contains(body, "Map c1m1_hotel, 2/8 players") ||
+		!strings.Contains(body, "<tr><td>&lt;b&gt;Alice&lt;/b&gt;</td><td>STEAM_1:0:12345</td><td>4</td><td>05:12</td><td>48</td></tr>") ||
+		!strings.Contains(body, "<tr><td>Coach</td><td>BOT</td><td>0</td><td>00:00</td><td>-</td></tr>") {
+		t.Fatalf("two players: %d\n%s", code, body)
+	}
+	code, body, _ = b.get(page + "/players")
+	var view struct {
+		Summary string
+		Rows    []struct{ Name, SteamID, Ping string }
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &view) != nil || view.Summary != "Map c1m1_hotel, 2/8 players" ||
+		len(view.Rows) != 2 || view.Rows[0].Name != "<b>Alice</b>" || view.Rows[0].Ping != "48" {
+		t.Fatalf("the refresh: %d %s", code, body)
+	}
+	if code, _, _ := b.get("/ui/namespaces/team-b/instances/team-b-1/players"); code != http.StatusForbidden {
+		t.Fatalf("another namespace's players: %d, want 403", code)
+	}
+	// A stopped game: the page says why nobody is listed, in the agent's words.
+	f.game.stop()
+	code, body, _ = b.get(page)
+	if code != http.StatusOK || !strings.Contains(body, "Players unavailable (409): node node-1: instance team-a/team-a-1 is not running") || strings.Contains(body, "Alice") {
+		t.Fatalf("a stopped game's page: %d\n%s", code, body)
 	}
 }
 

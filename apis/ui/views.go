@@ -354,6 +354,7 @@ func (u *UI) instance(w http.ResponseWriter, r *http.Request, c *caller) {
 	d["CanConsole"] = u.allowed(r.Context(), c, "create", resources.Instances, ns, name, "console") == nil
 	d["Events"] = u.eventsAbout(r.Context(), c, ns, "Instance", name)
 	d["Restart"] = u.restartOf(r.Context(), c, in)
+	d["Players"] = u.playersOf(r, c, ns, name)
 	u.render(w, http.StatusOK, "instance", d)
 }
 
@@ -480,14 +481,10 @@ func apiPath(ns, name string) string {
 // callAPI serves one API request as c's user and returns its code and, for
 // an error, the metav1.Status message.
 func (u *UI) callAPI(r *http.Request, c *caller, method, path, ctype, body string) (int, string) {
-	req, err := http.NewRequestWithContext(auth.WithUser(r.Context(), c.user), method, path, strings.NewReader(body))
+	rec, err := u.serveAPI(r, c, method, path, ctype, body)
 	if err != nil {
 		return http.StatusInternalServerError, err.Error()
 	}
-	req.Header.Set("Content-Type", ctype)
-	req.RemoteAddr = r.RemoteAddr
-	rec := &recorder{header: http.Header{}, code: http.StatusOK}
-	u.o.API.ServeHTTP(rec, req)
 	if rec.code == http.StatusOK {
 		return rec.code, ""
 	}
@@ -496,6 +493,19 @@ func (u *UI) callAPI(r *http.Request, c *caller, method, path, ctype, body strin
 		return rec.code, st.Message
 	}
 	return rec.code, strings.TrimSpace(rec.body.String())
+}
+
+// serveAPI serves one API request as c's user and returns the answer.
+func (u *UI) serveAPI(r *http.Request, c *caller, method, path, ctype, body string) (*recorder, error) {
+	req, err := http.NewRequestWithContext(auth.WithUser(r.Context(), c.user), method, path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.RemoteAddr = r.RemoteAddr
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
+	u.o.API.ServeHTTP(rec, req)
+	return rec, nil
 }
 
 // recorder keeps an API answer (at most 64 KiB of it).

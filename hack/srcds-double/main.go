@@ -2,9 +2,9 @@
 // the demo: it takes the same arguments, binds the same ports, reads
 // left4dead2/cfg/server.cfg from its working directory (the merged overlay
 // tree, so what an overlay puts there shows), answers A2S_INFO, A2S_PLAYER
-// and A2S_RULES with the challenge handshake, and speaks Source RCON. Two
-// extra RCON commands, l4m_join NAME and l4m_leave NAME, simulate players.
-// It logs to stdout and exits cleanly on SIGINT, as srcds does.
+// and A2S_RULES with the challenge handshake, and speaks Source RCON. Extra
+// RCON commands simulate players: l4m_join NAME, l4m_bot NAME (a bot) and
+// l4m_leave NAME, NAME being the rest of the line as typed. It logs to stdout and exits cleanly on SIGINT, as srcds does.
 package main
 
 import (

@@ -169,6 +169,26 @@ func TestRCONAndPlayers(t *testing.T) {
 	if err != nil || len(players) != 1 || players[0].Name != "Alice" {
 		t.Fatalf("A2S_PLAYER: %+v %v", players, err)
 	}
+	// A name with spaces and quotes, and a bot: status prints them as
+	// srcds does (the name quoted, not escaped; a bot without SteamID).
+	for _, cmd := range []string{`l4m_join Bob "the" Builder`, "l4m_bot Coach"} {
+		if _, err := c.Exec(ctx, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = c.Exec(ctx, "status")
+	if err != nil || !strings.Contains(out, "players : 2 humans, 1 bots (4 max)") || !strings.Contains(out, "\"Bob \"the\" Builder\" STEAM_1:1:100003 ") ||
+		!strings.Contains(out, "#  4 \"Coach\" BOT active\n") {
+		t.Fatalf("status with a quoted name and a bot:\n%s", out)
+	}
+	if info, err := a2s.QueryInfo(ctx, addr); err != nil || info.Players != 3 || info.Bots != 1 {
+		t.Fatalf("A2S with a bot: %+v %v", info, err)
+	}
+	for _, name := range []string{`Bob "the" Builder`, "Coach"} {
+		if _, err := c.Exec(ctx, "l4m_leave "+name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A long answer spans several packets and arrives whole.
 	out, err = c.Exec(ctx, "cvarlist")
 	if err != nil || !strings.HasSuffix(out, "400 total convars/concommands\n") || len(out) < 3*rcon.MaxBody {
@@ -282,5 +302,21 @@ func TestSecureAgreesBetweenA2SAndStatus(t *testing.T) {
 		if info.VAC != tc.vac || !strings.Contains(out, "version : 2.2.4.3 "+tc.word) {
 			t.Fatalf("args %v: A2S VAC=%d, status:\n%s", tc.args, info.VAC, out)
 		}
+	}
+}
+
+// TestStatusLine: a human's line as L4D2 prints it, the time as the engine
+// formats it (mm:ss, then h:mm:ss), pings that differ between names.
+func TestStatusLine(t *testing.T) {
+	got := statusLine(1, player{name: "Alice", id: 2}, 5*time.Minute+12*time.Second)
+	if !strings.HasPrefix(got, "#  2 1 \"Alice\" STEAM_1:0:100002 05:12 ") || !strings.HasSuffix(got, " 0 active 30000 127.0.0.1:27007\n") {
+		t.Fatalf("human: %q", got)
+	}
+	if got := statusLine(1, player{name: "Alice", id: 2}, time.Hour+2*time.Minute+3*time.Second); !strings.Contains(got, " 1:02:03 ") {
+		t.Fatalf("an hour on: %q", got)
+	}
+	ping := func(name string) string { return strings.Fields(statusLine(1, player{name: name, id: 2}, 0))[6] }
+	if ping("Alice") == ping("Bob") {
+		t.Fatalf("Alice and Bob have the same ping %s", ping("Alice"))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"sort"
@@ -23,6 +24,7 @@ type player struct {
 	name   string
 	joined time.Time
 	id     int
+	bot    bool
 }
 
 // game is the double's state.
@@ -149,7 +151,7 @@ func (g *game) answer(req a2s.Request, from string) [][]byte {
 	case a2s.TypeInfoRequest:
 		return [][]byte{a2s.EncodeInfo(a2s.Info{
 			Protocol: 17, Name: g.cvars["hostname"], Map: g.mapName, Folder: "left4dead2", Game: "Left 4 Dead 2",
-			AppID: 550, Players: byte(len(g.players)), MaxPlayers: byte(g.opts.maxPlayers), ServerType: 'd', Environment: 'l',
+			AppID: 550, Players: byte(len(g.players)), Bots: byte(g.bots()), MaxPlayers: byte(g.opts.maxPlayers), ServerType: 'd', Environment: 'l',
 			Version: "2.2.4.3", Port: uint16(g.opts.port), Keywords: g.opts.mode, VAC: g.opts.vac(),
 		})}
 	case a2s.TypePlayerRequest:
@@ -294,16 +296,19 @@ func (g *game) command(line string) string {
 		}
 		g.mapName = args[0]
 		return ""
-	case "l4m_join":
-		if len(args) == 0 || len(g.players) >= g.opts.maxPlayers {
-			return "l4m_join: server full or no name\n"
+	case "l4m_join", "l4m_bot":
+		// The name is the rest of the line as typed, quotes and all, so a
+		// test can give a player any name.
+		name := restOfLine(line)
+		if name == "" || len(g.players) >= g.opts.maxPlayers {
+			return cmd + ": server full or no name\n"
 		}
-		g.players = append(g.players, player{name: strings.Join(args, " "), joined: time.Now(), id: g.nextID})
+		g.players = append(g.players, player{name: name, joined: time.Now(), id: g.nextID, bot: cmd == "l4m_bot"})
 		g.nextID++
-		fmt.Fprintf(g.log, "Player joined: %s\n", strings.Join(args, " "))
+		fmt.Fprintf(g.log, "Player joined: %s\n", name)
 		return ""
 	case "l4m_leave":
-		name := strings.Join(args, " ")
+		name := restOfLine(line)
 		for i, p := range g.players {
 			if p.name == name {
 				g.players = append(g.players[:i], g.players[i+1:]...)
@@ -336,18 +341,63 @@ func (g *game) status() string {
 	if len(g.players) == 0 {
 		hib = "hibernating"
 	}
+	bots := g.bots()
 	fmt.Fprintf(&b, "hostname: %s\n", g.cvars["hostname"])
 	fmt.Fprintf(&b, "version : 2.2.4.3 8749 %s\n", g.opts.security())
 	fmt.Fprintf(&b, "udp/ip  : %s:%d [ public n/a ]\n", g.opts.ip, g.opts.port)
 	fmt.Fprintf(&b, "os      : Linux Dedicated\n")
 	fmt.Fprintf(&b, "map     : %s\n", g.mapName)
-	fmt.Fprintf(&b, "players : %d humans, 0 bots (%d max) (%s) (unreserved)\n\n", len(g.players), g.opts.maxPlayers, hib)
+	fmt.Fprintf(&b, "players : %d humans, %d bots (%d max) (%s) (unreserved)\n\n", len(g.players)-bots, bots, g.opts.maxPlayers, hib)
 	fmt.Fprintf(&b, "# userid name uniqueid connected ping loss state rate adr\n")
-	for _, p := range g.players {
-		d := time.Since(p.joined)
-		fmt.Fprintf(&b, "# %d %d \"%s\" STEAM_1:0:%d %02d:%02d 40 0 active 30000 127.0.0.1:27005\n",
-			p.id, p.id-1, p.name, 100000+p.id, int(d.Minutes()), int(d.Seconds())%60)
+	for i, p := range g.players {
+		b.WriteString(statusLine(i+1, p, time.Since(p.joined)))
 	}
 	fmt.Fprintf(&b, "#end\n")
 	return b.String()
+}
+
+// statusLine is one player's line of status as L4D2's srcds prints it:
+// the user id padded, the slot, the name quoted but not escaped, and for a
+// bot only "BOT active". Each human's ping differs (from the name), so a
+// reader that pairs lines with players by position is caught.
+func statusLine(slot int, p player, connected time.Duration) string {
+	if p.bot {
+		return fmt.Sprintf("#%3d \"%s\" BOT active\n", p.id, p.name)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(p.name))
+	ping := 20 + h.Sum32()%100
+	return fmt.Sprintf("#%3d %d \"%s\" STEAM_1:%d:%d %s %d 0 active 30000 127.0.0.1:%d\n",
+		p.id, slot, p.name, p.id%2, 100000+p.id, formatSeconds(connected), ping, 27005+p.id)
+}
+
+// formatSeconds is the engine's COM_FormatSeconds: mm:ss, or h:mm:ss from
+// an hour on.
+func formatSeconds(d time.Duration) string {
+	s := int(d.Seconds())
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%02d:%02d", s/60, s%60)
+}
+
+// restOfLine is what follows a command's first word, as typed.
+func restOfLine(line string) string {
+	line = strings.TrimSpace(line)
+	i := strings.IndexAny(line, " \t")
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimSpace(line[i:])
+}
+
+// bots counts the bots among the players.
+func (g *game) bots() int {
+	n := 0
+	for _, p := range g.players {
+		if p.bot {
+			n++
+		}
+	}
+	return n
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/left4me/left4me/apis/console"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -77,9 +76,8 @@ func (a *Agent) consoleEnded(ns, name string, opened *probe) string {
 // stops, the agent stops, or the client goes; its journalctl and
 // goroutines end with it.
 func (s *logServer) serveConsole(w http.ResponseWriter, r *http.Request) {
-	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if len(utilvalidation.IsDNS1123Label(ns)) > 0 || len(utilvalidation.IsDNS1123Label(name)) > 0 {
-		http.Error(w, "bad instance name", http.StatusBadRequest)
+	ns, name, ok := instanceName(w, r)
+	if !ok {
 		return
 	}
 	_, _, pr, err := s.a.rconTarget(ns, name)

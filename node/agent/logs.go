@@ -21,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
-
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/pki"
 	"github.com/left4me/left4me/node/unit"
@@ -106,6 +104,7 @@ func (a *Agent) startLogServer(ctx context.Context, addr string, caPEM []byte) (
 	mux.HandleFunc("GET /logs/{ns}/{name}", s.serve)
 	mux.HandleFunc("POST /rcon/{ns}/{name}", s.serveRCON)
 	mux.HandleFunc("GET /console/{ns}/{name}", s.serveConsole)
+	mux.HandleFunc("GET /players/{ns}/{name}", s.servePlayers)
 	s.srv = &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: logsReadHeaderTimeout, IdleTimeout: logsIdleTimeout,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
@@ -133,9 +132,8 @@ func (s *logServer) stop() {
 // serve answers GET /logs/{namespace}/{name}?follow=true&tailLines=N with
 // the game unit's journal, message text only.
 func (s *logServer) serve(w http.ResponseWriter, r *http.Request) {
-	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if len(utilvalidation.IsDNS1123Label(ns)) > 0 || len(utilvalidation.IsDNS1123Label(name)) > 0 {
-		http.Error(w, "bad instance name", http.StatusBadRequest)
+	ns, name, ok := instanceName(w, r)
+	if !ok {
 		return
 	}
 	s.a.mu.Lock()

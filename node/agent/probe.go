@@ -111,11 +111,16 @@ func (a *Agent) probeLoop(ctx context.Context) {
 	}
 }
 
+// a2sTimeout bounds one A2S query: a game on loopback answers in well
+// under a millisecond, so a second without an answer is a game not
+// answering.
+const a2sTimeout = time.Second
+
 // maxConcurrentProbes bounds the A2S queries in flight from one node.
 const maxConcurrentProbes = 32
 
 func (a *Agent) probeOnce(ctx context.Context, id string, p *probe) {
-	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	qctx, cancel := context.WithTimeout(ctx, a2sTimeout)
 	began := time.Now()
 	info, err := a2s.QueryInfo(qctx, p.addr)
 	took := time.Since(began)

@@ -62,26 +62,69 @@ func (a *Agent) execRCON(ctx context.Context, ns, name, command string) (rconRes
 }
 
 // rconTarget is where the game of Instance ns/name answers RCON, its
-// password, and its probe (a new one means a new game process). The game
-// counts as running once observe has probed it (a probe exists only for a
-// game whose unit was seen) and it is not Stopped.
+// password, and its probe (a new one means a new game process).
 func (a *Agent) rconTarget(ns, name string) (addr, password string, pr *probe, err error) {
-	id := unit.ID(ns, name)
-	a.mu.Lock()
-	in, bound := a.instances[key(ns, name)]
-	pr = a.probes[id]
-	a.mu.Unlock()
-	if !bound {
-		return "", "", nil, fmt.Errorf("instance %s/%s is %w %s", ns, name, errNotBound, a.o.NodeName)
+	pr, err = a.runningProbe(ns, name)
+	if err != nil {
+		return "", "", nil, err
 	}
-	if in.Spec.State == v1.StateStopped || pr == nil {
-		return "", "", nil, fmt.Errorf("instance %s/%s is %w", ns, name, errNotRunning)
-	}
-	pw, err := a.readRCONPassword(id)
+	pw, err := a.readRCONPassword(unit.ID(ns, name))
 	if err != nil {
 		return "", "", nil, fmt.Errorf("instance %s/%s is %w: %w", ns, name, errNotRunning, err)
 	}
 	return pr.addr, pw, pr, nil
+}
+
+// runningGame is the loopback address of Instance ns/name's game, or
+// errNotBound, or errNotRunning (see runningProbe).
+func (a *Agent) runningGame(ns, name string) (string, error) {
+	pr, err := a.runningProbe(ns, name)
+	if err != nil {
+		return "", err
+	}
+	return pr.addr, nil
+}
+
+// runningProbe is the probe of Instance ns/name's game, or errNotBound,
+// or errNotRunning: the game counts as running once observe has probed it
+// (a probe exists only for a game whose unit was seen) and it is not
+// Stopped.
+func (a *Agent) runningProbe(ns, name string) (*probe, error) {
+	a.mu.Lock()
+	in, bound := a.instances[key(ns, name)]
+	pr := a.probes[unit.ID(ns, name)]
+	a.mu.Unlock()
+	if !bound {
+		return nil, fmt.Errorf("instance %s/%s is %w %s", ns, name, errNotBound, a.o.NodeName)
+	}
+	if in.Spec.State == v1.StateStopped || pr == nil {
+		return nil, fmt.Errorf("instance %s/%s is %w", ns, name, errNotRunning)
+	}
+	return pr, nil
+}
+
+// instanceName is the request's {ns} and {name}, or false once it has
+// answered 400.
+func instanceName(w http.ResponseWriter, r *http.Request) (string, string, bool) {
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	if len(utilvalidation.IsDNS1123Label(ns)) > 0 || len(utilvalidation.IsDNS1123Label(name)) > 0 {
+		http.Error(w, "bad instance name", http.StatusBadRequest)
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+// writeGameError answers err of Instance ns/name's game: 404 not bound
+// here, 409 not running, 502 the game did not answer.
+func writeGameError(w http.ResponseWriter, ns, name string, err error) {
+	switch {
+	case errors.Is(err, errNotBound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, errNotRunning):
+		http.Error(w, err.Error(), http.StatusConflict)
+	default:
+		http.Error(w, fmt.Sprintf("instance %s/%s: the game did not answer: %v", ns, name, err), http.StatusBadGateway)
+	}
 }
 
 // capOutput cuts out at rconMaxOutput bytes.
@@ -112,9 +155,8 @@ func (a *Agent) readRCONPassword(id string) (string, error) {
 // {"command": "..."}: 404 not bound here, 409 not running, 502 the game
 // did not answer.
 func (s *logServer) serveRCON(w http.ResponseWriter, r *http.Request) {
-	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if len(utilvalidation.IsDNS1123Label(ns)) > 0 || len(utilvalidation.IsDNS1123Label(name)) > 0 {
-		http.Error(w, "bad instance name", http.StatusBadRequest)
+	ns, name, ok := instanceName(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -129,15 +171,8 @@ func (s *logServer) serveRCON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.a.execRCON(r.Context(), ns, name, req.Command)
-	switch {
-	case errors.Is(err, errNotBound):
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	case errors.Is(err, errNotRunning):
-		http.Error(w, err.Error(), http.StatusConflict)
-		return
-	case err != nil:
-		http.Error(w, fmt.Sprintf("instance %s/%s: the game did not answer: %v", ns, name, err), http.StatusBadGateway)
+	if err != nil {
+		writeGameError(w, ns, name, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

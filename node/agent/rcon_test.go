@@ -22,7 +22,8 @@ import (
 )
 
 // fakeRCON is a loopback RCON server built on the packet codec: it checks
-// the password and answers "echo X" with X, "big" with more than the cap.
+// the password and answers "echo X" with X, "big" with more than the cap,
+// "status" with fakeStatus.
 func fakeRCON(t *testing.T, password string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,8 +68,11 @@ func serveFakeRCON(c net.Conn, password string) {
 			rcon.Write(c, rcon.Packet{ID: id, Type: rcon.TypeAuthResponse})
 		case rcon.TypeExecCommand:
 			out := strings.TrimPrefix(p.Body, "echo ") + "\n"
-			if p.Body == "big" {
+			switch p.Body {
+			case "big":
 				out = strings.Repeat("x", rconMaxOutput+100)
+			case "status":
+				out = fakeStatus
 			}
 			for len(out) > 0 {
 				n := min(len(out), rcon.MaxBody)

@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 )
 
 // scrapeValue GETs the agent's /metrics and returns the sample of name
@@ -55,13 +52,7 @@ func (e *env) waitMetric(name, labels, what string, cond func(float64) bool) flo
 // a restart.
 func TestMetricsOfARealGame(t *testing.T) {
 	e := setup(t)
-	port := int32(31000 + rand.IntN(90))
-	e.create(
-		&v1.Overlay{ObjectMeta: meta_("maps"), Spec: v1.OverlaySpec{Source: v1.OverlaySource{Path: "maps"}}},
-		&v1.Blueprint{ObjectMeta: meta_("coop"), Spec: v1.BlueprintSpec{Overlays: []string{"maps"}, Game: v1.GameSpec{Map: "c2m1_highway", MaxPlayers: 4}}},
-		&v1.Instance{ObjectMeta: meta_("coop-1"), Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, NodeName: e.node, Port: port}},
-	)
-	e.waitFor("coop-1", "Ready", ready)
+	port := e.runCoop1()
 	inst := `instance="coop-1",namespace="default"`
 	is := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
 	e.waitMetric("left4me_instance_up", inst, "up 1", is(1))

@@ -158,6 +158,31 @@ function openConsole(out) {
     ws.send(JSON.stringify({type: "command", command: command}));
     input.value = "";
   });
+// The instance page's players: asked again every 5 s (each time the API
+// asks the game; nothing is stored), one request at a time.
+function refreshPlayers(section) {
+  var summary = document.getElementById("players-summary");
+  var message = document.getElementById("players-message");
+  var table = document.getElementById("players");
+  function row(p) {
+    var tr = document.createElement("tr");
+    tr.append(cell(p.name), cell(p.steamID), cell(p.score), cell(p.time), cell(p.ping));
+    return tr;
+  }
+  async function once() {
+    try {
+      var resp = await fetch(section.getAttribute("data-refresh"), {credentials: "same-origin"});
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      var d = await resp.json();
+      summary.textContent = d.summary;
+      message.textContent = d.message;
+      replaceAll(table, (d.rows || []).map(row));
+    } catch (e) {
+      message.textContent = "Players unavailable: " + e.message;
+    }
+    setTimeout(once, 5000);
+  }
+  setTimeout(once, 5000);
 }
 
 document.addEventListener("DOMContentLoaded", function () {
@@ -167,4 +192,6 @@ document.addEventListener("DOMContentLoaded", function () {
   if (log) followLog(log);
   var consoleOut = document.getElementById("console");
   if (consoleOut) openConsole(consoleOut);
+  var players = document.getElementById("players-section");
+  if (players) refreshPlayers(players);
 });

@@ -27,7 +27,8 @@ func consoleAgent() http.Handler {
 // reason and status 0; refusals fail it.
 func TestConsoleScripted(t *testing.T) {
 	e := newEnv(t)
-	e.fakeAgent(consoleAgent())
+	e.agentNode("host-a", consoleAgent())
+	e.instanceOn("default", "coop-1", "host-a")
 	out, errOut, err := e.run("status\n\n  say hi  \n", "console", "coop-1")
 	want := "L: rcon from 127.0.0.1: command status\nran <status>\nL: rcon from 127.0.0.1: command say hi\nran <say hi>\n"
 	if err != nil || out != want || errOut != "" {

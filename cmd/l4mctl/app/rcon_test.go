@@ -23,11 +23,12 @@ import (
 // the game's answer as it is, and fails with the API's reason.
 func TestRCON(t *testing.T) {
 	e := newEnv(t)
-	e.fakeAgent(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.agentNode("host-a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ Command string }
 		json.NewDecoder(r.Body).Decode(&body)
 		fmt.Fprintf(w, `{"output":%q,"truncated":false}`, "ran <"+body.Command+">\nno newline at the end")
 	}))
+	e.instanceOn("default", "coop-1", "host-a")
 	if out := e.mustRun("rcon", "coop-1", "--", "changelevel", "c1m1_hotel"); out != "ran <changelevel c1m1_hotel>\nno newline at the end" {
 		t.Fatalf("output %q", out)
 	}
@@ -39,28 +40,32 @@ func TestRCON(t *testing.T) {
 	}
 }
 
-// fakeAgent makes node host-a, whose agent's log server is handler, and
-// Instance default/coop-1 on it.
-func (e *env) fakeAgent(handler http.Handler) {
-	t := e.t
-	t.Helper()
-	agent := httptest.NewUnstartedServer(handler)
+// agentNode makes Node name whose agent (its log server, which also
+// serves RCON and players) is h, over TLS with the pinned certificate.
+func (e *env) agentNode(name string, h http.Handler) {
+	e.t.Helper()
+	agent := httptest.NewUnstartedServer(h)
 	agent.StartTLS()
-	t.Cleanup(agent.Close)
+	e.t.Cleanup(agent.Close)
 	ctx := context.Background()
 	host, port, _ := net.SplitHostPort(agent.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)
 	sum := sha256.Sum256(agent.Certificate().Raw)
-	if _, err := e.cl.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "host-a"},
+	if _, err := e.cl.Create(ctx, resources.Nodes, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1.NodeSpec{PortRange: v1.PortRange{Min: 27015, Max: 27030}}}, false); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	status := fmt.Sprintf(`{"status":{"addresses":[%q],"logsEndpoint":{"port":%d,"certSHA256":%q}}}`, host, p, hex.EncodeToString(sum[:]))
-	if _, err := e.cl.PatchStatus(ctx, resources.Nodes, "", "host-a", []byte(status)); err != nil {
-		t.Fatal(err)
+	if _, err := e.cl.PatchStatus(ctx, resources.Nodes, "", name, []byte(status)); err != nil {
+		e.t.Fatal(err)
 	}
-	if _, err := e.cl.Create(ctx, resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "coop-1", Namespace: "default"},
-		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: "host-a"}}, false); err != nil {
-		t.Fatal(err)
+}
+
+// instanceOn makes Instance ns/name bound to node.
+func (e *env) instanceOn(ns, name, node string) {
+	e.t.Helper()
+	if _, err := e.cl.Create(context.Background(), resources.Instances, &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "bp"}, NodeName: node}}, false); err != nil {
+		e.t.Fatal(err)
 	}
 }

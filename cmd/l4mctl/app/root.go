@@ -95,6 +95,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newLogsCommand(),
 		c.newRCONCommand(),
 		c.newConsoleCommand(),
+		c.newPlayersCommand(),
 		c.newCordonCommand(true),
 		c.newCordonCommand(false),
 		c.newDrainCommand(),
