@@ -158,6 +158,8 @@ function openConsole(out) {
     ws.send(JSON.stringify({type: "command", command: command}));
     input.value = "";
   });
+}
+
 // The instance page's players: asked again every 5 s (each time the API
 // asks the game; nothing is stored), one request at a time.
 function refreshPlayers(section) {
