@@ -12,6 +12,7 @@ package console
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Message types.
@@ -30,6 +31,16 @@ const (
 	MaxCommand       = 512
 	MaxMessage       = 4 << 10
 	MaxServerMessage = 1 << 20
+)
+
+// Keepalive limits, the same at every hop that serves a session (the agent
+// to the API server, the API server to its client). A peer that answers no
+// ping within PingTimeout is gone (a vanished laptop leaves no TCP reset),
+// and a write that takes WriteTimeout means the same.
+const (
+	PingInterval = 30 * time.Second
+	PingTimeout  = 10 * time.Second
+	WriteTimeout = 10 * time.Second
 )
 
 // Message is one console message; which fields are set depends on Type.

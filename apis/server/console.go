@@ -18,12 +18,9 @@ import (
 	"github.com/left4me/left4me/apis/console"
 )
 
-// Console relay limits. The client is pinged so that one that vanished
-// without a word (a closed laptop) ends its session and the agent's.
+// Console session limits (the keepalive ones are console.Ping* and
+// console.WriteTimeout, the same at every hop).
 const (
-	consolePingInterval = 30 * time.Second
-	consolePingTimeout  = 10 * time.Second
-	consoleWriteTimeout = 10 * time.Second
 	// consoleDialTimeout bounds the handshake with the agent.
 	consoleDialTimeout = 20 * time.Second
 )
@@ -89,7 +86,7 @@ func (h *Handler) relayConsole(r *http.Request, req *request, client, agent *web
 	}()
 	go func() {
 		defer close(pinged)
-		t := time.NewTicker(consolePingInterval)
+		t := time.NewTicker(console.PingInterval)
 		defer t.Stop()
 		for {
 			select {
@@ -101,7 +98,7 @@ func (h *Handler) relayConsole(r *http.Request, req *request, client, agent *web
 				agent.Close(websocket.StatusGoingAway, reason)
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), consolePingTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), console.PingTimeout)
 				err := client.Ping(ctx)
 				cancel()
 				if err != nil {
@@ -133,7 +130,7 @@ func pipeAgent(agent, client *websocket.Conn) (websocket.StatusCode, string) {
 			}
 			return websocket.StatusGoingAway, "the node agent's connection ended"
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), consoleWriteTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), console.WriteTimeout)
 		err = client.Write(ctx, typ, b)
 		cancel()
 		if err != nil {
@@ -147,7 +144,7 @@ func pipeAgent(agent, client *websocket.Conn) (websocket.StatusCode, string) {
 func (h *Handler) pipeClient(r *http.Request, req *request, client, agent *websocket.Conn) {
 	reply := func(m console.Message) {
 		b, _ := json.Marshal(m)
-		ctx, cancel := context.WithTimeout(context.Background(), consoleWriteTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), console.WriteTimeout)
 		defer cancel()
 		client.Write(ctx, websocket.MessageText, b)
 	}
@@ -169,7 +166,7 @@ func (h *Handler) pipeClient(r *http.Request, req *request, client, agent *webso
 			continue
 		}
 		out, _ := json.Marshal(console.Message{Type: console.TypeCommand, Command: m.Command})
-		ctx, cancel := context.WithTimeout(context.Background(), consoleWriteTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), console.WriteTimeout)
 		err = agent.Write(ctx, websocket.MessageText, out)
 		cancel()
 		if err != nil {

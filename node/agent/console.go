@@ -20,13 +20,9 @@ import (
 	"github.com/left4me/left4me/node/unit"
 )
 
-// Console session limits. A client that answers no ping within
-// consolePingTimeout is gone (a vanished laptop leaves no TCP reset), and
-// a write that takes consoleWriteTimeout means the same.
+// Console session limits (the keepalive ones are console.Ping* and
+// console.WriteTimeout, the same at every hop).
 const (
-	consolePingInterval = 30 * time.Second
-	consolePingTimeout  = 10 * time.Second
-	consoleWriteTimeout = 10 * time.Second
 	// consoleQueue is how many commands may wait for the one running;
 	// more are refused (the API's rate limit keeps a person well below).
 	consoleQueue = 8
@@ -123,7 +119,7 @@ func (a *Agent) runConsole(parent context.Context, conn *websocket.Conn, ns, nam
 	}
 	send := func(m console.Message) error {
 		b, _ := json.Marshal(m)
-		wctx, wcancel := context.WithTimeout(context.Background(), consoleWriteTimeout)
+		wctx, wcancel := context.WithTimeout(context.Background(), console.WriteTimeout)
 		defer wcancel()
 		return conn.Write(wctx, websocket.MessageText, b)
 	}
@@ -161,7 +157,7 @@ func (a *Agent) runConsole(parent context.Context, conn *websocket.Conn, ns, nam
 		a.readConsole(conn, commands, send, finish)
 	}()
 
-	ping := time.NewTicker(consolePingInterval)
+	ping := time.NewTicker(console.PingInterval)
 	defer ping.Stop()
 	check := time.NewTicker(consoleCheckInterval)
 	defer check.Stop()
@@ -184,7 +180,7 @@ loop:
 				finish(websocket.StatusNormalClosure, reason)
 			}
 		case <-ping.C:
-			pctx, pcancel := context.WithTimeout(ctx, consolePingTimeout)
+			pctx, pcancel := context.WithTimeout(ctx, console.PingTimeout)
 			if conn.Ping(pctx) != nil && ctx.Err() == nil {
 				finish(websocket.StatusGoingAway, "client gone")
 			}
