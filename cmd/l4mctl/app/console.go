@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 
 	"github.com/chzyer/readline"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/left4me/left4me/apis/client"
 	"github.com/left4me/left4me/apis/console"
@@ -58,8 +60,9 @@ reason.`,
 			}
 			msgs := readMessages(ctx, s)
 			defer msgs.stop(s)
-			if f, ok := c.streams.In.(*os.File); ok && readline.IsTerminal(int(f.Fd())) {
-				return c.interactiveConsole(ctx, s, msgs, f, args[0])
+			if term, ok := openTerminal(c.streams.In, c.streams.Out); ok {
+				defer term.close()
+				return c.interactiveConsole(ctx, s, msgs, term, args[0])
 			}
 			return c.scriptedConsole(ctx, s, msgs)
 		},
@@ -189,13 +192,15 @@ func (m *messages) wait(sendErr error) error {
 
 // interactiveConsole is the prompt: each line entered is sent at once;
 // messages are printed above the prompt as they come.
-func (c *cli) interactiveConsole(ctx context.Context, s *client.ConsoleSession, msgs *messages, in *os.File, name string) error {
+func (c *cli) interactiveConsole(ctx context.Context, s *client.ConsoleSession, msgs *messages, term *terminal, name string) error {
 	rl, err := readline.NewEx(&readline.Config{
 		Prompt: name + "> ", InterruptPrompt: "^C", EOFPrompt: "",
-		Stdin: in, Stdout: c.streams.Out, Stderr: c.streams.Err,
+		Stdin: term.keys, Stdout: c.streams.Out, Stderr: c.streams.Err,
+		FuncIsTerminal: term.isTerminal, FuncMakeRaw: term.makeRaw, FuncExitRaw: term.exitRaw,
+		FuncGetWidth: term.width, FuncOnWidthChanged: term.onWidthChanged,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("open the terminal: %w", err)
 	}
 	defer rl.Close()
 	printed := make(chan struct{})
@@ -226,4 +231,138 @@ func (c *cli) interactiveConsole(ctx context.Context, s *client.ConsoleSession, 
 	default:
 		return nil // the user left
 	}
+}
+
+// terminal binds readline to the terminal the console reads from and
+// writes to. Readline's defaults use the process's file descriptors 0 and
+// 1 and a SIGWINCH watcher that never stops; the console's streams are
+// the command's (a test's pty, say), and its watcher ends with it.
+//
+// Readline reads keys in a goroutine and, on Close, closes its input and
+// waits for that goroutine. A read blocked on the caller's stdin does not
+// end when the file is closed, so keys come from the terminal opened
+// again: its own open file, read through Go's poller, which a close
+// interrupts. The caller's stdin is left open and in its mode.
+type terminal struct {
+	in    *os.File      // the command's input, a terminal
+	out   *os.File      // the command's output; nil when not a file
+	keys  io.ReadCloser // what readline reads keys from
+	state *readline.State
+	winch chan os.Signal
+	done  chan struct{}
+}
+
+// openTerminal is the console's terminal, if its input is one.
+func openTerminal(in io.Reader, out io.Writer) (*terminal, bool) {
+	f, ok := in.(*os.File)
+	if !ok {
+		return nil, false
+	}
+	t := &terminal{in: f, done: make(chan struct{})}
+	if !t.isTerminal() {
+		return nil, false
+	}
+	if o, ok := out.(*os.File); ok {
+		t.out = o
+	}
+	var keys *os.File
+	err := withFd(f, func(fd int) (err error) {
+		keys, err = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDONLY|unix.O_NOCTTY, 0)
+		return err
+	})
+	if err == nil {
+		t.keys = keys
+	} else {
+		// Without /proc, a goroutine stays blocked on stdin until the
+		// next key; the command ends right after the console anyway.
+		t.keys = readline.NewCancelableStdin(f)
+	}
+	return t, true
+}
+
+// withFd calls f with file's descriptor without what File.Fd does besides:
+// Fd puts the file in blocking mode, so that a close no longer interrupts
+// its reads.
+func withFd(file *os.File, f func(fd int) error) error {
+	conn, err := file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := conn.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+func (t *terminal) isTerminal() bool {
+	return withFd(t.in, func(fd int) error {
+		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		return err
+	}) == nil
+}
+
+func (t *terminal) makeRaw() error {
+	return withFd(t.in, func(fd int) error {
+		state, err := readline.MakeRaw(fd)
+		if err != nil {
+			return err
+		}
+		t.state = state
+		return nil
+	})
+}
+
+func (t *terminal) exitRaw() error {
+	if t.state == nil {
+		return nil
+	}
+	err := withFd(t.in, func(fd int) error { return readline.Restore(fd, t.state) })
+	t.state = nil
+	return err
+}
+
+// width is the output terminal's width, else the input's; -1 when
+// neither tells.
+func (t *terminal) width() int {
+	for _, f := range []*os.File{t.out, t.in} {
+		if f == nil {
+			continue
+		}
+		w := -1
+		if withFd(f, func(fd int) (err error) { w, _, err = readline.GetSize(fd); return err }) == nil {
+			return w
+		}
+	}
+	return -1
+}
+
+// onWidthChanged calls f on each SIGWINCH until close.
+func (t *terminal) onWidthChanged(f func()) {
+	if t.winch != nil {
+		return
+	}
+	t.winch = make(chan os.Signal, 1)
+	signal.Notify(t.winch, unix.SIGWINCH)
+	go func() {
+		for {
+			select {
+			case <-t.winch:
+				f()
+			case <-t.done:
+				return
+			}
+		}
+	}()
+}
+
+// close stops the SIGWINCH watcher, closes the keys' file and gives the
+// terminal back in the mode it was found in.
+func (t *terminal) close() {
+	if t.winch != nil {
+		signal.Stop(t.winch)
+	}
+	close(t.done)
+	t.keys.Close()
+	t.exitRaw()
 }
