@@ -110,6 +110,12 @@ func (h *Handler) askAgent(w http.ResponseWriter, r *http.Request, req *request,
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxRCONAnswer))
+	if err == nil {
+		// An answer that ends as the request's time runs out may be cut
+		// short (an agent that gives up when the connection goes writes
+		// an empty 200): it is no answer.
+		err = r.Context().Err()
+	}
 	if err != nil {
 		h.writeError(w, r, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s's agent: %v", ag.node, err)))
 		return nil, false
