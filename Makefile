@@ -89,6 +89,10 @@ bench-fetch: ## Overlay fetcher: download+extract a generated 500 MB tar.gz from
 bench: ## API vs raw etcd throughput, list and watch latency (prints a table).
 	$(GO) run ./hack/bench
 
+.PHONY: bench-watch
+bench-watch: ## Instance creates/s from 16 clients with 0, 500 and 5,000 node watches open (one connection each), and the API server's memory per watch (prints a table).
+	$(GO) run ./hack/bench-watch
+
 .PHONY: bench-rcon
 bench-rcon: ## RCON `status` through the API (server → node agent's pinned TLS → srcds double) vs direct RCON to the same game, 500 each (root; prints a table).
 	$(GO) run ./hack/bench-rcon -n $(or $(N),500)

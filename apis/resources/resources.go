@@ -32,6 +32,19 @@ type Resource struct {
 	// fields returns the values field selectors can match, beyond
 	// metadata.name and metadata.namespace.
 	fields func(v1.Object) fields.Set
+	// IndexedField is the field the watch cache files watchers by (the
+	// one every node selects on); "" for none. indexValue reads it
+	// without building the whole field set.
+	IndexedField string
+	indexValue   func(v1.Object) string
+}
+
+// IndexValue is obj's value of IndexedField ("" when there is none).
+func (r *Resource) IndexValue(obj v1.Object) string {
+	if r.indexValue == nil {
+		return ""
+	}
+	return r.indexValue(obj)
 }
 
 // GroupResource names the resource in errors ("instances.left4me.io").
@@ -148,6 +161,8 @@ var (
 				"status.phase":           string(i.Status.Phase),
 			}
 		},
+		IndexedField: "spec.nodeName",
+		indexValue:   func(o v1.Object) string { return o.(*v1.Instance).Spec.NodeName },
 	}
 	Events = &Resource{
 		Kind: "Event", Plural: "events", Singular: "event", ShortNames: []string{"ev"},

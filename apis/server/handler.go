@@ -84,6 +84,8 @@ type Handler struct {
 	mux      *http.ServeMux
 	// dashboard is the web dashboard at /ui/ (package ui).
 	dashboard *ui.UI
+	// encodings encodes each watch event once for all its watchers.
+	encodings *eventEncodings
 }
 
 // HandlerOptions configure NewHandler.
@@ -125,7 +127,7 @@ func NewHandler(o HandlerOptions) *Handler {
 		audit: &auditor{w: o.Audit}, limits: newLimiters(o.RateQPS, o.RateBurst),
 		failLimits: newLimiters(o.FailedLoginQPS, o.FailedLoginBurst), rconLimits: newLimiters(rconQPS, rconBurst),
 		maxObjects: o.MaxObjectsPerNamespace, logsCert: o.LogsClientCert, agents: newAgentTransports(o.LogsClientCert), mux: http.NewServeMux(),
-		requestTimeout: o.RequestTimeout,
+		requestTimeout: o.RequestTimeout, encodings: newEventEncodings(),
 	}
 	if h.requestTimeout <= 0 {
 		h.requestTimeout = DefaultRequestTimeout
@@ -882,7 +884,6 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
-	enc := json.NewEncoder(w)
 	for {
 		select {
 		case <-ctx.Done():
@@ -891,7 +892,12 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 			if !ok {
 				return
 			}
-			if err := enc.Encode(watchEvent{Type: ev.Type, Object: redacted(ev.Object)}); err != nil {
+			line, err := h.encodings.encode(ev)
+			if err != nil {
+				h.log.Error(err, "encoding a watch event", "resource", req.res.Plural)
+				return
+			}
+			if _, err := w.Write(line); err != nil {
 				return
 			}
 			if flusher != nil {

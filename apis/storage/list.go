@@ -34,13 +34,22 @@ type ListOptions struct {
 }
 
 func (o ListOptions) matches(res *resources.Resource, obj v1.Object) bool {
+	var set fields.Set
+	if o.FieldSelector != nil {
+		set = res.Fields(obj)
+	}
+	return o.matchesFields(res, obj, set)
+}
+
+// matchesFields is matches with obj's field set already made (res.Fields).
+func (o ListOptions) matchesFields(res *resources.Resource, obj v1.Object, set fields.Set) bool {
 	if res.Namespaced && o.Namespace != "" && obj.GetNamespace() != o.Namespace {
 		return false
 	}
 	if o.LabelSelector != nil && !o.LabelSelector.Matches(labels.Set(obj.GetLabels())) {
 		return false
 	}
-	if o.FieldSelector != nil && !o.FieldSelector.Matches(res.Fields(obj)) {
+	if o.FieldSelector != nil && !o.FieldSelector.Matches(set) {
 		return false
 	}
 	return true

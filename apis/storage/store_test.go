@@ -56,6 +56,7 @@ func runSuite(t *testing.T, client *clientv3.Client) {
 		{"ListSelectorsAndPaging", testList},
 		{"Watch", testWatch},
 		{"WatchFieldSelector", testWatchFieldSelector},
+		{"WatchSlowClient", testWatchSlowClient},
 		{"WatchResumeAndCompaction", testWatchCompacted},
 		{"DryRun", testDryRun},
 		{"EventsExpire", testEventLease},
@@ -459,27 +460,113 @@ func testWatch(t *testing.T, s *storage.Store, _ *clientv3.Client) {
 	}
 }
 
-// testWatchFieldSelector: a node watching its own Instances sees an Instance
-// move away as DELETED and is not woken by anyone else's.
+// testWatchFieldSelector: nodes watching their own Instances (the watch
+// cache files them by spec.nodeName) see an Instance bound to them as
+// ADDED and moved away as DELETED, and are not woken by anyone else's;
+// watchers it cannot file that way (all Instances, a != selector, a label
+// selector beside the node) see what their selectors say.
 func testWatchFieldSelector(t *testing.T, s *storage.Store, _ *clientv3.Client) {
 	ctx := context.Background()
-	w, err := s.Watch(ctx, instances, storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", "n1")})
+	open := func(opts storage.ListOptions) watch.Interface {
+		t.Helper()
+		w, err := s.Watch(ctx, instances, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		return w
+	}
+	n1 := open(storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", "n1")})
+	n2 := open(storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", "n2")})
+	unbound := open(storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", "")})
+	all := open(storage.ListOptions{Namespace: "default"})
+	notN1 := open(storage.ListOptions{FieldSelector: fields.OneTermNotEqualSelector("spec.nodeName", "n1")})
+	n1Versus := open(storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", "n1"), LabelSelector: labels.SelectorFromSet(labels.Set{"mode": "versus"})})
+
+	mustCreate(t, s, newInstance("other", "n3"))
+	in := mustCreate(t, s, newInstance("mine", "")).(*v1.Instance)
+	move := func(node string) {
+		t.Helper()
+		in.Spec.NodeName = node
+		out, err := s.Update(ctx, instances, in, storage.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = out.(*v1.Instance)
+	}
+	move("n1") // the scheduler binds it
+	move("n2") // and moves it
+	if _, _, err := s.Delete(ctx, instances, "default", "mine", storage.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A last Instance on every node: each watcher's next event after the
+	// expected ones must be this one, so nothing else came in between.
+	last := newInstance("last", "n1")
+	last.Labels["mode"] = "versus"
+	mustCreate(t, s, last)
+	last2 := newInstance("last2", "n2")
+	mustCreate(t, s, last2)
+	last3 := newInstance("last3", "")
+	mustCreate(t, s, last3)
+
+	type ev struct {
+		typ  watch.EventType
+		name string
+	}
+	for _, tc := range []struct {
+		name string
+		w    watch.Interface
+		want []ev
+	}{
+		{"node n1", n1, []ev{{watch.Added, "mine"}, {watch.Deleted, "mine"}, {watch.Added, "last"}}},
+		{"node n2", n2, []ev{{watch.Added, "mine"}, {watch.Deleted, "mine"}, {watch.Added, "last2"}}},
+		{"unbound", unbound, []ev{{watch.Added, "mine"}, {watch.Deleted, "mine"}, {watch.Added, "last3"}}},
+		{"all", all, []ev{{watch.Added, "other"}, {watch.Added, "mine"}, {watch.Modified, "mine"}, {watch.Modified, "mine"}, {watch.Deleted, "mine"}, {watch.Added, "last"}}},
+		{"not n1", notN1, []ev{{watch.Added, "other"}, {watch.Added, "mine"}, {watch.Deleted, "mine"}, {watch.Added, "mine"}, {watch.Deleted, "mine"}, {watch.Added, "last2"}}},
+		{"n1 versus", n1Versus, []ev{{watch.Added, "last"}}},
+	} {
+		for _, want := range tc.want {
+			got := next(t, tc.w)
+			if obj, ok := got.Object.(v1.Object); got.Type != want.typ || !ok || obj.GetName() != want.name {
+				t.Fatalf("%s watcher: got %s %v, want %s %s", tc.name, got.Type, got.Object, want.typ, want.name)
+			}
+		}
+	}
+}
+
+// testWatchSlowClient: a watcher that stops reading falls behind by the
+// cache's buffer and its watch ends; what it was handed still arrives in
+// order, and it resumes from the last resourceVersion it saw without
+// losing an event.
+func testWatchSlowClient(t *testing.T, s *storage.Store, _ *clientv3.Client) {
+	ctx := context.Background()
+	w, err := s.Watch(ctx, instances, storage.ListOptions{Namespace: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	mustCreate(t, s, newInstance("other", "n2"))
-	in := mustCreate(t, s, newInstance("mine", "n1")).(*v1.Instance)
-	expect(t, w, watch.Added, "mine")
-	in.Spec.NodeName = "n2"
-	if _, err := s.Update(ctx, instances, in, storage.UpdateOptions{}); err != nil {
+	const total = 1200 // more than the 1,024 events a watcher may fall behind
+	for i := 0; i < total; i++ {
+		mustCreate(t, s, newInstance(fmt.Sprintf("i-%04d", i), "n1"))
+	}
+	seen, rv := 0, ""
+	for ev := range w.ResultChan() {
+		obj := ev.Object.(v1.Object)
+		if want := fmt.Sprintf("i-%04d", seen); ev.Type != watch.Added || obj.GetName() != want {
+			t.Fatalf("event %d: got %s %s, want ADDED %s", seen, ev.Type, obj.GetName(), want)
+		}
+		seen, rv = seen+1, obj.GetResourceVersion()
+	}
+	if seen == 0 || seen >= total {
+		t.Fatalf("the stalled watcher got %d of %d events before its watch ended; want it ended part-way", seen, total)
+	}
+	w2, err := s.Watch(ctx, instances, storage.ListOptions{Namespace: "default", ResourceVersion: rv})
+	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, w, watch.Deleted, "mine")
-	select {
-	case ev := <-w.ResultChan():
-		t.Fatalf("unexpected event %s %v", ev.Type, ev.Object)
-	case <-time.After(200 * time.Millisecond):
+	defer w2.Stop()
+	for ; seen < total; seen++ {
+		expect(t, w2, watch.Added, fmt.Sprintf("i-%04d", seen))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
@@ -27,6 +28,9 @@ type cacheEvent struct {
 	typ  watch.EventType
 	obj  v1.Object // the object after the change (before it, for a delete)
 	prev v1.Object // the object before the change; nil for a create
+	// objFields and prevFields are obj's and prev's field sets, made once
+	// for every watcher's field selector.
+	objFields, prevFields fields.Set
 }
 
 // rawEvent is a change as etcd sent it. The cache decodes it only when a
@@ -52,18 +56,101 @@ type watchCache struct {
 	known int64
 	// evicted is the newest revision that fell out of events.
 	evicted int64
-	subs    map[*subscriber]struct{}
+	subs    *watcherIndex[*subscriber]
 }
 
 // subscriber is one client's watch. It implements watch.Interface.
+//
+// The cache hands events to its queue, and a pump goroutine delivers them
+// on ch: a queue rather than a buffered channel, so a watcher that keeps up
+// holds no buffer (a channel of subscriberBuffer events was 32 KiB per
+// watch, most of what 5,000 node watches cost).
 type subscriber struct {
-	res   *resources.Resource
-	opts  ListOptions
+	res  *resources.Resource
+	opts ListOptions
+	// key is the value of the resource's IndexedField that opts require,
+	// when keyed: where the cache files this subscriber.
+	key   string
+	keyed bool
 	after int64
 	ch    chan watch.Event
 	done  chan struct{}
 	once  sync.Once
 	stop  func(*subscriber)
+
+	// mu guards queue and ended, which wake signals to the pump.
+	mu    sync.Mutex
+	queue []watch.Event
+	ended bool
+	wake  chan struct{}
+}
+
+// push queues ev for the pump; false when the watcher is subscriberBuffer
+// events behind.
+func (w *subscriber) push(ev watch.Event) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) >= subscriberBuffer {
+		return false
+	}
+	w.queue = append(w.queue, ev)
+	w.signal()
+	return true
+}
+
+// end has the pump close ResultChan once what is queued, and then last
+// (when not nil), is delivered. The cache calls it after it dropped w, so
+// nothing is pushed after it.
+func (w *subscriber) end(last *watch.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if last != nil {
+		w.queue = append(w.queue, *last)
+	}
+	w.ended = true
+	w.signal()
+}
+
+func (w *subscriber) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump delivers the queue on ch until end, Stop or ctx; it alone closes ch.
+func (w *subscriber) pump(ctx context.Context) {
+	defer close(w.ch)
+	for {
+		w.mu.Lock()
+		batch, ended := w.queue, w.ended
+		w.queue = nil
+		w.mu.Unlock()
+		for _, ev := range batch {
+			select {
+			case w.ch <- ev:
+			case <-w.done:
+				return
+			case <-ctx.Done():
+				w.Stop()
+				return
+			}
+		}
+		switch {
+		case len(batch) > 0:
+			continue
+		case ended:
+			return
+		}
+		select {
+		case <-w.wake:
+		case <-w.done:
+			return
+		case <-ctx.Done():
+			w.Stop()
+			return
+		}
+	}
 }
 
 func (w *subscriber) ResultChan() <-chan watch.Event { return w.ch }
@@ -77,8 +164,8 @@ func (w *subscriber) translate(ev cacheEvent) (watch.Event, bool) {
 	if ev.rev <= w.after {
 		return watch.Event{}, false
 	}
-	now := ev.typ != watch.Deleted && w.opts.matches(w.res, ev.obj)
-	before := ev.prev != nil && w.opts.matches(w.res, ev.prev)
+	now := ev.typ != watch.Deleted && w.opts.matchesFields(w.res, ev.obj, ev.objFields)
+	before := ev.prev != nil && w.opts.matchesFields(w.res, ev.prev, ev.prevFields)
 	switch {
 	case ev.typ == watch.Deleted && before:
 		return watch.Event{Type: watch.Deleted, Object: ev.obj}, true
@@ -106,7 +193,7 @@ func (s *Store) StartWatching(ctx context.Context) error {
 	}
 	s.started = true
 	for _, res := range resources.All {
-		c := &watchCache{store: s, res: res, known: rev, evicted: rev, subs: map[*subscriber]struct{}{}}
+		c := &watchCache{store: s, res: res, known: rev, evicted: rev, subs: newWatcherIndex[*subscriber]()}
 		s.caches[res.Plural] = c
 		go c.run(ctx)
 	}
@@ -142,10 +229,10 @@ func (c *watchCache) run(ctx context.Context) {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	c.mu.Lock()
-	for w := range c.subs {
-		delete(c.subs, w)
-		close(w.ch)
-	}
+	c.subs.all(func(w *subscriber) {
+		c.subs.remove(w, w.key, w.keyed)
+		w.end(nil)
+	})
 	c.mu.Unlock()
 }
 
@@ -160,14 +247,11 @@ func (c *watchCache) reset(ctx context.Context, compacted int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.store.log.Info("watch fell behind compaction; watchers must relist", "resource", c.res.Plural, "compacted", compacted)
-	for w := range c.subs {
-		select {
-		case w.ch <- goneEvent(compacted):
-		default:
-		}
-		delete(c.subs, w)
-		close(w.ch)
-	}
+	gone := goneEvent(compacted)
+	c.subs.all(func(w *subscriber) {
+		c.subs.remove(w, w.key, w.keyed)
+		w.end(&gone)
+	})
 	c.events, c.known, c.evicted = nil, rev, rev
 }
 
@@ -176,27 +260,30 @@ func (c *watchCache) apply(resp clientv3.WatchResponse) {
 	defer c.mu.Unlock()
 	for _, e := range resp.Events {
 		c.events = append(c.events, rawEvent{rev: e.Kv.ModRevision, event: e})
-		if len(c.subs) == 0 {
+		if c.subs.len() == 0 {
 			continue
 		}
 		ev, ok := c.decodeAt(len(c.events) - 1)
 		if !ok {
 			continue
 		}
-		for w := range c.subs {
+		now := c.res.IndexValue(ev.obj)
+		before := now
+		if ev.prev != nil {
+			before = c.res.IndexValue(ev.prev)
+		}
+		c.subs.candidates(before, now, func(w *subscriber) {
 			out, ok := w.translate(ev)
 			if !ok {
-				continue
+				return
 			}
-			select {
-			case w.ch <- out:
-			default:
+			if !w.push(out) {
 				// Too slow: end its watch; the client resumes from its last
 				// resourceVersion, served from the cache or its own etcd watch.
-				delete(c.subs, w)
-				close(w.ch)
+				c.subs.remove(w, w.key, w.keyed)
+				w.end(nil)
 			}
-		}
+		})
 	}
 	// Trim in batches so that a full cache does not copy itself per event.
 	if len(c.events) > c.store.cacheSz+c.store.cacheSz/4 {
@@ -231,6 +318,7 @@ func decodeEvent(res *resources.Resource, e *clientv3.Event) (cacheEvent, error)
 		if ev.prev, err = decode(res, e.PrevKv.Value, e.PrevKv.ModRevision); err != nil {
 			return ev, err
 		}
+		ev.prevFields = res.Fields(ev.prev)
 	}
 	switch {
 	case e.Type == mvccpb.DELETE:
@@ -247,7 +335,11 @@ func decodeEvent(res *resources.Resource, e *clientv3.Event) (cacheEvent, error)
 		ev.typ = watch.Modified
 		ev.obj, err = decode(res, e.Kv.Value, e.Kv.ModRevision)
 	}
-	return ev, err
+	if err != nil {
+		return ev, err
+	}
+	ev.objFields = res.Fields(ev.obj)
+	return ev, nil
 }
 
 // Watch follows changes to the objects that match opts, starting after
@@ -276,7 +368,8 @@ func (s *Store) Watch(ctx context.Context, res *resources.Resource, opts ListOpt
 	if c == nil {
 		return nil, apierrors.NewServiceUnavailable("watches are not started yet")
 	}
-	w := &subscriber{res: res, opts: opts, after: after, ch: make(chan watch.Event, subscriberBuffer), done: make(chan struct{})}
+	w := &subscriber{res: res, opts: opts, after: after, ch: make(chan watch.Event), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	w.key, w.keyed = indexKey(res.IndexedField, opts.FieldSelector)
 
 	c.mu.Lock()
 	if after < c.evicted {
@@ -303,26 +396,15 @@ func (s *Store) Watch(ctx context.Context, res *resources.Resource, opts ListOpt
 		go s.watchDirect(ctx, w)
 		return w, nil
 	}
-	for _, ev := range backlog {
-		w.ch <- ev
-	}
+	w.queue = backlog
 	w.stop = func(w *subscriber) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if _, ok := c.subs[w]; ok {
-			delete(c.subs, w)
-			close(w.ch)
-		}
+		c.subs.remove(w, w.key, w.keyed)
 	}
-	c.subs[w] = struct{}{}
+	c.subs.add(w, w.key, w.keyed)
 	c.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-			w.Stop()
-		case <-w.done:
-		}
-	}()
+	go w.pump(ctx)
 	return w, nil
 }
 

@@ -22,8 +22,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -69,33 +67,6 @@ func newInstance(name string) *v1.Instance {
 		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}, Hostname: "bench server " + name,
 			NodeName: "node-1", State: v1.StateRunning},
 	}
-}
-
-// parallel runs total operations over c workers and returns ops/second.
-func parallel(c, total int, op func(i int) error) (float64, error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr error
-	var once sync.Once
-	start := time.Now()
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
-					return
-				}
-				if err := op(i); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(total) / time.Since(start).Seconds(), firstErr
 }
 
 func median(v []float64) float64 {
@@ -149,7 +120,7 @@ func run(n, listN, watchN int) error {
 				cl  *clientv3.Client
 				out *[]float64
 			}{{tcp, &tcps}, {srv.Etcd, &inprocs}} {
-				rate, err := parallel(c, n, func(i int) error {
+				rate, err := benchkit.Parallel(c, n, func(i int) error {
 					_, err := raw.cl.Put(ctx, fmt.Sprintf("/bench/raw/%d-%d-%d/%d", c, round, len(*raw.out), i), string(payload))
 					return err
 				})
@@ -158,7 +129,7 @@ func run(n, listN, watchN int) error {
 				}
 				*raw.out = append(*raw.out, rate)
 			}
-			api, err := parallel(c, n, func(i int) error {
+			api, err := benchkit.Parallel(c, n, func(i int) error {
 				_, err := cl.Create(ctx, instances, newInstance(fmt.Sprintf("w%d-%d-%d", c, round, i)), false)
 				return err
 			})
@@ -177,7 +148,7 @@ func run(n, listN, watchN int) error {
 	if _, err := cl.Create(ctx, namespaces, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, false); err != nil {
 		return err
 	}
-	if _, err := parallel(16, listN, func(i int) error {
+	if _, err := benchkit.Parallel(16, listN, func(i int) error {
 		in := newInstance(fmt.Sprintf("l-%d", i))
 		in.Namespace = "list"
 		_, err := cl.Create(ctx, instances, in, false)

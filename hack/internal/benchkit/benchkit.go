@@ -5,6 +5,8 @@ package benchkit
 import (
 	"context"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -60,4 +62,32 @@ func StartServer(ctx context.Context, dir string) (*server.Server, *client.Clien
 		return nil, nil, "", err
 	}
 	return srv, cl, token, nil
+}
+
+// Parallel runs total operations over c workers, each taking the next
+// index, and returns operations per second; it stops at the first error.
+func Parallel(c, total int, op func(i int) error) (float64, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				if err := op(i); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(total) / time.Since(start).Seconds(), firstErr
 }
