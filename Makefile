@@ -73,6 +73,10 @@ bench-scheduler: ## Scheduler: 5,000 Instances over 100 simulated Nodes, vs the 
 bench-fleet: ## 300 Instances over the fleet test's 3 sandbox hosts, API create→Ready vs bare systemd-run→A2S (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestFleetBenchmark -v -timeout 30m ./node/e2e
 
+.PHONY: bench-burst
+bench-burst: ## 100 Instances applied at once on one sandbox host → all running and all Ready, vs 100 bare systemd-run starts on it; fleet's and Nomad's figures beside them (root).
+	L4M_BENCH=1 $(GO) test -count=1 -run TestBurstBenchmark -v -timeout 30m ./node/e2e
+
 .PHONY: bench-install
 bench-install: ## New game build published → all 300 Instances over 3 sandbox hosts on it, vs the steamcmd double's own download (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestInstallBenchmark -v -timeout 30m ./node/e2e

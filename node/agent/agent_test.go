@@ -235,8 +235,19 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	}
 	firstHash := in.Status.TemplateHash
 
+	// The game runs: its namespace holds the overlay, and the host's copy
+	// is unmounted (later starts would be slower for it).
+	for deadline := time.Now().Add(10 * time.Second); count(h.sd.JobLog(), "stop "+mnt) == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if jobs := h.sd.JobLog(); count(jobs, "stop "+mnt) != 1 || count(jobs, "stop "+svc) != 0 {
+		t.Fatalf("the running game's host mount was not let go of once (jobs %v)", jobs)
+	}
+	before := len(h.sd.JobLog())
+
 	// A Blueprint edit restarts the game once, when the rollout approves
-	// (no players here); the mount stays.
+	// (no players here); the agent does not unmount for it (the restart's
+	// start job mounts what it needs).
 	obj, _ := h.admin.Get(ctx, blueprintRes, "default", "bp")
 	bp := obj.(*v1.Blueprint)
 	bp.Spec.Game.MaxPlayers = 6
@@ -247,7 +258,7 @@ func TestRealizeRestartStopDelete(t *testing.T) {
 	for count(h.sd.JobLog(), "restart "+svc) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	jobs = h.sd.JobLog()
+	jobs = h.sd.JobLog()[before:]
 	if count(jobs, "restart "+svc) != 1 || count(jobs, "stop "+mnt) != 0 {
 		t.Fatalf("after the edit, jobs %v", jobs)
 	}

@@ -222,6 +222,23 @@ func (a *Agent) ensureMounted(ctx context.Context, id, mountName string, files [
 	return a.ensureStarted(ctx, mountName, true)
 }
 
+// releaseHostMount unmounts the host's copy of a running game's overlay
+// (its own namespace holds the overlay; see unit.Service). A copy that
+// will not go (something on the host uses it) is only slower for later
+// starts, so that is logged, not failed.
+func (a *Agent) releaseHostMount(ctx context.Context, id, mountName string) {
+	st, err := a.o.Systemd.State(ctx, mountName)
+	if err == nil && st.ActiveState == "inactive" {
+		return
+	}
+	if err == nil {
+		err = a.o.Systemd.Stop(ctx, mountName)
+	}
+	if err != nil && ctx.Err() == nil {
+		a.o.Log.Info("could not unmount the host's copy of a running game's overlay; later starts are slower while it stays", "instance", id, "error", err.Error())
+	}
+}
+
 func (a *Agent) clearShadows(id string, files []stagedFile) error {
 	root, err := safefs.Open(a.o.Root)
 	if err != nil {

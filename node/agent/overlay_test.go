@@ -241,6 +241,7 @@ func TestFilesOverStoreAndPath(t *testing.T) {
 
 	// Edited: a new entry, and the empty game restarts onto it.
 	v2files := map[string]string{"left4dead2/cfg/extra.cfg": "sv_alltalk 1\n"}
+	before := len(h.sd.JobLog())
 	h.editFiles("cfgs", v2files)
 	next := h.entryOf(v2files)
 	h.until("srv", "restarted onto the new entry", func(in *v1.Instance) bool {
@@ -249,8 +250,12 @@ func TestFilesOverStoreAndPath(t *testing.T) {
 	})
 	// New layers: the game and the mount stop, then start on the new stack.
 	svc, mnt := unit.ServiceName(unit.ID("default", "srv")), unit.MountName(unit.Paths{Root: h.root}, unit.ID("default", "srv"))
-	if jobs := h.sd.JobLog(); count(jobs, "stop "+svc) != 1 || count(jobs, "stop "+mnt) != 1 || count(jobs, "start "+mnt) != 2 {
-		t.Errorf("jobs %v, want the game and its mount stopped once and the mount started again", jobs)
+	// (Whether the host's mount was still up to be stopped depends on when
+	// the agent let go of it after the first start: not counted.)
+	jobs := h.sd.JobLog()[before:]
+	stopped, mounted, started := slices.Index(jobs, "stop "+svc), slices.Index(jobs, "start "+mnt), slices.Index(jobs, "start "+svc)
+	if count(jobs, "stop "+svc) != 1 || count(jobs, "start "+mnt) != 1 || !(stopped < mounted && mounted < started) || stopped < 0 {
+		t.Errorf("jobs %v, want the game stopped once, then the mount started on the new stack, then the game", jobs)
 	}
 	if data, err := os.ReadFile(filepath.Join(next, "left4dead2/cfg/extra.cfg")); err != nil || string(data) != "sv_alltalk 1\n" {
 		t.Errorf("the new entry holds %q %v", data, err)

@@ -23,6 +23,9 @@ type wantUnits struct {
 	// Approved: the rollout allows restarting onto Hash.
 	Approved       bool
 	Mount, Service string
+	// KeepHostMount: the overlay must stay mounted on the host while the
+	// game runs (fuse-overlayfs); otherwise the game's namespace holds it.
+	KeepHostMount bool
 }
 
 // gameStep is what happens to the game unit at the end.
@@ -49,7 +52,16 @@ type unitPlan struct {
 	Reload bool
 	// StopGame and StopMount let go of a mount whose layers changed.
 	StopGame, StopMount bool
-	Game                gameStep
+	// Mount: mount the overlay on the host (clearing the game's copies of
+	// generated files first) before the game step. Not while the game runs
+	// on: it holds its own copy, and a second overlay on the same upper
+	// directory is undefined behaviour.
+	Mount bool
+	// ReleaseMount: the game is active, so its namespace holds its
+	// overlay; unmount the host's copy, which only slows every later
+	// start (see unit.Service).
+	ReleaseMount bool
+	Game         gameStep
 }
 
 func running(activeState string) bool {
@@ -76,7 +88,10 @@ func change(current, want string) systemd.Change {
 //     mount left up keeps its old layers whatever its file says;
 //   - a running game restarts when its unit changed or its template did
 //     (a restart request changes only the hash), unless the mount change
-//     stopped it already, when it is simply started again.
+//     stopped it already, when it is simply started again;
+//   - the host mounts the overlay only for a game that does not run (a
+//     restart's own start job mounts it: the unit Wants= it); a game that
+//     is active and stays so lets go of the host's copy.
 func planUnits(w wantUnits, h hostUnits) unitPlan {
 	isRunning := running(h.Game)
 	if isRunning && h.Installed != w.Hash && !w.Approved {
@@ -97,5 +112,8 @@ func planUnits(w wantUnits, h hostUnits) unitPlan {
 	default:
 		p.Game = gameEnsure
 	}
+	stays := isRunning && !p.StopGame
+	p.Mount = !stays
+	p.ReleaseMount = stays && p.Game == gameEnsure && h.Game == "active" && !w.KeepHostMount
 	return p
 }

@@ -192,6 +192,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		Ports:          unit.Ports{Game: in.Ports().Game, Client: in.Ports().Client},
 		OverlayConfigs: cfgOverlays, RCONPassword: pw, User: acct.Name,
 		Installation: instName, Build: build, OverlayEntries: stk.entries,
+		KeepHostMount: a.o.MountDriver == unit.DriverFuseOverlayfs,
 	}
 	cfg, err := unit.ServerCfg(spec)
 	if err != nil {
@@ -232,7 +233,8 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if host.Service, err = a.o.Systemd.ReadUnit(svcName); err != nil {
 		return err
 	}
-	plan := planUnits(wantUnits{Hash: hash, Approved: in.Annotations[v1.AnnotationApprovedTemplate] == hash, Mount: mountText, Service: svcText}, host)
+	plan := planUnits(wantUnits{Hash: hash, Approved: in.Annotations[v1.AnnotationApprovedTemplate] == hash, Mount: mountText, Service: svcText,
+		KeepHostMount: spec.KeepHostMount}, host)
 	if plan.Hold {
 		installed.reportRunning(st)
 		st.PendingTemplateHash = hash
@@ -262,9 +264,14 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		return err
 	}
 	step("written+reloaded")
-	if err := a.ensureMounted(ctx, id, mountName, files); err != nil {
-		setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
-		return err
+	if plan.Mount {
+		if err := a.ensureMounted(ctx, id, mountName, files); err != nil {
+			setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
+			return err
+		}
+	}
+	if plan.ReleaseMount {
+		a.releaseHostMount(ctx, id, mountName)
 	}
 	if err := a.pruneGenerated(id, filepath.Base(generated)); err != nil {
 		return err
@@ -276,7 +283,11 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 	}
 	step("mounted")
-	setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted at "+a.paths.Merged(id))
+	mountedMsg := "overlay mounted at " + a.paths.Merged(id)
+	if !spec.KeepHostMount {
+		mountedMsg += " (held by the game's own mount namespace once it runs)"
+	}
+	setCond(st, v1.InstanceMounted, true, "Mounted", mountedMsg)
 	switch plan.Game {
 	case gameRestart:
 		a.forgetProbe(id) // what the old process answered says nothing now

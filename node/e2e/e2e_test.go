@@ -248,6 +248,26 @@ func TestNodeAgentEndToEnd(t *testing.T) {
 		t.Fatalf("no finalizer: %v", in.Finalizers)
 	}
 	pid := in.Status.MainPID
+	// The game's own namespace holds its overlay; the host's copy goes, so
+	// the host's mount table does not grow with its games.
+	merged := "/var/lib/left4me/runtime/default.coop-1/merged"
+	hostReleased := func() (bool, string) {
+		out, _ := e.sb.Exec("findmnt", "-n", merged)
+		return strings.TrimSpace(out) == "", "the host still mounts it: " + out
+	}
+	e.until("the host lets go of coop-1's overlay", 20*time.Second, hostReleased)
+	if got := e.merged("coop-1", "left4dead2/cfg/server.cfg"); !strings.Contains(got, "rcon_password") {
+		t.Fatalf("the game's view of its tree lacks the generated server.cfg: %q", got)
+	}
+	// A crash: systemd restarts the game (Restart=on-failure), whose start
+	// job mounts the overlay again first, and the agent lets go of it again.
+	e.sb.MustExec(t, "kill", "-KILL", strconv.Itoa(int(pid)))
+	in = e.waitFor("coop-1", "Ready after a crash", func(in *v1.Instance) bool { return ready(in) && in.Status.MainPID != pid && in.Status.MainPID != 0 })
+	if info := queryInfo(t, port); info.Name != "Hostname From Overlay" {
+		t.Fatalf("after the crash restart A2S says %+v", info)
+	}
+	e.until("the host lets go of coop-1's overlay after the crash restart", 20*time.Second, hostReleased)
+	pid = in.Status.MainPID
 
 	// The join token bought a node token, saved privately in node.yaml.
 	saved, err := client.LoadFile(filepath.Join(e.sb.Left4meDir, "node.yaml"))

@@ -455,7 +455,7 @@ func (b *overlayBench) sameTrees(instance string) {
 		rels = append(rels, rel)
 	}
 	slices.Sort(rels)
-	out, err := b.sb.Exec(append([]string{"env", "-C", "/var/lib/left4me/runtime/default." + instance + "/merged", "sha256sum", "--"}, rels...)...)
+	out, err := b.sb.Exec(append([]string{"env", "-C", gameTree(b.t, b.sb, instance), "sha256sum", "--"}, rels...)...)
 	if err != nil {
 		b.t.Fatalf("%s's merged tree: %v\n%s", instance, err, out)
 	}

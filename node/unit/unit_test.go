@@ -184,15 +184,31 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kept := s
+	kept.KeepHostMount = true
+	fuseSvc, err := Service(p, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
 	merged := "/srv/l4m%i/runtime/default.coop-1/merged"
 	home := "/srv/l4m%i/instances/default.coop-1/home"
 	want := map[string]map[string]string{
+		// The game's namespace holds the overlay: nothing requires the
+		// host's mount, which the node unmounts once the game runs.
 		"service": {
-			"WorkingDirectory":  merged,
-			"RequiresMountsFor": merged,
+			"WorkingDirectory":  "-" + merged,
+			"Wants":             MountName(p, s.ID),
+			"RequiresMountsFor": "",
+			"Type":              "exec",
 			"Environment":       "HOME=" + home,
 			"EnvironmentFile":   "/srv/l4m%i/instances/default.coop-1/instance.env",
 			"ReadWritePaths":    merged + " " + home,
+		},
+		// fuse-overlayfs: the daemon lives in the mount unit, which stays.
+		"fuse service": {
+			"WorkingDirectory":  merged,
+			"RequiresMountsFor": merged,
+			"Wants":             "",
 		},
 		"mount": {
 			"Where":   merged,
@@ -203,7 +219,7 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 			"Options": "lowerdir=" + lower + ":/srv/l4m%i/installation,upperdir=/srv/l4m%i/runtime/default.coop-1/upper,workdir=/srv/l4m%i/runtime/default.coop-1/work,allow_other",
 		},
 	}
-	for name, text := range map[string]string{"service": svc, "mount": mnt, "fuse mount": fuse} {
+	for name, text := range map[string]string{"service": svc, "fuse service": fuseSvc, "mount": mnt, "fuse mount": fuse} {
 		opts, err := unit.DeserializeOptions(strings.NewReader(text))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -221,7 +237,7 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 				t.Errorf("%s: %s resolves to %q, want %q", name, k, got[k], v)
 			}
 		}
-		if name == "service" {
+		if strings.HasSuffix(name, "service") {
 			if !strings.Contains(got["ExecStart"], `"+sv_tags" "100%" "+sv_region %n"`) {
 				t.Errorf("ExecStart resolves to %s", got["ExecStart"])
 			}
