@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,23 +36,26 @@ import (
 )
 
 type options struct {
-	config    string
-	nodeName  string
-	root      string
-	portRange string
-	gameUIDs  string
-	labels    []string
-	address   string
-	logs      string
-	metrics   string
-	joinToken string
-	driver    string
-	maxInst   int32
-	maxMem    string
-	heartbeat time.Duration
-	workers   int
-	verbosity int
-	jsonLogs  bool
+	// cpuProfile, when set, is where a CPU profile of the whole run is
+	// written (at a clean stop), to see where a node's time goes.
+	cpuProfile string
+	config     string
+	nodeName   string
+	root       string
+	portRange  string
+	gameUIDs   string
+	labels     []string
+	address    string
+	logs       string
+	metrics    string
+	joinToken  string
+	driver     string
+	maxInst    int32
+	maxMem     string
+	heartbeat  time.Duration
+	workers    int
+	verbosity  int
+	jsonLogs   bool
 	// steamcmd installs the Installations' builds.
 	steamcmdPath    string
 	steamcmdTimeout time.Duration
@@ -108,6 +112,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.steamAPIURL, "steam-api-url", workshop.DefaultBaseURL, "the Steam Web API that Workshop Overlays are resolved and downloaded through")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file when the node stops (for `go tool pprof`)")
 	addInternalCommands(cmd)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "l4m-node:", err)
@@ -195,6 +200,17 @@ func run(o *options, nf *nodeFile) error {
 	}
 	if err := checkSteamAPIURL(o.steamAPIURL); err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

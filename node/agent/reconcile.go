@@ -77,7 +77,7 @@ func (a *Agent) reconcile(ctx context.Context, k string) error {
 // conditions, not errors (retrying would not change them).
 func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.InstanceStatus) error {
 	t0 := time.Now()
-	step := func(what string) { a.o.Log.V(2).Info("step", "what", what, "at", time.Since(t0)) }
+	step := func(what string) { a.o.Log.V(2).Info("step", "instance", id, "what", what, "at", time.Since(t0)) }
 	defer step("end")
 	if in.Spec.State == v1.StateStopped {
 		// A stopped game needs no Overlay fetched (its spec.json keeps the
@@ -182,10 +182,12 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return fmt.Errorf("account for %s: %w", id, err)
 	}
+	step("account")
 	pw, err := a.prepareDirs(id, acct)
 	if err != nil {
 		return err
 	}
+	step("dirs")
 	spec := unit.Spec{
 		ID: id, Namespace: in.Namespace, Name: in.Name, Blueprint: bp.Name, Hostname: in.Spec.Hostname,
 		Game: bp.Spec.Game, Cvars: bp.Spec.Cvars, Args: bp.Spec.Args, Resources: bp.Spec.Resources,
@@ -233,6 +235,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if host.Service, err = a.o.Systemd.ReadUnit(svcName); err != nil {
 		return err
 	}
+	step("rendered")
 	plan := planUnits(wantUnits{Hash: hash, Approved: in.Annotations[v1.AnnotationApprovedTemplate] == hash, Mount: mountText, Service: svcText,
 		KeepHostMount: spec.KeepHostMount}, host)
 	if plan.Hold {
@@ -272,6 +275,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	if plan.ReleaseMount {
 		a.releaseHostMount(ctx, id, mountName)
+		step("host mount released")
 	}
 	if err := a.pruneGenerated(id, filepath.Base(generated)); err != nil {
 		return err

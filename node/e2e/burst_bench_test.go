@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -45,11 +47,34 @@ func TestBurstBenchmark(t *testing.T) {
 	e := setup(t)
 	os.WriteFile(e.sb.Left4meDir+"/installation/left4dead2/cfg/server.cfg", []byte("hostname bare\n"), 0o644)
 
+	// CPU seconds each side spent, to see where a burst's time goes: the
+	// host's systemd (PID 1 in the sandbox), the agent, and this process
+	// (the API server and its embedded etcd run in it, with the watch).
+	agentPID := strings.TrimSpace(e.sb.MustExec(t, "systemctl", "show", "-P", "MainPID", "l4m-node"))
+	type cpu struct{ systemd, agent, server time.Duration }
+	sample := func() cpu {
+		return cpu{ticks(t, e, "1"), ticks(t, e, agentPID), selfCPU()}
+	}
+	c0 := sample()
 	bareRun, bareReady := e.bareBurst(n, false)
+	c1 := sample()
 	e.stopBareBurst(n, false)
 	mountRun, mountReady := e.bareBurst(n, true)
 	e.stopBareBurst(n, true)
+	c2 := sample()
 	apiRun, apiReady := e.apiBurst(n)
+	c3 := sample()
+	if dst := os.Getenv("L4M_AGENT_CPUPROFILE"); dst != "" {
+		// A clean stop writes the profile.
+		e.sb.MustExec(t, "systemctl", "stop", "l4m-node")
+		if data, err := os.ReadFile(filepath.Join(e.sb.Left4meDir, "agent.prof")); err == nil {
+			os.WriteFile(dst, data, 0o644)
+		}
+	}
+	if dump := os.Getenv("L4M_AGENT_DUMP"); dump != "" {
+		logs, _ := e.sb.Exec("journalctl", "-u", "l4m-node", "--no-pager", "-o", "short-precise")
+		os.WriteFile(dump, []byte(logs), 0o644)
+	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%d games at once on one host\tall running\tall answering A2S / Ready\t\n", n)
@@ -58,6 +83,8 @@ func TestBurstBenchmark(t *testing.T) {
 	fmt.Fprintf(tw, "left4me: API creates, 16 at a time\t%v\t%v\t\n", apiRun, apiReady)
 	fmt.Fprintf(tw, "ratio left4me / bare systemd-run\t%.1fx\t%.1fx\t\n", float64(apiRun)/float64(bareRun), float64(apiReady)/float64(bareReady))
 	fmt.Fprintf(tw, "ratio left4me / bare mount + run\t%.1fx\t%.1fx\t\n", float64(apiRun)/float64(mountRun), float64(apiReady)/float64(mountReady))
+	fmt.Fprintf(tw, "CPU: host systemd, bare systemd-run burst\t%v\t\t\n", c1.systemd-c0.systemd)
+	fmt.Fprintf(tw, "CPU: host systemd / l4m-node / API server+etcd, left4me burst\t%v / %v / %v\t\t\n", c3.systemd-c2.systemd, c3.agent-c2.agent, c3.server-c2.server)
 	fmt.Fprintf(tw, "reference: fleet, 100 units (this machine type)\t%v\t\t\n", burstFleetRef)
 	fmt.Fprintf(tw, "reference: Nomad, 100 units (this machine type)\t%v\t\t\n", burstNomadRef)
 	tw.Flush()
@@ -118,6 +145,18 @@ func (e *env) bareBurst(n int, mount bool) (running, ready time.Duration) {
 		t.Fatalf("%d of %d bare games never answered A2S", len(pending), n)
 	}
 	return running, time.Since(began).Round(time.Millisecond)
+}
+
+// ticks is a sandbox process's CPU time (user+system) so far.
+func ticks(t *testing.T, e *env, pid string) time.Duration {
+	return time.Duration(cpuTicks(t, e, pid)) * 10 * time.Millisecond // USER_HZ is 100
+}
+
+// selfCPU is this process's CPU time (user+system) so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (e *env) stopBareBurst(n int, mount bool) {

@@ -135,6 +135,13 @@ func (e *env) startAgent() {
 	if v := os.Getenv("L4M_AGENT_V"); v != "" {
 		args = append(args, "-v", v)
 	}
+	if w := os.Getenv("L4M_AGENT_WORKERS"); w != "" {
+		args = append(args, "--workers", w)
+	}
+	if os.Getenv("L4M_AGENT_CPUPROFILE") != "" {
+		// Written when the agent stops (see stopAgentForProfile).
+		args = append(args, "--cpuprofile", "/var/lib/left4me/agent.prof")
+	}
 	e.sb.MustExec(e.t, args...)
 }
 
