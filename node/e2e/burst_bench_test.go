@@ -72,7 +72,8 @@ func TestBurstBenchmark(t *testing.T) {
 		}
 	}
 	if dump := os.Getenv("L4M_AGENT_DUMP"); dump != "" {
-		logs, _ := e.sb.Exec("journalctl", "-u", "l4m-node", "--no-pager", "-o", "short-precise")
+		// The whole journal: the agent's steps beside systemd's own lines.
+		logs, _ := e.sb.Exec("journalctl", "--no-pager", "-o", "short-precise")
 		os.WriteFile(dump, []byte(logs), 0o644)
 	}
 

@@ -92,11 +92,26 @@ type DBus struct {
 
 // Connect opens the connection (as root, to /run/systemd/private).
 func Connect(ctx context.Context) (*DBus, error) {
-	c, err := dbus.NewSystemdConnectionContext(ctx)
+	c, err := connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to systemd: %w", err)
 	}
 	return &DBus{conn: c, dir: UnitDir}, nil
+}
+
+// connect reaches systemd through the system bus when there is one, and
+// its private socket otherwise. On the private socket systemd sends every
+// connection every unit's every property change, subscribed or not: while
+// a hundred games start that is thousands of large messages each
+// connection must read and decode before the reply or job signal it waits
+// for (measured: 60% of the agent's CPU, and a mount job's completion
+// seen a third of a second late). Through the bus, dbus-daemon delivers
+// only what a connection asked for.
+func connect(ctx context.Context) (*dbus.Conn, error) {
+	if c, err := dbus.NewSystemConnectionContext(ctx); err == nil {
+		return c, nil
+	}
+	return dbus.NewSystemdConnectionContext(ctx)
 }
 
 // Close closes the connections.
@@ -292,7 +307,7 @@ func (d *DBus) ActiveUnits(ctx context.Context, pattern string) ([]string, error
 // unit's state); on the calls' connection each reply would queue behind
 // them (seconds, measured), here they only cost this goroutine.
 func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
-	sig, err := dbus.NewSystemdConnectionContext(ctx)
+	sig, err := connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to systemd for signals: %w", err)
 	}
