@@ -123,7 +123,7 @@ type Agent struct {
 	inst *installations
 	// ov is the fetched Overlays and the store they are kept in.
 	ov *overlayState
-	// statusNudge asks the heartbeat for a status write now.
+	// statusNudge asks the heartbeat for a status write now, if it changed.
 	statusNudge chan struct{}
 
 	refsMu sync.Mutex
