@@ -33,6 +33,11 @@ const DefaultStatusReport = 5 * time.Minute
 
 // heartbeatState is what the heartbeat knows of the API.
 type heartbeatState struct {
+	// writing serializes the status writes, each from what it reports to
+	// the API's reply: a write decided while another is in flight would
+	// compare with the Node as it was before that one, and repeat it.
+	writing sync.Mutex
+
 	mu sync.Mutex
 	// lease is this node's Lease as the API last returned it (nil: not
 	// known; the next renewal reads or creates it).
@@ -115,7 +120,10 @@ func (a *Agent) renewLeaseOnce(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		stale := apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err)
+		// Stale: changed, removed or created by someone else since it was
+		// read. A create answered 404 is a server that serves no Leases
+		// (older than them): trying again now would change nothing.
+		stale := apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || (cur != nil && apierrors.IsNotFound(err))
 		if !stale || attempt > 0 {
 			return fmt.Errorf("renew Lease %s: %w", a.o.NodeName, err)
 		}
@@ -142,6 +150,8 @@ func renewedLease(cur *v1.Lease, node string, now metav1.MicroTime, durationSeco
 
 // syncNodeStatus writes the Node's status when statusWriteDue says so.
 func (a *Agent) syncNodeStatus(ctx context.Context) error {
+	a.hb.writing.Lock()
+	defer a.hb.writing.Unlock()
 	now := metav1.Now()
 	patch, err := statusPatch(a.reportedStatus(now))
 	if err != nil {
@@ -165,6 +175,8 @@ func (a *Agent) syncNodeStatus(ctx context.Context) error {
 // writeNodeStatus writes the Node's status now, changed or not
 // (registering, and once every Instance is reconciled).
 func (a *Agent) writeNodeStatus(ctx context.Context) error {
+	a.hb.writing.Lock()
+	defer a.hb.writing.Unlock()
 	patch, err := statusPatch(a.reportedStatus(metav1.Now()))
 	if err != nil {
 		return err

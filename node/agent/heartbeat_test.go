@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/apis/server/servertest"
 )
 
 // reported is a status as reportedStatus makes it, heartbeat at hb.
@@ -250,5 +252,55 @@ func TestIdleHeartbeatRenewsOnlyTheLease(t *testing.T) {
 	renewals(3)
 	if n := node(); n.ResourceVersion != labelled.GetResourceVersion() {
 		t.Fatalf("a label wrote the Node's status: %+v", n.Status)
+	}
+}
+
+// TestLeaseRenewalRecovers: a renewal is one update of the copy the agent
+// holds; when someone else changed or removed the Lease meanwhile, the
+// renewal reads it again (or creates it) and gets through in the same
+// heartbeat.
+func TestLeaseRenewalRecovers(t *testing.T) {
+	srv, admin := servertest.Start(t)
+	node := servertest.ClientWithToken(t, srv, servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "n1"}))
+	a := New(Options{Client: node, NodeName: "n1", Log: testr.New(t)})
+	t.Cleanup(a.queue.ShutDown) // Run, which is not called, would
+	ctx := context.Background()
+	get := func() *v1.Lease {
+		t.Helper()
+		obj, err := admin.Get(ctx, leaseRes, "", "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj.(*v1.Lease)
+	}
+	renew := func(what string) *v1.Lease {
+		t.Helper()
+		if err := a.renewLeaseOnce(ctx); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return get()
+	}
+	first := renew("the first renewal (a create)")
+	if first.Spec.HolderIdentity != "n1" || first.Spec.AcquireTime == nil || !first.Spec.RenewTime.Equal(first.Spec.AcquireTime) {
+		t.Fatalf("the created Lease: %+v", first.Spec)
+	}
+	again := renew("a renewal of the held copy")
+	if !again.Spec.RenewTime.After(first.Spec.RenewTime.Time) || !again.Spec.AcquireTime.Equal(first.Spec.AcquireTime) {
+		t.Fatalf("renewed: %+v, was %+v", again.Spec, first.Spec)
+	}
+	// An admin labels it: the agent's copy is stale.
+	if _, err := admin.Patch(ctx, leaseRes, "", "n1", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"x":"y"}}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	afterEdit := renew("a renewal after someone else's write")
+	if !afterEdit.Spec.RenewTime.After(again.Spec.RenewTime.Time) || afterEdit.Labels["x"] != "y" {
+		t.Fatalf("renewed over the admin's edit: %+v %v", afterEdit.Spec, afterEdit.Labels)
+	}
+	if _, _, err := admin.Delete(ctx, leaseRes, "", "n1", false); err != nil {
+		t.Fatal(err)
+	}
+	recreated := renew("a renewal after the Lease was deleted")
+	if recreated.UID == first.UID || !recreated.Spec.AcquireTime.After(first.Spec.AcquireTime.Time) {
+		t.Fatalf("not acquired anew: %+v (uid %s, was %s)", recreated.Spec, recreated.UID, first.UID)
 	}
 }
