@@ -69,6 +69,10 @@ e2e-fleet: ## Three sandbox hosts on a bridge in a netns, 3 etcd members, 2 l4m-
 bench-scheduler: ## Scheduler: 5,000 Instances over 100 simulated Nodes, vs the same etcd transactions written raw (prints a table).
 	$(GO) run ./hack/bench-scheduler
 
+.PHONY: bench-idle
+bench-idle: ## Idle fleet: 1,000 simulated nodes with 10, then 50 Instances each, old status PATCH heartbeat vs Lease renewal (etcd writes, bytes, API CPU, Node watch events; prints a table; NODES sets the count).
+	$(GO) run ./hack/bench-idle -nodes $(or $(NODES),1000)
+
 .PHONY: bench-fleet
 bench-fleet: ## 300 Instances over the fleet test's 3 sandbox hosts, API create→Ready vs bare systemd-run→A2S (root).
 	L4M_BENCH=1 $(GO) test -count=1 -run TestFleetBenchmark -v -timeout 30m ./node/e2e

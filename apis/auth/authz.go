@@ -108,6 +108,12 @@ func (z *Authorizer) authorizeUser(u *User, a Attributes) error {
 			return nil
 		}
 		return forbidden(u, a, "only admins change nodes")
+	case "leases":
+		// Whether a node is alive is as public as its Node.
+		if slices.Contains(readVerbs, a.Verb) && len(u.Roles) > 0 {
+			return nil
+		}
+		return forbidden(u, a, "only nodes and admins write leases")
 	case "installations":
 		// Tenants see which game build their servers run and will run.
 		if slices.Contains(readVerbs, a.Verb) && len(u.Roles) > 0 {
@@ -150,7 +156,7 @@ func (z *Authorizer) bound(u *User, ns string, roles ...string) bool {
 }
 
 // authorizeNode is the node role: its own Node (status, and labels outside
-// node-restriction.left4me.io/); the Instances bound to it (read, status,
+// node-restriction.left4me.io/) and its own Lease; the Instances bound to it (read, status,
 // finalizers); Blueprints, Overlays and Events in the namespaces where it
 // runs Instances, writing Events only about itself and its Instances;
 // nothing else, and never a spec once its Node is registered.
@@ -174,6 +180,26 @@ func (z *Authorizer) authorizeNode(ctx context.Context, u *User, a Attributes) (
 			return Decision{Admit: admitOwnNode(u)}, nil
 		}
 		return Decision{}, forbidden(u, a, "a node may only touch its own Node")
+	case "leases":
+		// As Kubernetes' NodeRestriction for node leases: the Lease named
+		// after the node, and no other, so one node cannot keep another
+		// alive (or let it die) by writing its heartbeat.
+		switch {
+		case a.Verb == "delete":
+			return Decision{}, forbidden(u, a, "nodes do not delete Leases")
+		case a.Verb == "list" || a.Verb == "watch":
+			if selects(a.FieldSelector, "metadata.name", self) {
+				return Decision{}, nil
+			}
+			return Decision{}, forbidden(u, a, "a node lists only its own Lease (fieldSelector metadata.name="+self+")")
+		case a.Verb == "create":
+			return Decision{Admit: admitOwnLease(u)}, nil
+		case a.Name == self && a.Verb == "get":
+			return Decision{}, nil
+		case a.Name == self:
+			return Decision{Admit: admitOwnLease(u)}, nil
+		}
+		return Decision{}, forbidden(u, a, "a node may only renew its own Lease, "+self)
 	case "instances":
 		if a.Subresource == "log" {
 			return Decision{}, forbidden(u, a, "nodes serve logs; they do not read them through the API")

@@ -69,6 +69,22 @@ func admitOwnNode(u *User) AdmitFunc {
 	}
 }
 
+// admitOwnLease is what a node may write as a Lease: the one named after
+// itself (a create names it in the body, not the URL), held by itself or
+// by no one.
+func admitOwnLease(u *User) AdmitFunc {
+	return func(_ context.Context, _, next v1.Object) error {
+		l := next.(*v1.Lease)
+		if l.Name != u.NodeName {
+			return nodeForbidden(u, "Lease", l.Name, fmt.Sprintf("may not write Lease %q: only its own, %q", l.Name, u.NodeName))
+		}
+		if h := l.Spec.HolderIdentity; h != "" && h != u.NodeName {
+			return nodeForbidden(u, "Lease", l.Name, fmt.Sprintf("may not name %q the holder of its Lease: only itself, %q", h, u.NodeName))
+		}
+		return nil
+	}
+}
+
 func restrictedLabels(l map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range l {

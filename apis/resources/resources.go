@@ -113,6 +113,13 @@ var (
 			return fields.Set{"spec.unschedulable": strconv.FormatBool(o.(*v1.Node).Spec.Unschedulable)}
 		},
 	}
+	// Leases are the nodes' heartbeats: one per Node, by its name, and no
+	// status (the holder renews its spec).
+	Leases = &Resource{
+		Kind: "Lease", Plural: "leases", Singular: "lease",
+		New:     func() v1.Object { return &v1.Lease{} },
+		NewList: func() v1.ListObject { return &v1.LeaseList{} },
+	}
 	Tokens = &Resource{
 		Kind: "Token", Plural: "tokens", Singular: "token",
 		HasStatus: true, StatusReadOnly: true,
@@ -184,7 +191,7 @@ var (
 
 // All lists every kind, in the order l4mctl applies them: what others
 // refer to comes first.
-var All = []*Resource{Namespaces, Nodes, Tokens, Users, Installations, Overlays, Blueprints, Instances, Events}
+var All = []*Resource{Namespaces, Nodes, Leases, Tokens, Users, Installations, Overlays, Blueprints, Instances, Events}
 
 // StatusSubresource reports whether clients may write <plural>/status.
 func (r *Resource) StatusSubresource() bool { return r.HasStatus && !r.StatusReadOnly }

@@ -52,6 +52,7 @@ func newFixture(t *testing.T) *fixture {
 	f.objs["namespaces"] = must(admin.Get(ctx, res("Namespace"), "", "team-a"))
 	for _, n := range []string{"node-2", "node-1"} {
 		f.objs["nodes"] = must(admin.Create(ctx, res("Node"), &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, false))
+		f.objs["leases"] = must(admin.Create(ctx, res("Lease"), lease(n, n), false))
 	}
 	f.objs["installations"] = must(admin.Create(ctx, res("Installation"), &v1.Installation{ObjectMeta: metav1.ObjectMeta{Name: "l4d2"}}, false))
 	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: "team-a"} }
@@ -93,6 +94,33 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// lease is a node's Lease as its agent renews it.
+func lease(name, holder string) *v1.Lease {
+	now := metav1.NowMicro()
+	return &v1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.LeaseSpec{HolderIdentity: holder, LeaseDurationSeconds: v1.NodeLeaseDurationSeconds, RenewTime: &now}}
+}
+
+func leaseJSON(name, holder string) string {
+	data, _ := json.Marshal(lease(name, holder))
+	return string(data)
+}
+
+// renewed is the named Lease as stored, renewed now: the body of the PUT
+// an agent renews it with.
+func renewed(t *testing.T, f *fixture, name string) string {
+	t.Helper()
+	obj, err := f.admin.Get(context.Background(), resources.Leases, "", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := obj.(*v1.Lease)
+	now := metav1.NowMicro()
+	l.Spec.RenewTime = &now
+	data, _ := json.Marshal(l)
+	return string(data)
+}
+
 // do sends one request as who and returns the HTTP code.
 func (f *fixture) do(t *testing.T, who, method, path, contentType, body string) int {
 	t.Helper()
@@ -132,6 +160,7 @@ var policy = map[string][]string{
 		"overlays *", "blueprints *", "instances *", "events *",
 		"overlays/status get", "blueprints/status get", "instances/status get",
 		"nodes get", "nodes list", "nodes watch", "nodes/status get", "namespaces get", "namespaces/status get",
+		"leases get", "leases list", "leases watch",
 		"installations get", "installations list", "installations watch", "installations/status get",
 	},
 	"viewer-a": {
@@ -139,15 +168,17 @@ var policy = map[string][]string{
 		"instances get", "instances list", "instances watch", "events get", "events list", "events watch",
 		"overlays/status get", "blueprints/status get", "instances/status get",
 		"nodes get", "nodes list", "nodes watch", "nodes/status get", "namespaces get", "namespaces/status get",
+		"leases get", "leases list", "leases watch",
 		"installations get", "installations list", "installations watch", "installations/status get",
 	},
-	"editor-b": {"nodes get", "nodes list", "nodes watch", "nodes/status get", "installations get", "installations list", "installations watch", "installations/status get"},
+	"editor-b": {"nodes get", "nodes list", "nodes watch", "nodes/status get", "leases get", "leases list", "leases watch", "installations get", "installations list", "installations watch", "installations/status get"},
 	"node-1": {
 		"instances get", "instances update", "instances patch", "instances/status get", "instances/status update", "instances/status patch",
 		"blueprints get", "blueprints list", "blueprints watch", "overlays get", "overlays list", "overlays watch",
 		"blueprints/status get", "overlays/status get",
 		"events get", "events list", "events watch", "events create", "events update", "events patch",
 		"nodes get", "nodes create", "nodes update", "nodes/status get", "nodes/status update", "nodes/status patch",
+		"leases get", "leases update", "leases patch",
 		"installations get", "installations list", "installations watch", "installations/status get",
 	},
 	"node-3": {"installations get", "installations list", "installations watch", "installations/status get"},
@@ -188,7 +219,8 @@ func answer(res *resources.Resource, verb string) int {
 // extraCell is one request beyond the verb grid, with the callers it is
 // allowed to and what each gets; every other caller gets 403 (401 without
 // a valid token). These are the node restriction's cells: what a node may
-// write into its own Node and which Events it may write.
+// write into its own Node, which Lease it may renew and which Events it
+// may write.
 type extraCell struct {
 	name, method, path, ct, body string
 	allowed                      map[string]int
@@ -202,7 +234,12 @@ func extraCells() []extraCell {
 		return string(data)
 	}
 	patch := server.MergePatchType
+	leases := base + "/leases"
 	return []extraCell{
+		{"renew other node's Lease", "PATCH", leases + "/node-2?dryRun=All", patch, `{"spec":{"renewTime":"2030-01-01T00:00:00.000000Z"}}`, map[string]int{"admin": 200}},
+		{"create own Lease", "POST", leases + "?dryRun=All", "application/json", leaseJSON("node-3", "node-3"), map[string]int{"admin": 201, "node-3": 201}},
+		{"create own Lease held by another node", "POST", leases + "?dryRun=All", "application/json", leaseJSON("node-3", "node-1"), map[string]int{"admin": 201}},
+		{"list own Lease", "GET", leases + "?fieldSelector=metadata.name%3Dnode-1", "", "", map[string]int{"admin": 200, "node-1": 200, "editor-a": 200, "viewer-a": 200, "editor-b": 200}},
 		{"patch nodes labels", "PATCH", nodes, patch, `{"metadata":{"labels":{"region":"eu"}}}`, map[string]int{"admin": 200, "node-1": 200}},
 		{"patch nodes node-restriction label", "PATCH", nodes, patch, `{"metadata":{"labels":{"node-restriction.left4me.io/pool":"a"}}}`, map[string]int{"admin": 200}},
 		{"patch nodes annotations", "PATCH", nodes, patch, `{"metadata":{"annotations":{"note":"x"}}}`, map[string]int{"admin": 200}},
@@ -360,12 +397,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		code = f.do(t, who, "GET", playersPath, "", "")
 		check(who, "get instances/players", code, expected(who, who == "admin" || who == "editor-a" || who == "viewer-a", http.StatusOK))
 	}
-	// The totals: 9 kinds × 7 verbs and 6 status subresources × 3 verbs,
-	// 11 node-restriction cells, the log, rcon and players, for 12
-	// callers; and how many cells each caller is allowed (admin: all 95;
+	// The totals: 10 kinds × 7 verbs and 6 status subresources × 3 verbs,
+	// 15 node-restriction cells, the log, rcon and players, for 12
+	// callers; and how many cells each caller is allowed (admin: all 106;
 	// every role and node reads Installations: 4 cells).
-	const perCaller = 9*7 + 6*3 + 11 + 3
-	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 48, "viewer-a": 26, "editor-b": 8, "node-1": 33, "node-3": 4, "join": 1}
+	const perCaller = 10*7 + 6*3 + 15 + 3
+	wantAllowed := map[string]int{"admin": perCaller, "editor-a": 52, "viewer-a": 30, "editor-b": 12, "node-1": 37, "node-3": 5, "join": 1}
 	sum := 0
 	for who, n := range wantAllowed {
 		sum += n
@@ -405,6 +442,7 @@ func TestNodeRestriction(t *testing.T) {
 	f := newFixture(t)
 	base := "/apis/left4me.io/v1alpha1/namespaces/team-a/instances"
 	nodes := "/apis/left4me.io/v1alpha1/nodes"
+	leases := "/apis/left4me.io/v1alpha1/leases"
 	events := func(ns string) string { return "/apis/left4me.io/v1alpha1/namespaces/" + ns + "/events" }
 	event := func(name, kind, ns, about string) string {
 		data, _ := json.Marshal(v1.Event{ObjectMeta: metav1.ObjectMeta{Name: name}, InvolvedObject: v1.ObjectReference{Kind: kind, Namespace: ns, Name: about}, Reason: "Test"})
@@ -434,6 +472,15 @@ func TestNodeRestriction(t *testing.T) {
 		{"delete own instance", "DELETE", base + "/inst-1", "", "", 403},
 		{"create an instance", "POST", base, "application/json", `{"metadata":{"name":"x"},"spec":{"blueprintRef":{"name":"bp"},"nodeName":"node-1"}}`, 403},
 		{"update other Node", "PATCH", "/apis/left4me.io/v1alpha1/nodes/node-2", server.MergePatchType, `{"spec":{"unschedulable":true}}`, 403},
+		// Its own Lease, and no other: one node cannot keep another alive.
+		{"renew own Lease", "PUT", leases + "/node-1", "application/json", renewed(t, f, "node-1"), 200},
+		{"renew other node's Lease", "PUT", leases + "/node-2", "application/json", renewed(t, f, "node-2"), 403},
+		{"renew other node's Lease by patch", "PATCH", leases + "/node-2", server.MergePatchType, `{"spec":{"renewTime":"2030-01-01T00:00:00.000000Z"}}`, 403},
+		{"create other node's Lease", "POST", leases, "application/json", leaseJSON("node-9", "node-9"), 403},
+		{"hand own Lease to another node", "PATCH", leases + "/node-1", server.MergePatchType, `{"spec":{"holderIdentity":"node-2"}}`, 403},
+		{"delete own Lease", "DELETE", leases + "/node-1", "", "", 403},
+		{"list all Leases", "GET", leases, "", "", 403},
+		{"watch own Lease", "GET", leases + "?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Dnode-1", "", "", 200},
 		{"update own Node", "PATCH", "/apis/left4me.io/v1alpha1/nodes/node-1/status", server.MergePatchType, `{"status":{"agentVersion":"test"}}`, 200},
 		{"read blueprints of a namespace it does not run in", "GET", "/apis/left4me.io/v1alpha1/namespaces/team-b/blueprints", "", "", 403},
 		{"read tokens", "GET", "/apis/left4me.io/v1alpha1/tokens", "", "", 403},
@@ -475,6 +522,14 @@ func TestNodeRestriction(t *testing.T) {
 	if n.Spec.Capacity.Instances != 10 || n.Spec.PortRange.Min == 1024 || n.Labels["node-restriction.left4me.io/pool"] != "a" ||
 		n.Labels["node-restriction.left4me.io/tier"] != "" || n.Labels["region"] != "eu" || len(n.Annotations) > 0 {
 		t.Fatalf("Node after the node's attempts: spec %+v labels %v annotations %v", n.Spec, n.Labels, n.Annotations)
+	}
+	// Nothing the node was refused renewed or moved node-2's Lease.
+	obj, err = f.admin.Get(context.Background(), resources.Leases, "", "node-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := obj.(*v1.Lease); l.Spec.HolderIdentity != "node-2" || l.Spec.RenewTime.Year() == 2030 {
+		t.Fatalf("node-2's Lease after node-1's attempts: %+v", l.Spec)
 	}
 	// Nothing the node was refused changed the Instance.
 	in, err := f.admin.Get(context.Background(), resources.Instances, "team-a", "inst-1")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -94,6 +95,11 @@ func (s *Store) List(ctx context.Context, res *resources.Resource, opts ListOpti
 	prefix := s.namespacePrefix(res, opts.Namespace)
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	start := prefix
+	if key, ok := s.singleKey(res, opts); ok {
+		// One object at most: read its key, not the whole kind (a node
+		// agent lists its own Node, among thousands, this way).
+		start, end = key, key+"\x00"
+	}
 	var rev int64
 	if opts.Continue != "" {
 		tok, err := decodeContinue(opts.Continue, prefix)
@@ -164,6 +170,20 @@ func (s *Store) List(ctx context.Context, res *resources.Resource, opts ListOpti
 	}
 	list.GetObjectKind().SetGroupVersionKind(v1.GroupVersion.WithKind(res.Kind + "List"))
 	return list, nil
+}
+
+// singleKey is the one key a list can match, when its field selector
+// requires an exact metadata.name in one namespace (or of a cluster-scoped
+// kind), as Kubernetes' registry reads such a list with a single get.
+func (s *Store) singleKey(res *resources.Resource, opts ListOptions) (string, bool) {
+	if opts.FieldSelector == nil || (res.Namespaced && opts.Namespace == "") {
+		return "", false
+	}
+	name, ok := opts.FieldSelector.RequiresExactMatch("metadata.name")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", false
+	}
+	return s.key(res, opts.Namespace, name), true
 }
 
 // Count returns how many objects of a kind a namespace holds (all of them

@@ -368,6 +368,29 @@ func testList(t *testing.T, s *storage.Store, _ *clientv3.Client) {
 	if got := names(l); len(got) != 8 || got[0] != "srv01" {
 		t.Fatalf("field selector spec.nodeName=n1: %v", got)
 	}
+	// metadata.name reads that one key: never its longer neighbours, and
+	// the selector's other terms still filter.
+	for _, tc := range []struct{ ns, sel, want string }{
+		{"default", "metadata.name=srv01", "[srv01]"},
+		{"default", "metadata.name=srv0", "[]"},
+		{"default", "metadata.name=srv01,spec.nodeName=n1", "[srv01]"},
+		{"default", "metadata.name=srv01,spec.nodeName=n2", "[]"},
+		{"default", "metadata.name!=srv01,spec.nodeName=n1", "[srv04 srv07 srv10 srv13 srv16 srv19 srv22]"},
+		{"", "metadata.name=srv01", "[srv01]"}, // across namespaces: not one key, still right
+		{"other", "metadata.name=srv01", "[]"},
+	} {
+		sel, err := fields.ParseSelector(tc.sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.List(ctx, instances, storage.ListOptions{Namespace: tc.ns, FieldSelector: sel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(names(l)); got != tc.want {
+			t.Errorf("namespace %q, field selector %s: %s, want %s", tc.ns, tc.sel, got, tc.want)
+		}
+	}
 	if _, err := s.List(ctx, instances, storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.bogus", "x")}); !apierrors.IsBadRequest(err) {
 		t.Fatalf("unknown field selector: want BadRequest, got %v", err)
 	}

@@ -155,6 +155,8 @@ func Validate(obj v1.Object) field.ErrorList {
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Subdomain), ValidateNodeSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Event:
 		return append(validateMeta(o, true, utilvalidation.IsDNS1123Subdomain), validateEvent(o)...)
+	case *v1.Lease:
+		return append(validateMeta(o, false, utilvalidation.IsDNS1123Subdomain), ValidateLeaseSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.Token:
 		return append(validateMeta(o, false, utilvalidation.IsDNS1123Label), ValidateTokenSpec(&o.Spec, field.NewPath("spec"))...)
 	case *v1.User:
@@ -615,6 +617,25 @@ func isBranchName(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxLeaseDurationSeconds caps leaseDurationSeconds at a day: a lease
+// longer than that is no heartbeat.
+const MaxLeaseDurationSeconds = 24 * 60 * 60
+
+// ValidateLeaseSpec checks a Lease: its holder, when named, is a node name
+// (a DNS subdomain); its duration, when set, is positive and at most a day.
+func ValidateLeaseSpec(s *v1.LeaseSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	if s.HolderIdentity != "" {
+		for _, msg := range utilvalidation.IsDNS1123Subdomain(s.HolderIdentity) {
+			allErrs = append(allErrs, field.Invalid(p.Child("holderIdentity"), s.HolderIdentity, msg))
+		}
+	}
+	if d := s.LeaseDurationSeconds; d < 0 || d > MaxLeaseDurationSeconds {
+		allErrs = append(allErrs, field.Invalid(p.Child("leaseDurationSeconds"), d, fmt.Sprintf("must be between 0 (unset) and %d", MaxLeaseDurationSeconds)))
+	}
+	return allErrs
 }
 
 // ValidateTokenSpec checks a token's type and what goes with it.

@@ -42,6 +42,15 @@ func node(mut func(*v1.Node)) *v1.Node {
 	return n
 }
 
+func lease(mut func(*v1.Lease)) *v1.Lease {
+	l := &v1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "host-a.example"},
+		Spec: v1.LeaseSpec{HolderIdentity: "host-a.example", LeaseDurationSeconds: v1.NodeLeaseDurationSeconds}}
+	if mut != nil {
+		mut(l)
+	}
+	return l
+}
+
 func q(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
 
 // TestValidate lists every rule with an object that breaks it, and the
@@ -184,6 +193,14 @@ func TestValidate(t *testing.T) {
 		{"port range low", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 80, Max: 27000} }), "spec.portRange.min"},
 		{"port range too wide", node(func(n *v1.Node) { n.Spec.PortRange = v1.PortRange{Min: 27000, Max: 28000} }), "spec.portRange.max: Invalid value: 28000: the range must span fewer than 1000 ports"},
 		{"capacity negative", node(func(n *v1.Node) { n.Spec.Capacity.Instances = -1 }), "spec.capacity.instances"},
+
+		// Leases.
+		{"lease", lease(nil), ""},
+		{"lease without holder or duration", lease(func(l *v1.Lease) { l.Spec = v1.LeaseSpec{} }), ""},
+		{"lease in a namespace", lease(func(l *v1.Lease) { l.Namespace = "default" }), "metadata.namespace: Forbidden"},
+		{"lease holder not a node name", lease(func(l *v1.Lease) { l.Spec.HolderIdentity = "Host A" }), `spec.holderIdentity: Invalid value: "Host A"`},
+		{"lease duration negative", lease(func(l *v1.Lease) { l.Spec.LeaseDurationSeconds = -1 }), "spec.leaseDurationSeconds: Invalid value: -1"},
+		{"lease duration over a day", lease(func(l *v1.Lease) { l.Spec.LeaseDurationSeconds = MaxLeaseDurationSeconds + 1 }), "spec.leaseDurationSeconds: Invalid value: 86401"},
 
 		// Events.
 		{"event ok", &v1.Event{ObjectMeta: metav1.ObjectMeta{Name: "srv1.abc", Namespace: "default"}, InvolvedObject: v1.ObjectReference{Kind: "Instance", Name: "srv1"}, Type: "Normal", Reason: "Scheduled"}, ""},

@@ -53,9 +53,12 @@ type options struct {
 	maxInst    int32
 	maxMem     string
 	heartbeat  time.Duration
-	workers    int
-	verbosity  int
-	jsonLogs   bool
+	// statusReport is how long the Node's status goes unwritten at most
+	// while nothing in it changes (the Lease is the heartbeat).
+	statusReport time.Duration
+	workers      int
+	verbosity    int
+	jsonLogs     bool
 	// steamcmd installs the Installations' builds.
 	steamcmdPath    string
 	steamcmdTimeout time.Duration
@@ -101,7 +104,8 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
 	f.StringVar(&o.metrics, "metrics-bind-address", "127.0.0.1:9740", "where Prometheus metrics are served over plain HTTP at /metrics; \"\" or \"0\": not served")
-	f.DurationVar(&o.heartbeat, "heartbeat-interval", 10*time.Second, "how often the node reports it is alive (keep it well under l4m-server's --node-grace-period)")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", 10*time.Second, "how often the node renews its Lease, saying it is alive (keep it well under l4m-server's --node-grace-period)")
+	f.DurationVar(&o.statusReport, "status-report-interval", agent.DefaultStatusReport, "how long the Node's status goes unwritten at most while nothing it reports changes (a change is written at once)")
 	f.IntVar(&o.workers, "workers", agent.DefaultWorkers, "Instances realized at once")
 	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
 	f.StringVar(&o.maxMem, "capacity-memory", "", "memory the scheduler may reserve here for games' MemoryMax, e.g. 48Gi (empty: no limit)")
@@ -158,6 +162,9 @@ func run(o *options, nf *nodeFile) error {
 	}
 	if o.heartbeat < time.Second {
 		return fmt.Errorf("--heartbeat-interval %s: at least 1s", o.heartbeat)
+	}
+	if o.statusReport < o.heartbeat {
+		return fmt.Errorf("--status-report-interval %s: at least --heartbeat-interval (%s)", o.statusReport, o.heartbeat)
 	}
 	if o.driver != "overlayfs" && o.driver != "fuse-overlayfs" {
 		return fmt.Errorf("--mount-driver %q: overlayfs or fuse-overlayfs", o.driver)
@@ -253,7 +260,7 @@ func run(o *options, nf *nodeFile) error {
 	})
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
-		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, Workers: o.workers,
+		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, StatusReport: o.statusReport, Workers: o.workers,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, MetricsListen: metricsListen(o.metrics), CAPEM: cfg.CAData, MountDriver: o.driver,
 		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
 	}).Run(ctx)

@@ -171,9 +171,34 @@ func (e *Env) Heartbeat(name string) {
 	}
 }
 
+// RenewLease creates or renews the node's Lease, as its agent does.
+func (e *Env) RenewLease(name string) {
+	now := metav1.NowMicro()
+	obj, err := e.Store.Get(e.Ctx, resources.Leases, "", name)
+	if apierrors.IsNotFound(err) {
+		l := &v1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1.LeaseSpec{HolderIdentity: name, LeaseDurationSeconds: v1.NodeLeaseDurationSeconds, AcquireTime: &now, RenewTime: &now}}
+		_, err = e.Store.Create(e.Ctx, resources.Leases, l, storage.CreateOptions{})
+	} else if err == nil {
+		l := obj.(*v1.Lease)
+		l.Spec.RenewTime = &now
+		_, err = e.Store.Update(e.Ctx, resources.Leases, l, storage.UpdateOptions{})
+	}
+	if err != nil && e.Ctx.Err() == nil {
+		e.T.Logf("lease of %s: %v", name, err)
+	}
+}
+
 // KeepAlive sends a heartbeat for the node every 300 ms until stop is
 // called or the test ends.
-func (e *Env) KeepAlive(name string) (stop func()) {
+func (e *Env) KeepAlive(name string) (stop func()) { return e.every(name, e.Heartbeat) }
+
+// KeepLeaseAlive renews the node's Lease every 300 ms, and writes nothing
+// into its Node, until stop is called or the test ends: what an agent does
+// while nothing it reports changes.
+func (e *Env) KeepLeaseAlive(name string) (stop func()) { return e.every(name, e.RenewLease) }
+
+func (e *Env) every(name string, beat func(string)) (stop func()) {
 	ctx, cancel := context.WithCancel(e.Ctx)
 	done := make(chan struct{})
 	go func() {
@@ -181,7 +206,7 @@ func (e *Env) KeepAlive(name string) (stop func()) {
 		t := time.NewTicker(300 * time.Millisecond)
 		defer t.Stop()
 		for {
-			e.Heartbeat(name)
+			beat(name)
 			select {
 			case <-ctx.Done():
 				return

@@ -39,6 +39,7 @@ func Run(ctx context.Context, o Options) {
 	log := o.Log
 	instances := controllers.NewInformer(o.Store, resources.Instances, log)
 	nodes := controllers.NewInformer(o.Store, resources.Nodes, log)
+	leases := controllers.NewInformer(o.Store, resources.Leases, log)
 	blueprints := controllers.NewInformer(o.Store, resources.Blueprints, log)
 	installations := controllers.NewInformer(o.Store, resources.Installations, log)
 	schedEvents := controllers.NewRecorder(o.Store, "l4m-scheduler", log.WithName("events"))
@@ -48,7 +49,7 @@ func Run(ctx context.Context, o Options) {
 	})
 	lifecycleEvents := controllers.NewRecorder(o.Store, "l4m-node-lifecycle", log.WithName("events"))
 	lifecycle := nodelifecycle.New(nodelifecycle.Options{
-		Store: o.Store, Nodes: nodes, Instances: instances, Blueprints: blueprints, Recorder: lifecycleEvents,
+		Store: o.Store, Nodes: nodes, Leases: leases, Instances: instances, Blueprints: blueprints, Recorder: lifecycleEvents,
 		GracePeriod: o.NodeGracePeriod, Log: log.WithName("nodelifecycle"),
 	})
 	rolloutEvents := controllers.NewRecorder(o.Store, "l4m-rollout", log.WithName("events"))
@@ -67,7 +68,7 @@ func Run(ctx context.Context, o Options) {
 		Log: log.WithName("overlay"),
 	})
 	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){instances.Run, nodes.Run, blueprints.Run, installations.Run, overlays.Run,
+	for _, f := range []func(context.Context){instances.Run, nodes.Run, leases.Run, blueprints.Run, installations.Run, overlays.Run,
 		schedEvents.Run, sched.Run, lifecycleEvents.Run, lifecycle.Run, rolloutEvents.Run, rollouts.Run,
 		installationEvents.Run, installs.Run, overlayEvents.Run, ovs.Run} {
 		wg.Add(1)

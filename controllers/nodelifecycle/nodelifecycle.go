@@ -1,6 +1,12 @@
 // Package nodelifecycle notices nodes that stopped sending heartbeats and
 // moves their Instances elsewhere once their grace period is over.
 //
+// A node's heartbeat is its Lease's spec.renewTime, which its agent renews
+// every 10 s, or its Node's status.heartbeatTime, whichever is newer: the
+// agent writes its Node's status only when what it reports changes (and
+// every few minutes regardless), and an older agent, which has no Lease,
+// still heartbeats through its Node alone.
+//
 // A lost node is only a node the control plane cannot hear: its games may
 // well still be running. So nothing here stops a game. It marks the Node
 // Ready=Unknown and its Instances NodeLost, and after the Instance's
@@ -14,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,14 +36,15 @@ import (
 	"github.com/left4me/left4me/controllers"
 )
 
-// DefaultGracePeriod is how long a node may miss heartbeats (every 10 s)
-// before it is Ready=Unknown: four heartbeats.
+// DefaultGracePeriod is how long a node may miss heartbeats (its Lease
+// renewed every 10 s) before it is Ready=Unknown: four heartbeats.
 const DefaultGracePeriod = 40 * time.Second
 
 // Options configure the controller.
 type Options struct {
 	Store      *storage.Store
 	Nodes      *controllers.Informer
+	Leases     *controllers.Informer
 	Instances  *controllers.Informer
 	Blueprints *controllers.Informer
 	Recorder   *controllers.Recorder
@@ -52,10 +60,13 @@ type Controller struct {
 
 	mu     sync.Mutex
 	byNode map[string]map[string]bool // node -> Instance keys bound to it
-	// heard is when this controller last saw each node's heartbeat change,
-	// by its own clock: a node's clock may be wrong, and a new leader gives
-	// every node a full grace period, as it cannot know better.
-	heard map[string]time.Time
+	// heard is, for each node, its newest heartbeat and when this
+	// controller saw it change, by its own clock: a node's clock may be
+	// wrong (see nextSighting).
+	heard map[string]sighting
+	// watching is set once the Node and Lease informers have listed: what
+	// changes afterwards is a heartbeat seen as it happens, not one found.
+	watching atomic.Bool
 }
 
 // New wires the controller to its informers; Run starts it.
@@ -63,30 +74,34 @@ func New(o Options) *Controller {
 	if o.GracePeriod <= 0 {
 		o.GracePeriod = DefaultGracePeriod
 	}
-	c := &Controller{o: o, byNode: map[string]map[string]bool{}, heard: map[string]time.Time{},
+	c := &Controller{o: o, byNode: map[string]map[string]bool{}, heard: map[string]sighting{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodelifecycle"})}
-	o.Nodes.OnChange(func(old, cur v1.Object) {
-		if cur == nil {
-			c.mu.Lock()
-			delete(c.heard, old.GetName())
-			c.mu.Unlock()
-			c.queue.Add(old.GetName())
-			return
-		}
-		if old == nil || !heartbeat(old).Equal(heartbeat(cur)) {
-			heard := time.Now()
-			if old == nil {
-				heard = firstHeard(heartbeat(cur), heard)
-			}
-			c.mu.Lock()
-			c.heard[cur.GetName()] = heard
-			c.mu.Unlock()
-		}
-		c.queue.Add(cur.GetName())
-	})
+	o.Nodes.OnChange(c.heartbeatChanged)
+	o.Leases.OnChange(c.heartbeatChanged)
 	o.Instances.OnChange(c.instanceChanged)
 	return c
+}
+
+// heartbeatChanged follows a Node or its Lease (both named after the
+// node): whichever changed, the node's heartbeat is read from both caches.
+func (c *Controller) heartbeatChanged(old, cur v1.Object) {
+	obj := cur
+	if obj == nil {
+		obj = old
+	}
+	name := obj.GetName()
+	node, _ := c.o.Nodes.Get(name).(*v1.Node)
+	lease, _ := c.o.Leases.Get(name).(*v1.Lease)
+	c.mu.Lock()
+	if node == nil {
+		delete(c.heard, name)
+	} else {
+		prev, known := c.heard[name]
+		c.heard[name] = nextSighting(prev, known && c.watching.Load(), lastHeartbeat(node, lease), time.Now())
+	}
+	c.mu.Unlock()
+	c.queue.Add(name)
 }
 
 func (c *Controller) instanceChanged(old, cur v1.Object) {
@@ -113,9 +128,10 @@ func (c *Controller) instanceChanged(old, cur v1.Object) {
 // Run checks every node each second (heartbeats age without any event)
 // and whenever a Node or its Instances change.
 func (c *Controller) Run(ctx context.Context) {
-	if !controllers.WaitForSync(ctx, c.o.Nodes, c.o.Instances, c.o.Blueprints) {
+	if !controllers.WaitForSync(ctx, c.o.Nodes, c.o.Leases, c.o.Instances, c.o.Blueprints) {
 		return
 	}
+	c.watching.Store(true)
 	go func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -197,7 +213,7 @@ func (c *Controller) lost(node *v1.Node, name string) (bool, string) {
 	if !ok {
 		return false, ""
 	}
-	if age := time.Since(last); age > c.o.GracePeriod {
+	if age := time.Since(last.heard); age > c.o.GracePeriod {
 		return true, fmt.Sprintf("node %s sent no heartbeat for %s", name, age.Truncate(time.Second))
 	}
 	return false, ""
@@ -218,11 +234,44 @@ func firstHeard(hb, now time.Time) time.Time {
 	return hb
 }
 
-func heartbeat(obj v1.Object) time.Time {
-	if hb := obj.(*v1.Node).Status.HeartbeatTime; hb != nil {
-		return hb.Time
+// sighting is a node's newest heartbeat (its own timestamp) and when this
+// controller heard it, by its own clock.
+type sighting struct {
+	heartbeat, heard time.Time
+}
+
+// nextSighting is what this controller knows of a node once it shows
+// heartbeat hb at now. A heartbeat that moved, seen as it happened
+// (watched: the node is known since the informers listed), was heard now,
+// whatever the node's clock says. What the controller finds instead (it
+// just started or became leader, or the node is new) is heard when the
+// node says, as firstHeard decides; so is a Lease found after its Node in
+// the first list, which would otherwise give a node silent for an hour a
+// fresh grace period. An unmoved heartbeat changes nothing: a Node written
+// for another reason is no sign of life.
+func nextSighting(prev sighting, watched bool, hb, now time.Time) sighting {
+	switch {
+	case !watched:
+		return sighting{heartbeat: hb, heard: firstHeard(hb, now)}
+	case !hb.Equal(prev.heartbeat):
+		return sighting{heartbeat: hb, heard: now}
 	}
-	return time.Time{}
+	return prev
+}
+
+// lastHeartbeat is the newer of the node's Lease renewal and its Node's
+// status.heartbeatTime (zero: neither). Either may be missing: an older
+// agent has no Lease; a Lease may be renewed long after the Node's status
+// was last written, which is the point of it.
+func lastHeartbeat(node *v1.Node, lease *v1.Lease) time.Time {
+	var hb time.Time
+	if node != nil && node.Status.HeartbeatTime != nil {
+		hb = node.Status.HeartbeatTime.Time
+	}
+	if lease != nil && lease.Spec.RenewTime != nil && lease.Spec.RenewTime.After(hb) {
+		hb = lease.Spec.RenewTime.Time
+	}
+	return hb
 }
 
 func isUnknown(n *v1.Node) bool {

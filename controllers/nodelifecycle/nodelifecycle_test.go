@@ -165,3 +165,47 @@ func TestNodeSilentSinceBeforeStartIsUnknownAtOnce(t *testing.T) {
 		t.Fatalf("node-b, heartbeating, is %+v", c)
 	}
 }
+
+func readyOf(e *controllertest.Env, name string) string {
+	c := meta.FindStatusCondition(e.GetNode(name).Status.Conditions, v1.ConditionReady)
+	if c == nil {
+		return "<none>"
+	}
+	return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+}
+
+// TestLeaseIsAHeartbeat: a node whose agent renews its Lease and never
+// writes its Node again stays Ready; an older agent heartbeating through
+// its Node alone stays Ready too; a node doing neither is lost. Once the
+// Lease is no longer renewed, that node is lost as well.
+func TestLeaseIsAHeartbeat(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	for _, n := range []string{"leased", "old-agent", "silent"} {
+		e.Node(n, false)
+		e.Heartbeat(n) // Ready=True and a heartbeat, as registering writes
+	}
+	stopLease := e.KeepLeaseAlive("leased")
+	e.KeepAlive("old-agent")
+	startControllers(e)
+	// The grace period (2 s) is over for the silent node's one heartbeat,
+	// and so for the leased node's Node status, written only then.
+	e.Eventually("silent Ready=Unknown", func() (bool, string) {
+		return strings.HasPrefix(readyOf(e, "silent"), "Unknown/NodeStatusUnknown"), readyOf(e, "silent")
+	})
+	for _, n := range []string{"leased", "old-agent"} {
+		if got := readyOf(e, n); !strings.HasPrefix(got, "True/") {
+			t.Fatalf("%s, heartbeating, is %s", n, got)
+		}
+	}
+	if hb := e.GetNode("leased").Status.HeartbeatTime; time.Since(hb.Time) < 2*time.Second {
+		t.Fatalf("the leased node's status heartbeat is %s old: the Lease kept nothing alive", time.Since(hb.Time))
+	}
+	stopLease()
+	e.Eventually("leased Ready=Unknown once its Lease is not renewed", func() (bool, string) {
+		got := readyOf(e, "leased")
+		return strings.HasPrefix(got, "Unknown/") && strings.Contains(got, "sent no heartbeat"), got
+	})
+	if got := readyOf(e, "old-agent"); !strings.HasPrefix(got, "True/") {
+		t.Fatalf("old-agent, heartbeating through its Node, is %s", got)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
-	"github.com/left4me/left4me/apis/version"
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/systemd"
 	"github.com/left4me/left4me/node/unit"
@@ -79,8 +77,13 @@ type Options struct {
 	Materializers map[string]Materializer
 	// Heartbeat, Resync and Probe are the loop periods (defaults 10s, 60s,
 	// 3s). Resync is the safety net of a level-triggered loop; watches and
-	// unit signals do the real work.
+	// unit signals do the real work. Each Heartbeat renews the node's
+	// Lease; the Node's status is written only when it changed.
 	Heartbeat, Resync, Probe time.Duration
+	// StatusReport is how long the Node's status may go unwritten while
+	// nothing it reports changes (default DefaultStatusReport), so readers
+	// of status.heartbeatTime alone still see it move.
+	StatusReport time.Duration
 }
 
 // Agent is one node's control loop.
@@ -103,6 +106,9 @@ type Agent struct {
 	own       map[string]string       // by "ns/name": resourceVersion of this agent's last write
 	// readySince is Ready's transition time (zero: the last heartbeat failed).
 	readySince metav1.Time
+	// hb is the heartbeat's state: the Lease and the Node as the API last
+	// returned them.
+	hb heartbeatState
 	// listed is closed after the first complete list of this node's
 	// Instances. Until then an Instance missing from the map says nothing
 	// (the API may be down): nothing is torn down or started.
@@ -117,7 +123,7 @@ type Agent struct {
 	inst *installations
 	// ov is the fetched Overlays and the store they are kept in.
 	ov *overlayState
-	// statusNudge asks the heartbeat for a status write now.
+	// statusNudge asks the heartbeat for a status write now, if it changed.
 	statusNudge chan struct{}
 
 	refsMu sync.Mutex
@@ -130,6 +136,7 @@ var (
 	blueprintRes = resources.Blueprints
 	overlayRes   = resources.Overlays
 	nodeRes      = resources.Nodes
+	leaseRes     = resources.Leases
 )
 
 // New returns an agent; Run starts it.
@@ -142,6 +149,9 @@ func New(o Options) *Agent {
 	}
 	if o.Probe == 0 {
 		o.Probe = 3 * time.Second
+	}
+	if o.StatusReport == 0 {
+		o.StatusReport = DefaultStatusReport
 	}
 	if o.Address == "" {
 		o.Address = "127.0.0.1"
@@ -222,6 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	run(a.watchInstances)
 	run(a.heartbeat)
+	run(a.watchOwnNode)
 	run(a.probeLoop)
 	run(a.followReferences)
 	run(a.followInstallations)
@@ -503,25 +514,8 @@ func sameHostSpec(a, b v1.NodeSpec) bool {
 	return (am == nil) == (bm == nil) && (am == nil || am.Cmp(*bm) == 0)
 }
 
-// heartbeat writes the Node's status every period, and at once when
-// something it reports changed (nudgeStatus).
-func (a *Agent) heartbeat(ctx context.Context) {
-	t := time.NewTicker(a.o.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-a.statusNudge:
-		}
-		if err := a.writeNodeStatus(ctx); err != nil && ctx.Err() == nil {
-			a.o.Log.Info("heartbeat failed", "error", err.Error())
-		}
-	}
-}
-
-// nudgeStatus has the heartbeat write the Node's status now.
+// nudgeStatus has the heartbeat write the Node's status now, if what it
+// reports changed.
 func (a *Agent) nudgeStatus() {
 	select {
 	case a.statusNudge <- struct{}{}:
@@ -541,68 +535,6 @@ func every(ctx context.Context, period time.Duration, f func()) {
 			f()
 		}
 	}
-}
-
-// writeNodeStatus is the heartbeat: one small write per node. Ready's
-// transition time is the first heartbeat that got through after the agent
-// started or after heartbeats failed (the node was away from the API).
-func (a *Agent) writeNodeStatus(ctx context.Context) error {
-	build, present := installationBuild(a.paths.Installation())
-	now := metav1.Now()
-	a.mu.Lock()
-	if a.readySince.IsZero() {
-		a.readySince = now
-	}
-	since := a.readySince
-	synced := metav1.Condition{Type: v1.NodeInstancesSynced, Status: metav1.ConditionFalse, Reason: "Syncing",
-		Message: "reconciling the Instances bound here since l4m-node started", LastTransitionTime: since}
-	if !a.syncedAt.IsZero() {
-		synced = metav1.Condition{Type: v1.NodeInstancesSynced, Status: metav1.ConditionTrue, Reason: "Synced",
-			Message: "every Instance bound here reconciled since l4m-node started", LastTransitionTime: a.syncedAt}
-	}
-	a.mu.Unlock()
-	st := v1.NodeStatus{
-		Addresses: []string{a.o.Address}, HeartbeatTime: &now, AgentVersion: version.Get().Version,
-		Installation:  v1.LegacyInstallation{Present: present, Build: build},
-		Installations: a.nodeInstallations(),
-		Overlays:      a.nodeOverlays(),
-		LogsEndpoint:  a.logsEndpoint(),
-		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "AgentHeartbeat",
-			Message: "l4m-node is running", LastTransitionTime: since}, synced},
-	}
-	// status.installations and status.overlays are always sent, so an
-	// Installation that no longer selects this node, or an Overlay no
-	// Instance here uses, drops out (a merge patch leaves what it does not
-	// name).
-	fields, err := jsonMarshal(st)
-	if err != nil {
-		return err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(fields, &m); err != nil {
-		return err
-	}
-	m["installations"] = st.Installations
-	m["overlays"] = st.Overlays
-	patch, err := jsonMarshal(map[string]any{"status": m})
-	if err != nil {
-		return err
-	}
-	obj, err := a.o.Client.PatchStatus(ctx, nodeRes, "", a.o.NodeName, patch)
-	if err != nil {
-		a.mu.Lock()
-		a.readySince = metav1.Time{}
-		a.mu.Unlock()
-		return err
-	}
-	if n, ok := obj.(*v1.Node); ok {
-		// Installations select nodes by the labels the Node has in the
-		// API (an admin's included).
-		a.inst.mu.Lock()
-		a.inst.labels = n.Labels
-		a.inst.mu.Unlock()
-	}
-	return nil
 }
 
 // MetricsAddr is where /metrics is served ("" before Run started it, or

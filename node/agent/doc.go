@@ -29,7 +29,7 @@
 // The store keeps what a game's spec.json or mount unit names, and each
 // used Overlay's current and previous entry; the rest is collected
 // (store.GC) once every Instance has been reconciled since the start.
-// status.overlays in the heartbeat says, per fetched Overlay an Instance
+// status.overlays in the Node's status says, per fetched Overlay an Instance
 // here stacks, whether its current digest is Ready or Failed and which
 // digests the store holds.
 package agent

@@ -72,7 +72,7 @@ type installations struct {
 	// restart onto it).
 	listed     chan struct{}
 	listedOnce sync.Once
-	labels     map[string]string // the Node's labels, as the last heartbeat returned them
+	labels     map[string]string // the Node's labels, as the last status write or watchOwnNode returned them
 }
 
 func newInstallations() *installations {

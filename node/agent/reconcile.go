@@ -573,8 +573,8 @@ func (a *Agent) wrote(in *v1.Instance) {
 	a.own[k] = in.ResourceVersion
 }
 
-func rv(in *v1.Instance) int64 {
-	n, _ := strconv.ParseInt(in.ResourceVersion, 10, 64)
+func rv(o v1.Object) int64 {
+	n, _ := strconv.ParseInt(o.GetResourceVersion(), 10, 64)
 	return n
 }
 

@@ -96,8 +96,13 @@ func (a *Agent) watchReferences(ctx context.Context, res *resources.Resource, ns
 // is retried after a pause; a watch that ends or answers an ERROR event
 // (410 Gone) is followed by a new list, so nothing missed is lost.
 func (a *Agent) follow(ctx context.Context, res *resources.Resource, ns string, reset func(map[string]v1.Object), apply func(watch.EventType, v1.Object)) {
+	a.followSelected(ctx, res, ns, "", reset, apply)
+}
+
+// followSelected is follow for the objects fieldSelector picks.
+func (a *Agent) followSelected(ctx context.Context, res *resources.Resource, ns, fieldSelector string, reset func(map[string]v1.Object), apply func(watch.EventType, v1.Object)) {
 	for ctx.Err() == nil {
-		list, err := a.o.Client.List(ctx, res, ns, client.ListOptions{})
+		list, err := a.o.Client.List(ctx, res, ns, client.ListOptions{FieldSelector: fieldSelector})
 		if err != nil {
 			if ctx.Err() == nil {
 				a.o.Log.V(1).Info("cannot list; retrying", "resource", res.Plural, "namespace", ns, "error", err.Error())
@@ -118,7 +123,7 @@ func (a *Agent) follow(ctx context.Context, res *resources.Resource, ns string, 
 			}
 		}
 		reset(fresh)
-		w, err := a.o.Client.Watch(ctx, res, ns, client.ListOptions{ResourceVersion: list.GetResourceVersion()})
+		w, err := a.o.Client.Watch(ctx, res, ns, client.ListOptions{FieldSelector: fieldSelector, ResourceVersion: list.GetResourceVersion()})
 		if err != nil {
 			sleep(ctx, 2*time.Second)
 			continue

@@ -269,8 +269,8 @@ func (c *cli) prune(ctx context.Context, cl *client.Client, docs []*manifest.Doc
 	}
 	for _, res := range resources.All {
 		switch res.Kind {
-		case "Namespace", "Event", "Token":
-			continue // never pruned: too much goes with them, they expire, or they are credentials
+		case "Namespace", "Event", "Token", "Lease":
+			continue // never pruned: too much goes with them, they expire, they are credentials, or the nodes' own
 		}
 		scopes := []string{""}
 		if res.Namespaced {

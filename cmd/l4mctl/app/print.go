@@ -196,6 +196,18 @@ var tables = map[string]columns{
 					orNone(labels.SelectorFromSet(in.Spec.NodeSelector).String())}
 		},
 	},
+	"Lease": {
+		// RENEWED is how long ago the holder last said it is alive.
+		headers: []string{"NAME", "HOLDER", "RENEWED", "DURATION", "AGE"},
+		row: func(o v1.Object, now time.Time) ([]string, []string) {
+			l := o.(*v1.Lease)
+			renewed := "<never>"
+			if r := l.Spec.RenewTime; r != nil {
+				renewed = duration.HumanDuration(now.Sub(r.Time)) + " ago"
+			}
+			return []string{l.Name, orNone(l.Spec.HolderIdentity), renewed, fmt.Sprintf("%ds", l.Spec.LeaseDurationSeconds), age(l, now)}, nil
+		},
+	},
 	"Token": {
 		headers: []string{"NAME", "TYPE", "HOLDER", "ROLES", "USES LEFT", "EXPIRES", "AGE"},
 		wide:    []string{"DESCRIPTION"},
