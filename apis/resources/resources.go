@@ -112,6 +112,9 @@ var (
 		fields: func(o v1.Object) fields.Set {
 			return fields.Set{"spec.unschedulable": strconv.FormatBool(o.(*v1.Node).Spec.Unschedulable)}
 		},
+		// Every node watches its own Node by name.
+		IndexedField: "metadata.name",
+		indexValue:   func(o v1.Object) string { return o.GetName() },
 	}
 	// Leases are the nodes' heartbeats: one per Node, by its name, and no
 	// status (the holder renews its spec).

@@ -13,6 +13,7 @@ import (
 // would miss its own Instances.
 func TestIndexValueIsTheSelectableField(t *testing.T) {
 	objects := map[*Resource]v1.Object{
+		Nodes:     &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-3"}},
 		Instances: &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "coop-1", Namespace: "default"}, Spec: v1.InstanceSpec{NodeName: "node-3"}},
 	}
 	for _, res := range All {

@@ -57,6 +57,7 @@ func runSuite(t *testing.T, client *clientv3.Client) {
 		{"Watch", testWatch},
 		{"WatchFieldSelector", testWatchFieldSelector},
 		{"WatchSlowClient", testWatchSlowClient},
+		{"WatchOwnNode", testWatchOwnNode},
 		{"WatchResumeAndCompaction", testWatchCompacted},
 		{"DryRun", testDryRun},
 		{"EventsExpire", testEventLease},
@@ -555,6 +556,32 @@ func testWatchFieldSelector(t *testing.T, s *storage.Store, _ *clientv3.Client) 
 			}
 		}
 	}
+}
+
+// testWatchOwnNode: a node agent watching its own Node by name (filed by
+// metadata.name) sees its Node's changes and no other's.
+func testWatchOwnNode(t *testing.T, s *storage.Store, _ *clientv3.Client) {
+	ctx := context.Background()
+	w, err := s.Watch(ctx, nodes, storage.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "node-a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	mustCreate(t, s, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}})
+	mine := mustCreate(t, s, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}).(*v1.Node)
+	mine.Labels = map[string]string{"pool": "eu"}
+	if _, err := s.Update(ctx, nodes, mine, storage.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-aa"}})
+	if _, _, err := s.Delete(ctx, nodes, "", "node-a", storage.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, w, watch.Added, "node-a")
+	if got := expect(t, w, watch.Modified, "node-a"); got.GetLabels()["pool"] != "eu" {
+		t.Fatalf("MODIFIED carries labels %v", got.GetLabels())
+	}
+	expect(t, w, watch.Deleted, "node-a")
 }
 
 // testWatchSlowClient: a watcher that stops reading falls behind by the
