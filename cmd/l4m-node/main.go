@@ -29,6 +29,7 @@ import (
 	"github.com/left4me/left4me/node/agent"
 	"github.com/left4me/left4me/node/fetcher"
 	"github.com/left4me/left4me/node/gameuser"
+	"github.com/left4me/left4me/node/hostmount"
 	"github.com/left4me/left4me/node/sources"
 	"github.com/left4me/left4me/node/steamcmd"
 	"github.com/left4me/left4me/node/systemd"
@@ -262,7 +263,7 @@ func run(o *options, nf *nodeFile) error {
 	return agent.New(agent.Options{
 		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, StatusReport: o.statusReport, Workers: o.workers,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, MetricsListen: metricsListen(o.metrics), CAPEM: cfg.CAData, MountDriver: o.driver,
-		Accounts: accounts, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
+		Accounts: accounts, HostMounts: hostmount.Host{}, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
 	}).Run(ctx)
 }
 

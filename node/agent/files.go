@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/overlay"
 	"github.com/left4me/left4me/node/safefs"
+	"github.com/left4me/left4me/node/unit"
 )
 
 // The agent runs as root. Below LEFT4ME_ROOT, the game can write two trees
@@ -209,17 +211,60 @@ func (a *Agent) pruneGenerated(id, keep string) error {
 // ensureMounted mounts the Instance's stack unless it is mounted. Before a
 // mount, files the game left in its upper cfg/ under the generated files'
 // names (or whiteouts of them) go: they would hide what the node renders.
-func (a *Agent) ensureMounted(ctx context.Context, id, mountName string, files []stagedFile) error {
+func (a *Agent) ensureMounted(ctx context.Context, id, mountName string, m unit.MountArgs, files []stagedFile) error {
 	st, err := a.o.Systemd.State(ctx, mountName)
 	if err != nil {
 		return err
 	}
-	if st.ActiveState != "active" {
-		if err := a.clearShadows(id, files); err != nil {
+	if st.ActiveState == "active" {
+		return nil
+	}
+	if err := a.clearShadows(id, files); err != nil {
+		return err
+	}
+	if !a.mountsDirectly() {
+		return a.ensureStarted(ctx, mountName, true)
+	}
+	if up, err := mounted(m.Where); err != nil {
+		return err
+	} else if !up {
+		if err := a.o.HostMounts.Mount(m.What, m.Where, m.Type, m.Options); err != nil {
 			return err
 		}
 	}
-	return a.ensureStarted(ctx, mountName, true)
+	// The game's start job would mount again (Wants=) while systemd has
+	// not yet seen this one: a second overlay on the same upper dir. Wait
+	// until its unit counts it.
+	return a.waitActive(ctx, mountName, 10*time.Second)
+}
+
+// waitActive waits until systemd reports name active: a mount made outside
+// systemd is counted once it has read the mount table again.
+func (a *Agent) waitActive(ctx context.Context, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		st, err := a.o.Systemd.State(ctx, name)
+		if err != nil {
+			return err
+		}
+		if st.ActiveState == "active" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is mounted but systemd still says %s after %v", name, st.ActiveState, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// mountsDirectly: kernel overlayfs mounts are made by HostMounts, not by
+// their units (fuse-overlayfs's daemon must live in its mount unit).
+func (a *Agent) mountsDirectly() bool {
+	return a.o.HostMounts != nil && a.o.MountDriver != unit.DriverFuseOverlayfs
 }
 
 // releaseHostMount unmounts the host's copy of a running game's overlay
@@ -232,7 +277,11 @@ func (a *Agent) releaseHostMount(ctx context.Context, id, mountName string) {
 		return
 	}
 	if err == nil {
-		err = a.o.Systemd.Stop(ctx, mountName)
+		if a.mountsDirectly() {
+			err = a.o.HostMounts.Unmount(a.paths.Merged(id))
+		} else {
+			err = a.o.Systemd.Stop(ctx, mountName)
+		}
 	}
 	if err != nil && ctx.Err() == nil {
 		a.o.Log.Info("could not unmount the host's copy of a running game's overlay; later starts are slower while it stays", "instance", id, "error", err.Error())

@@ -206,6 +206,10 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	for _, l := range layers {
 		lowers = append(lowers, l.Path)
 	}
+	mountArgs, err := unit.OverlayMount(a.paths, id, lowers, base, a.o.MountDriver)
+	if err != nil {
+		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
+	}
 	mountText, err := unit.MountOver(a.paths, id, lowers, base, a.o.MountDriver)
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
@@ -268,7 +272,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	step("written+reloaded")
 	if plan.Mount {
-		if err := a.ensureMounted(ctx, id, mountName, files); err != nil {
+		if err := a.ensureMounted(ctx, id, mountName, mountArgs, files); err != nil {
 			setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
 			return err
 		}

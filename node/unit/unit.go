@@ -278,20 +278,9 @@ func MountWith(p Paths, id string, lowers []string, driver string) (string, erro
 // MountOver is MountWith over another bottom layer than installation/: an
 // Installation's build (Paths.Build).
 func MountOver(p Paths, id string, lowers []string, base, driver string) (string, error) {
-	what, fstype, extra := "overlay", "overlay", ""
-	switch driver {
-	case DriverOverlayfs, "":
-	case DriverFuseOverlayfs:
-		// allow_other: the mount is root's, the game runs as another user.
-		what, fstype, extra = "fuse-overlayfs", "fuse.fuse-overlayfs", ",allow_other"
-	default:
-		return "", fmt.Errorf("render mount for %s: unknown mount driver %q (overlayfs or fuse-overlayfs)", id, driver)
-	}
-	all := append(append([]string{}, lowers...), base)
-	for _, l := range all {
-		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\\\n") {
-			return "", fmt.Errorf("render mount for %s: lower dir %q cannot be an overlayfs option", id, l)
-		}
+	m, err := OverlayMount(p, id, lowers, base, driver)
+	if err != nil {
+		return "", err
 	}
 	var b unitWriter
 	w := b.line
@@ -303,11 +292,36 @@ func MountOver(p Paths, id string, lowers []string, base, driver string) (string
 	w("Before=umount.target")
 	w("")
 	w("[Mount]")
-	w("What=%s", what)
-	w("Where=%s", p.Merged(id))
-	w("Type=%s", fstype)
-	w("Options=lowerdir=%s,upperdir=%s,workdir=%s%s", strings.Join(all, ":"), p.Upper(id), p.Work(id), extra)
+	w("What=%s", m.What)
+	w("Where=%s", m.Where)
+	w("Type=%s", m.Type)
+	w("Options=%s", m.Options)
 	return b.String(), nil
+}
+
+// MountArgs is one mount(2): source, target, filesystem type, options.
+type MountArgs struct{ What, Where, Type, Options string }
+
+// OverlayMount is the overlay MountOver renders as a unit, for a node
+// that mounts it itself (the same mount, so the two cannot differ).
+func OverlayMount(p Paths, id string, lowers []string, base, driver string) (MountArgs, error) {
+	what, fstype, extra := "overlay", "overlay", ""
+	switch driver {
+	case DriverOverlayfs, "":
+	case DriverFuseOverlayfs:
+		// allow_other: the mount is root's, the game runs as another user.
+		what, fstype, extra = "fuse-overlayfs", "fuse.fuse-overlayfs", ",allow_other"
+	default:
+		return MountArgs{}, fmt.Errorf("render mount for %s: unknown mount driver %q (overlayfs or fuse-overlayfs)", id, driver)
+	}
+	all := append(append([]string{}, lowers...), base)
+	for _, l := range all {
+		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\\\n") {
+			return MountArgs{}, fmt.Errorf("render mount for %s: lower dir %q cannot be an overlayfs option", id, l)
+		}
+	}
+	return MountArgs{What: what, Where: p.Merged(id), Type: fstype,
+		Options: fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s%s", strings.Join(all, ":"), p.Upper(id), p.Work(id), extra)}, nil
 }
 
 // Service renders the hardened game unit.
