@@ -36,9 +36,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -180,7 +178,7 @@ func way(old bool) string {
 func registerNodes(ctx context.Context, srv *server.Server, admin *client.Client, n int) ([]string, error) {
 	now := metav1.Now()
 	tokens := make([]string, n)
-	err := parallel(16, n, func(i int) error {
+	_, err := benchkit.Parallel(16, n, func(i int) error {
 		name := fmt.Sprintf("node-%d", i)
 		mem := resource.MustParse("64Gi")
 		node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"region": "eu", "zone": fmt.Sprintf("eu-%d", i%3)}},
@@ -206,7 +204,7 @@ func registerNodes(ctx context.Context, srv *server.Server, admin *client.Client
 func createInstances(ctx context.Context, st *storage.Store, nodes, have, want int) error {
 	now := metav1.Now()
 	per := want - have
-	return parallel(32, nodes*per, func(i int) error {
+	_, err := benchkit.Parallel(32, nodes*per, func(i int) error {
 		node, k := i/per, have+i%per
 		name := fmt.Sprintf("n%d-srv%d", node, k)
 		in := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: v1.DefaultNamespace, Labels: map[string]string{"fleet": "bench"}},
@@ -222,6 +220,7 @@ func createInstances(ctx context.Context, st *storage.Store, nodes, have, want i
 		}
 		return nil
 	})
+	return err
 }
 
 // measure starts the simulated nodes in a child process, lets them settle
@@ -291,9 +290,9 @@ func measure(ctx context.Context, srv *server.Server, dir string, spec agentsSpe
 	if err != nil {
 		return result{}, err
 	}
-	cpu0, n0, l0, t0 := cpuTime(), nodeEvents.Load(), leaseEvents.Load(), time.Now()
+	cpu0, n0, l0, t0 := benchkit.CPUTime(), nodeEvents.Load(), leaseEvents.Load(), time.Now()
 	time.Sleep(window)
-	cpu1, n1, l1, t1 := cpuTime(), nodeEvents.Load(), leaseEvents.Load(), time.Now()
+	cpu1, n1, l1, t1 := benchkit.CPUTime(), nodeEvents.Load(), leaseEvents.Load(), time.Now()
 	rev1, err := srv.Store.CurrentRevision(ctx)
 	if err != nil {
 		return result{}, err
@@ -312,15 +311,6 @@ func measure(ctx context.Context, srv *server.Server, dir string, spec agentsSpe
 		nodeEvents: n1 - n0, leaseEvents: l1 - l0, watchingAtMark: c1.Watching,
 		agents: counts{StatusPatches: c1.StatusPatches - c0.StatusPatches, LeaseRenewals: c1.LeaseRenewals - c0.LeaseRenewals, Errors: c1.Errors - c0.Errors},
 	}, nil
-}
-
-// cpuTime is this process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writtenBetween sums the keys and values the revisions after from, up
@@ -384,31 +374,4 @@ func printTable(results []result, nodes int, period, report, window time.Duratio
 	if last := results[len(results)-1]; last.watchingAtMark < int64(last.nodes) {
 		fmt.Printf("\nnote: only %d of %d simulated nodes held their Node watch at the end of the last window\n", last.watchingAtMark, last.nodes)
 	}
-}
-
-// parallel runs n operations over c workers; the first error stops it.
-func parallel(c, n int, op func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var first error
-	var once sync.Once
-	var failed atomic.Bool
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := op(i); err != nil {
-					once.Do(func() { first = err; failed.Store(true) })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
 }

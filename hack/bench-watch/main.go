@@ -30,7 +30,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -102,11 +101,7 @@ func serveChild(dir string) error {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			return err
-		}
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		cpu := benchkit.CPUTime()
 		fmt.Printf("%d %d %d %d %d\n", ms.HeapInuse, ms.StackInuse, rss(), cpu.Nanoseconds(), runtime.NumGoroutine())
 	}
 	return in.Err()

@@ -112,6 +112,24 @@ func (s *System) Ensure(id string) (Account, error) {
 	return r.acct, r.err
 }
 
+// idRange is [Min, Max], or the default range when both are unset.
+func (s *System) idRange() (int, int) {
+	if s.Min == 0 && s.Max == 0 {
+		return DefaultMin, DefaultMax
+	}
+	return s.Min, s.Max
+}
+
+// freeID is the lowest id in [from, max] that used does not hold.
+func freeID(used map[int]bool, from, max int) (int, bool) {
+	for n := from; n <= max; n++ {
+		if !used[n] {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
 // createBatch creates the accounts of batch (callers hold mu), each with
 // the lowest free id, and finishes every request.
 func (s *System) createBatch(batch []*request) {
@@ -122,10 +140,7 @@ func (s *System) createBatch(batch []*request) {
 		}
 		return
 	}
-	min, max := s.Min, s.Max
-	if min == 0 && max == 0 {
-		min, max = DefaultMin, DefaultMax
-	}
+	min, max := s.idRange()
 	var lines strings.Builder
 	var made []*request
 	next := min
@@ -135,19 +150,16 @@ func (s *System) createBatch(batch []*request) {
 			r.finish(acct, err) // made by an earlier batch, or not ours
 			continue
 		}
-		for next <= max && used[next] {
-			next++
-		}
-		if next > max {
+		n, ok := freeID(used, next, max)
+		if !ok {
 			r.finish(Account{}, fmt.Errorf("no free game uid left in %d-%d for %s", min, max, r.id))
 			continue
 		}
-		used[next] = true
+		used[n], next = true, n+1
 		// name:password:uid:gid:gecos:home:shell. No password: newusers
 		// locks the account ("!"). No home: newusers would create it.
-		fmt.Fprintf(&lines, "%s::%d:%d:%s::/usr/sbin/nologin\n", name, next, next, Comment(r.id))
+		fmt.Fprintf(&lines, "%s::%d:%d:%s::/usr/sbin/nologin\n", name, n, n, Comment(r.id))
 		made = append(made, r)
-		next++
 	}
 	if len(made) == 0 {
 		return
@@ -178,18 +190,9 @@ func (s *System) createOne(id string, used map[int]bool) (Account, error) {
 	if acct, err := lookup(name, id); err == nil || !errors.As(err, new(user.UnknownUserError)) {
 		return acct, err
 	}
-	min, max := s.Min, s.Max
-	if min == 0 && max == 0 {
-		min, max = DefaultMin, DefaultMax
-	}
-	n := 0
-	for i := min; i <= max; i++ {
-		if !used[i] {
-			n = i
-			break
-		}
-	}
-	if n == 0 {
+	min, max := s.idRange()
+	n, ok := freeID(used, min, max)
+	if !ok {
 		return Account{}, fmt.Errorf("no free game uid left in %d-%d for %s", min, max, id)
 	}
 	used[n] = true

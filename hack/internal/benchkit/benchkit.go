@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -65,24 +66,26 @@ func StartServer(ctx context.Context, dir string) (*server.Server, *client.Clien
 }
 
 // Parallel runs total operations over c workers, each taking the next
-// index, and returns operations per second; it stops at the first error.
+// index, and returns operations per second; the first error stops every
+// worker.
 func Parallel(c, total int, op func(i int) error) (float64, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr error
 	var once sync.Once
+	var failed atomic.Bool
 	start := time.Now()
 	for w := 0; w < c; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for !failed.Load() {
 				i := int(next.Add(1)) - 1
 				if i >= total {
 					return
 				}
 				if err := op(i); err != nil {
-					once.Do(func() { firstErr = err })
+					once.Do(func() { firstErr = err; failed.Store(true) })
 					return
 				}
 			}
@@ -90,4 +93,13 @@ func Parallel(c, total int, op func(i int) error) (float64, error) {
 	}
 	wg.Wait()
 	return float64(total) / time.Since(start).Seconds(), firstErr
+}
+
+// CPUTime is this process's user and system CPU time so far.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
