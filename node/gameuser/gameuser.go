@@ -150,6 +150,11 @@ func (s *System) createBatch(batch []*request) {
 			r.finish(acct, err) // made by an earlier batch, or not ours
 			continue
 		}
+		if strings.ContainsAny(r.id, ":\n\r") {
+			// newusers reads colon-separated lines: an ID cannot be one.
+			r.finish(Account{}, fmt.Errorf("instance ID %q cannot name an account", r.id))
+			continue
+		}
 		n, ok := freeID(used, next, max)
 		if !ok {
 			r.finish(Account{}, fmt.Errorf("no free game uid left in %d-%d for %s", min, max, r.id))
