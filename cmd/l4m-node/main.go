@@ -56,10 +56,11 @@ type options struct {
 	heartbeat  time.Duration
 	// statusReport is how long the Node's status goes unwritten at most
 	// while nothing in it changes (the Lease is the heartbeat).
-	statusReport time.Duration
-	workers      int
-	verbosity    int
-	jsonLogs     bool
+	statusReport   time.Duration
+	workers        int
+	parallelStarts int
+	verbosity      int
+	jsonLogs       bool
 	// steamcmd installs the Installations' builds.
 	steamcmdPath    string
 	steamcmdTimeout time.Duration
@@ -108,6 +109,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 10*time.Second, "how often the node renews its Lease, saying it is alive (keep it well under l4m-server's --node-grace-period)")
 	f.DurationVar(&o.statusReport, "status-report-interval", agent.DefaultStatusReport, "how long the Node's status goes unwritten at most while nothing it reports changes (a change is written at once)")
 	f.IntVar(&o.workers, "workers", agent.DefaultWorkers, "Instances realized at once")
+	f.IntVar(&o.parallelStarts, "max-parallel-starts", agent.DefaultParallelStarts, "games that may be starting at once, from their overlay's mount to their unit active (each start copies the others' mounts)")
 	f.Int32Var(&o.maxInst, "capacity-instances", 0, "most Instances the scheduler places here (0: no limit)")
 	f.StringVar(&o.maxMem, "capacity-memory", "", "memory the scheduler may reserve here for games' MemoryMax, e.g. 48Gi (empty: no limit)")
 	f.StringVar(&o.steamcmdPath, "steamcmd", "", "steamcmd.sh, which installs and updates the game for Installations (default <root>/steamcmd/steamcmd.sh; its directory must be the l4m-steamcmd account's, which the node arranges when it lies inside --root)")
@@ -261,7 +263,7 @@ func run(o *options, nf *nodeFile) error {
 	})
 	log.Info("starting", "version", version.Get().Version, "root", o.root, "ports", o.portRange)
 	return agent.New(agent.Options{
-		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, StatusReport: o.statusReport, Workers: o.workers,
+		Client: cl, NodeName: o.nodeName, Root: o.root, PortMin: int32(min), PortMax: int32(max), Capacity: capacity, Heartbeat: o.heartbeat, StatusReport: o.statusReport, Workers: o.workers, ParallelStarts: o.parallelStarts,
 		Labels: labels, Systemd: sd, Log: log, Address: o.address, LogsListen: o.logs, MetricsListen: metricsListen(o.metrics), CAPEM: cfg.CAData, MountDriver: o.driver,
 		Accounts: accounts, HostMounts: hostmount.Host{}, Steamcmd: steam, SteamcmdDir: steamcmdDir, Materializers: materializers,
 	}).Run(ctx)

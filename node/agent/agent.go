@@ -44,10 +44,9 @@ type Options struct {
 	Address string
 	// MountDriver is unit.DriverOverlayfs (default) or unit.DriverFuseOverlayfs.
 	MountDriver string
-	// HostMounts, when set, makes and removes the kernel overlayfs mounts
-	// in the host's namespace directly (hostmount.Host) rather than by
-	// starting and stopping their .mount units, which is a hundred times
-	// slower; the unit files are written all the same. Nil: by systemd.
+	// HostMounts detaches the host's copies of kernel overlays that their
+	// game units could not (hostmount.Host). Nil: they stay until the
+	// host unmounts them.
 	HostMounts HostMounter
 	// Accounts gives each Instance's game a uid and gid of its own
 	// (default gameuser.System with the default id range).
@@ -68,6 +67,10 @@ type Options struct {
 	// Workers is how many Instances are reconciled at once (default
 	// DefaultWorkers).
 	Workers int
+	// ParallelStarts is how many games may be starting at once, from the
+	// host mount of their overlay to their unit active (default
+	// DefaultParallelStarts; see startSlots).
+	ParallelStarts int
 	// SteamcmdDir is steamcmd's directory, whose linux32/steamclient.so the
 	// agent copies for the games (default <Root>/steamcmd).
 	SteamcmdDir string
@@ -134,6 +137,11 @@ type Agent struct {
 	refsMu sync.Mutex
 	refs   map[string]map[string]v1.Object // "blueprints/<ns>" -> name -> object
 	probes map[string]*probe               // by unit ID
+	// slots bounds the games starting at once (see startSlots).
+	slots *startSlots
+	// steamClientErr is why the last game got no Steam client library, so
+	// that it is logged when it changes, not at every start (under mu).
+	steamClientErr string
 }
 
 var (
@@ -173,7 +181,8 @@ func New(o Options) *Agent {
 		o: o, paths: unit.Paths{Root: o.Root, SteamcmdDir: o.SteamcmdDir},
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		instances: map[string]*v1.Instance{}, own: map[string]string{}, probes: map[string]*probe{}, listed: make(chan struct{}),
-		refs: map[string]map[string]v1.Object{}, inst: newInstallations(), ov: newOverlayState(), statusNudge: make(chan struct{}, 1),
+		slots: newStartSlots(o.ParallelStarts),
+		refs:  map[string]map[string]v1.Object{}, inst: newInstallations(), ov: newOverlayState(), statusNudge: make(chan struct{}, 1),
 	}
 }
 
@@ -267,10 +276,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// HostMounter mounts and unmounts in the host's mount namespace.
+// HostMounter detaches mounts in the host's mount namespace: the copies of
+// games' overlays their units could not let go of (see unit.Service).
 type HostMounter interface {
-	Mount(what, where, fstype, options string) error
-	Unmount(where string) error
+	Detach(where string) error
 }
 
 // DefaultWorkers is how many Instances one agent realizes at once: starting
@@ -291,6 +300,10 @@ func (a *Agent) work(ctx context.Context) {
 		err := a.reconcile(rctx, key)
 		cancel()
 		a.markSynced(ctx, key)
+		a.slots.done(key)
+		for _, k := range a.slots.wake() {
+			a.queue.Add(k)
+		}
 		if log := a.o.Log.V(1); log.Enabled() {
 			log.Info("reconciled", "instance", key, "took", time.Since(began), "error", err)
 		}

@@ -10,12 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/left4me/left4me/node/gameuser"
 	"github.com/left4me/left4me/node/overlay"
 	"github.com/left4me/left4me/node/safefs"
-	"github.com/left4me/left4me/node/unit"
 )
 
 // The agent runs as root. Below LEFT4ME_ROOT, the game can write two trees
@@ -95,7 +93,15 @@ func (a *Agent) prepareDirs(id string, acct gameuser.Account) (string, error) {
 // game's: whatever it put there already is kept.
 func (a *Agent) linkSteamClient(root *safefs.Dir, id string, acct gameuser.Account) error {
 	if err := a.copySteamClient(false); err != nil {
-		a.o.Log.Info("no Steam client library for the games yet", "error", err.Error())
+		// Said once, not for every start: a node on a hand-made
+		// installation never has one.
+		a.mu.Lock()
+		first := a.steamClientErr != err.Error()
+		a.steamClientErr = err.Error()
+		a.mu.Unlock()
+		if first {
+			a.o.Log.Info("no Steam client library for the games yet", "error", err.Error())
+		}
 	}
 	lib := filepath.Join(a.paths.SteamLibDir(), steamClientFile)
 	if !fileExists(lib) {
@@ -208,10 +214,15 @@ func (a *Agent) pruneGenerated(id, keep string) error {
 	return nil
 }
 
-// ensureMounted mounts the Instance's stack unless it is mounted. Before a
-// mount, files the game left in its upper cfg/ under the generated files'
-// names (or whiteouts of them) go: they would hide what the node renders.
-func (a *Agent) ensureMounted(ctx context.Context, id, mountName string, m unit.MountArgs, files []stagedFile) error {
+// prepareMount readies the Instance's stack for its game's start. Files
+// the game left in its upper cfg/ under the generated files' names (or
+// whiteouts of them) go first: they would hide what the node renders.
+// A kernel overlay is then mounted by the game unit as it starts; a
+// fuse-overlayfs one by its .mount unit, now.
+func (a *Agent) prepareMount(ctx context.Context, id, mountName string, keepHostMount bool, files []stagedFile) error {
+	if !keepHostMount {
+		return a.clearShadows(id, files)
+	}
 	st, err := a.o.Systemd.State(ctx, mountName)
 	if err != nil {
 		return err
@@ -222,69 +233,23 @@ func (a *Agent) ensureMounted(ctx context.Context, id, mountName string, m unit.
 	if err := a.clearShadows(id, files); err != nil {
 		return err
 	}
-	if !a.mountsDirectly() {
-		return a.ensureStarted(ctx, mountName, true)
-	}
-	if up, err := mounted(m.Where); err != nil {
-		return err
-	} else if !up {
-		if err := a.o.HostMounts.Mount(m.What, m.Where, m.Type, m.Options); err != nil {
-			return err
-		}
-	}
-	// The game's start job would mount again (Wants=) while systemd has
-	// not yet seen this one: a second overlay on the same upper dir. Wait
-	// until its unit counts it.
-	return a.waitActive(ctx, mountName, 10*time.Second)
+	return a.ensureStarted(ctx, mountName, true)
 }
 
-// waitActive waits until systemd reports name active: a mount made outside
-// systemd is counted once it has read the mount table again.
-func (a *Agent) waitActive(ctx context.Context, name string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		st, err := a.o.Systemd.State(ctx, name)
-		if err != nil {
-			return err
-		}
-		if st.ActiveState == "active" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s is mounted but systemd still says %s after %v", name, st.ActiveState, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-// mountsDirectly: kernel overlayfs mounts are made by HostMounts, not by
-// their units (fuse-overlayfs's daemon must live in its mount unit).
-func (a *Agent) mountsDirectly() bool {
-	return a.o.HostMounts != nil && a.o.MountDriver != unit.DriverFuseOverlayfs
-}
-
-// releaseHostMount unmounts the host's copy of a running game's overlay
-// (its own namespace holds the overlay; see unit.Service). A copy that
-// will not go (something on the host uses it) is only slower for later
-// starts, so that is logged, not failed.
-func (a *Agent) releaseHostMount(ctx context.Context, id, mountName string) {
-	st, err := a.o.Systemd.State(ctx, mountName)
-	if err == nil && st.ActiveState == "inactive" {
+// releaseHostMount detaches the host's copy of a running game's overlay,
+// when the unit's own ExecStartPost= could not (see unit.Service): the
+// game's namespace holds its overlay, and a copy on the host only slows
+// every later start. That is logged, not failed.
+func (a *Agent) releaseHostMount(id string) {
+	if a.o.HostMounts == nil {
 		return
 	}
-	if err == nil {
-		if a.mountsDirectly() {
-			err = a.o.HostMounts.Unmount(a.paths.Merged(id))
-		} else {
-			err = a.o.Systemd.Stop(ctx, mountName)
-		}
+	merged := a.paths.Merged(id)
+	if up, err := mounted(merged); err != nil || !up {
+		return
 	}
-	if err != nil && ctx.Err() == nil {
-		a.o.Log.Info("could not unmount the host's copy of a running game's overlay; later starts are slower while it stays", "instance", id, "error", err.Error())
+	if err := a.o.HostMounts.Detach(merged); err != nil {
+		a.o.Log.Info("could not detach the host's copy of a running game's overlay; later starts are slower while it stays", "instance", id, "error", err.Error())
 	}
 }
 

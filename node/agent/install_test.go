@@ -326,12 +326,12 @@ func assertSealed(t *testing.T, build string, steamUID int) {
 	})
 }
 
-// mountOf is the mount unit the agent wrote for an Instance.
+// mountOf is the overlay unit the agent wrote for an Instance.
 func (h *harness) mountOf(name string) string {
 	h.t.Helper()
-	text, err := h.sd.ReadUnit(unit.MountName(unit.Paths{Root: h.root}, unit.ID("default", name)))
+	text, err := h.sd.ReadUnit(unit.OverlayServiceName(unit.ID("default", name)))
 	if err != nil || text == "" {
-		h.t.Fatalf("no mount unit for %s: %v", name, err)
+		h.t.Fatalf("no overlay unit for %s: %v", name, err)
 	}
 	return text
 }

@@ -78,7 +78,7 @@ func (h *harness) entryOf(files map[string]string) string {
 // lowers is the mount unit's lowerdir list, top first.
 func lowers(t *testing.T, mount string) []string {
 	t.Helper()
-	_, opts, ok := strings.Cut(mount, "Options=lowerdir=")
+	_, opts, ok := strings.Cut(mount, "lowerdir=")
 	if !ok {
 		t.Fatalf("no lowerdir in:\n%s", mount)
 	}
@@ -248,14 +248,17 @@ func TestFilesOverStoreAndPath(t *testing.T) {
 		return in.Status.PendingTemplateHash == "" && in.Status.ObservedBlueprint == "1//cfgs=2/mods=1" &&
 			slices.Contains(lowers(t, h.mountOf("srv")), next)
 	})
-	// New layers: the game and the mount stop, then start on the new stack.
-	svc, mnt := unit.ServiceName(unit.ID("default", "srv")), unit.MountName(unit.Paths{Root: h.root}, unit.ID("default", "srv"))
-	// (Whether the host's mount was still up to be stopped depends on when
-	// the agent let go of it after the first start: not counted.)
+	// New layers: the game stops, its overlay unit is rewritten, and the
+	// game starts again (pulling the overlay unit in: Requires=), not a
+	// restart onto the old file.
+	svc, mnt := unit.ServiceName(unit.ID("default", "srv")), unit.OverlayServiceName(unit.ID("default", "srv"))
 	jobs := h.sd.JobLog()[before:]
-	stopped, mounted, started := slices.Index(jobs, "stop "+svc), slices.Index(jobs, "start "+mnt), slices.Index(jobs, "start "+svc)
-	if count(jobs, "stop "+svc) != 1 || count(jobs, "start "+mnt) != 1 || !(stopped < mounted && mounted < started) || stopped < 0 {
-		t.Errorf("jobs %v, want the game stopped once, then the mount started on the new stack, then the game", jobs)
+	stopped, started := slices.Index(jobs, "stop "+svc), slices.Index(jobs, "start "+svc)
+	if count(jobs, "stop "+svc) != 1 || count(jobs, "start "+svc) != 1 || !(stopped < started) || stopped < 0 || count(jobs, "restart "+svc) != 0 {
+		t.Errorf("jobs %v, want the game stopped once, then started on the new stack", jobs)
+	}
+	if !strings.Contains(h.sd.Files()[svc], "Requires="+mnt) {
+		t.Errorf("the game unit does not pull in its overlay unit:\n%s", h.sd.Files()[svc])
 	}
 	if data, err := os.ReadFile(filepath.Join(next, "left4dead2/cfg/extra.cfg")); err != nil || string(data) != "sv_alltalk 1\n" {
 		t.Errorf("the new entry holds %q %v", data, err)
@@ -442,7 +445,7 @@ func TestStoreUnavailableHoldsFetchedOverlaysOnly(t *testing.T) {
 	h.until("plain", "running", func(in *v1.Instance) bool {
 		return meta.IsStatusConditionTrue(in.Status.Conditions, v1.InstanceUnitActive)
 	})
-	if _, ok := h.sd.Files()[unit.MountName(unit.Paths{Root: root}, unit.ID("default", "stacked"))]; ok {
+	if _, ok := h.sd.Files()[unit.OverlayServiceName(unit.ID("default", "stacked"))]; ok {
 		t.Fatal("a mount unit was written for the refused Instance")
 	}
 	if names, _ := os.ReadDir("/tmp"); slices.ContainsFunc(names, func(e os.DirEntry) bool { return e.Name() == ".staging" }) {

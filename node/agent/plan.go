@@ -52,14 +52,15 @@ type unitPlan struct {
 	Reload bool
 	// StopGame and StopMount let go of a mount whose layers changed.
 	StopGame, StopMount bool
-	// Mount: mount the overlay on the host (clearing the game's copies of
-	// generated files first) before the game step. Not while the game runs
-	// on: it holds its own copy, and a second overlay on the same upper
-	// directory is undefined behaviour.
+	// Mount: ready the overlay for the game's start (clear the game's
+	// copies of generated files; mount a fuse-overlayfs .mount unit; a
+	// kernel overlay's unit is pulled into the game's start). Not while
+	// the game runs on: it holds its own copy, and a second overlay on the
+	// same upper directory is undefined behaviour.
 	Mount bool
 	// ReleaseMount: the game is active, so its namespace holds its
-	// overlay; unmount the host's copy, which only slows every later
-	// start (see unit.Service).
+	// overlay; detach the host's copy, which only slows every later start
+	// (see unit.Service).
 	ReleaseMount bool
 	Game         gameStep
 }

@@ -210,7 +210,15 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
 	}
-	mountText, err := unit.MountOver(a.paths, id, lowers, base, a.o.MountDriver)
+	// A kernel overlay is mounted by a oneshot unit the game's start pulls
+	// in (see unit.Service); fuse-overlayfs by a .mount unit, whose daemon
+	// lives in it.
+	var mountText string
+	if spec.KeepHostMount {
+		mountText, err = unit.MountOver(a.paths, id, lowers, base, a.o.MountDriver)
+	} else {
+		mountText, err = unit.OverlayService(a.paths, id, mountArgs)
+	}
 	if err != nil {
 		return a.refuse(ctx, id, st, "InvalidOverlay", err.Error())
 	}
@@ -221,7 +229,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	want := restartStamps{Blueprint: bp.Annotations[v1.AnnotationRestartedAt], Instance: in.Annotations[v1.AnnotationRestartedAt]}
 	hash := templateHash(want, files, mountText, svcText)
 	st.ObservedBlueprint = v1.BlueprintVersion(bp, usedOverlays)
-	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
+	mountName, svcName := a.stackUnit(id), unit.ServiceName(id)
 	var svc systemd.State
 	// Asking systemd about a unit whose file does not exist yet loads it as
 	// not-found, and then only a daemon-reload (slow) makes it startable.
@@ -257,6 +265,13 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 		return a.observe(ctx, id, port, st)
 	}
+	if plan.Mount && !spec.KeepHostMount && !a.slots.take(id, key(in.Namespace, in.Name)) {
+		// Woken when a game starting before it runs (startSlots).
+		st.Phase = v1.PhasePending
+		setCond(st, v1.InstanceMounted, false, "WaitingToStart",
+			fmt.Sprintf("%d games are starting on this node; this one mounts and starts when one of them runs", a.slots.limit))
+		return nil
+	}
 	if err := a.stage(id, filepath.Base(generated), files, acct); err != nil {
 		return err
 	}
@@ -272,13 +287,13 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 	}
 	step("written+reloaded")
 	if plan.Mount {
-		if err := a.ensureMounted(ctx, id, mountName, mountArgs, files); err != nil {
+		if err := a.prepareMount(ctx, id, mountName, spec.KeepHostMount, files); err != nil {
 			setCond(st, v1.InstanceMounted, false, "MountFailed", err.Error())
 			return err
 		}
 	}
 	if plan.ReleaseMount {
-		a.releaseHostMount(ctx, id, mountName)
+		a.releaseHostMount(id)
 		step("host mount released")
 	}
 	if err := a.pruneGenerated(id, filepath.Base(generated)); err != nil {
@@ -291,11 +306,9 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 		}
 	}
 	step("mounted")
-	mountedMsg := "overlay mounted at " + a.paths.Merged(id)
-	if !spec.KeepHostMount {
-		mountedMsg += " (held by the game's own mount namespace once it runs)"
+	if spec.KeepHostMount {
+		setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted at "+a.paths.Merged(id))
 	}
-	setCond(st, v1.InstanceMounted, true, "Mounted", mountedMsg)
 	switch plan.Game {
 	case gameRestart:
 		a.forgetProbe(id) // what the old process answered says nothing now
@@ -332,7 +345,7 @@ func (a *Agent) realize(ctx context.Context, in *v1.Instance, id string, st *v1.
 // changed, reload if systemd knew one, and stop game and mount when the
 // layers changed.
 func (a *Agent) executeUnits(ctx context.Context, id string, p unitPlan, mountText, svcText string) error {
-	mountName, svcName := unit.MountName(a.paths, id), unit.ServiceName(id)
+	mountName, svcName := a.stackUnit(id), unit.ServiceName(id)
 	for _, u := range []struct {
 		name, text string
 		change     systemd.Change
@@ -399,6 +412,18 @@ func (a *Agent) observe(ctx context.Context, id string, port int32, st *v1.Insta
 	}
 	active := svc.ActiveState == "active"
 	setCond(st, v1.InstanceUnitActive, active, "Unit"+capitalize(svc.ActiveState), fmt.Sprintf("%s is %s (%s)", svc.Name, svc.ActiveState, svc.SubState))
+	if active || svc.ActiveState == "failed" {
+		// Its start is over (the host's copy of its overlay gone with it).
+		a.slots.give(id)
+	}
+	if a.o.MountDriver != unit.DriverFuseOverlayfs {
+		// The unit mounts as it starts: the overlay is there while it runs.
+		if active {
+			setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted in the game's own mount namespace at "+a.paths.Merged(id))
+		} else {
+			setCond(st, v1.InstanceMounted, false, "MountsAtStart", "the game unit mounts its overlay as it starts")
+		}
+	}
 	pr := a.probeFor(id, port)
 	ready, info, why := pr.result()
 	switch {
@@ -456,11 +481,33 @@ func (a *Agent) refuse(ctx context.Context, id string, st *v1.InstanceStatus, re
 	return nil
 }
 
+// stackUnit is the unit that mounts an Instance's stack: its oneshot
+// overlay unit, or for fuse-overlayfs its .mount unit.
+func (a *Agent) stackUnit(id string) string {
+	if a.o.MountDriver == unit.DriverFuseOverlayfs {
+		return unit.MountName(a.paths, id)
+	}
+	return unit.OverlayServiceName(id)
+}
+
+// units are every unit the node may have written for an Instance, game
+// first: its game and stack units, and a .mount unit of a kernel overlay
+// that nodes before the overlay units wrote (stopping and removing it
+// frees its game of nothing: that game holds its own overlay).
+func (a *Agent) units(id string) []string {
+	names := []string{unit.ServiceName(id), a.stackUnit(id)}
+	if a.o.MountDriver != unit.DriverFuseOverlayfs {
+		names = append(names, unit.MountName(a.paths, id))
+	}
+	return names
+}
+
 // stopGame stops the game (SIGINT, then the stop timeout) and unmounts,
 // keeping the files.
 func (a *Agent) stopGame(ctx context.Context, id string) error {
 	a.forgetProbe(id)
-	for _, name := range []string{unit.ServiceName(id), unit.MountName(a.paths, id)} {
+	a.slots.give(id)
+	for _, name := range a.units(id) {
 		// Asking systemd about a unit loads it and signals a change, which
 		// would wake this loop again: ask only about units we wrote.
 		if has, err := a.o.Systemd.HasUnitFile(name); err != nil {
@@ -490,7 +537,7 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 		return err
 	}
 	removed := false
-	for _, name := range []string{unit.ServiceName(id), unit.MountName(a.paths, id)} {
+	for _, name := range a.units(id) {
 		has, err := a.o.Systemd.HasUnitFile(name)
 		if err != nil {
 			return err
@@ -510,6 +557,8 @@ func (a *Agent) teardown(ctx context.Context, id string, keepFiles bool) error {
 	if keepFiles {
 		return nil
 	}
+	// A host copy the game unit could not detach (see unit.Service).
+	a.releaseHostMount(id)
 	if m, err := mounted(a.paths.Merged(id)); err != nil || m {
 		if err != nil {
 			return fmt.Errorf("not removing %s's files: %w", id, err)

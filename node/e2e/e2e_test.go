@@ -138,6 +138,9 @@ func (e *env) startAgent() {
 	if w := os.Getenv("L4M_AGENT_WORKERS"); w != "" {
 		args = append(args, "--workers", w)
 	}
+	if v := os.Getenv("L4M_AGENT_STARTS"); v != "" {
+		args = append(args, "--max-parallel-starts", v)
+	}
 	if os.Getenv("L4M_AGENT_CPUPROFILE") != "" {
 		// Written when the agent stops (see stopAgentForProfile).
 		args = append(args, "--cpuprofile", "/var/lib/left4me/agent.prof")

@@ -183,6 +183,8 @@ func (f *fleet) createAll(n int) ([]time.Duration, time.Duration) {
 	}()
 	var each []time.Duration
 	done := map[string]bool{}
+	stages := newStageTimes()
+	defer stages.print()
 	timeout := time.After(5 * time.Minute)
 	for len(done) < n {
 		select {
@@ -191,16 +193,66 @@ func (f *fleet) createAll(n int) ([]time.Duration, time.Duration) {
 				f.t.Fatal("the watch ended")
 			}
 			in, isInstance := ev.Object.(*v1.Instance)
-			if !isInstance || ev.Type == watch.Deleted || done[in.Name] || !meta.IsStatusConditionTrue(in.Status.Conditions, v1.ConditionReady) {
+			if !isInstance || ev.Type == watch.Deleted || done[in.Name] {
 				continue
 			}
 			mu.Lock()
-			each = append(each, time.Since(created[in.Name]))
+			since := time.Since(created[in.Name])
 			mu.Unlock()
+			stages.observe(in, since)
+			if !meta.IsStatusConditionTrue(in.Status.Conditions, v1.ConditionReady) {
+				continue
+			}
+			each = append(each, since)
 			done[in.Name] = true
 		case <-timeout:
 			f.t.Fatalf("only %d of %d Ready after 5 minutes", len(done), n)
 		}
 	}
 	return each, time.Since(began)
+}
+
+// stageTimes records, for each Instance condition, when the watch first saw
+// it True (from the Instance's create call), so a benchmark shows where the
+// time between create and Ready goes.
+type stageTimes struct {
+	first map[string]map[string]time.Duration // condition → Instance → since create
+}
+
+// benchStages are the Instance conditions in the order they become True.
+var benchStages = []string{v1.InstanceScheduled, v1.InstanceOverlaysReady, v1.InstanceInstallationReady,
+	v1.InstanceMounted, v1.InstanceUnitActive, v1.InstanceReady}
+
+func newStageTimes() *stageTimes {
+	s := &stageTimes{first: map[string]map[string]time.Duration{}}
+	for _, c := range benchStages {
+		s.first[c] = map[string]time.Duration{}
+	}
+	return s
+}
+
+func (s *stageTimes) observe(in *v1.Instance, since time.Duration) {
+	for _, c := range benchStages {
+		if _, seen := s.first[c][in.Name]; !seen && meta.IsStatusConditionTrue(in.Status.Conditions, c) {
+			s.first[c][in.Name] = since
+		}
+	}
+}
+
+// print writes each stage's median and p90 time from create, and the time
+// the last Instance reached it.
+func (s *stageTimes) print() {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "condition True, from create\tInstances\tmedian\tp90\tlast\t\n")
+	for _, c := range benchStages {
+		var d []time.Duration
+		for _, v := range s.first[c] {
+			d = append(d, v)
+		}
+		if len(d) == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%v\t%v\t\n", c, len(d), pct(d, 0.5), pct(d, 0.9), pct(d, 1))
+	}
+	tw.Flush()
 }

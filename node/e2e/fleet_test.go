@@ -325,6 +325,9 @@ func (f *fleet) startHost(name, addr string) {
 	if v := os.Getenv("L4M_AGENT_WORKERS"); v != "" {
 		args = append(args, "--workers", v)
 	}
+	if v := os.Getenv("L4M_AGENT_STARTS"); v != "" {
+		args = append(args, "--max-parallel-starts", v)
+	}
 	sb.MustExec(f.t, args...)
 	f.eventually(name+" Ready", 30*time.Second, func() (bool, string) {
 		n, err := f.admin.Get(context.Background(), resources.Nodes, "", name)

@@ -1,12 +1,11 @@
-// Package hostmount mounts and unmounts in the host's mount namespace (PID
+// Package hostmount detaches mounts in the host's mount namespace (PID
 // 1's) from a node agent that systemd runs in a namespace of its own
 // (ProtectSystem=strict).
 //
-// Why not a mount unit: systemd takes 120-160 ms to start an overlay
-// .mount unit even on an idle host, and much longer while a hundred games
-// start (380-680 ms, measured in a burst); mount(2) itself takes 2 ms.
-// The unit file stays: systemd sees the mount appear and counts its unit
-// active, and a game's crash restart (Wants= the unit) mounts through it.
+// A game unit mounts its overlay on the host as it starts and detaches the
+// host's copy once its own namespace holds it (see unit.Service). When that
+// detach fails, the agent does it here: the host's copy only slows every
+// later start.
 package hostmount
 
 import (
@@ -22,27 +21,18 @@ const HostNamespace = "/proc/1/ns/mnt"
 // Host mounts in HostNamespace.
 type Host struct{}
 
-// Mount is mount(2) of what on where (an absolute path in the host's
-// namespace), of fstype with options, in the host's namespace.
-func (Host) Mount(what, where, fstype, options string) error {
+// Detach is a lazy umount(2) of where in the host's namespace: where
+// leaves the host's mount table at once, and the file system lives on
+// while something still uses it (a game's namespace holds its own copy
+// anyway). Not mounted is no error; a symlink at where is not followed.
+func (Host) Detach(where string) error {
 	return inHost(func() error {
-		if err := unix.Mount(what, where, fstype, 0, options); err != nil {
-			return fmt.Errorf("mount %s on %s in the host's namespace: %w", fstype, where, err)
-		}
-		return nil
-	})
-}
-
-// Unmount is umount(2) of where in the host's namespace; it fails (EBUSY)
-// rather than detach a mount something uses. Not mounted is no error.
-func (Host) Unmount(where string) error {
-	return inHost(func() error {
-		err := unix.Unmount(where, unix.UMOUNT_NOFOLLOW)
+		err := unix.Unmount(where, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 		if err == unix.EINVAL { // not a mount point (any more)
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("unmount %s in the host's namespace: %w", where, err)
+			return fmt.Errorf("detach %s in the host's namespace: %w", where, err)
 		}
 		return nil
 	})

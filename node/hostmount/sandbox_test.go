@@ -1,8 +1,11 @@
 package hostmount
 
 import (
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,9 +19,10 @@ func TestHostMountOnAHost(t *testing.T) {
 	sb.RunInside(t, "TestHostMountInsideSandbox")
 }
 
-// TestHostMountInsideSandbox: an overlay mounted through Host is in PID
-// 1's mount table and shows its lower layer; Unmount takes it away, and
-// again is no error; a mount onto a missing directory fails naming it.
+// TestHostMountInsideSandbox: an overlay in PID 1's mount table, in use
+// (a directory of it held open, as a game's namespace or a shell's cwd
+// would), leaves the table at Detach, and what holds it still reads
+// through it; detaching again is no error.
 func TestHostMountInsideSandbox(t *testing.T) {
 	if !sandboxtest.Inside() {
 		t.Skip("runs inside a sandbox host, started by TestHostMountOnAHost")
@@ -32,28 +36,36 @@ func TestHostMountInsideSandbox(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "lower", "gameinfo.txt"), []byte("from the installation\n"), 0o644)
 	merged := filepath.Join(dir, "merged")
 	opts := "lowerdir=" + dir + "/lower,upperdir=" + dir + "/upper,workdir=" + dir + "/work"
-	var h Host
-	if err := h.Mount("overlay", merged, "overlay", opts); err != nil {
-		t.Fatal(err)
+	out, err := exec.Command("nsenter", "--mount=/proc/1/ns/mnt", "mount", "-t", "overlay", "-o", opts, "overlay", merged).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount in PID 1's namespace: %v %s", err, out)
 	}
-	defer h.Unmount(merged)
+	var h Host
+	defer h.Detach(merged)
 	if mi, _ := os.ReadFile("/proc/1/mountinfo"); !strings.Contains(string(mi), " "+merged+" ") {
 		t.Fatalf("%s is not in PID 1's mount table:\n%s", merged, mi)
 	}
-	if got, err := os.ReadFile(filepath.Join(merged, "gameinfo.txt")); err != nil || string(got) != "from the installation\n" {
-		t.Fatalf("through the overlay: %q %v", got, err)
-	}
-	if err := h.Unmount(merged); err != nil {
+	held, err := os.Open("/proc/1/root" + merged)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer held.Close()
+	if err := h.Detach(merged); err != nil {
+		t.Fatalf("detach an overlay in use: %v", err)
+	}
 	if mi, _ := os.ReadFile("/proc/1/mountinfo"); strings.Contains(string(mi), " "+merged+" ") {
-		t.Fatalf("%s is still mounted", merged)
+		t.Fatalf("%s is still in PID 1's mount table", merged)
 	}
-	if err := h.Unmount(merged); err != nil {
-		t.Fatalf("unmounting what is not mounted: %v", err)
+	f, err := os.OpenFile(filepath.Join("/proc/self/fd", strconv.Itoa(int(held.Fd())), "gameinfo.txt"), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatalf("what held the overlay lost it: %v", err)
 	}
-	missing := filepath.Join(dir, "missing")
-	if err := h.Mount("overlay", missing, "overlay", opts); err == nil || !strings.Contains(err.Error(), missing) {
-		t.Fatalf("a mount on a missing directory: %v", err)
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if string(got) != "from the installation\n" {
+		t.Fatalf("through the detached overlay: %q", got)
+	}
+	if err := h.Detach(merged); err != nil {
+		t.Fatalf("detaching what is not mounted: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/dbus"
 	"github.com/go-logr/logr"
+	godbus "github.com/godbus/dbus/v5"
 )
 
 // UnitDir is where the agent writes its units: runtime units, gone at
@@ -302,7 +303,8 @@ func (d *DBus) ActiveUnits(ctx context.Context, pattern string) ([]string, error
 	return names, nil
 }
 
-// Changes subscribes on a connection of its own. Starting a hundred games
+// Changes sends the names of units whose state changed (see stateChange).
+// It subscribes on a connection of its own. Starting a hundred games
 // makes systemd send thousands of signals (every mount changes every mount
 // unit's state); on the calls' connection each reply would queue behind
 // them (seconds, measured), here they only cost this goroutine.
@@ -330,9 +332,7 @@ func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
 			case <-ctx.Done():
 				return
 			case u := <-updates:
-				_, sub := u.Changed["SubState"]
-				_, active := u.Changed["ActiveState"]
-				if !sub && !active {
+				if !stateChange(u.Changed) {
 					continue
 				}
 				select {
@@ -350,4 +350,22 @@ func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
 		}
 	}()
 	return out, nil
+}
+
+// stateChange says whether a unit's property change is one its watcher
+// acts on: its ActiveState or SubState moved, other than into a start in
+// progress. Whoever queued a start knows it began, and the unit signals
+// again when it ends (active or failed); a start by systemd itself (a
+// crashed game's auto-restart) is reported. Starting a game otherwise
+// costs its agent a reconcile that finds only "activating".
+func stateChange(changed map[string]godbus.Variant) bool {
+	active, hasActive := changed["ActiveState"]
+	sub, hasSub := changed["SubState"]
+	if !hasActive && !hasSub {
+		return false
+	}
+	if hasActive && active.Value() == "activating" {
+		return !hasSub || sub.Value() == "auto-restart"
+	}
+	return true
 }

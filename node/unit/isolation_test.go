@@ -59,15 +59,30 @@ func layOut(t *testing.T, sb *sandboxtest.Sandbox, p Paths, s *Spec, uid int, dr
 	write("instances/"+s.ID+"/instance.env", string(EnvFile(*s)), 0o644)
 	sb.MustExec(t, "chown", "-R", ids+":"+ids, p.Upper(s.ID), p.Home(s.ID))
 
-	mount, err := MountWith(p, s.ID, append([]string{p.Generated(s.ID) + "/h1"}, overlays...), driver)
-	if err != nil {
-		t.Fatal(err)
+	lowers := append([]string{p.Generated(s.ID) + "/h1"}, overlays...)
+	if driver == DriverFuseOverlayfs {
+		// Its daemon lives in a .mount unit, which stays mounted.
+		mount, err := MountOver(p, s.ID, lowers, p.Installation(), driver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		installUnit(t, sb, MountName(p, s.ID), mount)
+		s.KeepHostMount = true
+	} else {
+		m, err := OverlayMount(p, s.ID, lowers, p.Installation(), driver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mount, err := OverlayService(p, s.ID, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		installUnit(t, sb, OverlayServiceName(s.ID), mount)
 	}
 	svc, err := Service(p, *s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	installUnit(t, sb, MountName(p, s.ID), mount)
 	installUnit(t, sb, ServiceName(s.ID), svc)
 }
 

@@ -113,11 +113,30 @@ func runRendered(t *testing.T, driver string) {
 	if score > want {
 		t.Errorf("exposure %.1f is worse than %.1f (the predecessor had 1.3):\n%s", score, want, sec)
 	}
-	// SIGINT stop: the double exits cleanly, the mount stays until asked.
+	// A kernel overlay is the game's own once it runs: with the host's
+	// copy detached (as the node does), the game still reads its stack.
+	if driver == DriverOverlayfs {
+		sb.MustExec(t, "umount", "--lazy", p.Merged(s.ID))
+		if got, err := sb.Exec("cat", "/proc/"+pid+"/root"+p.Merged(s.ID)+"/left4dead2/cfg/"+OverlayConfigName(0, "sourcemod")); err != nil || !strings.Contains(got, "From The Overlay") {
+			t.Errorf("the game's own tree shows %q (%v)", got, err)
+		}
+	}
+	// SIGINT stop: the double exits cleanly.
 	sb.MustExec(t, "systemctl", "stop", ServiceName(s.ID))
 	result := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "Result", ServiceName(s.ID)))
 	if result != "success" {
 		t.Fatalf("stop result %q", result)
+	}
+	if driver == DriverOverlayfs {
+		// A start after a stop (a crash restart is one) mounts again,
+		// through the overlay unit its Requires= pulls in.
+		startUnits(t, sb, p, s)
+		pid = strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "MainPID", ServiceName(s.ID)))
+		if got, err := sb.Exec("cat", "/proc/"+pid+"/root"+p.Merged(s.ID)+"/left4dead2/cfg/"+OverlayConfigName(0, "sourcemod")); err != nil || !strings.Contains(got, "From The Overlay") {
+			t.Errorf("started again, the game's tree shows %q (%v)", got, err)
+		}
+		sb.MustExec(t, "systemctl", "stop", ServiceName(s.ID))
+		return
 	}
 	sb.MustExec(t, "systemctl", "stop", MountName(p, s.ID))
 }
@@ -162,7 +181,11 @@ func mountPercent(t *testing.T, driver string) {
 			t.Fatal(err)
 		}
 	}
-	text, err := MountWith(p, id, []string{"/var/lib/left4me/overlays/mods%h"}, driver)
+	if driver == DriverOverlayfs {
+		percentInOverlayUnit(t, sb, p, id)
+		return
+	}
+	text, err := MountOver(p, id, []string{"/var/lib/left4me/overlays/mods%h"}, p.Installation(), driver)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +201,48 @@ func mountPercent(t *testing.T, driver string) {
 	if where := strings.TrimSpace(sb.MustExec(t, "systemctl", "show", "-P", "Where", name)); where != p.Merged(id) {
 		t.Errorf("systemd mounts at %q, want %q", where, p.Merged(id))
 	}
-	got, err := sb.Exec("cat", p.Merged(id)+"/left4dead2/addons/which.txt")
+	showsPercentOverlay(t, sb, p.Merged(id))
+}
+
+// percentInOverlayUnit: a kernel overlay is mounted by its oneshot
+// overlay unit; the options systemd hands /bin/mount name mods%h, and the
+// mount shows that overlay, not the decoy.
+func percentInOverlayUnit(t *testing.T, sb *sandboxtest.Sandbox, p Paths, id string) {
+	m, err := OverlayMount(p, id, []string{"/var/lib/left4me/overlays/mods%h"}, p.Installation(), DriverOverlayfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := OverlayService(p, id, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := OverlayServiceName(id)
+	installUnit(t, sb, name, text)
+	sb.MustExec(t, "systemctl", "daemon-reload")
+	if out, err := sb.Exec("systemctl", "start", name); err != nil {
+		logs, _ := sb.Exec("journalctl", "-u", name, "--no-pager")
+		t.Fatalf("start %s: %v\n%s\n%s\n%s", name, err, out, text, logs)
+	}
+	defer sb.Exec("umount", p.Merged(id))
+	showsPercentOverlay(t, sb, p.Merged(id))
+	// Started again, it detaches the copy there and mounts one again: one
+	// overlay on the directory, never two stacked.
+	sb.MustExec(t, "systemctl", "start", name)
+	if n := strings.Count(sb.MustExec(t, "cat", "/proc/1/mountinfo"), " "+p.Merged(id)+" "); n != 1 {
+		t.Fatalf("%d mounts on %s after a second start, want 1", n, p.Merged(id))
+	}
+}
+
+// showsPercentOverlay: merged shows the overlay named mods%h over the
+// installation, not the decoy at %h's expansion.
+func showsPercentOverlay(t *testing.T, sb *sandboxtest.Sandbox, merged string) {
+	t.Helper()
+	got, err := sb.Exec("cat", merged+"/left4dead2/addons/which.txt")
 	if err != nil || got != "the overlay named mods%h\n" {
-		opts, _ := sb.Exec("findmnt", "-n", "-o", "OPTIONS", p.Merged(id))
+		opts, _ := sb.Exec("findmnt", "-n", "-o", "OPTIONS", merged)
 		t.Fatalf("the merged tree shows %q (%v), want the overlay named mods%%h; mount options %s", got, err, opts)
 	}
-	if got := sb.MustExec(t, "cat", p.Merged(id)+"/left4dead2/gameinfo.txt"); got != "installation\n" {
+	if got := sb.MustExec(t, "cat", merged+"/left4dead2/gameinfo.txt"); got != "installation\n" {
 		t.Fatalf("the installation below it shows %q", got)
 	}
 }

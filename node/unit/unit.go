@@ -114,7 +114,8 @@ func ParseServiceName(unitName string) (namespace, name string, ok bool) {
 		return "", "", false
 	}
 	namespace, name, ok = strings.Cut(id, ".")
-	return namespace, name, ok && namespace != "" && name != ""
+	// A name with a '.' is no Instance's (a game's overlay unit).
+	return namespace, name, ok && namespace != "" && name != "" && !strings.Contains(name, ".")
 }
 
 // MountName is the .mount unit of the merged tree (systemd derives it
@@ -155,8 +156,9 @@ type Spec struct {
 	User string
 	// KeepHostMount: the overlay stays mounted on the host for as long as
 	// the game runs (fuse-overlayfs, whose daemon lives in the mount unit).
-	// Otherwise the game's own mount namespace holds it, and the node
-	// unmounts the host's copy once the game runs (see Service).
+	// Otherwise the game's overlay unit mounts it as the game starts, and
+	// the node detaches the host's copy once the game's own namespace
+	// holds it (see Service).
 	KeepHostMount bool
 	// Installation and Build name the bottom layer: an Installation's build
 	// (empty: the hand-made installation/).
@@ -264,20 +266,13 @@ const (
 	DriverFuseOverlayfs = "fuse-overlayfs"
 )
 
-// Mount renders the overlay .mount unit: lowers are the Blueprint's layers
-// topmost first, then the installation.
-func Mount(p Paths, id string, lowers []string) (string, error) {
-	return MountWith(p, id, lowers, DriverOverlayfs)
-}
-
-// MountWith is Mount with a choice of driver.
-func MountWith(p Paths, id string, lowers []string, driver string) (string, error) {
-	return MountOver(p, id, lowers, p.Installation(), driver)
-}
-
-// MountOver is MountWith over another bottom layer than installation/: an
-// Installation's build (Paths.Build).
+// MountOver renders the .mount unit of a fuse-overlayfs stack (whose
+// daemon lives in it; a kernel overlay is mounted by OverlayService): lowers are the Blueprint's layers topmost first, over base
+// (installation/ or an Installation's build, Paths.Build).
 func MountOver(p Paths, id string, lowers []string, base, driver string) (string, error) {
+	if driver != DriverFuseOverlayfs {
+		return "", fmt.Errorf("render mount for %s: only fuse-overlayfs has a .mount unit; a %q stack is mounted by its overlay unit", id, driver)
+	}
 	m, err := OverlayMount(p, id, lowers, base, driver)
 	if err != nil {
 		return "", err
@@ -302,8 +297,9 @@ func MountOver(p Paths, id string, lowers []string, base, driver string) (string
 // MountArgs is one mount(2): source, target, filesystem type, options.
 type MountArgs struct{ What, Where, Type, Options string }
 
-// OverlayMount is the overlay MountOver renders as a unit, for a node
-// that mounts it itself (the same mount, so the two cannot differ).
+// OverlayMount is the mount of an Instance's stack: lowers topmost first,
+// over base. OverlayService makes it, or for fuse-overlayfs MountOver
+// renders it as a .mount unit.
 func OverlayMount(p Paths, id string, lowers []string, base, driver string) (MountArgs, error) {
 	what, fstype, extra := "overlay", "overlay", ""
 	switch driver {
@@ -336,23 +332,25 @@ func Service(p Paths, s Spec) (string, error) {
 	w("[Unit]")
 	w("Description=left4me game server %s/%s (Blueprint %s)", s.Namespace, s.Name, s.Blueprint)
 	// The game's mount namespace is a copy of the host's made as it
-	// starts, and its BindPaths= holds the overlay from then on. So the
-	// node unmounts the host's copy once the game runs: systemd sets up
-	// every unit's namespace in time proportional to the host's mounts,
-	// and a mount per game made each start slower than the one before
-	// (100 games: 360 ms a start, 200: 758 ms; without: 40 ms). Wants=,
-	// not Requires=, and WorkingDirectory=- (which, unlike a plain one,
-	// implies no Requires= on the mount), so that unmount leaves the game
-	// running; a restart (Restart=on-failure) mounts it again first.
-	// Type=exec: the unit is active only once the game's namespace exists.
-	mountName := MountName(p, s.ID)
+	// starts, and its BindPaths= holds the overlay from then on. So its
+	// overlay unit (OverlayService) mounts the overlay on the host just
+	// before, and the node detaches the host's copy once the game runs:
+	// systemd sets up each unit's namespace in time proportional to the
+	// mounts it can see, and a host mount per game made every start slower
+	// than the one before (100 games mounted: 360 ms a start, 200: 758 ms;
+	// none: 40 ms). Requires= pulls the overlay unit into every start,
+	// crash restarts (Restart=on-failure) included. A oneshot service, not
+	// a .mount unit: systemd learns of mounts from its mount table, which
+	// it reads at most 5 times a second, and a game must not wait for that.
+	// WorkingDirectory=- (a plain one implies Requires= on a .mount unit
+	// of the path).
 	workDir := "-" + merged
 	if s.KeepHostMount {
 		w("RequiresMountsFor=%s", merged)
 		workDir = merged
 	} else {
-		w("Wants=%s", mountName)
-		w("After=%s", mountName)
+		w("Requires=%s", OverlayServiceName(s.ID))
+		w("After=%s", OverlayServiceName(s.ID))
 	}
 	w("After=network.target")
 	w("StartLimitBurst=5")
@@ -405,6 +403,33 @@ func Service(p Paths, s Spec) (string, error) {
 	}
 	w("SocketBindAllow=%s", strings.Join(bindAllow(s.Ports), " "))
 	w("SocketBindDeny=any")
+	return b.String(), nil
+}
+
+// OverlayServiceName is the unit that mounts a game's kernel overlay on
+// the host as the game starts. ParseServiceName does not read it as a
+// game's: Instance names hold no '.'.
+func OverlayServiceName(id string) string { return "l4m-" + id + ".overlay.service" }
+
+// OverlayService renders the oneshot unit that mounts m, the Instance's
+// kernel overlay (OverlayMount), on the host for its game's start (see
+// Service). A copy left on the host from before (the node could not
+// detach it) is detached first: the game must start on the stack as it is
+// now, and no running game uses the host's copy.
+func OverlayService(p Paths, id string, m MountArgs) (string, error) {
+	if m.Type != "overlay" || m.What != "overlay" || m.Where != p.Merged(id) || !strings.HasPrefix(m.Options, "lowerdir=") {
+		return "", fmt.Errorf("render overlay unit for %s: it mounts only the Instance's kernel overlay on %s, not %+v", id, p.Merged(id), m)
+	}
+	var b unitWriter
+	w := b.line
+	w("# Generated by l4m-node for %s. Do not edit: the node rewrites it.", id)
+	w("[Unit]")
+	w("Description=left4me overlay for %s, mounted as its game starts", id)
+	w("")
+	w("[Service]")
+	w("Type=oneshot")
+	w("ExecStart=-%s", quoteArgv([]string{"/bin/umount", "--lazy", "--quiet", "--no-canonicalize", m.Where}))
+	w("ExecStart=%s", quoteArgv([]string{"/bin/mount", "--internal-only", "-t", m.Type, "-o", m.Options, m.What, m.Where}))
 	return b.String(), nil
 }
 

@@ -62,18 +62,27 @@ func TestGolden(t *testing.T) {
 	}
 	golden(t, "game.service.golden", svc)
 	golden(t, "instance.env.golden", string(EnvFile(s)))
-	mnt, err := Mount(p, s.ID, []string{"/var/lib/left4me/overlays/configs/competitive", "/var/lib/left4me/overlays/sourcemod"})
+	ov, err := OverlayService(p, s.ID, mustOverlay(t, p, s.ID, []string{"/var/lib/left4me/overlays/configs/competitive", "/var/lib/left4me/overlays/sourcemod"}, DriverOverlayfs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "overlay.mount.golden", mnt)
-	fuse, err := MountWith(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"}, DriverFuseOverlayfs)
+	golden(t, "overlay.service.golden", ov)
+	fuse, err := MountOver(p, s.ID, []string{"/var/lib/left4me/overlays/sourcemod"}, p.Installation(), DriverFuseOverlayfs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "overlay-fuse.mount.golden", fuse)
-	if _, err := MountWith(p, s.ID, nil, "zfs"); err == nil {
+	if _, err := OverlayMount(p, s.ID, nil, p.Installation(), "zfs"); err == nil {
 		t.Fatal("an unknown driver rendered")
+	}
+	if _, err := MountOver(p, s.ID, nil, p.Installation(), DriverOverlayfs); err == nil {
+		t.Fatal("a .mount unit rendered for a kernel overlay, which its game unit mounts")
+	}
+	if _, err := OverlayService(p, s.ID, mustOverlay(t, p, ID("default", "other"), nil, DriverOverlayfs)); err == nil {
+		t.Fatal("an overlay unit rendered that mounts another Instance's overlay")
+	}
+	if _, err := OverlayService(p, s.ID, mustOverlay(t, p, s.ID, nil, DriverFuseOverlayfs)); err == nil {
+		t.Fatal("an overlay unit rendered for fuse-overlayfs, whose daemon needs a .mount unit")
 	}
 	if got := ServiceName(s.ID); got != "l4m-default.coop-1.service" {
 		t.Fatalf("service name %s", got)
@@ -129,7 +138,7 @@ func TestHostRechecks(t *testing.T) {
 			t.Errorf("%s: unit rendered", name)
 		}
 	}
-	if _, err := Mount(p, "x", []string{"/a:b"}); err == nil {
+	if _, err := OverlayMount(p, "x", []string{"/a:b"}, p.Installation(), DriverOverlayfs); err == nil {
 		t.Error("a lower dir with ':' rendered")
 	}
 }
@@ -176,11 +185,11 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mnt, err := Mount(p, s.ID, []string{lower})
+	ov, err := OverlayService(p, s.ID, mustOverlay(t, p, s.ID, []string{lower}, DriverOverlayfs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fuse, err := MountWith(p, s.ID, []string{lower}, DriverFuseOverlayfs)
+	fuse, err := MountOver(p, s.ID, []string{lower}, p.Installation(), DriverFuseOverlayfs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +202,12 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 	merged := "/srv/l4m%i/runtime/default.coop-1/merged"
 	home := "/srv/l4m%i/instances/default.coop-1/home"
 	want := map[string]map[string]string{
-		// The game's namespace holds the overlay: nothing requires the
-		// host's mount, which the node unmounts once the game runs.
+		// Its overlay unit mounts the stack as it starts (the node
+		// detaches the host's copy once the game runs): no .mount unit.
 		"service": {
 			"WorkingDirectory":  "-" + merged,
-			"Wants":             MountName(p, s.ID),
+			"Requires":          "l4m-default.coop-1.overlay.service",
+			"Wants":             "",
 			"RequiresMountsFor": "",
 			"Type":              "exec",
 			"Environment":       "HOME=" + home,
@@ -210,16 +220,17 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 			"RequiresMountsFor": merged,
 			"Wants":             "",
 		},
-		"mount": {
-			"Where":   merged,
-			"Options": "lowerdir=" + lower + ":/srv/l4m%i/installation,upperdir=/srv/l4m%i/runtime/default.coop-1/upper,workdir=/srv/l4m%i/runtime/default.coop-1/work",
+		"overlay unit": {
+			"ExecStart": `-"/bin/umount" "--lazy" "--quiet" "--no-canonicalize" "` + merged + `"` + "\n" +
+				`"/bin/mount" "--internal-only" "-t" "overlay" "-o" "lowerdir=` + lower +
+				`:/srv/l4m%i/installation,upperdir=/srv/l4m%i/runtime/default.coop-1/upper,workdir=/srv/l4m%i/runtime/default.coop-1/work" "overlay" "` + merged + `"`,
 		},
 		"fuse mount": {
 			"Where":   merged,
 			"Options": "lowerdir=" + lower + ":/srv/l4m%i/installation,upperdir=/srv/l4m%i/runtime/default.coop-1/upper,workdir=/srv/l4m%i/runtime/default.coop-1/work,allow_other",
 		},
 	}
-	for name, text := range map[string]string{"service": svc, "fuse service": fuseSvc, "mount": mnt, "fuse mount": fuse} {
+	for name, text := range map[string]string{"service": svc, "fuse service": fuseSvc, "overlay unit": ov, "fuse mount": fuse} {
 		opts, err := unit.DeserializeOptions(strings.NewReader(text))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -230,12 +241,18 @@ func TestUnitsEscapeSpecifiers(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: %s=%s: %v", name, o.Name, o.Value, err)
 			}
+			if got[o.Name] != "" {
+				v = got[o.Name] + "\n" + v // ExecStart= twice: both, in order
+			}
 			got[o.Name] = v
 		}
 		for k, v := range want[name] {
 			if got[k] != v {
 				t.Errorf("%s: %s resolves to %q, want %q", name, k, got[k], v)
 			}
+		}
+		if name == "overlay unit" {
+			continue
 		}
 		if strings.HasSuffix(name, "service") {
 			if !strings.Contains(got["ExecStart"], `"+sv_tags" "100%" "+sv_region %n"`) {
@@ -264,5 +281,29 @@ func TestGamesBindTheRootOwnedSteamClient(t *testing.T) {
 	}
 	if got := (Paths{Root: "/r", SteamcmdDir: "/opt/steamcmd"}).SteamcmdLibDir(); got != "/opt/steamcmd/linux32" {
 		t.Errorf("SteamcmdLibDir = %s", got)
+	}
+}
+
+func mustOverlay(t *testing.T, p Paths, id string, lowers []string, driver string) MountArgs {
+	t.Helper()
+	m, err := OverlayMount(p, id, lowers, p.Installation(), driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestParseServiceName: a game's unit names its Instance; its overlay unit
+// and other units do not, so the node never takes them for a game of an
+// Instance that does not exist (and tears them down).
+func TestParseServiceName(t *testing.T) {
+	id := ID("default", "coop-1")
+	if ns, name, ok := ParseServiceName(ServiceName(id)); !ok || ns != "default" || name != "coop-1" {
+		t.Fatalf("%s: %q %q %v", ServiceName(id), ns, name, ok)
+	}
+	for _, other := range []string{OverlayServiceName(id), MountName(Paths{Root: "/var/lib/left4me"}, id), "l4m-node.service", "l4m-.x.service", "sshd.service"} {
+		if ns, name, ok := ParseServiceName(other); ok {
+			t.Errorf("%s read as the game of %s/%s", other, ns, name)
+		}
 	}
 }
