@@ -19,6 +19,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/node/unit"
 )
 
 // Reference values for 100 units started at once on one host of this
@@ -33,8 +34,8 @@ const (
 // sandbox host and times until all are running (UnitActive) and all Ready
 // (answering A2S), side by side in the same run with N bare `systemd-run`
 // starts of the same game double on the same host, 16 at a time as the
-// API creates are, with and without an overlay mount each
-// (`systemd-mount`, what left4me adds). Run it with `make bench-burst`
+// API creates are: plain, with a game unit's sandbox, and with an overlay
+// mount each (`systemd-mount`), the two things left4me adds on the host. Run it with `make bench-burst`
 // (L4M_BENCH=1; N sets the count, at most 100: the host's port range).
 func TestBurstBenchmark(t *testing.T) {
 	if os.Getenv("L4M_BENCH") == "" {
@@ -56,11 +57,13 @@ func TestBurstBenchmark(t *testing.T) {
 		return cpu{ticks(t, e, "1"), ticks(t, e, agentPID), selfCPU()}
 	}
 	c0 := sample()
-	bareRun, bareReady := e.bareBurst(n, false)
+	bareRun, bareReady := e.bareBurst(n, burstMode{})
 	c1 := sample()
-	e.stopBareBurst(n, false)
-	mountRun, mountReady := e.bareBurst(n, true)
-	e.stopBareBurst(n, true)
+	e.stopBareBurst(n, burstMode{})
+	hardRun, hardReady := e.bareBurst(n, burstMode{hardened: true})
+	e.stopBareBurst(n, burstMode{hardened: true})
+	mountRun, mountReady := e.bareBurst(n, burstMode{mount: true})
+	e.stopBareBurst(n, burstMode{mount: true})
 	c2 := sample()
 	apiRun, apiReady := e.apiBurst(n)
 	c3 := sample()
@@ -80,9 +83,11 @@ func TestBurstBenchmark(t *testing.T) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%d games at once on one host\tall running\tall answering A2S / Ready\t\n", n)
 	fmt.Fprintf(tw, "bare systemd-run, 16 at a time\t%v\t%v\t\n", bareRun, bareReady)
+	fmt.Fprintf(tw, "bare systemd-run with a game unit's hardening\t%v\t%v\t\n", hardRun, hardReady)
 	fmt.Fprintf(tw, "bare systemd-mount overlay + systemd-run\t%v\t%v\t\n", mountRun, mountReady)
 	fmt.Fprintf(tw, "left4me: API creates, 16 at a time\t%v\t%v\t\n", apiRun, apiReady)
 	fmt.Fprintf(tw, "ratio left4me / bare systemd-run\t%.1fx\t%.1fx\t\n", float64(apiRun)/float64(bareRun), float64(apiReady)/float64(bareReady))
+	fmt.Fprintf(tw, "ratio left4me / bare hardened\t%.1fx\t%.1fx\t\n", float64(apiRun)/float64(hardRun), float64(apiReady)/float64(hardReady))
 	fmt.Fprintf(tw, "ratio left4me / bare mount + run\t%.1fx\t%.1fx\t\n", float64(apiRun)/float64(mountRun), float64(apiReady)/float64(mountReady))
 	fmt.Fprintf(tw, "CPU: host systemd, bare systemd-run burst\t%v\t\t\n", c1.systemd-c0.systemd)
 	fmt.Fprintf(tw, "CPU: host systemd / l4m-node / API server+etcd, left4me burst\t%v / %v / %v\t\t\n", c3.systemd-c2.systemd, c3.agent-c2.agent, c3.server-c2.server)
@@ -91,10 +96,28 @@ func TestBurstBenchmark(t *testing.T) {
 	tw.Flush()
 }
 
-// bareBurst starts n game doubles with systemd-run, 16 at a time, each
-// (when mount) in an overlay of its own, and returns the time until every
-// systemd-run returned (the units started) and until every game answered.
-func (e *env) bareBurst(n int, mount bool) (running, ready time.Duration) {
+// bareGamePort is the first bare game's port, below the kernel's
+// ephemeral range (32768 up): an outgoing connection of the API, etcd or
+// the agent could hold one there, and that game would never answer.
+const bareGamePort = 29000
+
+// burstMode is what of a left4me game a bare start has: an overlay mount
+// of its own, or the game unit's sandbox (unit.Hardening, the root hidden
+// but for the installation).
+type burstMode struct{ mount, hardened bool }
+
+func (m burstMode) unit(i int) string {
+	if m.hardened {
+		return fmt.Sprintf("bare-hardened-%d", i)
+	}
+	return bareUnit(i, m.mount)
+}
+
+// bareBurst starts n game doubles with systemd-run, 16 at a time, as m
+// says, and returns the time until every systemd-run returned (the units
+// started) and until every game answered.
+func (e *env) bareBurst(n int, m burstMode) (running, ready time.Duration) {
+	mount := m.mount
 	t := e.t
 	began := time.Now()
 	sem := make(chan struct{}, 16)
@@ -119,9 +142,16 @@ func (e *env) bareBurst(n int, mount bool) (running, ready time.Duration) {
 					return
 				}
 			}
-			port := strconv.Itoa(33000 + i)
-			if _, err := e.sb.Exec("systemd-run", "--unit="+bareUnit(i, mount), "-p", "WorkingDirectory="+dir,
-				dir+"/srcds_run", "-game", "left4dead2", "+ip", "0.0.0.0", "+hostport", port, "+clientport", strconv.Itoa(34000+i), "-nohltv"); err != nil {
+			port := strconv.Itoa(bareGamePort + i)
+			args := []string{"systemd-run", "--unit=" + m.unit(i), "-p", "WorkingDirectory=" + dir}
+			if m.hardened {
+				args = append(args, "-p", "Type=exec", "-p", "TemporaryFileSystem=/var/lib/left4me:ro", "-p", "BindReadOnlyPaths="+dir)
+				for _, h := range unit.Hardening() {
+					args = append(args, "-p", h)
+				}
+			}
+			args = append(args, dir+"/srcds_run", "-game", "left4dead2", "+ip", "0.0.0.0", "+hostport", port, "+clientport", strconv.Itoa(bareGamePort+200+i), "-nohltv")
+			if _, err := e.sb.Exec(args...); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -137,13 +167,19 @@ func (e *env) bareBurst(n int, mount bool) (running, ready time.Duration) {
 	}
 	for deadline := time.Now().Add(2 * time.Minute); len(pending) > 0 && time.Now().Before(deadline); {
 		for i := range pending {
-			if _, err := queryAt("127.0.0.1", int32(33000+i)); err == nil {
+			if _, err := queryAt("127.0.0.1", int32(bareGamePort+i)); err == nil {
 				delete(pending, i)
 			}
 		}
 	}
 	if len(pending) > 0 {
-		t.Fatalf("%d of %d bare games never answered A2S", len(pending), n)
+		var status string
+		for i := range pending {
+			out, _ := e.sb.Exec("systemctl", "status", "--no-pager", "-n", "20", m.unit(i))
+			status += out
+			break
+		}
+		t.Fatalf("%d of %d bare games never answered A2S; the first:\n%s", len(pending), n, status)
 	}
 	return running, time.Since(began).Round(time.Millisecond)
 }
@@ -160,10 +196,10 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func (e *env) stopBareBurst(n int, mount bool) {
+func (e *env) stopBareBurst(n int, m burstMode) {
 	for i := range n {
-		e.sb.Exec("systemctl", "stop", bareUnit(i, mount))
-		if mount {
+		e.sb.Exec("systemctl", "stop", m.unit(i))
+		if m.mount {
 			e.sb.Exec("systemd-mount", "--umount", fmt.Sprintf("/var/lib/left4me/bare/%d/merged", i))
 		}
 	}

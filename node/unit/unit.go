@@ -7,6 +7,7 @@ package unit
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -441,6 +442,10 @@ func bindAllow(p Ports) []string {
 	sort.Strings(allow)
 	return allow
 }
+
+// Hardening is the fixed part of every game unit's sandbox, for
+// benchmarks that start bare units the same way.
+func Hardening() []string { return slices.Clone(hardening) }
 
 // hardening is the fixed part of the sandbox. srcds is 32-bit
 // (SystemCallArchitectures=native x86) and breaks under
