@@ -449,7 +449,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request)
 			return
 		}
 		obj, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
-		h.respond(w, r, http.StatusOK, obj, err)
+		h.respondRead(w, r, req, obj, err)
 	case "update":
 		h.update(w, r, req)
 	case "patch":
@@ -843,7 +843,27 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	list, err := h.store.List(r.Context(), req.res, opts)
-	h.respond(w, r, http.StatusOK, list, err)
+	h.respondRead(w, r, req, list, err)
+}
+
+// respondRead answers a get or a list: the object(s), or the Table of them
+// the Accept header asks for (kubectl get).
+func (h *Handler) respondRead(w http.ResponseWriter, r *http.Request, req *request, obj any, err error) {
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	table, err := tableRequest(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if table == nil {
+		writeJSON(w, http.StatusOK, redacted(obj))
+		return
+	}
+	t, err := asTable(req.res.Kind, redacted(obj), table)
+	h.respond(w, r, http.StatusOK, t, err)
 }
 
 // watchEvent is the wire form of one event: {"type":…,"object":…}.
@@ -869,6 +889,11 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(secs)*time.Second)
 		defer cancel()
 	}
+	table, err := tableRequest(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	wi, err := h.store.Watch(ctx, req.res, opts)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -892,7 +917,14 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, req *request) {
 			if !ok {
 				return
 			}
-			line, err := h.encodings.encode(ev)
+			var line []byte
+			if table != nil {
+				// kubectl get -w: a Table of one row per event, made for
+				// this watcher alone (the shared encodings are objects).
+				line, err = tableEvent(req.res.Kind, ev, table)
+			} else {
+				line, err = h.encodings.encode(ev)
+			}
 			if err != nil {
 				h.log.Error(err, "encoding a watch event", "resource", req.res.Plural)
 				return

@@ -49,13 +49,21 @@ func instance(name string) *v1.Instance {
 // is an error.
 func call(t *testing.T, s *server.Server, method, path, contentType, body string) (int, []byte) {
 	t.Helper()
+	h := http.Header{}
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	return callWith(t, s, method, path, h, body)
+}
+
+// callWith is call with the request's headers (the admin's token added).
+func callWith(t *testing.T, s *server.Server, method, path string, h http.Header, body string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
+	req.Header = h.Clone()
 	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, s))
 	resp, err := servertest.HTTPClient(s).Do(req)
 	if err != nil {

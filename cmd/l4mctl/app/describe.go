@@ -18,6 +18,7 @@ import (
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/tables"
 )
 
 func (c *cli) newDescribeCommand() *cobra.Command {
@@ -65,7 +66,7 @@ func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
 		}
 	}
 	fmt.Fprintf(out, "Annotations:  %s\n", joinMap(ann))
-	fmt.Fprintf(out, "Created:      %s (%s ago)\n", obj.GetCreationTimestamp().Format(time.RFC3339), age(obj, time.Now()))
+	fmt.Fprintf(out, "Created:      %s (%s ago)\n", obj.GetCreationTimestamp().Format(time.RFC3339), tables.Age(obj, time.Now()))
 	if dt := obj.GetDeletionTimestamp(); dt != nil {
 		fmt.Fprintf(out, "Deleting:     since %s, waiting on finalizers %s\n", dt.Format(time.RFC3339), strings.Join(obj.GetFinalizers(), ", "))
 	}
@@ -184,7 +185,7 @@ func (c *cli) printEvents(ctx context.Context, cl *client.Client, res *resources
 	fmt.Fprintln(tw, "  TYPE\tREASON\tAGE\tFROM\tMESSAGE")
 	for _, it := range items {
 		e := it.(*v1.Event)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, duration.HumanDuration(time.Since(eventTime(e))), e.Source.Component, e.Message)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.Type, e.Reason, duration.HumanDuration(time.Since(tables.EventTime(e))), e.Source.Component, e.Message)
 	}
 	tw.Flush()
 	return nil
@@ -217,8 +218,8 @@ func printInstallationTable(out io.Writer, firstHeader string, rows []installati
 		if r.e.CheckedAt != nil {
 			checked = duration.HumanDuration(time.Since(r.e.CheckedAt.Time)) + " ago"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.first, orNone(r.e.Phase), orNone(strings.Join(r.e.Builds, ",")),
-			orNone(r.e.Downloading), orNone(r.e.LatestSeen), checked, r.e.Reason, joinNote(r.e.Message, r.note))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.first, tables.OrNone(r.e.Phase), tables.OrNone(strings.Join(r.e.Builds, ",")),
+			tables.OrNone(r.e.Downloading), tables.OrNone(r.e.LatestSeen), checked, r.e.Reason, joinNote(r.e.Message, r.note))
 	}
 	tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/resources"
+	"github.com/left4me/left4me/apis/tables"
 )
 
 // overlayRow is one fetched Overlay on one node, for describe's tables:
@@ -37,8 +38,8 @@ func printOverlayTable(out io.Writer, firstHeader string, rows []overlayRow) {
 		for i, d := range r.e.Digests {
 			held[i] = v1.ShortDigest(d)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.first, orNone(r.e.Phase), orNone(v1.ShortDigest(r.e.Digest)),
-			orNone(strings.Join(held, ",")), r.e.Reason, joinNote(r.e.Message, r.note))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.first, tables.OrNone(r.e.Phase), tables.OrNone(v1.ShortDigest(r.e.Digest)),
+			tables.OrNone(strings.Join(held, ",")), r.e.Reason, joinNote(r.e.Message, r.note))
 	}
 	tw.Flush()
 }
@@ -65,12 +66,12 @@ func printNodeOverlays(out io.Writer, n *v1.Node) {
 func (c *cli) printOverlayNodes(ctx context.Context, cl *client.Client, ov *v1.Overlay) error {
 	out := c.streams.Out
 	src := &ov.Spec.Source
-	fmt.Fprintf(out, "Source:       %s %s\n", orNone(src.Kind()), sourceFrom(src))
+	fmt.Fprintf(out, "Source:       %s %s\n", tables.OrNone(src.Kind()), tables.SourceFrom(src))
 	if src.Kind() == v1.SourcePath {
 		fmt.Fprintln(out, "Nodes:        <none>: a path source is not fetched; each node mounts overlays/"+src.Path+" as it is")
 		return nil
 	}
-	digest := orNone(ov.WantedDigest())
+	digest := tables.OrNone(ov.WantedDigest())
 	if src.Kind() == v1.SourceFiles {
 		digest += " (from the files' content)"
 	}
@@ -120,7 +121,7 @@ func printWorkshopItems(out io.Writer, items []v1.WorkshopItem) {
 		if it.TimeUpdated != nil {
 			updated = it.TimeUpdated.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", it.ID, orNone(oneLine(it.Title)), humanBytes(it.Size), updated)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", it.ID, tables.OrNone(oneLine(it.Title)), humanBytes(it.Size), updated)
 	}
 	tw.Flush()
 }

@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/server"
+	"github.com/left4me/left4me/apis/server/servertest"
+)
+
+// kubectl runs the machine's kubectl (Debian's kubernetes-client in CI,
+// which .ci/run installs) against s as the admin, the way the README says
+// to: --server, --token and --certificate-authority.
+func kubectl(t *testing.T, s *server.Server, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("kubectl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kubectl missing: .ci/run installs kubernetes-client")
+		}
+		t.Skip("kubectl is not installed (apt-get install kubernetes-client)")
+	}
+	home := t.TempDir() // no kubeconfig or cache from elsewhere
+	ca := filepath.Join(home, "ca.crt")
+	if err := os.WriteFile(ca, s.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conn := []string{"--server", s.URL(), "--token", servertest.AdminToken(t, s), "--certificate-authority", ca}
+	cmd := exec.Command(bin, append(conn, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestKubectlGetPrintsTheColumnsOfL4mctl: kubectl get shows an Instance
+// with l4mctl get's columns, the wide ones with -o wide, NAMESPACE with
+// -A and labels with --show-labels (read from the rows' metadata).
+func TestKubectlGetPrintsTheColumnsOfL4mctl(t *testing.T) {
+	s, admin := servertest.Start(t)
+	in := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "coop-1", Namespace: "default", Labels: map[string]string{"mode": "coop"}},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}}}
+	if _, err := admin.Create(context.Background(), instances, in, false); err != nil {
+		t.Fatal(err)
+	}
+	header := func(out string) string { return strings.Join(strings.Fields(strings.SplitN(out, "\n", 2)[0]), " ") }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "instances"}, "NAME PHASE NODE ADDRESS PLAYERS MAP AGE"},
+		{[]string{"get", "instances", "-o", "wide"}, "NAME PHASE NODE ADDRESS PLAYERS MAP AGE BLUEPRINT DESIRED READY UNIT RESTARTS BUILD"},
+		{[]string{"get", "instances", "-A"}, "NAMESPACE NAME PHASE NODE ADDRESS PLAYERS MAP AGE"},
+		{[]string{"get", "instances", "--show-labels"}, "NAME PHASE NODE ADDRESS PLAYERS MAP AGE LABELS"},
+	} {
+		out := kubectl(t, s, c.args...)
+		if got := header(out); got != c.want {
+			t.Errorf("kubectl %s: header %q, want %q\n%s", strings.Join(c.args, " "), got, c.want, out)
+		}
+		if !strings.Contains(out, "coop-1") || !strings.Contains(out, "Pending") {
+			t.Errorf("kubectl %s shows no row for coop-1:\n%s", strings.Join(c.args, " "), out)
+		}
+	}
+	if out := kubectl(t, s, "get", "instances", "--show-labels"); !strings.Contains(out, "mode=coop") {
+		t.Errorf("no labels:\n%s", out)
+	}
+	if out := kubectl(t, s, "get", "instance", "coop-1", "-o", "wide", "--no-headers"); !strings.Contains(strings.Join(strings.Fields(out), " "), "coop Running Unknown") {
+		t.Errorf("one Instance, wide: %s", out)
+	}
+}
