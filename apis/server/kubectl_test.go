@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,8 +18,26 @@ import (
 
 // kubectl runs the machine's kubectl (Debian's kubernetes-client in CI,
 // which .ci/run installs) against s as the admin, the way the README says
-// to: --server, --token and --certificate-authority.
+// to (--server, --token and --certificate-authority), and fails the test
+// when it fails.
 func kubectl(t *testing.T, s *server.Server, args ...string) string {
+	t.Helper()
+	out, err := kubectlErr(t, s, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// kubectlErr is kubectl, returning its failure.
+func kubectlErr(t *testing.T, s *server.Server, args ...string) (string, error) {
+	t.Helper()
+	out, err := kubectlCmd(t, s, args...).CombinedOutput()
+	return string(out), err
+}
+
+// kubectlCmd is the kubectl command, to run on any goroutine.
+func kubectlCmd(t *testing.T, s *server.Server, args ...string) *exec.Cmd {
 	t.Helper()
 	bin, err := exec.LookPath("kubectl")
 	if err != nil {
@@ -35,11 +54,7 @@ func kubectl(t *testing.T, s *server.Server, args ...string) string {
 	conn := []string{"--server", s.URL(), "--token", servertest.AdminToken(t, s), "--certificate-authority", ca}
 	cmd := exec.Command(bin, append(conn, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+home)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return cmd
 }
 
 // TestKubectlGetPrintsTheColumnsOfL4mctl: kubectl get shows an Instance
@@ -75,5 +90,52 @@ func TestKubectlGetPrintsTheColumnsOfL4mctl(t *testing.T) {
 	}
 	if out := kubectl(t, s, "get", "instance", "coop-1", "-o", "wide", "--no-headers"); !strings.Contains(strings.Join(strings.Fields(out), " "), "coop Running Unknown") {
 		t.Errorf("one Instance, wide: %s", out)
+	}
+}
+
+// TestKubectlWaitForReady: kubectl wait --for=condition=Ready returns once
+// the Instance's node reports it Ready (written here as its agent would),
+// and times out with an error naming it while it is not.
+func TestKubectlWaitForReady(t *testing.T) {
+	s, admin := servertest.Start(t)
+	ctx := context.Background()
+	in := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "coop-1", Namespace: "default"},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}}}
+	if _, err := admin.Create(ctx, instances, in, false); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectlErr(t, s, "wait", "--for=condition=Ready", "instance/coop-1", "--timeout=1s"); err == nil || !strings.Contains(out, "coop-1") {
+		t.Fatalf("kubectl wait on an Instance not Ready: %v\n%s", err, out)
+	}
+	done := make(chan string, 1)
+	wait := kubectlCmd(t, s, "wait", "--for=condition=Ready", "instance/coop-1", "--timeout=30s")
+	var buf strings.Builder
+	wait.Stdout, wait.Stderr = &buf, &buf
+	if err := wait.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wait.Process.Kill(); <-done }) // a failed test leaves no kubectl behind
+	go func() {
+		wait.Wait()
+		done <- buf.String()
+	}()
+	obj, err := admin.Get(ctx, instances, "default", "coop-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := obj.(*v1.Instance)
+	ready.Status.Phase = v1.PhaseRunning
+	ready.Status.Conditions = []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "A2SAnswered", Message: "answers", LastTransitionTime: metav1.Now()}}
+	if _, err := admin.UpdateStatus(ctx, instances, ready); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case out := <-done:
+		done <- out // for the cleanup
+		if !strings.Contains(out, "instance.left4me.io/coop-1 condition met") {
+			t.Fatalf("kubectl wait: %s", out)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("kubectl wait did not return after the Instance turned Ready")
 	}
 }
