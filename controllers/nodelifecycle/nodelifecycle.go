@@ -152,6 +152,9 @@ func (c *Controller) enqueueAll() {
 	for _, n := range c.o.Nodes.List() {
 		c.queue.Add(n.GetName())
 	}
+	for _, l := range c.o.Leases.List() {
+		c.queue.Add(l.GetName()) // a Lease whose Node is gone (dropOrphanLease)
+	}
 	c.mu.Lock()
 	for n := range c.byNode {
 		c.queue.Add(n) // Instances on nodes that do not exist (any more)
@@ -164,6 +167,11 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	var node *v1.Node
 	if obj := c.o.Nodes.Get(name); obj != nil {
 		node = obj.(*v1.Node)
+	}
+	if node == nil {
+		if err := c.dropOrphanLease(ctx, name); err != nil {
+			return err
+		}
 	}
 	lost, why := c.lost(node, name)
 	if node != nil && lost && !isUnknown(node) {
@@ -198,6 +206,27 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// dropOrphanLease deletes the Lease of a node whose Node is gone, once it
+// is no longer renewed (a host taken out of the fleet), as the Node's
+// owner reference does in Kubernetes. The Lease of a live agent whose Node
+// an admin deleted is renewed, and stays.
+func (c *Controller) dropOrphanLease(ctx context.Context, name string) error {
+	lease, _ := c.o.Leases.Get(name).(*v1.Lease)
+	if lease == nil || time.Since(lastHeartbeat(nil, lease)) <= c.o.GracePeriod {
+		return nil
+	}
+	// The version this decision was made on: a renewal meanwhile wins.
+	_, _, err := c.o.Store.Delete(ctx, resources.Leases, "", name, storage.DeleteOptions{ResourceVersion: lease.ResourceVersion})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete the Lease of removed node %s: %w", name, err)
+	}
+	c.o.Log.Info("deleted the Lease of a removed node", "node", name)
 	return nil
 }
 

@@ -209,3 +209,35 @@ func TestLeaseIsAHeartbeat(t *testing.T) {
 		t.Fatalf("old-agent, heartbeating through its Node, is %s", got)
 	}
 }
+
+// TestLeaseOfARemovedNodeGoes: when a host is taken out of the fleet (its
+// Node deleted, its agent stopped), its Lease is deleted once the grace
+// period has passed without a renewal; the Lease of an agent still running
+// after an admin deleted its Node stays, and so does every other.
+func TestLeaseOfARemovedNodeGoes(t *testing.T) {
+	e := controllertest.NewEnv(t)
+	for _, n := range []string{"retired", "still-running", "kept"} {
+		e.Node(n, false)
+		e.Heartbeat(n)
+		e.RenewLease(n)
+	}
+	e.KeepLeaseAlive("still-running")
+	e.KeepLeaseAlive("kept")
+	startControllers(e)
+	for _, n := range []string{"retired", "still-running"} {
+		if _, _, err := e.Store.Delete(e.Ctx, resources.Nodes, "", n, storage.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Eventually("the retired node's Lease deleted", func() (bool, string) {
+		_, err := e.Store.Get(e.Ctx, resources.Leases, "", "retired")
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	// The controller looked at every Lease in the same passes that found
+	// the retired one unrenewed for a grace period: the renewed are there.
+	for _, n := range []string{"still-running", "kept"} {
+		if _, err := e.Store.Get(e.Ctx, resources.Leases, "", n); err != nil {
+			t.Errorf("the Lease of %s: %v", n, err)
+		}
+	}
+}
