@@ -101,6 +101,7 @@ Declare Overlays, Blueprints and Instances in YAML and apply them:
 		c.newDrainCommand(),
 		c.newRolloutCommand(),
 		c.newSnapshotCommand(),
+		c.newConfigCommand(),
 	)
 	closeClientsAfter(root, c)
 	return root
