@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,4 +139,69 @@ func TestKubectlWaitForReady(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("kubectl wait did not return after the Instance turned Ready")
 	}
+}
+
+// TestKubectlGetWatch: kubectl get -w prints the header once, the row, and
+// a row again for each change, in l4mctl get's columns.
+func TestKubectlGetWatch(t *testing.T) {
+	s, admin := servertest.Start(t)
+	ctx := context.Background()
+	in := &v1.Instance{ObjectMeta: metav1.ObjectMeta{Name: "coop-1", Namespace: "default"},
+		Spec: v1.InstanceSpec{BlueprintRef: v1.LocalObjectReference{Name: "coop"}}}
+	if _, err := admin.Create(ctx, instances, in, false); err != nil {
+		t.Fatal(err)
+	}
+	w := kubectlCmd(t, s, "get", "instances", "-w", "--output-watch-events")
+	var buf syncBuffer
+	w.Stdout, w.Stderr = &buf, &buf
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Process.Kill(); w.Wait() })
+	waitOutput := func(what string, ok func(string) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(buf.String()); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("kubectl get -w: no %s in:\n%s", what, buf.String())
+			}
+		}
+	}
+	waitOutput("first row", func(out string) bool { return strings.Contains(out, "coop-1") })
+	obj, err := admin.Get(ctx, instances, "default", "coop-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := obj.(*v1.Instance)
+	running.Status.Phase, running.Status.Map = v1.PhaseRunning, "c2m1_highway"
+	if _, err := admin.UpdateStatus(ctx, instances, running); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput("row for the change", func(out string) bool { return strings.Contains(out, "c2m1_highway") })
+	out := buf.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if h := strings.Join(strings.Fields(lines[0]), " "); h != "EVENT NAME PHASE NODE ADDRESS PLAYERS MAP AGE" || strings.Count(out, "PHASE") != 1 {
+		t.Fatalf("header %q (once):\n%s", h, out)
+	}
+	if last := strings.Fields(lines[len(lines)-1]); len(last) < 3 || last[0] != "MODIFIED" || last[1] != "coop-1" || last[2] != "Running" {
+		t.Fatalf("the change's row %v:\n%s", last, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for kubectl's writes and the test's
+// reads at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
