@@ -19,7 +19,6 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
-	"github.com/left4me/left4me/node/unit"
 )
 
 // Reference values for 100 units started at once on one host of this
@@ -57,13 +56,13 @@ func TestBurstBenchmark(t *testing.T) {
 		return cpu{ticks(t, e, "1"), ticks(t, e, agentPID), selfCPU()}
 	}
 	c0 := sample()
-	bareRun, bareReady := e.bareBurst(n, burstMode{})
+	bareRun, bareReady := e.bareBurst(n, bareMode{})
 	c1 := sample()
-	e.stopBareBurst(n, burstMode{})
-	hardRun, hardReady := e.bareBurst(n, burstMode{hardened: true})
-	e.stopBareBurst(n, burstMode{hardened: true})
-	mountRun, mountReady := e.bareBurst(n, burstMode{mount: true})
-	e.stopBareBurst(n, burstMode{mount: true})
+	e.stopBareBurst(n, bareMode{})
+	hardRun, hardReady := e.bareBurst(n, bareMode{hardened: true})
+	e.stopBareBurst(n, bareMode{hardened: true})
+	mountRun, mountReady := e.bareBurst(n, bareMode{mount: true})
+	e.stopBareBurst(n, bareMode{mount: true})
 	c2 := sample()
 	apiRun, apiReady := e.apiBurst(n)
 	c3 := sample()
@@ -101,23 +100,10 @@ func TestBurstBenchmark(t *testing.T) {
 // the agent could hold one there, and that game would never answer.
 const bareGamePort = 29000
 
-// burstMode is what of a left4me game a bare start has: an overlay mount
-// of its own, or the game unit's sandbox (unit.Hardening, the root hidden
-// but for the installation).
-type burstMode struct{ mount, hardened bool }
-
-func (m burstMode) unit(i int) string {
-	if m.hardened {
-		return fmt.Sprintf("bare-hardened-%d", i)
-	}
-	return bareUnit(i, m.mount)
-}
-
 // bareBurst starts n game doubles with systemd-run, 16 at a time, as m
 // says, and returns the time until every systemd-run returned (the units
 // started) and until every game answered.
-func (e *env) bareBurst(n int, m burstMode) (running, ready time.Duration) {
-	mount := m.mount
+func (e *env) bareBurst(n int, m bareMode) (running, ready time.Duration) {
 	t := e.t
 	began := time.Now()
 	sem := make(chan struct{}, 16)
@@ -128,30 +114,7 @@ func (e *env) bareBurst(n int, m burstMode) (running, ready time.Duration) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			dir := "/var/lib/left4me/installation"
-			if mount {
-				rt := fmt.Sprintf("bare/%d", i)
-				for _, d := range []string{"upper", "work", "merged"} {
-					os.MkdirAll(filepath.Join(e.sb.Left4meDir, rt, d), 0o755)
-				}
-				dir = "/var/lib/left4me/" + rt + "/merged"
-				// overlay ignores the source; systemd-mount wants a path.
-				if _, err := e.sb.Exec("systemd-mount", "-t", "overlay", "-o", "lowerdir=/var/lib/left4me/installation,upperdir=/var/lib/left4me/"+rt+
-					"/upper,workdir=/var/lib/left4me/"+rt+"/work", "/var/lib/left4me/installation", dir); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-			port := strconv.Itoa(bareGamePort + i)
-			args := []string{"systemd-run", "--unit=" + m.unit(i), "-p", "WorkingDirectory=" + dir}
-			if m.hardened {
-				args = append(args, "-p", "Type=exec", "-p", "TemporaryFileSystem=/var/lib/left4me:ro", "-p", "BindReadOnlyPaths="+dir)
-				for _, h := range unit.Hardening() {
-					args = append(args, "-p", h)
-				}
-			}
-			args = append(args, dir+"/srcds_run", "-game", "left4dead2", "+ip", "0.0.0.0", "+hostport", port, "+clientport", strconv.Itoa(bareGamePort+200+i), "-nohltv")
-			if _, err := e.sb.Exec(args...); err != nil {
+			if err := m.start(e.sb, i, bareGamePort+i, bareGamePort+200+i); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -196,12 +159,9 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func (e *env) stopBareBurst(n int, m burstMode) {
+func (e *env) stopBareBurst(n int, m bareMode) {
 	for i := range n {
-		e.sb.Exec("systemctl", "stop", m.unit(i))
-		if m.mount {
-			e.sb.Exec("systemd-mount", "--umount", fmt.Sprintf("/var/lib/left4me/bare/%d/merged", i))
-		}
+		m.stop(e.sb, i)
 	}
 }
 

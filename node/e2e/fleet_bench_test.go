@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -48,12 +47,15 @@ func TestFleetBenchmark(t *testing.T) {
 
 	// Bare: per host, one systemd-run after another (each returns once its
 	// unit started), every unit timed from its call to its first A2S answer.
-	bareEach, bareTotal := f.bareStarts(perHost, false)
-	f.stopBare(perHost, false)
-	// The same with what left4me adds on the host: an overlay mount per game
-	// (systemd-mount, a transient .mount unit), the game started in it.
-	mountEach, mountTotal := f.bareStarts(perHost, true)
-	f.stopBare(perHost, true)
+	bareEach, bareTotal := f.bareStarts(perHost, bareMode{})
+	f.stopBare(perHost, bareMode{})
+	// The same with each of what left4me adds on the host: the game unit's
+	// sandbox; an overlay mount per game (systemd-mount, a transient .mount
+	// unit), the game started in it.
+	hardEach, hardTotal := f.bareStarts(perHost, bareMode{hardened: true})
+	f.stopBare(perHost, bareMode{hardened: true})
+	mountEach, mountTotal := f.bareStarts(perHost, bareMode{mount: true})
+	f.stopBare(perHost, bareMode{mount: true})
 
 	// Through left4me: n creates (16 at a time), each timed from its create
 	// call to the watch event that says Ready.
@@ -67,19 +69,21 @@ func TestFleetBenchmark(t *testing.T) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%d games over 3 hosts\tmedian each\tp99 each\ttotal\t\n", n)
 	fmt.Fprintf(tw, "bare systemd-run → A2S answers\t%v\t%v\t%v\t\n", pct(bareEach, 0.5), pct(bareEach, 0.99), bareTotal.Round(time.Millisecond))
+	fmt.Fprintf(tw, "bare systemd-run with a game unit's hardening → A2S\t%v\t%v\t%v\t\n", pct(hardEach, 0.5), pct(hardEach, 0.99), hardTotal.Round(time.Millisecond))
 	fmt.Fprintf(tw, "bare systemd-mount overlay + systemd-run → A2S\t%v\t%v\t%v\t\n", pct(mountEach, 0.5), pct(mountEach, 0.99), mountTotal.Round(time.Millisecond))
 	fmt.Fprintf(tw, "API create → Ready (A2S, via the agent)\t%v\t%v\t%v\t\n", pct(apiEach, 0.5), pct(apiEach, 0.99), apiTotal.Round(time.Millisecond))
 	fmt.Fprintf(tw, "ratio left4me / bare systemd-run\t%.1fx\t\t%.1fx\t\n",
 		float64(pct(apiEach, 0.5))/float64(pct(bareEach, 0.5)), float64(apiTotal)/float64(bareTotal))
+	fmt.Fprintf(tw, "ratio left4me / bare hardened\t%.1fx\t\t%.1fx\t\n",
+		float64(pct(apiEach, 0.5))/float64(pct(hardEach, 0.5)), float64(apiTotal)/float64(hardTotal))
 	fmt.Fprintf(tw, "ratio left4me / bare mount + run\t%.1fx\t\t%.1fx\t\n",
 		float64(pct(apiEach, 0.5))/float64(pct(mountEach, 0.5)), float64(apiTotal)/float64(mountTotal))
 	tw.Flush()
 }
 
-// bareStarts starts perHost game doubles on each host without left4me,
-// optionally each in an overlay mount of its own, and times each from its
-// first command to its first A2S answer.
-func (f *fleet) bareStarts(perHost map[string]int, mount bool) ([]time.Duration, time.Duration) {
+// bareStarts starts perHost game doubles on each host without left4me, as
+// m says, and times each from its first command to its first A2S answer.
+func (f *fleet) bareStarts(perHost map[string]int, m bareMode) ([]time.Duration, time.Duration) {
 	var mu sync.Mutex
 	var each []time.Duration
 	var wg sync.WaitGroup
@@ -92,21 +96,11 @@ func (f *fleet) bareStarts(perHost map[string]int, mount bool) ([]time.Duration,
 			defer wg.Done()
 			started := make([]time.Time, perHost[name])
 			for i := range perHost[name] {
-				port := 33000 + i
 				started[i] = time.Now()
-				dir := "/var/lib/left4me/installation"
-				if mount {
-					rt := fmt.Sprintf("bare/%d", i)
-					for _, d := range []string{"upper", "work", "merged"} {
-						os.MkdirAll(filepath.Join(sb.Left4meDir, rt, d), 0o755)
-					}
-					dir = "/var/lib/left4me/" + rt + "/merged"
-					sb.MustExec(f.t, "systemd-mount", "-t", "overlay", "-o", "lowerdir=/var/lib/left4me/installation,upperdir=/var/lib/left4me/"+rt+
-						"/upper,workdir=/var/lib/left4me/"+rt+"/work", "/var/lib/left4me/installation", dir) // overlay ignores the source; systemd-mount wants a path
+				if err := m.start(sb, i, 33000+i, 34000+i); err != nil {
+					f.t.Error(err)
+					return
 				}
-				sb.MustExec(f.t, "systemd-run", "--unit="+bareUnit(i, mount), "-p", "WorkingDirectory="+dir,
-					dir+"/srcds_run", "-game", "left4dead2", "+ip", "0.0.0.0", "+hostport", strconv.Itoa(port),
-					"+clientport", strconv.Itoa(port+1000), "-nohltv")
 			}
 			pending := map[int]bool{}
 			for i := range perHost[name] {
@@ -135,20 +129,10 @@ func (f *fleet) bareStarts(perHost map[string]int, mount bool) ([]time.Duration,
 	return each, time.Since(began)
 }
 
-func bareUnit(i int, mount bool) string {
-	if mount {
-		return fmt.Sprintf("bare-mounted-%d", i)
-	}
-	return fmt.Sprintf("bare-%d", i)
-}
-
-func (f *fleet) stopBare(perHost map[string]int, mount bool) {
+func (f *fleet) stopBare(perHost map[string]int, m bareMode) {
 	for name, sb := range f.hosts {
 		for i := range perHost[name] {
-			sb.Exec("systemctl", "stop", bareUnit(i, mount))
-			if mount {
-				sb.Exec("systemd-mount", "--umount", fmt.Sprintf("/var/lib/left4me/bare/%d/merged", i))
-			}
+			m.stop(sb, i)
 		}
 	}
 }
