@@ -236,10 +236,10 @@ func (a *Agent) prepareMount(ctx context.Context, id, mountName string, keepHost
 	return a.ensureStarted(ctx, mountName, true)
 }
 
-// releaseHostMount detaches the host's copy of a running game's overlay,
-// when the unit's own ExecStartPost= could not (see unit.Service): the
-// game's namespace holds its overlay, and a copy on the host only slows
-// every later start. That is logged, not failed.
+// releaseHostMount detaches the host's copy of a game's overlay: once the
+// game runs, its own namespace holds the overlay (see unit.Service), and
+// after it stopped nothing needs it; a copy on the host only slows every
+// later start. A detach that fails is logged, not failed.
 func (a *Agent) releaseHostMount(id string) {
 	if a.o.HostMounts == nil {
 		return

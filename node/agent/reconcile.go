@@ -67,6 +67,9 @@ func (a *Agent) reconcile(ctx context.Context, k string) error {
 	status.UnitName = unit.ServiceName(id)
 	status.ObservedGeneration = in.Generation
 	err := a.realize(ctx, in, id, status)
+	if err != nil {
+		a.slots.give(id) // a start that failed on the way holds no slot while it backs off
+	}
 	if werr := a.writeStatus(ctx, in, status); werr != nil && err == nil {
 		err = werr
 	}
@@ -383,7 +386,10 @@ func (a *Agent) ensureStarted(ctx context.Context, name string, wait bool) error
 	if err != nil {
 		return err
 	}
-	if st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading" {
+	// Deactivating too: a game stopping (or crashing) still holds its
+	// overlay, and a start queued now would mount another over the same
+	// upper dir before it is gone; its unit signals again once it is.
+	if st.ActiveState == "active" || st.ActiveState == "activating" || st.ActiveState == "reloading" || st.ActiveState == "deactivating" {
 		return nil
 	}
 	if st.LoadState == "not-found" {
@@ -413,11 +419,11 @@ func (a *Agent) observe(ctx context.Context, id string, port int32, st *v1.Insta
 	active := svc.ActiveState == "active"
 	setCond(st, v1.InstanceUnitActive, active, "Unit"+capitalize(svc.ActiveState), fmt.Sprintf("%s is %s (%s)", svc.Name, svc.ActiveState, svc.SubState))
 	if active || svc.ActiveState == "failed" {
-		// Its start is over (the host's copy of its overlay gone with it).
-		a.slots.give(id)
+		a.slots.give(id) // its start is over
 	}
 	if a.o.MountDriver != unit.DriverFuseOverlayfs {
-		// The unit mounts as it starts: the overlay is there while it runs.
+		// The overlay unit mounts as the game starts: the overlay is there
+		// while it runs.
 		if active {
 			setCond(st, v1.InstanceMounted, true, "Mounted", "overlay mounted in the game's own mount namespace at "+a.paths.Merged(id))
 		} else {
@@ -525,6 +531,11 @@ func (a *Agent) stopGame(ctx context.Context, id string) error {
 		if err := a.o.Systemd.Stop(ctx, name); err != nil {
 			return err
 		}
+	}
+	// The game is gone: so goes a host copy of its overlay left by a start
+	// that never ran (see unit.Service).
+	if a.o.MountDriver != unit.DriverFuseOverlayfs {
+		a.releaseHostMount(id)
 	}
 	return nil
 }

@@ -2,10 +2,10 @@
 // 1's) from a node agent that systemd runs in a namespace of its own
 // (ProtectSystem=strict).
 //
-// A game unit mounts its overlay on the host as it starts and detaches the
-// host's copy once its own namespace holds it (see unit.Service). When that
-// detach fails, the agent does it here: the host's copy only slows every
-// later start.
+// A game's overlay unit mounts the overlay on the host as the game starts;
+// the agent detaches the host's copy here once the game's own namespace
+// holds it, or the game has stopped (see unit.Service): a copy on the host
+// only slows every later start.
 package hostmount
 
 import (
