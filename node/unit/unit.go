@@ -313,7 +313,8 @@ func OverlayMount(p Paths, id string, lowers []string, base, driver string) (Mou
 	}
 	all := append(append([]string{}, lowers...), base)
 	for _, l := range all {
-		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\\\n") {
+		// '"' too: libmount reads it as quoting in the options string.
+		if !filepath.IsAbs(l) || strings.ContainsAny(l, ":,\\\n\"") {
 			return MountArgs{}, fmt.Errorf("render mount for %s: lower dir %q cannot be an overlayfs option", id, l)
 		}
 	}
@@ -429,6 +430,9 @@ func OverlayService(p Paths, id string, m MountArgs) (string, error) {
 	w("")
 	w("[Service]")
 	w("Type=oneshot")
+	// A mount that hangs (a lower dir on a dead network file system) fails
+	// the game's start in 30 s, not systemd's default 90.
+	w("TimeoutStartSec=30s")
 	w("ExecStart=-%s", quoteArgv([]string{"/bin/umount", "--lazy", "--quiet", "--no-canonicalize", m.Where}))
 	w("ExecStart=%s", quoteArgv([]string{"/bin/mount", "--internal-only", "-t", m.Type, "-o", m.Options, m.What, m.Where}))
 	return b.String(), nil

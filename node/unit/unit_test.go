@@ -138,8 +138,10 @@ func TestHostRechecks(t *testing.T) {
 			t.Errorf("%s: unit rendered", name)
 		}
 	}
-	if _, err := OverlayMount(p, "x", []string{"/a:b"}, p.Installation(), DriverOverlayfs); err == nil {
-		t.Error("a lower dir with ':' rendered")
+	for _, lower := range []string{"/a:b", "/a,b", `/a"b`, "/a\nb", "relative"} {
+		if _, err := OverlayMount(p, "x", []string{lower}, p.Installation(), DriverOverlayfs); err == nil {
+			t.Errorf("a lower dir %q rendered", lower)
+		}
 	}
 }
 
