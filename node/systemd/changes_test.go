@@ -6,23 +6,48 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 )
 
-func TestStateChange(t *testing.T) {
-	v := godbus.MakeVariant
-	for _, c := range []struct {
-		name    string
-		changed map[string]godbus.Variant
-		want    bool
+// TestUnitStatesPassOnRealChanges feeds the signals systemd sent for a
+// game's start and crash (as busctl monitor showed them: each state twice)
+// and checks which reach the agent.
+func TestUnitStatesPassOnRealChanges(t *testing.T) {
+	state := func(active, sub string) map[string]godbus.Variant {
+		return map[string]godbus.Variant{"ActiveState": godbus.MakeVariant(active), "SubState": godbus.MakeVariant(sub)}
+	}
+	const game = "l4m-default.coop-1.service"
+	s := unitStates{}
+	for i, c := range []struct {
+		name  string
+		unit  string
+		props map[string]godbus.Variant
+		want  bool
 	}{
-		{"a start the agent queued begins", map[string]godbus.Variant{"ActiveState": v("activating"), "SubState": v("start")}, false},
-		{"a game becomes active", map[string]godbus.Variant{"ActiveState": v("active"), "SubState": v("running")}, true},
-		{"a game fails", map[string]godbus.Variant{"ActiveState": v("failed"), "SubState": v("failed")}, true},
-		{"a crashed game waits to be restarted by systemd", map[string]godbus.Variant{"ActiveState": v("activating"), "SubState": v("auto-restart")}, true},
-		{"a game is stopping", map[string]godbus.Variant{"ActiveState": v("deactivating"), "SubState": v("stop-sigterm")}, true},
-		{"only the sub-state moves", map[string]godbus.Variant{"SubState": v("exited")}, true},
-		{"timestamps alone", map[string]godbus.Variant{"InactiveExitTimestamp": v(uint64(1))}, false},
+		{"a unit never seen: its first state", game, state("inactive", "dead"), true},
+		{"the same state on the other interface", game, state("inactive", "dead"), false},
+		{"the start the agent queued begins", game, state("activating", "start"), false},
+		{"the game runs", game, state("active", "running"), true},
+		{"the same again", game, state("active", "running"), false},
+		{"timestamps alone", game, map[string]godbus.Variant{"InactiveExitTimestamp": godbus.MakeVariant(uint64(1))}, false},
+		{"it crashes: stopping", game, state("deactivating", "stop-sigterm"), true},
+		{"systemd restarts it by itself", game, state("activating", "auto-restart"), true},
+		{"the restart's start", game, state("activating", "start"), false},
+		{"running again", game, state("active", "running"), true},
+		{"only the sub-state moves", game, map[string]godbus.Variant{"SubState": godbus.MakeVariant("exited")}, true},
+		{"another unit is its own", "l4m-default.versus-1.service", state("active", "running"), true},
+		{"it fails", game, state("failed", "failed"), true},
+		{"a unit of the host's own", "cron.service", state("active", "running"), true},
+		{"is not remembered", "cron.service", state("active", "running"), true},
 	} {
-		if got := stateChange(c.changed); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		if got := s.changed(c.unit, c.props); got != c.want {
+			t.Errorf("%d %s: %v, want %v", i, c.name, got, c.want)
 		}
+	}
+}
+
+func TestUnitStatesRememberOnlyLeft4mesUnits(t *testing.T) {
+	s := unitStates{}
+	s.changed("run-u42.scope", map[string]godbus.Variant{"ActiveState": godbus.MakeVariant("active")})
+	s.changed("l4m-default.coop-1.service", map[string]godbus.Variant{"ActiveState": godbus.MakeVariant("active")})
+	if len(s) != 1 {
+		t.Fatalf("remembers %v", s)
 	}
 }

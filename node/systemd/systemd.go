@@ -327,12 +327,13 @@ func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
 	go func() {
 		defer close(out)
 		lost := 0
+		seen := unitStates{}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case u := <-updates:
-				if !stateChange(u.Changed) {
+				if !seen.changed(u.UnitName, u.Changed) {
 					continue
 				}
 				select {
@@ -352,20 +353,43 @@ func (d *DBus) Changes(ctx context.Context) (<-chan string, error) {
 	return out, nil
 }
 
-// stateChange says whether a unit's property change is one its watcher
-// acts on: its ActiveState or SubState moved, other than into a start in
-// progress. Whoever queued a start knows it began, and the unit signals
-// again when it ends (active or failed); a start by systemd itself (a
-// crashed game's auto-restart) is reported. Starting a game otherwise
-// costs its agent a reconcile that finds only "activating".
-func stateChange(changed map[string]godbus.Variant) bool {
-	active, hasActive := changed["ActiveState"]
-	sub, hasSub := changed["SubState"]
+// unitStates is each unit's last ActiveState/SubState as its signals
+// said, so that only a real change is passed on: systemd signals every
+// state twice (its Unit and its Service interface), and a start the
+// watcher queued itself begins with "activating (start)", which it knows.
+// Measured with busctl monitor, a Type=exec start signals inactive/dead
+// (the job queued), activating/start, active/running and active/running
+// again; two of those reach the agent.
+type unitStates map[string]string
+
+// changed records what a unit's property change says of its state and
+// whether the watcher should act on it: its ActiveState or SubState moved,
+// other than into a start in progress. A start by systemd itself (a
+// crashed game's auto-restart) is one to act on.
+func (s unitStates) changed(unit string, props map[string]godbus.Variant) bool {
+	active, hasActive := props["ActiveState"]
+	sub, hasSub := props["SubState"]
 	if !hasActive && !hasSub {
 		return false
 	}
-	if hasActive && active.Value() == "activating" {
-		return !hasSub || sub.Value() == "auto-restart"
+	// Only left4me's units are remembered (one short string each, for the
+	// games this host ran), so the host's other units cannot grow it.
+	ours := strings.HasPrefix(unit, "l4m-")
+	last, known := s[unit]
+	lastActive, lastSub, _ := strings.Cut(last, "/")
+	a, b := lastActive, lastSub
+	if hasActive {
+		a, _ = active.Value().(string)
 	}
-	return true
+	if hasSub {
+		b, _ = sub.Value().(string)
+	}
+	now := a + "/" + b
+	if ours {
+		s[unit] = now
+	}
+	if known && now == last {
+		return false
+	}
+	return a != "activating" || b == "auto-restart"
 }
