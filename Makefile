@@ -27,8 +27,14 @@ run: build ## Run the single-machine system: API server, one node in a sandbox h
 	./hack/run.sh
 
 .PHONY: generate
-generate: ## Regenerate deep copies.
+generate: ## Regenerate deep copies, the OpenAPI definitions (apis/openapi) and the JSON Schemas (config/schemas).
 	$(GO) tool deepcopy-gen --go-header-file hack/boilerplate.go.txt --output-file zz_generated.deepcopy.go ./apis/left4me/v1alpha1
+	$(GO) tool openapi-gen --go-header-file hack/boilerplate.go.txt \
+		--output-dir apis/openapi --output-pkg github.com/left4me/left4me/apis/openapi --output-file zz_generated.openapi.go \
+		--output-model-name-file zz_generated.model_name.go --report-filename hack/api-violations.list \
+		--readonly-pkg k8s.io/apimachinery/pkg/apis/meta/v1 --readonly-pkg k8s.io/apimachinery/pkg/runtime --readonly-pkg k8s.io/apimachinery/pkg/version \
+		./apis/left4me/v1alpha1 k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/util/intstr
+	$(GO) run ./hack/gen-schemas -out config/schemas
 
 .PHONY: clean-data
 clean-data: ## Forget what `make run` stored.

@@ -17,7 +17,7 @@ func installation(wanted string) *v1.Installation {
 		Status: v1.InstallationStatus{LatestBuild: wanted, WantedBuild: wanted}}
 }
 
-func blueprint(ns, name, installation, policy string) *v1.Blueprint {
+func blueprint(ns, name, installation string, policy v1.RolloutPolicy) *v1.Blueprint {
 	bp := &v1.Blueprint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	bp.Spec.Installation = installation
 	bp.Spec.Rollout = v1.RolloutSpec{Policy: policy, MaxUnavailable: 1}

@@ -3,9 +3,13 @@ package server
 import (
 	"net/http"
 
+	"k8s.io/kube-openapi/pkg/handler"
+	"k8s.io/kube-openapi/pkg/handler3"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/openapi"
 	"github.com/left4me/left4me/apis/resources"
 )
 
@@ -47,4 +51,30 @@ func (h *Handler) resourceList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// getOnly registers kube-openapi's handlers on the mux for GET (and HEAD)
+// alone: the OpenAPI documents are read-only.
+type getOnly struct{ mux *http.ServeMux }
+
+func (g getOnly) Handle(path string, h http.Handler)       { g.mux.Handle("GET "+path, h) }
+func (g getOnly) HandlePrefix(path string, h http.Handler) { g.mux.Handle("GET "+path, h) }
+
+// serveOpenAPI serves /openapi/v2 (JSON or protobuf, as kubectl asks) and
+// /openapi/v3 with the left4me.io/v1alpha1 document, both built once from
+// the generated definitions. Any authenticated user may read them, as
+// discovery.
+func serveOpenAPI(mux *http.ServeMux) error {
+	v2, err := openapi.V2()
+	if err != nil {
+		return err
+	}
+	handler.NewOpenAPIService(v2).RegisterOpenAPIVersionedService("/openapi/v2", getOnly{mux})
+	v3, err := openapi.V3()
+	if err != nil {
+		return err
+	}
+	s3 := handler3.NewOpenAPIService()
+	s3.UpdateGroupVersion(openapi.GroupVersionPath, v3)
+	return s3.RegisterOpenAPIV3VersionedService("/openapi/v3", getOnly{mux})
 }

@@ -17,7 +17,7 @@ func FuzzDecodeStrict(f *testing.F) {
 	f.Add(uint8(4), []byte(`[1,2,3]`))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		res := resources.All[int(kind)%len(resources.All)]
-		obj, err := decodeStrict(res, data)
+		obj, err := decode(&request{res: res, validation: fieldValidationStrict}, data)
 		if err != nil {
 			return
 		}
@@ -25,7 +25,7 @@ func FuzzDecodeStrict(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted object does not encode: %v", err)
 		}
-		again, err := decodeStrict(res, once)
+		again, err := decode(&request{res: res, validation: fieldValidationStrict}, once)
 		if err != nil {
 			t.Fatalf("accepted object does not decode after encoding: %v\n%s", err, once)
 		}

@@ -142,6 +142,9 @@ func NewHandler(o HandlerOptions) *Handler {
 	h.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, version.Get()) })
 	h.mux.Handle("GET /metrics", h.adminOnly(o.Metrics.Handler()))
 	h.mux.HandleFunc(snapshotRoute, h.serveSnapshot)
+	if err := serveOpenAPI(h.mux); err != nil {
+		panic(err) // built from generated code: the openapi package's tests build it too
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
 	dash, err := ui.New(ui.Options{
 		Store: o.Store, Authn: o.Authn, Authz: o.Authz, API: http.HandlerFunc(h.ServeAs),
@@ -285,6 +288,10 @@ type request struct {
 	decision    auth.Decision
 	// command is an rcon request's console command, for the audit record.
 	command string
+	// validation is what a write does with unknown and duplicate fields;
+	// warnings collects what it found under Warn, for the response.
+	validation fieldValidation
+	warnings   []string
 }
 
 // verbOf names a request the way authorization and metrics see it.
@@ -355,6 +362,13 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 		return nil, notFoundPath(r.URL.Path)
 	}
 	req.verb = verbOf(r, req.name == "")
+	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		v, err := fieldValidationOf(r)
+		if err != nil {
+			return nil, err
+		}
+		req.validation = v
+	}
 	if req.subresource == "rcon" || req.subresource == "console" {
 		// Running a console command changes the game: a write.
 		req.verb = "create"
@@ -547,13 +561,25 @@ func readBody(r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-// decodeStrict decodes an object of the request's kind and refuses unknown,
-// duplicate and mistyped fields, naming them.
-func decodeStrict(res *resources.Resource, data []byte) (v1.Object, error) {
+// decode decodes an object of the request's kind and refuses mistyped
+// fields, and unknown and duplicate ones unless the request's
+// fieldValidation lets them through (Warn adds them to req.warnings),
+// naming them.
+func decode(req *request, data []byte) (v1.Object, error) {
+	res := req.res
 	obj := res.New()
 	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, describeJSONError(err)))
+	}
+	switch req.validation {
+	case fieldValidationIgnore:
+		strictErrs = nil
+	case fieldValidationWarn:
+		for _, e := range strictErrs {
+			req.warnings = append(req.warnings, e.Error())
+		}
+		strictErrs = nil
 	}
 	if len(strictErrs) > 0 {
 		var errs field.ErrorList
@@ -634,9 +660,9 @@ func readObject(r *http.Request, req *request) (v1.Object, bool, error) {
 	return obj, dry, err
 }
 
-// admitJSON is decodeStrict, checkIdentity and admit in one.
+// admitJSON is decode, checkIdentity and admit in one.
 func admitJSON(req *request, data []byte) (v1.Object, error) {
-	obj, err := decodeStrict(req.res, data)
+	obj, err := decode(req, data)
 	if err != nil {
 		return nil, err
 	}
@@ -664,6 +690,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	// The store counts and creates in one step: the quota is exact.
 	out, err := h.store.Create(r.Context(), req.res, obj, storage.CreateOptions{DryRun: dry, MaxInNamespace: h.maxObjects})
+	writeWarnings(w, req.warnings)
 	h.respond(w, r, http.StatusCreated, out, err)
 }
 
@@ -685,6 +712,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"}, withStatus))
+	writeWarnings(w, req.warnings)
 	h.respond(w, r, http.StatusOK, out, err)
 }
 
@@ -718,6 +746,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
+		req.warnings = nil // each attempt decodes again
 		cur, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
 		if err != nil {
 			h.writeError(w, r, err)
@@ -765,6 +794,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		if apierrors.IsConflict(err) && !pinned && attempt < 5 {
 			continue
 		}
+		writeWarnings(w, req.warnings)
 		h.respond(w, r, http.StatusOK, out, err)
 		return
 	}

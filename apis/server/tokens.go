@@ -36,7 +36,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, req *reque
 		h.writeError(w, r, err)
 		return
 	}
-	obj, err := decodeStrict(req.res, data)
+	obj, err := decode(req, data)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

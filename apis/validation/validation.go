@@ -316,7 +316,7 @@ func ValidateBlueprintSpec(s *v1.BlueprintSpec, p *field.Path) field.ErrorList {
 	switch s.Rollout.Policy {
 	case v1.RolloutWhenEmpty, v1.RolloutImmediate, "":
 	default:
-		allErrs = append(allErrs, field.NotSupported(p.Child("rollout", "policy"), s.Rollout.Policy, []string{v1.RolloutWhenEmpty, v1.RolloutImmediate}))
+		allErrs = append(allErrs, field.NotSupported(p.Child("rollout", "policy"), s.Rollout.Policy, []string{string(v1.RolloutWhenEmpty), string(v1.RolloutImmediate)}))
 	}
 	if s.Rollout.MaxUnavailable < 0 {
 		allErrs = append(allErrs, field.Invalid(p.Child("rollout", "maxUnavailable"), s.Rollout.MaxUnavailable, "must not be negative"))

@@ -23,6 +23,9 @@ type BlueprintSpec struct {
 	// Overlays are names of Overlays in the same namespace, topmost first: a
 	// file in overlays[0] hides the same file in overlays[1] and in the
 	// installation.
+	//
+	// +listType=atomic
+	// +k8s:validation:maxItems=32
 	Overlays []string `json:"overlays,omitempty"`
 	// Installation names the Installation whose build is the bottom layer
 	// (default "l4d2"). While no Installation of that name exists, nodes
@@ -31,12 +34,17 @@ type BlueprintSpec struct {
 	// Game holds the srcds arguments every server needs.
 	Game GameSpec `json:"game,omitempty"`
 	// Cvars become server.cfg lines, in order: `name "value"`.
+	//
+	// +listType=map
+	// +listMapKey=name
 	Cvars []Cvar `json:"cvars,omitempty"`
 	// Args are extra srcds arguments. srcds_run is a shell script that
 	// re-splits them on spaces, so each word is checked: no shell
 	// metacharacters, no command server.cfg may not run either (+exec,
 	// +rcon_password, +logaddress_*, ...), and none of the flags the node
 	// owns (-game, -ip/+ip, +hostport, +clientport, +tv_port, +map, ...).
+	//
+	// +listType=atomic
 	Args []string `json:"args,omitempty"`
 	// Resources limit what one server may use on its host.
 	Resources Resources `json:"resources,omitempty"`
@@ -66,22 +74,29 @@ const AnnotationForceRestartAt = "left4me.io/forceRestartAt"
 // applied (kubectl's last-applied-configuration), for its three-way merge.
 const AnnotationLastApplied = Group + "/last-applied-configuration"
 
+// RolloutPolicy says when a changed Instance may restart.
+//
+// +enum
+type RolloutPolicy string
+
 // Rollout policies.
 const (
 	// RolloutWhenEmpty restarts an Instance onto a new spec only when no
 	// player is on it (the default: nobody gets kicked).
-	RolloutWhenEmpty = "WhenEmpty"
+	RolloutWhenEmpty RolloutPolicy = "WhenEmpty"
 	// RolloutImmediate restarts at once, players or not.
-	RolloutImmediate = "Immediate"
+	RolloutImmediate RolloutPolicy = "Immediate"
 )
 
 // RolloutSpec limits how changes to a Blueprint or its Overlays restart
 // running Instances.
 type RolloutSpec struct {
 	// Policy is WhenEmpty (default) or Immediate.
-	Policy string `json:"policy,omitempty"`
+	Policy RolloutPolicy `json:"policy,omitempty"`
 	// MaxUnavailable is how many of the Blueprint's Instances may restart at
 	// once (default 1).
+	//
+	// +k8s:validation:minimum=0
 	MaxUnavailable int32 `json:"maxUnavailable,omitempty"`
 }
 
@@ -89,18 +104,30 @@ type RolloutSpec struct {
 // status care about.
 type GameSpec struct {
 	// Map is the starting map, e.g. c1m1_hotel.
+	//
+	// +k8s:validation:pattern="^[A-Za-z0-9_-]{1,64}$"
 	Map string `json:"map,omitempty"`
 	// Mode is the game mode (coop, versus, survival, scavenge, realism, ...).
+	//
+	// +k8s:validation:pattern="^[a-z0-9_]{1,32}$"
 	Mode string `json:"mode,omitempty"`
 	// MaxPlayers is the number of player slots.
+	//
+	// +k8s:validation:minimum=1
+	// +k8s:validation:maximum=32
 	MaxPlayers int32 `json:"maxPlayers,omitempty"`
 	// Tickrate is the server's simulation rate.
+	//
+	// +k8s:validation:minimum=10
+	// +k8s:validation:maximum=128
 	Tickrate int32 `json:"tickrate,omitempty"`
 }
 
 // Cvar is one server.cfg line.
 type Cvar struct {
-	Name  string `json:"name"`
+	// +k8s:validation:pattern="^[A-Za-z_][A-Za-z0-9_.]{0,63}$"
+	Name string `json:"name"`
+	// +k8s:validation:maxLength=255
 	Value string `json:"value"`
 }
 
@@ -112,15 +139,23 @@ type Resources struct {
 	// scheduler reserves on a node.
 	MemoryMax *resource.Quantity `json:"memoryMax,omitempty"`
 	// CPUWeight is systemd's CPUWeight= (1..10000).
+	//
+	// +k8s:validation:minimum=1
+	// +k8s:validation:maximum=10000
 	CPUWeight int32 `json:"cpuWeight,omitempty"`
 	// TasksMax limits processes and threads (systemd TasksMax=).
+	//
+	// +k8s:validation:minimum=1
+	// +k8s:validation:maximum=65535
 	TasksMax int32 `json:"tasksMax,omitempty"`
 }
 
 // BlueprintStatus reports what the control plane knows about the Blueprint.
 type BlueprintStatus struct {
-	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
-	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

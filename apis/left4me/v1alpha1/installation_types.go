@@ -54,13 +54,19 @@ func IsBuildID(s string) bool {
 // InstallationSpec says which build of which app the selected nodes keep.
 type InstallationSpec struct {
 	// AppID is the Steam app (default 222860, the L4D2 dedicated server).
+	//
+	// +k8s:validation:minimum=1
 	AppID int32 `json:"appID,omitempty"`
 	// Branch is the Steam branch ("public" by default, or a beta's name).
+	//
+	// +k8s:validation:pattern="^[A-Za-z0-9._-]{1,64}$"
 	Branch string `json:"branch,omitempty"`
 	// Build is "latest" (default: follow the branch) or a pinned build id.
 	// steamcmd can only fetch a branch's current build, so a pinned build is
 	// either that one or one a node still keeps (the previous one is kept
 	// for rollback).
+	//
+	// +k8s:validation:pattern="^(latest|[1-9][0-9]{0,19})$"
 	Build string `json:"build,omitempty"`
 	// CheckInterval is how often each node asks Steam for the branch's
 	// current build (a Go duration, default "15m").
@@ -69,6 +75,8 @@ type InstallationSpec struct {
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// MaxConcurrentDownloads caps how many nodes download a build at once
 	// (0, the default: all of them).
+	//
+	// +k8s:validation:minimum=0
 	MaxConcurrentDownloads int32 `json:"maxConcurrentDownloads,omitempty"`
 }
 
@@ -90,8 +98,12 @@ type InstallationStatus struct {
 	Failed      int32 `json:"failed"`
 	// DownloadsAllowed names the nodes that may download now when
 	// spec.maxConcurrentDownloads limits them (unset when it does not).
-	DownloadsAllowed []string           `json:"downloadsAllowed,omitempty"`
-	Conditions       []metav1.Condition `json:"conditions,omitempty"`
+	//
+	// +listType=atomic
+	DownloadsAllowed []string `json:"downloadsAllowed,omitempty"`
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -142,6 +154,8 @@ type NodeInstallation struct {
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
 	// Builds are the build ids ready on the node, newest first.
+	//
+	// +listType=atomic
 	Builds []string `json:"builds,omitempty"`
 	// LatestSeen is the branch's build as this node last saw it on Steam,
 	// at CheckedAt.

@@ -7,6 +7,8 @@ import (
 )
 
 // InstanceState is what the user wants the server to do.
+//
+// +enum
 type InstanceState string
 
 const (
@@ -81,9 +83,14 @@ type InstanceSpec struct {
 	BlueprintRef LocalObjectReference `json:"blueprintRef"`
 	// Hostname is the name players see in the server browser. Empty means
 	// "<namespace> <name>".
+	//
+	// +k8s:validation:maxLength=64
 	Hostname string `json:"hostname,omitempty"`
 	// Port is the game port (UDP, and TCP for RCON). Empty lets the scheduler
 	// pick one from the node's range.
+	//
+	// +k8s:validation:minimum=1024
+	// +k8s:validation:maximum=64535
 	Port int32 `json:"port,omitempty"`
 	// NodeName binds the Instance to one node. Empty lets the scheduler choose.
 	NodeName string `json:"nodeName,omitempty"`
@@ -121,9 +128,11 @@ type LocalObjectReference struct {
 
 // InstanceStatus is what the node reports back.
 type InstanceStatus struct {
-	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
-	Phase              InstancePhase      `json:"phase,omitempty"`
-	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	ObservedGeneration int64         `json:"observedGeneration,omitempty"`
+	Phase              InstancePhase `json:"phase,omitempty"`
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// NodeName is the node running the server.
 	NodeName string `json:"nodeName,omitempty"`
 	// Address is where players connect (host address).
@@ -203,6 +212,7 @@ const ClientPortOffset = 1000
 // its port belongs here so that claims, the scheduler and the node see it.
 //
 // +k8s:deepcopy-gen=false
+// +k8s:openapi-gen=false
 type GamePorts struct {
 	Game   int32 // UDP game traffic and TCP RCON
 	Client int32 // UDP client port

@@ -44,30 +44,45 @@ type NodeSpec struct {
 
 // PortRange is an inclusive range of game ports.
 type PortRange struct {
+	// +k8s:validation:minimum=1024
+	// +k8s:validation:maximum=64535
 	Min int32 `json:"min"`
+	// +k8s:validation:minimum=1024
+	// +k8s:validation:maximum=64535
 	Max int32 `json:"max"`
 }
 
 // NodeCapacity is the most a node takes.
 type NodeCapacity struct {
+	// +k8s:validation:minimum=0
 	Instances int32              `json:"instances,omitempty"`
 	Memory    *resource.Quantity `json:"memory,omitempty"`
 }
 
 // NodeStatus is what the agent reports.
 type NodeStatus struct {
-	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
-	Conditions         []metav1.Condition `json:"conditions,omitempty"`
-	Addresses          []string           `json:"addresses,omitempty"`
-	HeartbeatTime      *metav1.Time       `json:"heartbeatTime,omitempty"`
-	AgentVersion       string             `json:"agentVersion,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +listType=atomic
+	Addresses     []string     `json:"addresses,omitempty"`
+	HeartbeatTime *metav1.Time `json:"heartbeatTime,omitempty"`
+	AgentVersion  string       `json:"agentVersion,omitempty"`
 	// Installation is the hand-made installation/ directory, used by
 	// Blueprints whose Installation object does not exist.
 	Installation LegacyInstallation `json:"installation,omitempty"`
 	// Installations are the Installation objects this node keeps builds of.
+	//
+	// +listType=map
+	// +listMapKey=name
 	Installations []NodeInstallation `json:"installations,omitempty"`
 	// Overlays are the fetched Overlays (every source but path) this node
 	// keeps in its store, for the Instances bound to it.
+	//
+	// +listType=map
+	// +listMapKey=namespace
+	// +listMapKey=name
 	Overlays []NodeOverlay `json:"overlays,omitempty"`
 	// LogsEndpoint is where the API server reads game logs from the agent.
 	LogsEndpoint *LogsEndpoint `json:"logsEndpoint,omitempty"`

@@ -105,9 +105,14 @@ type ArchiveSource struct {
 	// Required for http and https URLs: what a URL serves can change, and
 	// every node must extract the same bytes; a new value is a new version
 	// and rolls out. Optional for file URLs.
+	//
+	// +k8s:validation:pattern="^[0-9a-f]{64}$"
 	SHA256 string `json:"sha256,omitempty"`
 	// StripComponents is how many leading path components to drop from
 	// every entry (0-32); entries with fewer are skipped.
+	//
+	// +k8s:validation:minimum=0
+	// +k8s:validation:maximum=32
 	StripComponents int32 `json:"stripComponents,omitempty"`
 	// SubPath keeps only this directory of the (stripped) archive.
 	SubPath string `json:"subPath,omitempty"`
@@ -158,8 +163,14 @@ const (
 // file ids, decimal as Steam writes them (IsWorkshopID).
 type WorkshopSource struct {
 	// Items are single Workshop items (maps, addons).
+	//
+	// +listType=atomic
+	// +k8s:validation:items:pattern="^[1-9][0-9]{0,19}$"
 	Items []string `json:"items,omitempty"`
 	// Collections are Workshop collections; each expands to its items.
+	//
+	// +listType=atomic
+	// +k8s:validation:items:pattern="^[1-9][0-9]{0,19}$"
 	Collections []string `json:"collections,omitempty"`
 	// CheckInterval is how often Steam is asked for updated items (a Go
 	// duration, default "1h", at least "5m"). An updated item is a new
@@ -182,13 +193,17 @@ type OverlayStatus struct {
 	Commit string `json:"commit,omitempty"`
 	// Items are a workshop source's items, collections expanded, as Steam
 	// last described them.
+	//
+	// +listType=atomic
 	Items []WorkshopItem `json:"items,omitempty"`
 	// Nodes is how many nodes need the Overlay (they run an Instance that
 	// uses it); Ready and Failed count those that have Digest ready or
 	// failed to fetch it.
-	Nodes      int32              `json:"nodes,omitempty"`
-	Ready      int32              `json:"ready,omitempty"`
-	Failed     int32              `json:"failed,omitempty"`
+	Nodes  int32 `json:"nodes,omitempty"`
+	Ready  int32 `json:"ready,omitempty"`
+	Failed int32 `json:"failed,omitempty"`
+	// +listType=map
+	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
@@ -259,11 +274,15 @@ type NodeOverlay struct {
 	Message string `json:"message,omitempty"`
 	// Digests are the digests of this Overlay in the node's store, newest
 	// first (the previous one is kept for rollback).
+	//
+	// +listType=atomic
 	Digests []string `json:"digests,omitempty"`
 	// Commit is the commit a git source's ref resolved to on this node.
 	Commit string `json:"commit,omitempty"`
 	// Items are a workshop source's items as this node last found them
 	// (the control plane copies them into the Overlay's status).
+	//
+	// +listType=atomic
 	Items []WorkshopItem `json:"items,omitempty"`
 }
 

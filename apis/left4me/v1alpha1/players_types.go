@@ -13,6 +13,8 @@ type InstancePlayers struct {
 	// MaxPlayers is the game's player limit (A2S_INFO).
 	MaxPlayers int32 `json:"maxPlayers"`
 	// Players are the connected players, in the game's order.
+	//
+	// +listType=atomic
 	Players []Player `json:"players"`
 	// Warning says which part could not be asked (RCON, for SteamIDs and
 	// pings); what A2S answered is still there.

@@ -5,6 +5,8 @@ import (
 )
 
 // TokenType says what a bearer token is for.
+//
+// +enum
 type TokenType string
 
 const (
@@ -42,6 +44,8 @@ type TokenSpec struct {
 	// User names the holder in audit logs (User tokens).
 	User string `json:"user,omitempty"`
 	// Roles are the holder's role bindings (User tokens).
+	//
+	// +listType=atomic
 	Roles []RoleBinding `json:"roles,omitempty"`
 	// NodeName binds a Node token to one node.
 	NodeName string `json:"nodeName,omitempty"`

@@ -24,6 +24,8 @@ type User struct {
 // UserSpec is who the user is and what they may do.
 type UserSpec struct {
 	// Roles are the user's role bindings, as a User token's.
+	//
+	// +listType=atomic
 	Roles       []RoleBinding `json:"roles"`
 	Description string        `json:"description,omitempty"`
 	// Password sets a new password (write-only: required on create,
