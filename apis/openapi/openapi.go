@@ -181,6 +181,7 @@ var (
 	pResourceVer    = param{"resourceVersion", "string", "the version a watch starts after", false}
 	pAllowBookmarks = param{"allowWatchBookmarks", "boolean", "send BOOKMARK events", false}
 	pTimeout        = param{"timeoutSeconds", "integer", "end a watch after this long", false}
+	pForce          = param{"force", "boolean", "server-side apply only: take over the fields other managers own instead of answering 409", false}
 )
 
 // operation is one verb on one path.
@@ -207,7 +208,7 @@ type path struct {
 }
 
 // PatchTypes are the patch media types PATCH takes.
-var PatchTypes = []string{"application/json-patch+json", "application/merge-patch+json"}
+var PatchTypes = []string{"application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"}
 
 // paths lists every path the server serves for the kinds, in a stable
 // order.
@@ -215,6 +216,7 @@ func paths() []path {
 	var out []path
 	list := []param{pPretty, pLabelSelector, pFieldSelector, pLimit, pContinue, pWatch, pResourceVer, pAllowBookmarks, pTimeout}
 	write := []param{pPretty, pDryRun, pFieldManager, pFieldValid}
+	patch := append(append([]param(nil), write...), pForce)
 	objTypes := []string{"application/json", "application/yaml"}
 	for _, r := range resources.All {
 		model, listModel := ModelName(r.Kind), ModelName(r.Kind+"List")
@@ -244,7 +246,7 @@ func paths() []path {
 			{method: "put", action: "put", id: "replace" + ns + r.Kind, description: "replace the specified " + r.Kind,
 				kind: r.Kind, body: model, response: model, code: 200, consumes: objTypes, query: write},
 			{method: "patch", action: "patch", id: "patch" + ns + r.Kind, description: "partially update the specified " + r.Kind,
-				kind: r.Kind, body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: model, code: 200, consumes: PatchTypes, query: write},
+				kind: r.Kind, body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: model, code: 200, consumes: PatchTypes, query: patch},
 			{method: "delete", action: "delete", id: "delete" + ns + r.Kind, description: "delete a " + r.Kind,
 				kind: r.Kind, body: "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", response: "io.k8s.apimachinery.pkg.apis.meta.v1.Status", code: 200,
 				consumes: []string{"application/json"}, query: []param{pPretty, pDryRun}},
@@ -256,7 +258,7 @@ func paths() []path {
 				{method: "put", action: "put", id: "replace" + ns + r.Kind + "Status", description: "replace status of the specified " + r.Kind,
 					kind: r.Kind, body: model, response: model, code: 200, consumes: objTypes, query: write},
 				{method: "patch", action: "patch", id: "patch" + ns + r.Kind + "Status", description: "partially update status of the specified " + r.Kind,
-					kind: r.Kind, body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: model, code: 200, consumes: PatchTypes, query: write},
+					kind: r.Kind, body: "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", response: model, code: 200, consumes: PatchTypes, query: patch},
 			}})
 		}
 	}

@@ -86,6 +86,8 @@ type Handler struct {
 	dashboard *ui.UI
 	// encodings encodes each watch event once for all its watchers.
 	encodings *eventEncodings
+	// fields keeps managedFields and merges server-side applies.
+	fields fieldManagers
 }
 
 // HandlerOptions configure NewHandler.
@@ -145,6 +147,11 @@ func NewHandler(o HandlerOptions) *Handler {
 	if err := serveOpenAPI(h.mux); err != nil {
 		panic(err) // built from generated code: the openapi package's tests build it too
 	}
+	fields, ferr := newFieldManagers()
+	if ferr != nil {
+		panic(ferr) // the same generated schemas
+	}
+	h.fields = fields
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.writeError(w, r, notFoundPath(r.URL.Path)) })
 	dash, err := ui.New(ui.Options{
 		Store: o.Store, Authn: o.Authn, Authz: o.Authz, API: http.HandlerFunc(h.ServeAs),
@@ -292,6 +299,8 @@ type request struct {
 	// warnings collects what it found under Warn, for the response.
 	validation fieldValidation
 	warnings   []string
+	// manager is who makes a write, for managedFields (managerOf).
+	manager string
 }
 
 // verbOf names a request the way authorization and metrics see it.
@@ -368,6 +377,9 @@ func (h *Handler) parse(r *http.Request) (*request, error) {
 			return nil, err
 		}
 		req.validation = v
+		if req.manager, err = managerOf(r); err != nil {
+			return nil, err
+		}
 	}
 	if req.subresource == "rcon" || req.subresource == "console" {
 		// Running a console command changes the game: a write.
@@ -512,7 +524,7 @@ const (
 var bodyTypes = map[string][]string{
 	http.MethodPost:   {JSONType, YAMLType},
 	http.MethodPut:    {JSONType, YAMLType},
-	http.MethodPatch:  {MergePatchType, JSONPatchType},
+	http.MethodPatch:  {MergePatchType, JSONPatchType, ApplyPatchType},
 	http.MethodDelete: {JSONType},
 }
 
@@ -553,8 +565,14 @@ func readBody(r *http.Request) ([]byte, error) {
 	if len(data) > MaxBodyBytes {
 		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the request body is over the limit of %d bytes", MaxBodyBytes))
 	}
-	if mt == YAMLType {
-		if data, err = yaml.YAMLToJSON(data); err != nil {
+	if mt == YAMLType || mt == ApplyPatchType {
+		// A key given twice is a duplicate field, as in JSON: refused
+		// under Strict validation (converting keeps only the last).
+		convert := yaml.YAMLToJSONStrict
+		if v, _ := fieldValidationOf(r); v != fieldValidationStrict {
+			convert = yaml.YAMLToJSON
+		}
+		if data, err = convert(data); err != nil {
 			return nil, apierrors.NewBadRequest("decode YAML body: " + err.Error())
 		}
 	}
@@ -582,11 +600,11 @@ func decode(req *request, data []byte) (v1.Object, error) {
 		strictErrs = nil
 	}
 	if len(strictErrs) > 0 {
-		var errs field.ErrorList
-		for _, e := range strictErrs {
-			errs = append(errs, field.Invalid(nil, "", e.Error()))
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
 		}
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, errs.ToAggregate().Error()))
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, strings.Join(msgs, ", ")))
 	}
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	if gvk.Kind != "" && gvk.Kind != res.Kind {
@@ -660,6 +678,17 @@ func readObject(r *http.Request, req *request) (v1.Object, bool, error) {
 	return obj, dry, err
 }
 
+// admitWrite runs the request's admission (cur is nil on create) and sets
+// a User's password; withStatus says the write carries status too.
+func admitWrite(ctx context.Context, req *request, cur, obj v1.Object) (withStatus bool, err error) {
+	if req.decision.Admit != nil {
+		if err := req.decision.Admit(ctx, cur, obj); err != nil {
+			return false, err
+		}
+	}
+	return setPassword(req, cur, obj)
+}
+
 // admitJSON is decode, checkIdentity and admit in one.
 func admitJSON(req *request, data []byte) (v1.Object, error) {
 	obj, err := decode(req, data)
@@ -688,6 +717,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
+	obj = h.fields.track(req, req.manager, nil, obj)
 	// The store counts and creates in one step: the quota is exact.
 	out, err := h.store.Create(r.Context(), req.res, obj, storage.CreateOptions{DryRun: dry, MaxInNamespace: h.maxObjects})
 	writeWarnings(w, req.warnings)
@@ -697,7 +727,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 	obj, dry, err := readObject(r, req)
 	var cur v1.Object
-	if err == nil && (req.decision.Admit != nil || req.res.Kind == "User") {
+	if err == nil { // for admission, a User's password and managedFields
 		cur, err = h.store.Get(r.Context(), req.res, req.namespace, req.name)
 	}
 	if err == nil && req.decision.Admit != nil {
@@ -711,7 +741,8 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
-	out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"}, withStatus))
+	obj = h.fields.track(req, req.manager, cur, obj)
+	out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status", Current: cur}, withStatus))
 	writeWarnings(w, req.warnings)
 	h.respond(w, r, http.StatusOK, out, err)
 }
@@ -732,6 +763,14 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	patchData, err := readBody(r)
 	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if ct == ApplyPatchType {
+		h.apply(w, r, req, dry, patchData)
+		return
+	}
+	if _, err := forceOf(r, false); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -776,13 +815,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		if obj.GetResourceVersion() == "" {
 			obj.SetResourceVersion(cur.GetResourceVersion())
 		}
-		if req.decision.Admit != nil {
-			if err := req.decision.Admit(r.Context(), cur, obj); err != nil {
-				h.writeError(w, r, err)
-				return
-			}
-		}
-		withStatus, err := setPassword(req, cur, obj)
+		withStatus, err := admitWrite(r.Context(), req, cur, obj)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -790,7 +823,8 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		// A patch that names a resourceVersion of its own is a
 		// compare-and-swap: its conflict is the caller's to see.
 		pinned := obj.GetResourceVersion() != cur.GetResourceVersion()
-		out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status"}, withStatus))
+		obj = h.fields.track(req, req.manager, cur, obj)
+		out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status", Current: cur}, withStatus))
 		if apierrors.IsConflict(err) && !pinned && attempt < 5 {
 			continue
 		}

@@ -110,3 +110,37 @@ func TestKubectlFieldValidation(t *testing.T) {
 		t.Errorf("the unknown field was stored:\n%s", out)
 	}
 }
+
+// TestKubectlServerSideApply: kubectl apply --server-side creates the
+// samples with kubectl as their manager; a second manager changing a
+// field kubectl applied is refused naming the field and kubectl, and
+// --force-conflicts takes it over; diff --server-side shows an edit.
+func TestKubectlServerSideApply(t *testing.T) {
+	s, _ := servertest.Start(t)
+	out := kubectl(t, s, "apply", "--server-side", "-f", samplesDir)
+	if !strings.Contains(out, "blueprint.left4me.io/coop serverside-applied") || !strings.Contains(out, "instance.left4me.io/coop-1 serverside-applied") {
+		t.Fatalf("kubectl apply --server-side:\n%s", out)
+	}
+	if out := kubectl(t, s, "get", "blueprint", "coop", "-o", "jsonpath={.metadata.managedFields[*].manager}/{.metadata.managedFields[*].operation}"); out != "kubectl/Apply" {
+		t.Errorf("managedFields after kubectl's apply: %q", out)
+	}
+	edited := writeManifest(t, strings.Replace(readSample(t, "10-blueprints.yaml"), "maxPlayers: 4", "maxPlayers: 6", 1))
+	out, err := kubectlErr(t, s, "apply", "--server-side", "--field-manager=ops-console", "-f", edited)
+	if err == nil || !strings.Contains(out, `Apply failed with 1 conflict: conflict with "kubectl": .spec.game.maxPlayers`) {
+		t.Fatalf("conflicting apply: %v\n%s", err, out)
+	}
+	if got := kubectl(t, s, "get", "blueprint", "coop", "-o", "jsonpath={.spec.game.maxPlayers}"); got != "4" {
+		t.Errorf("a refused apply changed maxPlayers to %s", got)
+	}
+	out, err = kubectlErr(t, s, "diff", "--server-side", "--field-manager=ops-console", "--force-conflicts", "-f", edited)
+	if err == nil || !strings.Contains(out, "+    maxPlayers: 6") {
+		t.Errorf("kubectl diff --server-side: %v\n%s", err, out)
+	}
+	kubectl(t, s, "apply", "--server-side", "--field-manager=ops-console", "--force-conflicts", "-f", edited)
+	if got := kubectl(t, s, "get", "blueprint", "coop", "-o", "jsonpath={.spec.game.maxPlayers}"); got != "6" {
+		t.Errorf("forced apply: maxPlayers %s, want 6", got)
+	}
+	if out := kubectl(t, s, "delete", "-f", samplesDir); !strings.Contains(out, `blueprint.left4me.io "coop" deleted`) {
+		t.Errorf("kubectl delete -f:\n%s", out)
+	}
+}

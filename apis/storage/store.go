@@ -161,7 +161,6 @@ func (s *Store) Create(ctx context.Context, res *resources.Resource, obj v1.Obje
 	obj.SetGeneration(1)
 	obj.SetDeletionTimestamp(nil)
 	obj.SetDeletionGracePeriodSeconds(nil)
-	obj.SetManagedFields(nil)
 	key := s.key(res, obj.GetNamespace(), obj.GetName())
 	data, err := encode(res, obj)
 	if err != nil {
@@ -417,6 +416,7 @@ func (s *Store) merge(res *resources.Resource, cur, in v1.Object, opts UpdateOpt
 		if err != nil {
 			return nil, fmt.Errorf("merge status of %s %s: %w", res.Kind, in.GetName(), err)
 		}
+		keepManagedFields(next, cur, in)
 		return next, nil
 	}
 	next := in.DeepCopyObject().(v1.Object)
@@ -432,7 +432,7 @@ func (s *Store) merge(res *resources.Resource, cur, in v1.Object, opts UpdateOpt
 	next.SetDeletionGracePeriodSeconds(cur.GetDeletionGracePeriodSeconds())
 	next.SetGeneration(cur.GetGeneration())
 	next.SetResourceVersion(cur.GetResourceVersion())
-	next.SetManagedFields(nil)
+	keepManagedFields(next, cur, in)
 	if cur.GetDeletionTimestamp() != nil {
 		for _, f := range next.GetFinalizers() {
 			if !slices.Contains(cur.GetFinalizers(), f) {
@@ -647,4 +647,16 @@ func etcdError(err error, format string, args ...any) error {
 		return err
 	}
 	return apierrors.NewInternalError(fmt.Errorf("%s: %w", msg, err))
+}
+
+// keepManagedFields stores the managedFields the caller sent (the API
+// server's field manager computed them for this write), or keeps the
+// current ones when it sent none (a controller's write in this process,
+// which the field manager does not see).
+func keepManagedFields(next, cur, in v1.Object) {
+	if mf := in.GetManagedFields(); mf != nil {
+		next.SetManagedFields(mf)
+	} else {
+		next.SetManagedFields(cur.GetManagedFields())
+	}
 }

@@ -330,8 +330,11 @@ func TestGet(t *testing.T) {
 	if out := e.mustRun("get", "inst", "-o", "wide"); !strings.Contains(out, "BLUEPRINT") || !strings.Contains(out, "coop") {
 		t.Fatalf("wide:\n%s", out)
 	}
-	if out := e.mustRun("get", "instance", "srv1", "-o", "yaml"); !strings.Contains(out, "kind: Instance") || !strings.Contains(out, "hostname: 'EU #1'") {
-		t.Fatalf("yaml:\n%s", out)
+	if out := e.mustRun("get", "instance", "srv1", "-o", "yaml"); !strings.Contains(out, "kind: Instance") || !strings.Contains(out, "hostname: 'EU #1'") || strings.Contains(out, "managedFields") {
+		t.Fatalf("yaml (kind, hostname, no managedFields):\n%s", out)
+	}
+	if out := e.mustRun("get", "instance", "srv1", "-o", "yaml", "--show-managed-fields"); !strings.Contains(out, "managedFields:") || !strings.Contains(out, "operation: Update") {
+		t.Fatalf("yaml --show-managed-fields:\n%s", out)
 	}
 	if out := e.mustRun("get", "instances", "-o", "json"); !strings.Contains(out, `"kind": "List"`) || strings.Count(out, `"kind": "Instance"`) != 2 {
 		t.Fatalf("json list:\n%s", out)

@@ -26,6 +26,21 @@ type getOptions struct {
 	watch         bool
 	noHeaders     bool
 	chunkSize     int64
+	// showManagedFields keeps metadata.managedFields in yaml and json
+	// output; like kubectl, l4mctl leaves them out by default (they are
+	// server-side apply's bookkeeping, long and rarely what one looks for).
+	showManagedFields bool
+}
+
+// hideManagedFields drops managedFields from what is printed unless
+// --show-managed-fields asks for them.
+func (o *getOptions) hideManagedFields(objs []v1.Object) {
+	if o.showManagedFields {
+		return
+	}
+	for _, obj := range objs {
+		obj.SetManagedFields(nil)
+	}
 }
 
 func (c *cli) newGetCommand() *cobra.Command {
@@ -53,6 +68,7 @@ func (c *cli) newGetCommand() *cobra.Command {
 	f.BoolVarP(&o.watch, "watch", "w", false, "after listing, print changes as they happen")
 	f.BoolVar(&o.noHeaders, "no-headers", false, "leave out the table header")
 	f.Int64Var(&o.chunkSize, "chunk-size", 500, "fetch large lists in pages of this many (0: all at once)")
+	f.BoolVar(&o.showManagedFields, "show-managed-fields", false, "keep metadata.managedFields in yaml and json output")
 	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"wide", "yaml", "json", "name"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -111,6 +127,7 @@ func (c *cli) runGet(ctx context.Context, o *getOptions, args []string) error {
 		return nil
 	}
 	sortForDisplay(items)
+	o.hideManagedFields(items)
 	if err := c.printObjects(tp, res, items, o.output, !o.watch); err != nil {
 		return err
 	}
@@ -162,6 +179,7 @@ func (c *cli) getNamed(ctx context.Context, cl *client.Client, res *resources.Re
 		objs = append(objs, obj)
 	}
 	tp := newTablePrinter(c.streams.Out, res, o.output == "wide", false, o.noHeaders)
+	o.hideManagedFields(objs)
 	if len(objs) == 1 && (o.output == "yaml" || o.output == "json") {
 		if err := writeObject(c.streams.Out, objs[0], o.output); err != nil {
 			return err
@@ -255,6 +273,7 @@ func (c *cli) follow(ctx context.Context, cl *client.Client, res *resources.Reso
 				tp.flush()
 				continue
 			}
+			o.hideManagedFields([]v1.Object{obj})
 			if err := c.printObjects(tp, res, []v1.Object{obj}, o.output, false); err != nil {
 				return err
 			}
