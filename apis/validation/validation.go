@@ -731,10 +731,11 @@ func hasDotDot(s string) bool {
 	return false
 }
 
-// MaxLastAppliedBytes bounds l4mctl apply's last-applied annotation, which
-// holds a copy of the manifest and so does not fit in the 256 KiB all
-// other annotations share when an Overlay's files are near their own 256
-// KiB (a request is at most 1 MiB in all anyway).
+// MaxLastAppliedBytes bounds each last-applied annotation (kubectl's key,
+// which l4mctl apply writes too, and l4mctl's legacy one), which holds a
+// copy of the manifest and so does not fit in the 256 KiB all other
+// annotations share when an Overlay's files are near their own 256 KiB (a
+// request is at most 1 MiB in all anyway).
 const MaxLastAppliedBytes = 768 << 10
 
 // validateRestartAnnotations checks that a Blueprint's or Instance's
@@ -757,21 +758,24 @@ func validateRestartAnnotations(ann map[string]string) field.ErrorList {
 }
 
 // validateAnnotations is apimachinery's check (keys, 256 KiB in all) for
-// every annotation but the last-applied one, which has its own bound.
+// every annotation but the last-applied ones, which have their own bound.
 func validateAnnotations(ann map[string]string, p *field.Path) field.ErrorList {
-	la, has := ann[v1.AnnotationLastApplied]
-	if !has {
+	_, has := ann[v1.AnnotationLastApplied]
+	_, hasLegacy := ann[v1.LegacyAnnotationLastApplied]
+	if !has && !hasLegacy {
 		return apimachineryvalidation.ValidateAnnotations(ann, p)
 	}
 	rest := make(map[string]string, len(ann))
 	for k, v := range ann {
-		if k != v1.AnnotationLastApplied {
+		if k != v1.AnnotationLastApplied && k != v1.LegacyAnnotationLastApplied {
 			rest[k] = v
 		}
 	}
 	allErrs := apimachineryvalidation.ValidateAnnotations(rest, p)
-	if len(la) > MaxLastAppliedBytes {
-		allErrs = append(allErrs, field.TooLong(p.Key(v1.AnnotationLastApplied), "", MaxLastAppliedBytes))
+	for _, k := range []string{v1.AnnotationLastApplied, v1.LegacyAnnotationLastApplied} {
+		if la, ok := ann[k]; ok && len(la) > MaxLastAppliedBytes {
+			allErrs = append(allErrs, field.TooLong(p.Key(k), "", MaxLastAppliedBytes))
+		}
 	}
 	return allErrs
 }

@@ -71,8 +71,15 @@ const AnnotationRestartedAt = "left4me.io/restartedAt"
 const AnnotationForceRestartAt = "left4me.io/forceRestartAt"
 
 // AnnotationLastApplied is where l4mctl apply keeps the manifest it last
-// applied (kubectl's last-applied-configuration), for its three-way merge.
-const AnnotationLastApplied = Group + "/last-applied-configuration"
+// applied, for its three-way merge: kubectl's own key, written as kubectl
+// writes it, so that kubectl apply and l4mctl apply of the same file each
+// take the other's last apply as the original and agree it is unchanged.
+const AnnotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// LegacyAnnotationLastApplied is where l4mctl apply kept the manifest
+// before it used kubectl's key. l4mctl still reads it as the original when
+// AnnotationLastApplied is missing, and its next apply removes it.
+const LegacyAnnotationLastApplied = Group + "/last-applied-configuration"
 
 // RolloutPolicy says when a changed Instance may restart.
 //

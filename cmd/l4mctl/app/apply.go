@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/jsonmergepatch"
 
 	"github.com/left4me/left4me/apis/client"
@@ -20,8 +23,25 @@ import (
 )
 
 // LastAppliedAnnotation holds the manifest as last applied: the "original"
-// of the three-way merge, and the mark of objects --prune may delete.
+// of the three-way merge, and the mark of objects --prune may delete. It is
+// kubectl's key, holding what kubectl apply writes for the same file, so
+// either tool's apply sees the other's as its own.
 const LastAppliedAnnotation = v1.AnnotationLastApplied
+
+// LegacyLastAppliedAnnotation is where an older l4mctl kept it: read as the
+// original when LastAppliedAnnotation is missing, removed by the next apply.
+const LegacyLastAppliedAnnotation = v1.LegacyAnnotationLastApplied
+
+// lastApplied is the manifest an earlier apply (kubectl's, this l4mctl's
+// or an older one's) recorded on obj, and whether one did.
+func lastApplied(obj v1.Object) (string, bool) {
+	ann := obj.GetAnnotations()
+	if v, ok := ann[LastAppliedAnnotation]; ok {
+		return v, true
+	}
+	v, ok := ann[LegacyLastAppliedAnnotation]
+	return v, ok
+}
 
 type applyOptions struct {
 	files     []string
@@ -42,6 +62,8 @@ func (c *cli) newApplyCommand() *cobra.Command {
 		Long: `Apply creates objects that do not exist and updates those that do with a
 three-way merge of the last applied manifest, the file and the live object:
 fields you removed from the file are removed, fields others set are kept.
+The last applied manifest is kept where and as kubectl apply keeps it
+(kubectl.kubernetes.io/last-applied-configuration), so the two can take turns.
 
 With --prune -l SELECTOR it also deletes objects that an earlier apply created,
 that match the selector, and that are gone from the files (the GitOps loop).`,
@@ -168,44 +190,43 @@ func sortForApply(docs []*manifest.Document) {
 	sort.SliceStable(docs, func(i, j int) bool { return rank[docs[i].Resource] < rank[docs[j].Resource] })
 }
 
-// desired is the manifest as sent: the user's fields, the namespace, and
-// the last-applied annotation.
-func desired(d *manifest.Document) ([]byte, []byte, error) {
-	var m map[string]any
-	if err := json.Unmarshal(d.JSON, &m); err != nil {
-		return nil, nil, err
-	}
-	md, _ := m["metadata"].(map[string]any)
-	if md == nil {
-		md = map[string]any{}
-		m["metadata"] = md
+// desired is the manifest as sent, byte for byte what kubectl apply sends
+// for the same document (kubectl's GetModifiedConfiguration): the user's
+// fields through apimachinery's unstructured JSON codec (keys sorted,
+// numbers as int64 or float64, a trailing newline), the namespace filled in,
+// and in metadata.annotations (present even when otherwise empty) the same
+// encoding of the manifest without that annotation. Being kubectl's bytes is
+// what lets kubectl and l4mctl each find the other's apply unchanged.
+func desired(d *manifest.Document) ([]byte, error) {
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(d.JSON); err != nil {
+		return nil, fmt.Errorf("decode the manifest: %w", err)
 	}
 	if d.Resource.Namespaced {
-		md["namespace"] = d.Object.GetNamespace()
+		obj.SetNamespace(d.Object.GetNamespace())
 	}
-	ann, _ := md["annotations"].(map[string]any)
-	if ann != nil {
-		delete(ann, LastAppliedAnnotation)
-		if len(ann) == 0 {
-			delete(md, "annotations")
-		}
-	}
-	original, err := json.Marshal(m)
-	if err != nil {
-		return nil, nil, err
-	}
+	ann := obj.GetAnnotations()
 	if ann == nil {
-		ann = map[string]any{}
+		ann = map[string]string{}
+	}
+	delete(ann, LastAppliedAnnotation)
+	obj.SetAnnotations(ann)
+	original, err := runtime.Encode(unstructured.UnstructuredJSONScheme, obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode the manifest: %w", err)
 	}
 	ann[LastAppliedAnnotation] = string(original)
-	md["annotations"] = ann
-	modified, err := json.Marshal(m)
-	return original, modified, err
+	obj.SetAnnotations(ann)
+	modified, err := runtime.Encode(unstructured.UnstructuredJSONScheme, obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode the manifest: %w", err)
+	}
+	return modified, nil
 }
 
 // applyOne creates or three-way-merges one document and says which.
 func (c *cli) applyOne(ctx context.Context, cl *client.Client, d *manifest.Document, dryRun string) (string, error) {
-	_, modified, err := desired(d)
+	modified, err := desired(d)
 	if err != nil {
 		return "", err
 	}
@@ -238,26 +259,69 @@ func (c *cli) applyOne(ctx context.Context, cl *client.Client, d *manifest.Docum
 }
 
 // threeWayPatch is kubectl's client-side apply for types without a patch
-// strategy: a JSON merge patch from the last applied manifest, the new one
-// and the live object.
+// strategy: a JSON merge patch from the last applied manifest (kubectl's
+// annotation, else an older l4mctl's), the new one and the live object. An
+// older l4mctl's annotation is removed, so one apply migrates an object.
 func threeWayPatch(cur v1.Object, modified []byte) ([]byte, error) {
 	current, err := json.Marshal(cur)
 	if err != nil {
 		return nil, err
 	}
-	original := []byte(cur.GetAnnotations()[LastAppliedAnnotation])
-	if len(original) == 0 {
-		original = []byte("{}")
+	original, _ := lastApplied(cur)
+	if original == "" {
+		original = "{}"
 	}
-	patch, err := jsonmergepatch.CreateThreeWayJSONMergePatch(original, modified, current)
+	patch, err := jsonmergepatch.CreateThreeWayJSONMergePatch([]byte(original), modified, current)
 	if err != nil {
 		return nil, fmt.Errorf("compute the three-way merge: %w", err)
+	}
+	if _, legacy := cur.GetAnnotations()[LegacyLastAppliedAnnotation]; legacy && !setsAnnotation(modified, LegacyLastAppliedAnnotation) {
+		if patch, err = removeAnnotation(patch, LegacyLastAppliedAnnotation); err != nil {
+			return nil, fmt.Errorf("compute the three-way merge: %w", err)
+		}
 	}
 	return patch, nil
 }
 
-// prune deletes objects an earlier apply made (they carry the last-applied
-// annotation), that match the selector, and that no document names now.
+// setsAnnotation says whether the manifest sets annotation key itself (then
+// apply leaves it to the manifest, even the legacy last-applied one).
+func setsAnnotation(manifest []byte, key string) bool {
+	var m struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return false
+	}
+	_, ok := m.Metadata.Annotations[key]
+	return ok
+}
+
+// removeAnnotation adds metadata.annotations[key]: null to a merge patch.
+func removeAnnotation(patch []byte, key string) ([]byte, error) {
+	var p map[string]any
+	dec := json.NewDecoder(bytes.NewReader(patch))
+	dec.UseNumber() // the patch's other numbers go out as they came
+	if err := dec.Decode(&p); err != nil {
+		return nil, err
+	}
+	md, _ := p["metadata"].(map[string]any)
+	if md == nil {
+		md = map[string]any{}
+		p["metadata"] = md
+	}
+	ann, _ := md["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		md["annotations"] = ann
+	}
+	ann[key] = nil
+	return json.Marshal(p)
+}
+
+// prune deletes objects an earlier apply made (they carry a last-applied
+// annotation: kubectl's, which l4mctl writes too, or an older l4mctl's), that match the selector, and that no document names now.
 func (c *cli) prune(ctx context.Context, cl *client.Client, docs []*manifest.Document, o *applyOptions) error {
 	keep := map[string]bool{}
 	namespaces := map[string]bool{c.ns(): true}
@@ -293,7 +357,7 @@ func (c *cli) prune(ctx context.Context, cl *client.Client, docs []*manifest.Doc
 			}
 			for _, it := range items {
 				obj := it.(v1.Object)
-				if _, ok := obj.GetAnnotations()[LastAppliedAnnotation]; !ok || keep[res.Plural+"/"+obj.GetNamespace()+"/"+obj.GetName()] {
+				if _, ok := lastApplied(obj); !ok || keep[res.Plural+"/"+obj.GetNamespace()+"/"+obj.GetName()] {
 					continue
 				}
 				if o.dryRun != "client" {

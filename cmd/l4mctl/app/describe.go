@@ -61,7 +61,7 @@ func (c *cli) runDescribe(ctx context.Context, kind, name string) error {
 	fmt.Fprintf(out, "Labels:       %s\n", joinMap(obj.GetLabels()))
 	ann := map[string]string{}
 	for k, v := range obj.GetAnnotations() {
-		if k != LastAppliedAnnotation {
+		if k != LastAppliedAnnotation && k != LegacyLastAppliedAnnotation {
 			ann[k] = v
 		}
 	}

@@ -76,7 +76,7 @@ func (c *cli) runDiff(ctx context.Context, files []string, recursive bool) error
 // dryRunMerge returns the live object and what apply would make of it, as
 // YAML without the fields every write changes.
 func dryRunMerge(ctx context.Context, cl *client.Client, d *manifest.Document) (string, string, error) {
-	_, modified, err := desired(d)
+	modified, err := desired(d)
 	if err != nil {
 		return "", "", err
 	}
@@ -113,7 +113,8 @@ func dryRunMerge(ctx context.Context, cl *client.Client, d *manifest.Document) (
 }
 
 // diffYAML renders an object for diffing: no resourceVersion, uid,
-// timestamps or last-applied annotation, which only add noise.
+// timestamps or last-applied annotations (kubectl's, and an older l4mctl's,
+// which apply removes), which only add noise.
 func diffYAML(obj v1.Object) (string, error) {
 	obj = obj.DeepCopyObject().(v1.Object)
 	obj.SetResourceVersion("")
@@ -121,6 +122,7 @@ func diffYAML(obj v1.Object) (string, error) {
 	obj.SetManagedFields(nil)
 	if ann := obj.GetAnnotations(); ann != nil {
 		delete(ann, LastAppliedAnnotation)
+		delete(ann, LegacyLastAppliedAnnotation)
 		if len(ann) == 0 {
 			ann = nil
 		}
