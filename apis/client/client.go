@@ -15,6 +15,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,7 +25,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -180,6 +183,7 @@ func (c *Client) sendTo(ctx context.Context, base *url.URL, method, path string,
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -277,8 +281,29 @@ func (c *Client) Create(ctx context.Context, res *resources.Resource, obj v1.Obj
 // CreateRaw posts a JSON body as it is, so the server (not this client)
 // decides about unknown or mistyped fields.
 func (c *Client) CreateRaw(ctx context.Context, res *resources.Resource, namespace string, body []byte, dryRun bool) (v1.Object, error) {
+	return c.CreateWith(ctx, res, namespace, body, WriteOptions{DryRun: dryRun})
+}
+
+// WriteOptions are a write's parameters.
+type WriteOptions struct {
+	DryRun bool
+	// FieldManager names the writer in managedFields ("": the server takes
+	// the program's name from the User-Agent).
+	FieldManager string
+}
+
+func (o WriteOptions) query() url.Values {
+	q := dryRunQuery(o.DryRun)
+	if o.FieldManager != "" {
+		q.Set("fieldManager", o.FieldManager)
+	}
+	return q
+}
+
+// CreateWith is CreateRaw with write options.
+func (c *Client) CreateWith(ctx context.Context, res *resources.Resource, namespace string, body []byte, opts WriteOptions) (v1.Object, error) {
 	out := res.New()
-	_, err := c.do(ctx, http.MethodPost, Path(res, namespace, "", ""), dryRunQuery(dryRun), "application/json", body, out)
+	_, err := c.do(ctx, http.MethodPost, Path(res, namespace, "", ""), opts.query(), "application/json", body, out)
 	if err != nil {
 		return nil, err
 	}
@@ -311,9 +336,39 @@ func (c *Client) put(ctx context.Context, res *resources.Resource, obj v1.Object
 // Patch applies a merge patch ("application/merge-patch+json") or a JSON
 // patch ("application/json-patch+json").
 func (c *Client) Patch(ctx context.Context, res *resources.Resource, namespace, name, patchType string, patch []byte, dryRun bool) (v1.Object, error) {
+	return c.PatchWith(ctx, res, namespace, name, patchType, patch, WriteOptions{DryRun: dryRun})
+}
+
+// PatchWith is Patch with write options.
+func (c *Client) PatchWith(ctx context.Context, res *resources.Resource, namespace, name, patchType string, patch []byte, opts WriteOptions) (v1.Object, error) {
 	out := res.New()
-	_, err := c.do(ctx, http.MethodPatch, Path(res, namespace, name, ""), dryRunQuery(dryRun), patchType, patch, out)
+	_, err := c.do(ctx, http.MethodPatch, Path(res, namespace, name, ""), opts.query(), patchType, patch, out)
 	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ApplyOptions are a server-side apply's parameters.
+type ApplyOptions struct {
+	// FieldManager owns the fields the configuration names (required).
+	FieldManager string
+	// Force takes over fields other managers own instead of a 409.
+	Force  bool
+	DryRun bool
+}
+
+// Apply is server-side apply: config (JSON or YAML) is the whole of what
+// opts.FieldManager wants of the object, which is created if missing. A
+// conflict with another manager is a 409 (apierrors.IsConflict) whose
+// message names the fields and managers.
+func (c *Client) Apply(ctx context.Context, res *resources.Resource, namespace, name string, config []byte, opts ApplyOptions) (v1.Object, error) {
+	q := WriteOptions{DryRun: opts.DryRun, FieldManager: opts.FieldManager}.query()
+	if opts.Force {
+		q.Set("force", "true")
+	}
+	out := res.New()
+	if _, err := c.do(ctx, http.MethodPatch, Path(res, namespace, name, ""), q, "application/apply-patch+yaml", config, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -386,7 +441,7 @@ func (w *streamWatcher) receive(ctx context.Context, body io.ReadCloser, res *re
 		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
 			return
 		}
-		var obj runtime.Object
+		var obj kruntime.Object
 		if raw.Type == watch.Error {
 			st := &metav1.Status{}
 			if json.Unmarshal(raw.Object, st) != nil {
@@ -487,3 +542,8 @@ func (c *Client) Players(ctx context.Context, namespace, name string) (v1.Instan
 	_, err := c.do(ctx, http.MethodGet, Path(resources.Instances, namespace, name, "players"), nil, "", nil, &out)
 	return out, err
 }
+
+// UserAgent names the program on every request, as client-go does
+// ("l4mctl/v0.3.0 (linux/amd64)"): the server's audit log shows it, and
+// managedFields name the program that made a write by it.
+var UserAgent = filepath.Base(os.Args[0]) + "/" + version.Version + " (" + runtime.GOOS + "/" + runtime.GOARCH + ")"

@@ -52,7 +52,20 @@ type applyOptions struct {
 	all       bool
 	wait      bool
 	timeout   time.Duration
+	// serverSide sends each document as a server-side apply owned by
+	// fieldManager; forceConflicts takes over fields others own.
+	serverSide     bool
+	forceConflicts bool
+	fieldManager   string
 }
+
+// Field managers l4mctl apply writes as, kubectl's names with l4mctl's:
+// a client-side apply's patches and a server-side apply's configuration
+// are two different owners, as kubectl's are.
+const (
+	serverSideManager = "l4mctl"
+	clientSideManager = "l4mctl-client-side-apply"
+)
 
 func (c *cli) newApplyCommand() *cobra.Command {
 	o := &applyOptions{}
@@ -66,12 +79,19 @@ The last applied manifest is kept where and as kubectl apply keeps it
 (kubectl.kubernetes.io/last-applied-configuration), so the two can take turns.
 
 With --prune -l SELECTOR it also deletes objects that an earlier apply created,
-that match the selector, and that are gone from the files (the GitOps loop).`,
+that match the selector, and that are gone from the files (the GitOps loop).
+
+With --server-side the server merges instead (server-side apply, as kubectl
+apply --server-side): each file is the whole of what --field-manager wants,
+the fields it names become that manager's, and a field another manager set
+to something else is refused, naming the field and its manager, unless
+--force-conflicts takes it over.`,
 		Example: `  l4mctl apply -f config/samples/
   l4mctl apply -f fleet/ -R --prune -l app.kubernetes.io/part-of=fleet
   cat srv.yaml | l4mctl apply -f -
   l4mctl apply -f srv.yaml --dry-run=server
-  l4mctl apply -f srv.yaml --wait --timeout 2m`,
+  l4mctl apply -f srv.yaml --wait --timeout 2m
+  l4mctl apply --server-side --field-manager=gitops -f fleet/ -R`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.runApply(cmd.Context(), o) },
 	}
@@ -84,6 +104,9 @@ that match the selector, and that are gone from the files (the GitOps loop).`,
 	f.BoolVar(&o.all, "all", false, "with --prune: consider every object applied earlier")
 	f.BoolVar(&o.wait, "wait", false, "wait until Instances have caught up with their spec and are Ready")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	f.BoolVar(&o.serverSide, "server-side", false, "let the server merge (server-side apply, with field ownership)")
+	f.BoolVar(&o.forceConflicts, "force-conflicts", false, "with --server-side: take over fields other managers own")
+	f.StringVar(&o.fieldManager, "field-manager", serverSideManager, "with --server-side: the manager that owns the applied fields")
 	cmd.MarkFlagRequired("filename")
 	cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
@@ -100,6 +123,18 @@ func (o *applyOptions) check() error {
 	}
 	if !o.prune && (o.all) {
 		return fmt.Errorf("--all only goes with --prune")
+	}
+	if !o.serverSide && o.forceConflicts {
+		return fmt.Errorf("--force-conflicts only goes with --server-side")
+	}
+	if o.serverSide && o.dryRun == "client" {
+		return fmt.Errorf("--dry-run=client does not go with --server-side (only the server can merge): use --dry-run=server")
+	}
+	if o.serverSide && o.prune {
+		return fmt.Errorf("--prune does not go with --server-side: it finds what an earlier apply made by the last-applied annotation, which server-side apply does not write")
+	}
+	if o.serverSide && o.fieldManager == "" {
+		return fmt.Errorf("--field-manager must not be empty")
 	}
 	return nil
 }
@@ -134,7 +169,12 @@ func (c *cli) runApply(ctx context.Context, o *applyOptions) error {
 	var applied []*manifest.Document
 	for _, d := range docs {
 		rctx, cancel := c.requestContext(ctx)
-		result, err := c.applyOne(rctx, cl, d, o.dryRun)
+		var result string
+		if o.serverSide {
+			result, err = c.applyServerSide(rctx, cl, d, o)
+		} else {
+			result, err = c.applyOne(rctx, cl, d, o.dryRun)
+		}
 		cancel()
 		if err != nil {
 			failed++
@@ -234,7 +274,7 @@ func (c *cli) applyOne(ctx context.Context, cl *client.Client, d *manifest.Docum
 	cur, err := cl.Get(ctx, d.Resource, ns, name)
 	if apierrors.IsNotFound(err) {
 		if dryRun != "client" {
-			if _, err := cl.CreateRaw(ctx, d.Resource, ns, modified, dryRun == "server"); err != nil {
+			if _, err := cl.CreateWith(ctx, d.Resource, ns, modified, client.WriteOptions{DryRun: dryRun == "server", FieldManager: clientSideManager}); err != nil {
 				return "", err
 			}
 		}
@@ -251,11 +291,37 @@ func (c *cli) applyOne(ctx context.Context, cl *client.Client, d *manifest.Docum
 		return "unchanged", nil
 	}
 	if dryRun != "client" {
-		if _, err := cl.Patch(ctx, d.Resource, ns, name, "application/merge-patch+json", patch, dryRun == "server"); err != nil {
+		if _, err := cl.PatchWith(ctx, d.Resource, ns, name, "application/merge-patch+json", patch, client.WriteOptions{DryRun: dryRun == "server", FieldManager: clientSideManager}); err != nil {
 			return "", err
 		}
 	}
 	return "configured", nil
+}
+
+// applyServerSide sends one document as a server-side apply and says
+// what kubectl says of it.
+func (c *cli) applyServerSide(ctx context.Context, cl *client.Client, d *manifest.Document, o *applyOptions) (string, error) {
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(d.JSON); err != nil {
+		return "", fmt.Errorf("decode the manifest: %w", err)
+	}
+	if d.Resource.Namespaced {
+		obj.SetNamespace(d.Object.GetNamespace())
+	}
+	config, err := obj.MarshalJSON()
+	if err != nil {
+		return "", fmt.Errorf("encode the manifest: %w", err)
+	}
+	_, err = cl.Apply(ctx, d.Resource, obj.GetNamespace(), obj.GetName(), config, client.ApplyOptions{
+		FieldManager: o.fieldManager, Force: o.forceConflicts, DryRun: o.dryRun == "server",
+	})
+	if apierrors.IsConflict(err) && !o.forceConflicts {
+		return "", fmt.Errorf("%w\n(to take these fields over, run again with --force-conflicts; to leave them to their manager, remove them from the file)", err)
+	}
+	if err != nil {
+		return "", err
+	}
+	return "serverside-applied", nil
 }
 
 // threeWayPatch is kubectl's client-side apply for types without a patch
