@@ -32,11 +32,11 @@ spec:
   colour: red
 `
 
-// TestKubectlApplyExplainDiffDelete is a user's kubectl session over the
+// TestKubectlApplyDiffDelete is a user's kubectl session over the
 // samples: apply with validation on (the OpenAPI documents tell kubectl
-// the server validates fields), apply again (unchanged), explain a field,
-// diff an edit (shown, nothing changed), delete -f.
-func TestKubectlApplyExplainDiffDelete(t *testing.T) {
+// the server validates fields), apply again (unchanged), diff an edit
+// (shown, nothing changed), delete -f.
+func TestKubectlApplyDiffDelete(t *testing.T) {
 	s, _ := servertest.Start(t)
 	out := kubectl(t, s, "apply", "-f", samplesDir)
 	for _, want := range []string{"installation.left4me.io/l4d2 created", "overlay.left4me.io/coop-maps created", "blueprint.left4me.io/coop created", "instance.left4me.io/coop-1 created"} {
@@ -48,22 +48,15 @@ func TestKubectlApplyExplainDiffDelete(t *testing.T) {
 		t.Errorf("second kubectl apply changed something:\n%s", out)
 	}
 
-	out = kubectl(t, s, "explain", "instance.spec")
-	for _, want := range []string{"KIND:       Instance", "blueprintRef\t<LocalObjectReference> -required-", "enum: Running, Stopped", "Port is the game port"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("kubectl explain instance.spec: no %q in\n%s", want, out)
-		}
-	}
-	if out := kubectl(t, s, "explain", "blueprint.spec.cvars"); !strings.Contains(out, "server.cfg lines") {
-		t.Errorf("kubectl explain blueprint.spec.cvars:\n%s", out)
-	}
-
 	// diff: an edited Blueprint shows its change and kubectl exits 1; the
 	// server stores nothing (dry run).
 	edited := writeManifest(t, strings.Replace(readSample(t, "10-blueprints.yaml"), "c1m1_hotel", "c2m1_highway", 1))
 	out, err := kubectlErr(t, s, "diff", "-f", edited)
 	if err == nil || !strings.Contains(out, "+") || !strings.Contains(out, "c2m1_highway") {
 		t.Errorf("kubectl diff of an edit: %v\n%s", err, out)
+	}
+	if got := kubectl(t, s, "get", "blueprint", "coop", "-o", "jsonpath={.spec.game.map}"); got != "c1m1_hotel" {
+		t.Errorf("kubectl diff stored its dry run: map %s", got)
 	}
 	if out, err := kubectlErr(t, s, "diff", "-f", samplesDir); err != nil || out != "" {
 		t.Errorf("kubectl diff of what is applied: %v\n%s", err, out)
@@ -72,6 +65,22 @@ func TestKubectlApplyExplainDiffDelete(t *testing.T) {
 	out = kubectl(t, s, "delete", "-f", samplesDir)
 	if !strings.Contains(out, `instance.left4me.io "coop-1" deleted`) || !strings.Contains(out, `overlay.left4me.io "sourcemod" deleted`) {
 		t.Errorf("kubectl delete -f:\n%s", out)
+	}
+}
+
+// TestKubectlExplain: kubectl explain reads the fields, their
+// documentation, required marks and enums from /openapi/v3.
+func TestKubectlExplain(t *testing.T) {
+	servertest.RequireKubectl(t, 27) // explain's layout since 1.27
+	s, _ := servertest.Start(t)
+	out := kubectl(t, s, "explain", "instance.spec")
+	for _, want := range []string{"KIND:       Instance", "blueprintRef\t<LocalObjectReference> -required-", "enum: Running, Stopped", "Port is the game port"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl explain instance.spec: no %q in\n%s", want, out)
+		}
+	}
+	if out := kubectl(t, s, "explain", "blueprint.spec.cvars"); !strings.Contains(out, "server.cfg lines") {
+		t.Errorf("kubectl explain blueprint.spec.cvars:\n%s", out)
 	}
 }
 
@@ -88,6 +97,7 @@ func readSample(t *testing.T, name string) string {
 // as fieldValidation: strict (the default) refuses an unknown field naming
 // it and stores nothing, warn stores and warns, false stores silently.
 func TestKubectlFieldValidation(t *testing.T) {
+	servertest.RequireKubectl(t, 27) // server-side field validation, --validate=warn
 	s, _ := servertest.Start(t)
 	f := writeManifest(t, coopWithColour)
 	out, err := kubectlErr(t, s, "apply", "-f", f)

@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -40,22 +38,7 @@ func kubectlErr(t *testing.T, s *server.Server, args ...string) (string, error) 
 // kubectlCmd is the kubectl command, to run on any goroutine.
 func kubectlCmd(t *testing.T, s *server.Server, args ...string) *exec.Cmd {
 	t.Helper()
-	bin, err := exec.LookPath("kubectl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("kubectl missing: .ci/run installs kubernetes-client")
-		}
-		t.Skip("kubectl is not installed (apt-get install kubernetes-client)")
-	}
-	home := t.TempDir() // no kubeconfig or cache from elsewhere
-	ca := filepath.Join(home, "ca.crt")
-	if err := os.WriteFile(ca, s.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conn := []string{"--server", s.URL(), "--token", servertest.AdminToken(t, s), "--certificate-authority", ca}
-	cmd := exec.Command(bin, append(conn, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	return cmd
+	return servertest.KubectlCmd(t, s, args...)
 }
 
 // TestKubectlGetPrintsTheColumnsOfL4mctl: kubectl get shows an Instance

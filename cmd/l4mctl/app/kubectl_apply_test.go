@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,22 +38,7 @@ func (e *env) kubectl(args ...string) string {
 // kubectlErr is kubectl, returning its failure.
 func (e *env) kubectlErr(args ...string) (string, error) {
 	e.t.Helper()
-	bin, err := exec.LookPath("kubectl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			e.t.Fatal("kubectl missing: .ci/run installs kubernetes-client")
-		}
-		e.t.Skip("kubectl is not installed (apt-get install kubernetes-client)")
-	}
-	home := e.t.TempDir()
-	ca := filepath.Join(home, "ca.crt")
-	if err := os.WriteFile(ca, e.srv.CAPEM, 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	conn := []string{"--server", e.srv.URL(), "--token", servertest.AdminToken(e.t, e.srv), "--certificate-authority", ca}
-	cmd := exec.Command(bin, append(conn, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	out, err := cmd.CombinedOutput()
+	out, err := servertest.KubectlCmd(e.t, e.srv, args...).CombinedOutput()
 	return string(out), err
 }
 
