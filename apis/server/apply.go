@@ -1,16 +1,23 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/apis/storage"
+	"github.com/left4me/left4me/apis/validation"
 )
 
 // ApplyPatchType is server-side apply's media type (kubectl apply
@@ -43,6 +50,10 @@ func forceOf(r *http.Request, apply bool) (bool, error) {
 // and mistyped fields named, as fieldValidation asks), and the merged
 // object is defaulted, validated and admitted as every write is.
 func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, dry bool, data []byte) {
+	if req.res.Kind == "Token" {
+		h.writeError(w, r, methodNotAllowed(r.Method+" "+ApplyPatchType, req.res.Plural+" (a token is created with POST: the server makes its secret and shows it once)"))
+		return
+	}
 	manager := r.URL.Query().Get("fieldManager")
 	if manager == "" {
 		h.writeError(w, r, apierrors.NewBadRequest("fieldManager: Required value: is required for apply patch (kubectl and l4mctl send their own)"))
@@ -57,15 +68,20 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, dr
 		h.writeError(w, r, err)
 		return
 	}
-	cfg, err := appliedConfiguration(req, data)
+	cfg, cfgObj, err := appliedConfiguration(req, data)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	fm := h.fields.forRequest(req)
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !retryPause(r.Context(), attempt) {
+			h.writeError(w, r, apierrors.NewTimeoutError("the object kept changing while it was applied to; try again", 1))
+			return
+		}
 		cur, err := h.store.Get(r.Context(), req.res, req.namespace, req.name)
 		creating := apierrors.IsNotFound(err)
+		req.creating = creating
 		if creating && req.subresource != "" {
 			h.writeError(w, r, err) // a status is applied to an object that exists
 			return
@@ -85,7 +101,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, dr
 		merged, err := fm.Apply(live, &unstructured.Unstructured{Object: runtime.DeepCopyJSON(cfg)}, manager, force)
 		if err != nil {
 			if _, ok := err.(apierrors.APIStatus); !ok {
-				err = apierrors.NewBadRequest("apply: " + err.Error())
+				err = configError(req, cfgObj, err)
 			}
 			h.writeError(w, r, err)
 			return
@@ -115,7 +131,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, dr
 		}
 		if creating {
 			out, err := h.store.Create(r.Context(), req.res, obj, storage.CreateOptions{DryRun: dry, MaxInNamespace: h.maxObjects})
-			if apierrors.IsAlreadyExists(err) && attempt < 5 {
+			if apierrors.IsAlreadyExists(err) {
 				continue // created meanwhile: apply onto it
 			}
 			writeWarnings(w, req.warnings)
@@ -127,8 +143,8 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, dr
 			obj.SetResourceVersion(cur.GetResourceVersion())
 		}
 		out, err := h.store.Update(r.Context(), req.res, obj, userWriteOptions(storage.UpdateOptions{DryRun: dry, Status: req.subresource == "status", Current: cur}, withStatus))
-		if apierrors.IsConflict(err) && !pinned && attempt < 5 {
-			continue
+		if apierrors.IsConflict(err) && !pinned {
+			continue // written meanwhile: merge again onto what is there now
 		}
 		writeWarnings(w, req.warnings)
 		h.respond(w, r, http.StatusOK, out, err)
@@ -142,62 +158,117 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, req *request, dr
 // field manager takes it: only the fields the kind has (under Warn or
 // Ignore the unknown ones are dropped, as they would be from a POST),
 // apiVersion, kind and namespace filled in.
-func appliedConfiguration(req *request, data []byte) (map[string]any, error) {
+func appliedConfiguration(req *request, data []byte) (map[string]any, v1.Object, error) {
 	var cfg map[string]any
 	if err := json.Unmarshal(data, &cfg); err != nil || cfg == nil {
-		return nil, apierrors.NewBadRequest("decode the apply patch: it must be one YAML or JSON object")
+		return nil, nil, apierrors.NewBadRequest("decode the apply patch: it must be one YAML or JSON object")
 	}
 	if cfg["apiVersion"] == nil || cfg["kind"] == nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("an apply patch names its apiVersion (%s) and kind (%s)", v1.APIVersion, req.res.Kind))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("an apply patch names its apiVersion (%s) and kind (%s)", v1.APIVersion, req.res.Kind))
 	}
-	obj, err := decode(req, data)
+	obj, unknown, err := decodeReporting(req, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if obj.GetName() == "" {
 		obj.SetName(req.name)
 		unstructured.SetNestedField(cfg, req.name, "metadata", "name")
 	}
 	if err := checkIdentity(req, obj); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.res.Namespaced {
 		unstructured.SetNestedField(cfg, req.namespace, "metadata", "namespace")
 	}
-	if req.validation != fieldValidationStrict { // Strict refused them already
-		known, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			return nil, fmt.Errorf("apply: %w", err)
-		}
-		pruneUnknown(cfg, known)
+	for _, path := range unknown { // only under Warn or Ignore: Strict refused them
+		dropField(cfg, path)
 	}
-	return cfg, nil
+	return cfg, obj, nil
 }
 
-// pruneUnknown deletes from cfg what the typed round trip (known) lost:
-// the fields the kind does not have.
-func pruneUnknown(cfg, known map[string]any) {
-	for k, v := range cfg {
-		kv, ok := known[k]
-		if !ok {
-			delete(cfg, k)
-			continue
+// configError explains a configuration the field manager cannot merge
+// (two cvars of one name: a list keyed by name holds each key once) as a
+// POST of it would be explained, when validation finds why.
+func configError(req *request, cfg v1.Object, err error) error {
+	obj := cfg.DeepCopyObject().(v1.Object)
+	validation.Default(obj)
+	if errs := validation.Validate(obj); len(errs) > 0 {
+		var dup field.ErrorList
+		for _, e := range errs {
+			if e.Type == field.ErrorTypeDuplicate {
+				dup = append(dup, e)
+			}
 		}
-		switch t := v.(type) {
-		case map[string]any:
-			if km, ok := kv.(map[string]any); ok {
-				pruneUnknown(t, km)
-			}
-		case []any:
-			if kl, ok := kv.([]any); ok && len(kl) == len(t) {
-				for i := range t {
-					m, ok1 := t[i].(map[string]any)
-					km, ok2 := kl[i].(map[string]any)
-					if ok1 && ok2 {
-						pruneUnknown(m, km)
-					}
-				}
-			}
+		if len(dup) > 0 {
+			return invalid(req.res, obj.GetName(), dup)
 		}
 	}
+	return apierrors.NewBadRequest("apply: " + err.Error())
+}
+
+// retryPause waits a little longer before each retry of an apply whose
+// object changed underneath it (with jitter, so racing appliers spread
+// out), and reports false once the request's time is up.
+func retryPause(ctx context.Context, attempt int) bool {
+	d := time.Duration(min(attempt, 20)) * 5 * time.Millisecond
+	d += time.Duration(rand.Int64N(int64(d) + 1))
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// dropField deletes one field from cfg, by the path the strict decoder
+// reported it at ("spec.cvars[1].vaule"), leaving every other field, zero
+// values included, as the applier wrote it.
+func dropField(cfg map[string]any, path string) {
+	var cur any = cfg
+	parts := splitPath(path)
+	for i, p := range parts {
+		last := i == len(parts)-1
+		switch c := cur.(type) {
+		case map[string]any:
+			if last {
+				delete(c, p.key)
+				return
+			}
+			cur = c[p.key]
+		default:
+			return
+		}
+		for _, idx := range p.indexes {
+			list, ok := cur.([]any)
+			if !ok || idx < 0 || idx >= len(list) {
+				return
+			}
+			cur = list[idx]
+		}
+	}
+}
+
+type pathPart struct {
+	key     string
+	indexes []int
+}
+
+// splitPath splits "spec.cvars[1].vaule" into spec, cvars [1], vaule.
+func splitPath(path string) []pathPart {
+	var out []pathPart
+	for _, seg := range strings.Split(path, ".") {
+		p := pathPart{key: seg}
+		if i := strings.IndexByte(seg, '['); i >= 0 {
+			p.key = seg[:i]
+			for _, ix := range strings.Split(strings.TrimSuffix(seg[i+1:], "]"), "][") {
+				n, err := strconv.Atoi(ix)
+				if err != nil {
+					return nil
+				}
+				p.indexes = append(p.indexes, n)
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }

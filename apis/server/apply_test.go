@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -156,6 +158,7 @@ func TestServerSideApplyBadInput(t *testing.T) {
 		{"wrong type", coopApplied(`"four"`, "")},
 		{"invalid value", coopApplied("99", "")},
 		{"duplicate field", coopApplied("4", "  args: [a]\n  args: [b]\n")},
+		{"two cvars of one name", coopApplied("4", "  - name: sv_region\n    value: \"4\"\n")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			wantCode, wantMsg := post(c.body)
@@ -190,5 +193,133 @@ func TestServerSideApplyBadInput(t *testing.T) {
 	}
 	if _, data := call(t, s, http.MethodGet, coopPath, "", ""); blueprintOf(t, data).Spec.Game.MaxPlayers != 6 {
 		t.Errorf("a dry-run apply was stored: %s", data)
+	}
+}
+
+// callAs is call with another bearer token.
+func callAs(t *testing.T, s *server.Server, token, method, path, contentType, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := servertest.HTTPClient(s).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+// TestNodeCannotForgeManagedFields: a node may write its Instance's
+// finalizers and status, but not managedFields: the ones it sends are
+// ignored, so it cannot hand a tenant's field to another manager (whose
+// next apply would then delete it) or plant an owner that makes every
+// apply conflict.
+func TestNodeCannotForgeManagedFields(t *testing.T) {
+	s, admin := servertest.Start(t)
+	nodeToken := servertest.NewToken(t, admin, v1.TokenSpec{Type: v1.TokenNode, NodeName: "node-1"})
+	path := "/apis/left4me.io/v1alpha1/namespaces/default/instances/coop-1"
+	applied := `apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: coop-1}
+spec: {blueprintRef: {name: coop}, nodeName: node-1, state: Stopped}
+`
+	if code, data := call(t, s, http.MethodPatch, path+"?fieldManager=gitops", server.ApplyPatchType, applied); code != http.StatusCreated {
+		t.Fatalf("apply: %d %s", code, data)
+	}
+	forged := `{"metadata":{"finalizers":["left4me.io/node-cleanup"],"managedFields":[{"manager":"evil","operation":"Apply","apiVersion":"left4me.io/v1alpha1","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:blueprintRef":{"f:name":{}}}}}]}}`
+	code, data := callAs(t, s, nodeToken, http.MethodPatch, path, server.MergePatchType, forged)
+	if code != http.StatusOK {
+		t.Fatalf("node's finalizer patch: %d %s", code, data)
+	}
+	_, data = call(t, s, http.MethodGet, path, "", "")
+	var in v1.Instance
+	json.Unmarshal(data, &in)
+	for _, e := range in.ManagedFields {
+		if e.Manager == "evil" {
+			t.Fatalf("the node planted a manager: %s", data)
+		}
+	}
+	if len(in.Finalizers) != 1 {
+		t.Fatalf("the node's finalizer is missing: %s", data)
+	}
+	if code, data := call(t, s, http.MethodPatch, path+"?fieldManager=gitops", server.ApplyPatchType, applied); code != http.StatusOK {
+		t.Errorf("the tenant's next apply: %d %s", code, data)
+	}
+}
+
+// TestApplyRefusals: a Token cannot be applied (the server makes its
+// secret), a collection takes no patch, and an apply-create's status is
+// dropped, as a POST's is.
+func TestApplyRefusals(t *testing.T) {
+	s, _ := servertest.Start(t)
+	token := `{"apiVersion":"left4me.io/v1alpha1","kind":"Token","metadata":{"name":"mine"},"spec":{"type":"User","user":"eve","roles":[{"role":"admin"}]},"status":{"secretHash":"` + strings.Repeat("a", 64) + `"}}`
+	if code, data := call(t, s, http.MethodPatch, "/apis/left4me.io/v1alpha1/tokens/mine?fieldManager=eve", server.ApplyPatchType, token); code != http.StatusMethodNotAllowed {
+		t.Errorf("apply of a Token: %d %s", code, data)
+	}
+	if code, data := call(t, s, http.MethodPatch, "/apis/left4me.io/v1alpha1/namespaces/default/blueprints?fieldManager=x", server.ApplyPatchType, coopApplied("4", "")); code != http.StatusMethodNotAllowed {
+		t.Errorf("apply to a collection: %d %s", code, data)
+	}
+	if code, data := call(t, s, http.MethodDelete, "/apis/left4me.io/v1alpha1/namespaces/default/blueprints", "", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE of a collection: %d %s", code, data)
+	}
+	running := `{"apiVersion":"left4me.io/v1alpha1","kind":"Instance","metadata":{"name":"fake"},"spec":{"blueprintRef":{"name":"coop"}},"status":{"phase":"Running","address":"203.0.113.9"}}`
+	for _, c := range []struct{ method, path, ct string }{
+		{http.MethodPatch, "/apis/left4me.io/v1alpha1/namespaces/default/instances/fake?fieldManager=x", server.ApplyPatchType},
+		{http.MethodPost, "/apis/left4me.io/v1alpha1/namespaces/default/instances", server.JSONType},
+	} {
+		code, data := call(t, s, c.method, c.path, c.ct, running)
+		if code != http.StatusCreated || strings.Contains(string(data), "203.0.113.9") {
+			t.Errorf("%s of an Instance with a status: %d %s", c.method, code, data)
+		}
+		call(t, s, http.MethodDelete, "/apis/left4me.io/v1alpha1/namespaces/default/instances/fake", "", "")
+	}
+}
+
+// TestApplyIgnoreKeepsZeroValues: under fieldValidation=Ignore an unknown
+// field is dropped and nothing else: an explicit false still uncordons.
+func TestApplyIgnoreKeepsZeroValues(t *testing.T) {
+	s, _ := servertest.Start(t)
+	path := "/apis/left4me.io/v1alpha1/nodes/host-a"
+	node := func(unschedulable string) string {
+		return `{"apiVersion":"left4me.io/v1alpha1","kind":"Node","metadata":{"name":"host-a"},"spec":{"portRange":{"min":27015,"max":27115},"unschedulable":` + unschedulable + `,"colour":"red"}}`
+	}
+	if code, data := call(t, s, http.MethodPatch, path+"?fieldManager=ops&fieldValidation=Ignore", server.ApplyPatchType, node("true")); code != http.StatusCreated {
+		t.Fatalf("apply cordoned: %d %s", code, data)
+	}
+	code, data := call(t, s, http.MethodPatch, path+"?fieldManager=ops&fieldValidation=Warn", server.ApplyPatchType, node("false"))
+	var n v1.Node
+	json.Unmarshal(data, &n)
+	if code != http.StatusOK || n.Spec.Unschedulable {
+		t.Errorf("apply unschedulable: false under Warn: %d, unschedulable %v\n%s", code, n.Spec.Unschedulable, data)
+	}
+}
+
+// TestConcurrentAppliesAllLand: appliers racing on one new object, each
+// with fields of its own, all succeed: a write meanwhile is merged onto,
+// not answered with a 409.
+func TestConcurrentAppliesAllLand(t *testing.T) {
+	s, _ := servertest.Start(t)
+	const n = 12
+	codes := make(chan int, n)
+	for i := range n {
+		go func() {
+			body := `{"apiVersion":"left4me.io/v1alpha1","kind":"Blueprint","metadata":{"name":"coop","labels":{"team-` + strconv.Itoa(i) + `":"yes"}}}`
+			code, _ := call(t, s, http.MethodPatch, coopPath+"?fieldManager=team-"+strconv.Itoa(i), server.ApplyPatchType, body)
+			codes <- code
+		}()
+	}
+	for range n {
+		if code := <-codes; code != http.StatusOK && code != http.StatusCreated {
+			t.Errorf("a racing apply got %d", code)
+		}
+	}
+	_, data := call(t, s, http.MethodGet, coopPath, "", "")
+	if bp := blueprintOf(t, data); len(bp.Labels) != n || len(bp.ManagedFields) != n {
+		t.Errorf("after %d applies: %d labels, %d managers", n, len(bp.Labels), len(bp.ManagedFields))
 	}
 }

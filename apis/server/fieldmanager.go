@@ -67,7 +67,12 @@ func (f fieldManagers) forRequest(req *request) *managedfields.FieldManager {
 }
 
 // track records a non-apply write in obj's managedFields: the fields of
-// obj that differ from live (nil on create) become manager's.
+// obj that differ from live (nil on create) become manager's. A writer
+// under restrictions (the node role: req.decision.Admit) cannot write
+// managedFields itself: what it sends is replaced by live's, or a node
+// could hand a tenant's fields to another manager and have the tenant's
+// next apply delete them. Should the field manager fail, live's
+// managedFields are kept, not lost.
 func (f fieldManagers) track(req *request, manager string, live, obj v1.Object) v1.Object {
 	fm := f.forRequest(req)
 	if fm == nil {
@@ -81,11 +86,15 @@ func (f fieldManagers) track(req *request, manager string, live, obj v1.Object) 
 		live.GetObjectKind().SetGroupVersionKind(req.res.GroupVersionKind())
 	}
 	obj.GetObjectKind().SetGroupVersionKind(req.res.GroupVersionKind())
-	out, ok := fm.UpdateNoErrors(live, obj, manager).(v1.Object)
-	if !ok {
-		return obj
+	if req.decision.Admit != nil {
+		obj.SetManagedFields(live.GetManagedFields())
 	}
-	return out
+	out, err := fm.Update(live, obj, manager)
+	if o, ok := out.(v1.Object); err == nil && ok {
+		return o
+	}
+	obj.SetManagedFields(live.GetManagedFields())
+	return obj
 }
 
 // MaxFieldManagerLength bounds a manager's name, as kube-apiserver does.

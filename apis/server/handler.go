@@ -19,6 +19,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -301,6 +302,9 @@ type request struct {
 	warnings   []string
 	// manager is who makes a write, for managedFields (managerOf).
 	manager string
+	// creating is set while a create (a POST, or an apply of a missing
+	// object) is admitted.
+	creating bool
 }
 
 // verbOf names a request the way authorization and metrics see it.
@@ -479,9 +483,13 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, req *request)
 	case "update":
 		h.update(w, r, req)
 	case "patch":
+		if req.name == "" { // a collection takes no patch, as in kube
+			h.writeError(w, r, methodNotAllowed(r.Method, req.res.Plural))
+			return
+		}
 		h.patch(w, r, req)
 	case "delete":
-		if req.subresource != "" {
+		if req.subresource != "" || req.name == "" {
 			h.writeError(w, r, methodNotAllowed(r.Method, req.res.Plural+"/"+req.subresource))
 			return
 		}
@@ -550,7 +558,7 @@ func bodyType(r *http.Request) (string, error) {
 // readBody checks the body's media type, reads at most MaxBodyBytes and
 // returns JSON (YAML converted). A DELETE may have no body, and then needs
 // no type.
-func readBody(r *http.Request) ([]byte, error) {
+func readBody(r *http.Request, req *request) ([]byte, error) {
 	if r.Method == http.MethodDelete && r.ContentLength == 0 {
 		return nil, nil
 	}
@@ -568,13 +576,17 @@ func readBody(r *http.Request) ([]byte, error) {
 	if mt == YAMLType || mt == ApplyPatchType {
 		// A key given twice is a duplicate field, as in JSON: refused
 		// under Strict validation (converting keeps only the last).
-		convert := yaml.YAMLToJSONStrict
-		if v, _ := fieldValidationOf(r); v != fieldValidationStrict {
-			convert = yaml.YAMLToJSON
+		// (Warn names it, Ignore lets the last one stand.)
+		js, err := yaml.YAMLToJSONStrict(data)
+		if strictErr := err; err != nil && req != nil && req.validation != fieldValidationStrict {
+			if js, err = yaml.YAMLToJSON(data); err == nil && req.validation == fieldValidationWarn {
+				req.warnings = append(req.warnings, "the last of a duplicate field counts: "+strictErr.Error())
+			}
 		}
-		if data, err = convert(data); err != nil {
+		if err != nil {
 			return nil, apierrors.NewBadRequest("decode YAML body: " + err.Error())
 		}
+		data = js
 	}
 	return data, nil
 }
@@ -584,11 +596,24 @@ func readBody(r *http.Request) ([]byte, error) {
 // fieldValidation lets them through (Warn adds them to req.warnings),
 // naming them.
 func decode(req *request, data []byte) (v1.Object, error) {
+	obj, _, err := decodeReporting(req, data)
+	return obj, err
+}
+
+// decodeReporting is decode, also returning the paths of the unknown
+// fields it let through (Warn, Ignore), as "spec.cvars[1].vaule".
+func decodeReporting(req *request, data []byte) (v1.Object, []string, error) {
 	res := req.res
 	obj := res.New()
 	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, describeJSONError(err)))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, describeJSONError(err)))
+	}
+	var unknown []string
+	for _, e := range strictErrs {
+		if fp, ok := e.(interface{ FieldPath() string }); ok && strings.HasPrefix(e.Error(), "unknown field") {
+			unknown = append(unknown, fp.FieldPath())
+		}
 	}
 	switch req.validation {
 	case fieldValidationIgnore:
@@ -604,17 +629,17 @@ func decode(req *request, data []byte) (v1.Object, error) {
 		for i, e := range strictErrs {
 			msgs[i] = e.Error()
 		}
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, strings.Join(msgs, ", ")))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %s", res.Kind, strings.Join(msgs, ", ")))
 	}
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	if gvk.Kind != "" && gvk.Kind != res.Kind {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("kind %q does not match the URL, which is for %s", gvk.Kind, res.Kind))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("kind %q does not match the URL, which is for %s", gvk.Kind, res.Kind))
 	}
 	if av := gvk.GroupVersion().String(); gvk.Version != "" && av != v1.APIVersion {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("apiVersion %q is not served here (use %s)", av, v1.APIVersion))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("apiVersion %q is not served here (use %s)", av, v1.APIVersion))
 	}
 	obj.GetObjectKind().SetGroupVersionKind(res.GroupVersionKind())
-	return obj, nil
+	return obj, unknown, nil
 }
 
 func describeJSONError(err error) string {
@@ -656,6 +681,9 @@ func admit(req *request, obj v1.Object) error {
 	if req.subresource == "status" {
 		return invalid(req.res, obj.GetName(), validation.ValidateStatus(obj))
 	}
+	if req.creating && req.res.HasStatus {
+		clearStatus(obj) // the status is the server's and the nodes' to write, from the start
+	}
 	validation.Default(obj)
 	if ns, ok := obj.(*v1.Namespace); ok && ns.Status.Phase == "" {
 		ns.Status.Phase = v1.NamespaceActive
@@ -670,7 +698,7 @@ func readObject(r *http.Request, req *request) (v1.Object, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	data, err := readBody(r)
+	data, err := readBody(r, req)
 	if err != nil {
 		return nil, false, err
 	}
@@ -706,6 +734,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request) {
 		h.createToken(w, r, req)
 		return
 	}
+	req.creating = true
 	obj, dry, err := readObject(r, req)
 	if err == nil && req.decision.Admit != nil {
 		err = req.decision.Admit(r.Context(), nil, obj)
@@ -761,7 +790,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request, req *request) {
 		h.writeError(w, r, err)
 		return
 	}
-	patchData, err := readBody(r)
+	patchData, err := readBody(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -841,7 +870,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request, req *request) {
 		return
 	}
 	opts := storage.DeleteOptions{DryRun: dry}
-	data, err := readBody(r)
+	data, err := readBody(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -1022,3 +1051,10 @@ func (s *statusRecorder) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// clearStatus zeroes obj's status (every kind with one has a Status field).
+func clearStatus(obj v1.Object) {
+	if f := reflect.ValueOf(obj).Elem().FieldByName("Status"); f.IsValid() && f.CanSet() {
+		f.Set(reflect.Zero(f.Type()))
+	}
+}

@@ -31,7 +31,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, req *reque
 		h.writeError(w, r, err)
 		return
 	}
-	data, err := readBody(r)
+	data, err := readBody(r, req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/jsonmergepatch"
@@ -315,13 +317,32 @@ func (c *cli) applyServerSide(ctx context.Context, cl *client.Client, d *manifes
 	_, err = cl.Apply(ctx, d.Resource, obj.GetNamespace(), obj.GetName(), config, client.ApplyOptions{
 		FieldManager: o.fieldManager, Force: o.forceConflicts, DryRun: o.dryRun == "server",
 	})
-	if apierrors.IsConflict(err) && !o.forceConflicts {
+	if isApplyConflict(err) && !o.forceConflicts {
 		return "", fmt.Errorf("%w\n(to take these fields over, run again with --force-conflicts; to leave them to their manager, remove them from the file)", err)
 	}
 	if err != nil {
 		return "", err
 	}
 	return "serverside-applied", nil
+}
+
+// isApplyConflict reports whether err is a server-side apply's conflict
+// over fields other managers own (not a stale resourceVersion, which
+// forcing would not help).
+func isApplyConflict(err error) bool {
+	if !apierrors.IsConflict(err) {
+		return false
+	}
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) || st.Status().Details == nil {
+		return false
+	}
+	for _, c := range st.Status().Details.Causes {
+		if c.Type == metav1.CauseTypeFieldManagerConflict {
+			return true
+		}
+	}
+	return false
 }
 
 // threeWayPatch is kubectl's client-side apply for types without a patch
