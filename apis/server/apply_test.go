@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -196,24 +195,6 @@ func TestServerSideApplyBadInput(t *testing.T) {
 	}
 }
 
-// callAs is call with another bearer token.
-func callAs(t *testing.T, s *server.Server, token, method, path, contentType, body string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := servertest.HTTPClient(s).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
-}
-
 // TestNodeCannotForgeManagedFields: a node may write its Instance's
 // finalizers and status, but not managedFields: the ones it sends are
 // ignored, so it cannot hand a tenant's field to another manager (whose
@@ -232,7 +213,7 @@ spec: {blueprintRef: {name: coop}, nodeName: node-1, state: Stopped}
 		t.Fatalf("apply: %d %s", code, data)
 	}
 	forged := `{"metadata":{"finalizers":["left4me.io/node-cleanup"],"managedFields":[{"manager":"evil","operation":"Apply","apiVersion":"left4me.io/v1alpha1","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:blueprintRef":{"f:name":{}}}}}]}}`
-	code, data := callAs(t, s, nodeToken, http.MethodPatch, path, server.MergePatchType, forged)
+	code, data := callWithToken(t, s, nodeToken, http.MethodPatch, path, http.Header{"Content-Type": {server.MergePatchType}}, forged)
 	if code != http.StatusOK {
 		t.Fatalf("node's finalizer patch: %d %s", code, data)
 	}

@@ -59,12 +59,18 @@ func call(t *testing.T, s *server.Server, method, path, contentType, body string
 // callWith is call with the request's headers (the admin's token added).
 func callWith(t *testing.T, s *server.Server, method, path string, h http.Header, body string) (int, []byte) {
 	t.Helper()
+	return callWithToken(t, s, servertest.AdminToken(t, s), method, path, h, body)
+}
+
+// callWithToken is callWith as another bearer token's holder.
+func callWithToken(t *testing.T, s *server.Server, token, method, path string, h http.Header, body string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header = h.Clone()
-	req.Header.Set("Authorization", "Bearer "+servertest.AdminToken(t, s))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := servertest.HTTPClient(s).Do(req)
 	if err != nil {
 		t.Fatal(err)
