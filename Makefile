@@ -36,6 +36,26 @@ generate: ## Regenerate deep copies, the OpenAPI definitions (apis/openapi) and 
 		./apis/left4me/v1alpha1 k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/util/intstr
 	$(GO) run ./hack/gen-schemas -out config/schemas
 
+DEB_OUT ?= dist
+DEB_BUILD := $(DEB_OUT)/build
+
+.PHONY: deb
+deb: ## Debian packages for amd64 in dist/: l4m-server, l4m-node, l4mctl (nfpm; version from git, DEB_VERSION overrides).
+	@set -euo pipefail; v=$$(./hack/deb-version.sh); echo "version $$v"; \
+	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/completion $(DEB_BUILD)/man; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/left4me/left4me/apis/version.Version=$$v" -o $(DEB_BUILD)/ ./cmd/l4m-server ./cmd/l4m-node ./cmd/l4mctl; \
+	./hack/deb-docs.sh "$$v" $(DEB_BUILD); \
+	for u in l4m-server l4m-node; do sed 's|/usr/local/bin/|/usr/bin/|g' config/systemd/$$u.service > $(DEB_BUILD)/$$u.service; done; \
+	{ echo "# /etc/left4me/node.yaml: l4m-node join fills this in (see node.yaml.example in"; \
+	  echo "# /usr/share/doc/l4m-node/). Until then the l4m-node unit skips its start."; \
+	  sed -e 's/^\([^#]\)/# \1/' config/node.yaml.example; } > $(DEB_BUILD)/node.yaml; \
+	for sh in bash zsh fish; do $(DEB_BUILD)/l4mctl completion $$sh > $(DEB_BUILD)/completion/l4mctl.$$sh; done; \
+	mv $(DEB_BUILD)/completion/l4mctl.zsh $(DEB_BUILD)/completion/_l4mctl; \
+	$(GO) run ./hack/gen-man -out $(DEB_BUILD)/man -version "$$v" -date "$$(git log -1 --format=%cI)"; gzip -9n $(DEB_BUILD)/man/*.1; \
+	for p in l4m-server l4m-node l4mctl; do \
+	  DEB_VERSION=$$v DEB_BUILD=$(DEB_BUILD) $(GO) tool nfpm package --packager deb --config config/deb/$$p.yaml --target $(DEB_OUT)/; \
+	done; ls -l $(DEB_OUT)/*.deb
+
 .PHONY: clean-data
 clean-data: ## Forget what `make run` stored.
 	rm -rf .data

@@ -17,6 +17,7 @@ import (
 // help commands appear for them).
 func addInternalCommands(root *cobra.Command) {
 	root.AddCommand(newFetchCommand())
+	root.AddCommand(newJoinedCommand())
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetHelpCommand(&cobra.Command{Use: "no-help", Hidden: true})
 }

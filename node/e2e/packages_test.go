@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/left4me/left4me/hack/sandboxtest"
+)
+
+// The packages test, like the fleet test, runs in a network namespace of
+// its own: a bridge with 10.78.0.1, a bare sandbox host for the server
+// (10.78.0.2) and one for the node (10.78.0.3), which install nothing but
+// what make deb built.
+const (
+	debNetnsEnv  = "L4M_DEB_NETNS"
+	debDirEnv    = "L4M_DEB_DIR"
+	debBridge    = "l4mdebbr0"
+	debGateway   = "10.78.0.1"
+	debServerIP  = "10.78.0.2"
+	debNodeIP    = "10.78.0.3"
+	debVersion1  = "0.9.0+e2e1"
+	debVersion2  = "0.9.0+e2e2"
+	debServerBox = "deb-server"
+	debNodeBox   = "deb-node"
+)
+
+// TestDebianPackages installs the packages make deb builds on bare sandbox
+// hosts with dpkg, as an admin would: the units are enabled and started by
+// the packages (nothing by hand), a second dpkg -i changes nothing, an
+// upgrade restarts the server onto the new build, remove stops it and
+// keeps its state, purge removes the state.
+func TestDebianPackages(t *testing.T) {
+	if !inDebNetns(t) {
+		return
+	}
+	dir := os.Getenv(debDirEnv)
+	srv := sandboxtest.BootWith(t, debServerBox, sandboxtest.Options{Addr: debServerIP + "/24", Bridge: debBridge})
+	node := sandboxtest.BootWith(t, debNodeBox, sandboxtest.Options{Addr: debNodeIP + "/24", Bridge: debBridge})
+	deb := func(v, pkg string) string { return filepath.Join(dir, v, pkg+"_"+v+"_amd64.deb") }
+	for _, sb := range []*sandboxtest.Sandbox{srv, node} {
+		// This machine's image is a container's, whose policy-rc.d keeps
+		// packages from starting services; a real host has none.
+		sb.MustExec(t, "rm", "-f", "/usr/sbin/policy-rc.d")
+	}
+
+	// The server host: l4mctl and l4m-server, started by the package.
+	srv.MustExec(t, "dpkg", "-i", deb(debVersion1, "l4mctl"), deb(debVersion1, "l4m-server"))
+	waitUnit(t, srv, "l4m-server.service", "active")
+	admin := "/var/lib/left4me/server/admin.yaml"
+	waitExec(t, srv, "test", "-s", admin)
+	if out := waitExec(t, srv, "l4mctl", "--config", admin, "version"); !strings.Contains(out, debVersion1) {
+		t.Errorf("l4mctl version against the packaged server:\n%s", out)
+	}
+	if out := srv.MustExec(t, "systemctl", "is-enabled", "l4m-server.service"); strings.TrimSpace(out) != "enabled" {
+		t.Errorf("l4m-server is %q, not enabled", out)
+	}
+	if out := srv.MustExec(t, "man", "-w", "l4mctl-apply"); !strings.Contains(out, "/usr/share/man/man1/l4mctl-apply.1.gz") {
+		t.Errorf("no man page for l4mctl apply: %s", out)
+	}
+	if out := srv.MustExec(t, "bash", "-c", "source /usr/share/bash-completion/completions/l4mctl && complete -p l4mctl"); !strings.Contains(out, "l4mctl") {
+		t.Errorf("no bash completion: %s", out)
+	}
+
+	// dpkg -i of the same packages again: still configured, still running.
+	srv.MustExec(t, "dpkg", "-i", deb(debVersion1, "l4mctl"), deb(debVersion1, "l4m-server"))
+	waitUnit(t, srv, "l4m-server.service", "active")
+	waitExec(t, srv, "l4mctl", "--config", admin, "get", "namespaces")
+
+	// The node host: l4m-node, enabled, its start skipped until joined.
+	node.MustExec(t, "dpkg", "-i", deb(debVersion1, "l4m-node"))
+	if out := node.MustExec(t, "systemctl", "is-enabled", "l4m-node.service"); strings.TrimSpace(out) != "enabled" {
+		t.Errorf("l4m-node is %q, not enabled", out)
+	}
+	if out, _ := node.Exec("systemctl", "show", "-p", "ConditionResult", "-p", "ActiveState", "l4m-node.service"); !strings.Contains(out, "ConditionResult=no") || !strings.Contains(out, "ActiveState=inactive") {
+		t.Errorf("an unjoined l4m-node should be skipped by its ExecCondition:\n%s", out)
+	}
+	for _, acct := range []string{"l4m-steamcmd", "l4m-fetch"} {
+		if out := node.MustExec(t, "getent", "passwd", acct); !strings.Contains(out, ":left4me ") {
+			t.Errorf("service account %s: %q", acct, out)
+		}
+	}
+	if out := node.MustExec(t, "stat", "-c", "%a", "/etc/left4me/node.yaml"); strings.TrimSpace(out) != "600" {
+		t.Errorf("/etc/left4me/node.yaml is mode %s", out)
+	}
+
+	// Upgrade: the server restarts onto the new build, its data kept.
+	srv.MustExec(t, "bash", "-c", "printf 'apiVersion: left4me.io/v1alpha1\nkind: Namespace\nmetadata: {name: team-a}\n' | l4mctl --config "+admin+" apply -f -")
+	srv.MustExec(t, "dpkg", "-i", deb(debVersion2, "l4mctl"), deb(debVersion2, "l4m-server"))
+	waitUnit(t, srv, "l4m-server.service", "active")
+	if out := waitExec(t, srv, "l4mctl", "--config", admin, "version"); !strings.Contains(out, debVersion2) {
+		t.Errorf("after the upgrade:\n%s", out)
+	}
+	if out := waitExec(t, srv, "l4mctl", "--config", admin, "get", "namespaces"); !strings.Contains(out, "team-a") {
+		t.Errorf("the upgrade lost the server's data:\n%s", out)
+	}
+
+	// Remove stops the server and keeps its state; purge removes it.
+	srv.MustExec(t, "dpkg", "-r", "l4m-server")
+	waitUnit(t, srv, "l4m-server.service", "inactive")
+	srv.MustExec(t, "test", "-s", admin)
+	srv.MustExec(t, "dpkg", "-P", "l4m-server")
+	if out, err := srv.Exec("test", "-e", "/var/lib/left4me/server"); err == nil {
+		t.Errorf("purge left /var/lib/left4me/server: %s", out)
+	}
+	node.MustExec(t, "dpkg", "-P", "l4m-node")
+	if out, err := node.Exec("getent", "passwd", "l4m-steamcmd"); err == nil {
+		t.Errorf("purge left the l4m-steamcmd account: %s", out)
+	}
+}
+
+// waitUnit waits until a unit's ActiveState is want.
+func waitUnit(t *testing.T, sb *sandboxtest.Sandbox, unit, want string) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, _ := sb.Exec("systemctl", "show", "-p", "ActiveState", "--value", unit)
+		if last = strings.TrimSpace(out); last == want {
+			return
+		}
+	}
+	st, _ := sb.Exec("systemctl", "status", "--no-pager", unit)
+	t.Fatalf("%s on %s is %q, not %q after 60s:\n%s", unit, sb.Name, last, want, st)
+}
+
+// waitExec retries a command inside the sandbox until it succeeds (a
+// server that just started answers a moment later) and returns its output.
+func waitExec(t *testing.T, sb *sandboxtest.Sandbox, args ...string) string {
+	t.Helper()
+	var out string
+	var err error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if out, err = sb.Exec(args...); err == nil {
+			return out
+		}
+	}
+	t.Fatalf("%s on %s: %v\n%s", strings.Join(args, " "), sb.Name, err, out)
+	return ""
+}
+
+// inDebNetns reports whether this process runs inside the packages test's
+// network namespace. When it does not, it builds the packages (two
+// versions, for the upgrade), makes the namespace and runs the test again
+// inside it.
+func inDebNetns(t *testing.T) bool {
+	t.Helper()
+	sandboxtest.Skip(t)
+	for _, bin := range []string{"dpkg-deb", "ip", "nsenter", "make"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("the packages test needs %s", bin)
+		}
+	}
+	if os.Getenv(debNetnsEnv) != "" {
+		return true
+	}
+	// The sandboxes see the host's files below their own root, so the
+	// packages go where both can read them.
+	dir, err := os.MkdirTemp("/var/tmp", "l4m-deb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	for _, v := range []string{debVersion1, debVersion2} {
+		cmd := exec.Command("make", "--no-print-directory", "deb", "DEB_OUT="+filepath.Join(dir, v), "DEB_VERSION="+v)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make deb %s: %v\n%s", v, err, out)
+		}
+	}
+	ns := fmt.Sprintf("l4mdeb%d", os.Getpid())
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() {
+		for _, name := range []string{debServerBox, debNodeBox} {
+			exec.Command(sandboxtest.Script(), "down", name).Run()
+		}
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("delete netns %s: %v: %s", ns, err, out)
+		}
+	})
+	ip("-n", ns, "link", "set", "lo", "up")
+	ip("-n", ns, "link", "add", debBridge, "type", "bridge")
+	ip("-n", ns, "addr", "add", debGateway+"/24", "dev", debBridge)
+	ip("-n", ns, "link", "set", debBridge, "up")
+	var out bytes.Buffer
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count", "1", "-test.timeout", "20m")
+	cmd.Env = append(os.Environ(), debNetnsEnv+"="+ns, debDirEnv+"="+dir)
+	if testing.Verbose() {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, os.Stdout), io.MultiWriter(&out, os.Stdout)
+	} else {
+		cmd.Stdout, cmd.Stderr = &out, &out
+	}
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the packages test inside netns %s failed: %v\n%s", ns, err, out.String())
+	}
+	if !strings.Contains(out.String(), "--- PASS: "+t.Name()) {
+		t.Fatalf("the packages test did not pass inside netns %s:\n%s", ns, out.String())
+	}
+	return false
+}
