@@ -220,6 +220,11 @@ func (s *Server) serverTLS(opts Options) (*tls.Config, error) {
 	if host, _, err := net.SplitHostPort(s.listener.Addr().String()); err == nil {
 		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
 			hosts = append(hosts, host)
+		} else if ip != nil {
+			// Listening on every address (the package's 0.0.0.0:6443):
+			// nodes reach the server at any of this host's addresses, as
+			// kubeadm's certificate names the host's own.
+			hosts = append(hosts, hostAddresses()...)
 		}
 	}
 	hosts = append(hosts, opts.TLSSANs...)
@@ -375,4 +380,22 @@ func (s *Server) close() {
 	if s.auditFile != nil {
 		s.auditFile.Close()
 	}
+}
+
+// hostAddresses are this host's unicast addresses, loopback and link-local
+// ones left out (already named, or not routable).
+func hostAddresses() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsMulticast() {
+			continue
+		}
+		out = append(out, ipn.IP.String())
+	}
+	return out
 }

@@ -2,16 +2,22 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/left4me/left4me/apis/client"
+	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
 	"github.com/left4me/left4me/hack/sandboxtest"
 )
 
@@ -91,15 +97,72 @@ func TestDebianPackages(t *testing.T) {
 		t.Errorf("/etc/left4me/node.yaml is mode %s", out)
 	}
 
-	// Upgrade: the server restarts onto the new build, its data kept.
-	srv.MustExec(t, "bash", "-c", "printf 'apiVersion: left4me.io/v1alpha1\nkind: Namespace\nmetadata: {name: team-a}\n' | l4mctl --config "+admin+" apply -f -")
+	// Join: a wrong CA hash is refused and changes nothing; the right one
+	// writes node.yaml and starts the agent.
+	token := joinTokenRE.FindString(srv.MustExec(t, "l4mctl", "--config", admin, "token", "create", "join"))
+	caHash := strings.TrimSpace(srv.MustExec(t, "l4mctl", "--config", admin, "config", "ca-hash"))
+	if token == "" || !strings.HasPrefix(caHash, "sha256:") {
+		t.Fatalf("join token %q, CA hash %q", token, caHash)
+	}
+	serverURL := "https://" + debServerIP + ":6443"
+	out, err := node.Exec("l4m-node", "join", serverURL, "--token", token, "--ca-hash", "sha256:"+strings.Repeat("ab", 32), "--address", debNodeIP)
+	if err == nil || !strings.Contains(out, caHash) {
+		t.Fatalf("a join with a wrong CA hash: %v\n%s", err, out)
+	}
+	if _, err := node.Exec("l4m-node", "check-joined"); err == nil {
+		t.Fatal("a refused join wrote node.yaml")
+	}
+	installSteamcmdOn(t, node.Left4meDir)
+	node.MustExec(t, "l4m-node", "join", serverURL, "--token", token, "--ca-hash", caHash, "--address", debNodeIP, "--node-name", debNodeBox)
+	waitUnit(t, node, "l4m-node.service", "active")
+
+	// From outside, with the packaged l4mctl: the Installation sample and a
+	// server on it, Ready through the steamcmd and game doubles.
+	l4mctl := extractL4mctl(t, deb(debVersion1, "l4mctl"))
+	cfg := outsideConfig(t, filepath.Join(srv.Left4meDir, "server", "admin.yaml"), serverURL)
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(l4mctl, append([]string{"--config", cfg}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("l4mctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("apply", "-f", filepath.Join(repoRoot(), "config", "samples", "00-installation.yaml"))
+	run("apply", "-f", writeFile(t, "coop.yaml", coopServer), "--wait", "--timeout", "5m")
+	game := instanceOf(t, run("get", "instance", "coop-1", "-o", "json"))
+	if game.Status.MainPID == 0 || game.Status.NodeName != debNodeBox {
+		t.Fatalf("coop-1: %+v", game.Status)
+	}
+
+	// Upgrade both with the game running: it keeps its process.
+	run("apply", "-f", writeFile(t, "team-a.yaml", "apiVersion: left4me.io/v1alpha1\nkind: Namespace\nmetadata: {name: team-a}\n"))
 	srv.MustExec(t, "dpkg", "-i", deb(debVersion2, "l4mctl"), deb(debVersion2, "l4m-server"))
 	waitUnit(t, srv, "l4m-server.service", "active")
+	node.MustExec(t, "dpkg", "-i", deb(debVersion2, "l4m-node"))
+	waitUnit(t, node, "l4m-node.service", "active")
 	if out := waitExec(t, srv, "l4mctl", "--config", admin, "version"); !strings.Contains(out, debVersion2) {
 		t.Errorf("after the upgrade:\n%s", out)
 	}
-	if out := waitExec(t, srv, "l4mctl", "--config", admin, "get", "namespaces"); !strings.Contains(out, "team-a") {
+	if out := run("get", "namespaces"); !strings.Contains(out, "team-a") {
 		t.Errorf("the upgrade lost the server's data:\n%s", out)
+	}
+	waitFor(t, 2*time.Minute, "coop-1 Ready on the new node agent, same game process", func() bool {
+		in := instanceOf(t, run("get", "instance", "coop-1", "-o", "json"))
+		return in.Status.MainPID == game.Status.MainPID && in.Status.Phase == v1.PhaseRunning && nodeAgentVersion(t, run("get", "node", debNodeBox, "-o", "json")) == debVersion2
+	})
+
+	// Removing l4m-node stops the agent, not the game; purge, once an
+	// admin stopped the game, removes the node's state.
+	node.MustExec(t, "dpkg", "-r", "l4m-node")
+	waitUnit(t, node, "l4m-node.service", "inactive")
+	if out := node.MustExec(t, "systemctl", "show", "-p", "MainPID", "--value", game.Status.UnitName); strings.TrimSpace(out) != fmt.Sprint(game.Status.MainPID) {
+		t.Errorf("removing l4m-node touched the game: MainPID %s, was %d", out, game.Status.MainPID)
+	}
+	node.MustExec(t, "systemctl", "stop", game.Status.UnitName)
+	node.MustExec(t, "dpkg", "-P", "l4m-node")
+	if out, _ := node.Exec("ls", "-A", "/var/lib/left4me"); strings.Contains(out, "installation") || strings.Contains(out, "steamcmd") {
+		t.Errorf("purge left the node's state: %s", out)
 	}
 
 	// Remove stops the server and keeps its state; purge removes it.
@@ -110,10 +173,105 @@ func TestDebianPackages(t *testing.T) {
 	if out, err := srv.Exec("test", "-e", "/var/lib/left4me/server"); err == nil {
 		t.Errorf("purge left /var/lib/left4me/server: %s", out)
 	}
-	node.MustExec(t, "dpkg", "-P", "l4m-node")
 	if out, err := node.Exec("getent", "passwd", "l4m-steamcmd"); err == nil {
 		t.Errorf("purge left the l4m-steamcmd account: %s", out)
 	}
+}
+
+// coopServer is a server on the Installation sample's build, with no
+// Overlay (the samples' need their sources served: make run does that).
+const coopServer = `apiVersion: left4me.io/v1alpha1
+kind: Blueprint
+metadata: {name: coop}
+spec:
+  game: {map: c1m1_hotel, mode: coop, maxPlayers: 4}
+---
+apiVersion: left4me.io/v1alpha1
+kind: Instance
+metadata: {name: coop-1}
+spec:
+  blueprintRef: {name: coop}
+`
+
+var joinTokenRE = regexp.MustCompile(`l4m\.[A-Za-z0-9]+\.[A-Za-z0-9_-]+`)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// installSteamcmdOn puts the steamcmd double (built by the outer test)
+// where a packaged l4m-node looks for steamcmd, with "Steam" holding the
+// Installation sample's branch.
+func installSteamcmdOn(t *testing.T, left4me string) {
+	t.Helper()
+	dir := filepath.Join(left4me, "steamcmd")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := os.Getenv(debDirEnv)
+	copyPath(t, filepath.Join(bin, "steamcmd-double"), filepath.Join(dir, "steamcmd.sh"))
+	copyPath(t, filepath.Join(bin, "srcds_run"), filepath.Join(dir, "srcds-double"))
+	data, _ := json.Marshal(steamRemote{Branches: map[string]steamBranch{"public": {BuildID: buildA, Size: buildSize}}})
+	if err := os.WriteFile(filepath.Join(dir, "remote.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// extractL4mctl unpacks the l4mctl package's binary, to run it from
+// outside the hosts.
+func extractL4mctl(t *testing.T, deb string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+	}
+	return filepath.Join(dir, "usr", "bin", "l4mctl")
+}
+
+// outsideConfig is the server's admin config with the server's address
+// on the bridge instead of its loopback.
+func outsideConfig(t *testing.T, adminYAML, serverURL string) string {
+	t.Helper()
+	data, err := os.ReadFile(adminYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f client.File
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	f.Server = serverURL
+	out, _ := yaml.Marshal(f)
+	return writeFile(t, "admin.yaml", string(out))
+}
+
+func instanceOf(t *testing.T, js string) *v1.Instance {
+	t.Helper()
+	var in v1.Instance
+	if err := json.Unmarshal([]byte(js), &in); err != nil {
+		t.Fatalf("not an Instance: %v\n%s", err, js)
+	}
+	return &in
+}
+
+// nodeAgentVersion is the l4m-node version a Node reports.
+func nodeAgentVersion(t *testing.T, js string) string {
+	t.Helper()
+	var n v1.Node
+	if err := json.Unmarshal([]byte(js), &n); err != nil {
+		t.Fatalf("not a Node: %v\n%s", err, js)
+	}
+	return n.Status.AgentVersion
 }
 
 // waitUnit waits until a unit's ActiveState is want.
@@ -167,8 +325,10 @@ func inDebNetns(t *testing.T) bool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	repo := repoRoot()
+	for pkg, name := range map[string]string{"hack/srcds-double": "srcds_run", "hack/steamcmd-double": "steamcmd-double"} {
+		build(t, "github.com/left4me/left4me/"+pkg, filepath.Join(dir, name))
+	}
 	for _, v := range []string{debVersion1, debVersion2} {
 		cmd := exec.Command("make", "--no-print-directory", "deb", "DEB_OUT="+filepath.Join(dir, v), "DEB_VERSION="+v)
 		cmd.Dir = repo
@@ -211,4 +371,15 @@ func inDebNetns(t *testing.T) bool {
 		t.Fatalf("the packages test did not pass inside netns %s:\n%s", ns, out.String())
 	}
 	return false
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("not within %s: %s", timeout, what)
 }
