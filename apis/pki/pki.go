@@ -1,6 +1,9 @@
 // Package pki creates the API server's certificate authority and serving
 // certificate on first start, so that l4m-server serves only HTTPS without
 // an operator running openssl. Keys are written 0600 in a 0700 directory.
+// It also holds the CA's pin (CAHash) and the pinned first contact a
+// joining node makes (DiscoverCA), so that l4mctl, which prints the pin,
+// and l4m-node, which checks it, hash the same way.
 package pki
 
 import (
@@ -80,6 +83,11 @@ func Ensure(dir string, hosts []string) (*Bundle, error) {
 			return nil, fmt.Errorf("load serving certificate: %w", err)
 		}
 	}
+	// The CA follows the serving certificate in the chain the server
+	// presents, as is usual: a joining node takes it from the handshake and
+	// checks it against the hash it was given (DiscoverCA); clients that
+	// already trust the CA ignore the extra certificate.
+	cert.Certificate = append(cert.Certificate, caCert.Raw)
 	ccPath, ckPath := filepath.Join(dir, ClientCertFile), filepath.Join(dir, ClientKeyFile)
 	client, err := tls.LoadX509KeyPair(ccPath, ckPath)
 	if err != nil || !covers(client, nil) || !signedBy(client, caCert) {

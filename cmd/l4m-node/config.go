@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/left4me/left4me/apis/client"
+	"github.com/left4me/left4me/apis/pki"
 )
 
 // nodeFile is /etc/left4me/node.yaml: how to reach the API server (the
@@ -29,9 +30,24 @@ import (
 //	  steamcmd: {path: /var/lib/left4me/steamcmd/steamcmd.sh, timeout: 1h, twoPass: true}
 //	  overlayFileRoots: [/srv/left4me/archives]
 //	  steamAPIURL: https://api.steampowered.com
+//
+// A host not joined yet may hold, instead of token and
+// certificateAuthorityData, a join token and the CA's hash: its first
+// start then joins the way `l4m-node join` does (the CA taken from the
+// server and checked against caHash) and replaces both with what it
+// obtained.
+//
+//	server: https://api.example.org:6443
+//	joinToken: l4m.<id>.<secret>
+//	caHash: sha256:<64 hex digits>
 type nodeFile struct {
 	client.File `json:",inline"`
-	Node        *nodeSettings `json:"node,omitempty"`
+	// JoinToken is spent on the first start, when the file holds no token.
+	JoinToken string `json:"joinToken,omitempty"`
+	// CAHash pins the CA the first start takes from the server (kubeadm's
+	// --discovery-token-ca-cert-hash); only without a CA in the file.
+	CAHash string        `json:"caHash,omitempty"`
+	Node   *nodeSettings `json:"node,omitempty"`
 }
 
 type nodeSettings struct {
@@ -65,6 +81,16 @@ func loadNodeFile(path string) (*nodeFile, error) {
 	f := &nodeFile{}
 	if err := yaml.UnmarshalStrict(data, f); err != nil {
 		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if f.CAHash != "" {
+		pin, err := pki.ParseCAHash(f.CAHash)
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: caHash: %w", path, err)
+		}
+		if f.CertificateAuthority != "" || f.CertificateAuthorityData != "" {
+			return nil, fmt.Errorf("config file %s: caHash pins the CA a first start takes from the server, but the file names its CA already (certificateAuthority or certificateAuthorityData): keep one of them", path)
+		}
+		f.CAHash = pin
 	}
 	return f, nil
 }

@@ -18,12 +18,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
-	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/version"
 	"github.com/left4me/left4me/cmd/internal/logging"
 	"github.com/left4me/left4me/node/agent"
@@ -79,7 +76,10 @@ func main() {
 		Short: "The left4me host agent",
 		Long: `l4m-node runs on every game host as root. It reads the API server's URL, CA
 and its node token from --config (the l4mctl config format), registers its
-Node, and realizes the Instances bound to it as systemd units.`,
+Node, and realizes the Instances bound to it as systemd units.
+
+A new host joins with l4m-node join (l4mctl token create join prints the
+command): it writes --config and starts the l4m-node unit.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -102,7 +102,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.StringVar(&o.gameUIDs, "game-uids", fmt.Sprintf("%d-%d", gameuser.DefaultMin, gameuser.DefaultMax), "uids (and gids) for the games' accounts, one per Instance; no other account may use them")
 	f.StringSliceVar(&o.labels, "labels", nil, "node labels, key=value (repeatable)")
 	f.StringVar(&o.address, "address", "127.0.0.1", "the address players use to reach this node")
-	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there")
+	f.StringVar(&o.joinToken, "join-token", os.Getenv("L4M_JOIN_TOKEN"), "join token (l4mctl token create join): when --config holds no token, obtain this node's token with it and save it there (the CA from --config, or pinned by its caHash; l4m-node join does it all)")
 	f.StringVar(&o.driver, "mount-driver", "overlayfs", "overlay mounts: overlayfs (the kernel's) or fuse-overlayfs")
 	f.StringVar(&o.logs, "logs-listen", ":6444", "where the log server (for `l4mctl logs`, through the API server) listens; empty: none")
 	f.StringVar(&o.metrics, "metrics-bind-address", "127.0.0.1:9740", "where Prometheus metrics are served over plain HTTP at /metrics; \"\" or \"0\": not served")
@@ -120,6 +120,7 @@ Node, and realizes the Instances bound to it as systemd units.`,
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	f.BoolVar(&o.jsonLogs, "json-logs", false, "log JSON lines")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file when the node stops (for `go tool pprof`)")
+	cmd.AddCommand(newJoinCommand(systemdStarter{}))
 	addInternalCommands(cmd)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "l4m-node:", err)
@@ -138,7 +139,7 @@ func run(o *options, nf *nodeFile) error {
 	log := logging.New(o.verbosity, o.jsonLogs).WithValues("node", o.nodeName)
 	f := &nf.File
 	if f.Token == "" {
-		if err := join(nf, o); err != nil {
+		if err := joinFromFile(nf, o); err != nil {
 			return err
 		}
 		log.Info("joined: obtained this node's token and saved it", "config", o.config)
@@ -151,11 +152,9 @@ func run(o *options, nf *nodeFile) error {
 	if err != nil {
 		return err
 	}
-	lo, hi, ok := strings.Cut(o.portRange, "-")
-	min, err1 := strconv.Atoi(lo)
-	max, err2 := strconv.Atoi(hi)
-	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535-1000 || min > max {
-		return fmt.Errorf("--port-range %q: want MIN-MAX within 1024-64535", o.portRange)
+	min, max, err := parsePortRange(o.portRange)
+	if err != nil {
+		return err
 	}
 	ulo, uhi, ok := strings.Cut(o.gameUIDs, "-")
 	uidMin, err1 := strconv.Atoi(ulo)
@@ -172,30 +171,19 @@ func run(o *options, nf *nodeFile) error {
 	if o.driver != "overlayfs" && o.driver != "fuse-overlayfs" {
 		return fmt.Errorf("--mount-driver %q: overlayfs or fuse-overlayfs", o.driver)
 	}
-	labels := map[string]string{}
-	for _, l := range o.labels {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			return fmt.Errorf("--labels %q: want key=value", l)
-		}
-		if v1.IsNodeRestrictionLabel(k) {
-			return fmt.Errorf("--labels %q: %s/ labels are an admin's to set on the Node; a node cannot give them to itself", l, v1.NodeRestrictionLabelDomain)
-		}
-		labels[k] = v
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return err
 	}
 	capacity := v1.NodeCapacity{Instances: o.maxInst}
 	if o.maxInst < 0 {
 		return fmt.Errorf("--capacity-instances %d: must not be negative", o.maxInst)
 	}
-	if o.maxMem != "" {
-		q, err := resource.ParseQuantity(o.maxMem)
-		if err != nil || q.Sign() <= 0 {
-			return fmt.Errorf("--capacity-memory %q: want a positive quantity such as 48Gi", o.maxMem)
-		}
-		capacity.Memory = &q
+	if capacity.Memory, err = parseMemory(o.maxMem); err != nil {
+		return err
 	}
-	if !filepath.IsAbs(o.root) {
-		return fmt.Errorf("--root (node.root) %q: want an absolute path", o.root)
+	if err := checkRoot(o.root); err != nil {
+		return err
 	}
 	sc := steamcmd.DefaultConfig(o.root)
 	sc.Path, sc.Timeout, sc.TwoPass = o.steamcmdPath, o.steamcmdTimeout, o.steamcmdTwoPass
@@ -278,39 +266,52 @@ func metricsListen(addr string) string {
 	return addr
 }
 
-// join exchanges the join token for this node's own token and saves it in
-// the config file (0600), so later starts need no join token.
-func join(nf *nodeFile, o *options) error {
-	f := &nf.File
-	if o.joinToken == "" {
-		return fmt.Errorf("%s holds no token: pass --join-token (from `l4mctl token create join`)", o.config)
+// parsePortRange reads --port-range: fewer than 1000 ports, since a
+// game's client port is its game port + 1000.
+func parsePortRange(s string) (min, max int, err error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	min, err1 := strconv.Atoi(lo)
+	max, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || min < 1024 || max > 65535-1000 || min > max {
+		return 0, 0, fmt.Errorf("--port-range %q: want MIN-MAX within 1024-64535", s)
 	}
-	cfg, err := f.Config()
-	if err != nil {
-		return err
+	return min, max, nil
+}
+
+// parseLabels reads --labels key=value; the node-restriction ones are an
+// admin's, which the API server would refuse anyway: say so before.
+func parseLabels(list []string) (map[string]string, error) {
+	labels := map[string]string{}
+	for _, l := range list {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, fmt.Errorf("--labels %q: want key=value", l)
+		}
+		if v1.IsNodeRestrictionLabel(k) {
+			return nil, fmt.Errorf("--labels %q: %s/ labels are an admin's to set on the Node; a node cannot give them to itself", l, v1.NodeRestrictionLabelDomain)
+		}
+		labels[k] = v
 	}
-	cfg.Token = o.joinToken
-	cl, err := client.New(cfg)
-	if err != nil {
-		return err
+	return labels, nil
+}
+
+// parseMemory reads --capacity-memory ("": no limit).
+func parseMemory(s string) (*resource.Quantity, error) {
+	if s == "" {
+		return nil, nil
 	}
-	tokens := resources.Tokens
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := cl.Create(ctx, tokens, &v1.Token{ObjectMeta: metav1.ObjectMeta{Name: "join"}, Spec: v1.TokenSpec{Type: v1.TokenNode, NodeName: o.nodeName}}, false)
-	if err != nil {
-		return fmt.Errorf("join as %s: %w", o.nodeName, err)
+	q, err := resource.ParseQuantity(s)
+	if err != nil || q.Sign() <= 0 {
+		return nil, fmt.Errorf("--capacity-memory %q: want a positive quantity such as 48Gi", s)
 	}
-	f.Token = out.(*v1.Token).Status.Token
-	data, err := yaml.Marshal(nf)
-	if err != nil {
-		return err
+	return &q, nil
+}
+
+func checkRoot(root string) error {
+	if !filepath.IsAbs(root) {
+		return fmt.Errorf("--root (node.root) %q: want an absolute path", root)
 	}
-	tmp := o.config + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("save the node token: %w", err)
-	}
-	return os.Rename(tmp, o.config)
+	return nil
 }
 
 // checkFileRoots wants absolute, clean directories: a file:// URL is

@@ -73,7 +73,7 @@ certificate under --data-dir/pki and an admin client config,
 	f.StringVar(&opts.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
 	f.StringVar(&opts.EtcdPrefix, "etcd-prefix", "/left4me", "key prefix of every object in etcd")
 	f.StringSliceVar(&opts.TLSSANs, "tls-san", nil, "extra host names or IPs for the generated serving certificate")
-	f.StringVar(&opts.TLSCertFile, "tls-cert-file", "", "serving certificate (default: generated under --data-dir/pki)")
+	f.StringVar(&opts.TLSCertFile, "tls-cert-file", "", "serving certificate (default: generated under --data-dir/pki); for l4m-node join --ca-hash, the chain up to the CA")
 	f.StringVar(&opts.TLSKeyFile, "tls-key-file", "", "key of --tls-cert-file")
 	f.StringVar(&opts.AuditLog, "audit-log", "", "audit log of mutating requests: a path, or - for stderr (default --data-dir/audit.log)")
 	f.Float64Var(&opts.RateQPS, "rate-limit", 100, "requests per second each credential may send (0: unlimited)")

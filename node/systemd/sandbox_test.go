@@ -228,6 +228,45 @@ func TestRunInsideSandbox(t *testing.T) {
 			t.Fatalf("Run = %+v, %v", res, err)
 		}
 	})
+	t.Run("a unit enabled and restarted, as l4m-node join does", func(t *testing.T) {
+		// A package installs the unit file; join reloads, enables and
+		// restarts it, twice when a host joins again (--force).
+		const name = "l4m-join-test.service"
+		unit := filepath.Join("/etc/systemd/system", name)
+		if err := os.WriteFile(unit, []byte("[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wants := filepath.Join("/etc/systemd/system/multi-user.target.wants", name)
+		t.Cleanup(func() {
+			d.Stop(ctx, name)
+			os.Remove(wants)
+			os.Remove(unit)
+			d.Reload(ctx)
+		})
+		var pids []uint32
+		for range 2 {
+			if err := d.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Enable(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Restart(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+			st, err := d.State(ctx, name)
+			if err != nil || st.ActiveState != "active" || st.MainPID == 0 {
+				t.Fatalf("after Enable and Restart %s is %+v, %v; want active", name, st, err)
+			}
+			pids = append(pids, st.MainPID)
+		}
+		if pids[0] == pids[1] {
+			t.Errorf("the second Restart kept process %d; want it restarted", pids[0])
+		}
+		if target, err := os.Readlink(wants); err != nil || target != unit {
+			t.Fatalf("enabled: %s -> %q, %v; want a link to %s", wants, target, err, unit)
+		}
+	})
 }
 
 func waitFile(t *testing.T, path string) {

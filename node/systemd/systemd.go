@@ -199,6 +199,18 @@ func (d *DBus) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Enable enables unit files as `systemctl enable` does: the links their
+// [Install] sections ask for (under /etc/systemd/system), then a reload so
+// systemd sees them. A unit already enabled is no error. l4m-node join uses
+// it for l4m-node.service itself; the agent's own units are runtime units
+// started by the agent and never enabled.
+func (d *DBus) Enable(ctx context.Context, names ...string) error {
+	if _, _, err := d.conn.EnableUnitFilesContext(ctx, names, false, false); err != nil {
+		return fmt.Errorf("enable %s: %w", strings.Join(names, " "), err)
+	}
+	return d.Reload(ctx)
+}
+
 type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 
 // job runs a unit job and waits for its result; the channel is buffered so

@@ -16,6 +16,7 @@ import (
 
 	"github.com/left4me/left4me/apis/client"
 	v1 "github.com/left4me/left4me/apis/left4me/v1alpha1"
+	"github.com/left4me/left4me/apis/pki"
 	"github.com/left4me/left4me/apis/resources"
 	"github.com/left4me/left4me/apis/server"
 	"github.com/left4me/left4me/apis/server/servertest"
@@ -498,6 +499,56 @@ func TestEveryKindPrints(t *testing.T) {
 		if _, _, err := e.run("", "get", res.Plural, "-A", "-o", "wide"); err != nil {
 			t.Errorf("get %s: %v", res.Plural, err)
 		}
+	}
+}
+
+// TestJoinCommand: token create join says how a host joins, its CA pinned
+// by the hash of the CA in l4mctl's config (what openssl computes on the
+// server: apis/pki's TestCAHashIsOpenSSLs); config ca-hash prints the hash
+// alone. A config with no CA has no hash to give.
+func TestJoinCommand(t *testing.T) {
+	e := newEnv(t)
+	hashes, err := pki.CAHashesPEM(e.srv.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := hashes[0]
+	if got := strings.TrimSpace(e.mustRun("config", "ca-hash")); got != pin {
+		t.Fatalf("config ca-hash = %q; want %s", got, pin)
+	}
+	out, errOut, err := e.run("", "token", "create", "join")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(out)
+	if !strings.HasPrefix(token, "l4m.") || strings.Contains(token, "\n") {
+		t.Fatalf("stdout %q; want the token alone", out)
+	}
+	want := "l4m-node join " + e.srv.URL() + " --token " + token + " --ca-hash " + pin
+	if !strings.Contains(errOut, want) {
+		t.Fatalf("stderr %q; want the join command %q", errOut, want)
+	}
+	out = e.mustRun("token", "create", "join", "--print-join-command")
+	fields := strings.Fields(out)
+	if len(fields) != 7 || strings.Join(fields[:3], " ") != "l4m-node join "+e.srv.URL() || fields[3] != "--token" || !strings.HasPrefix(fields[4], "l4m.") || fields[5] != "--ca-hash" || fields[6] != pin {
+		t.Fatalf("--print-join-command printed %q", out)
+	}
+	if _, _, err := e.run("", "token", "create", "node", "host-1", "--print-join-command"); err == nil || !strings.Contains(err.Error(), "only for token create join") {
+		t.Fatalf("--print-join-command for a node token: %v", err)
+	}
+
+	// The same admin, trusting the system's roots instead of the CA.
+	admin, err := client.LoadFile(e.srv.AdminConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.CertificateAuthorityData = ""
+	data, _ := yaml.Marshal(admin)
+	noCA := e.write("no-ca.yaml", string(data))
+	cmd := app.NewCommand(app.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}})
+	cmd.SetArgs([]string{"--config", noCA, "config", "ca-hash"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "names no CA") {
+		t.Fatalf("config ca-hash without a CA: %v", err)
 	}
 }
 

@@ -10,12 +10,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/left4me/left4me/apis/client"
+	"github.com/left4me/left4me/apis/pki"
 )
 
 func (c *cli) newConfigCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
-		Short: "Show this l4mctl config in other tools' formats",
+		Short: "Show this l4mctl config in other tools' formats, and its CA's hash",
 		Args:  cobra.NoArgs,
 	}
 	var name string
@@ -44,8 +45,50 @@ It holds your token: keep it as private as the l4mctl config (write it 0600).`,
 		},
 	}
 	kc.Flags().StringVar(&name, "name", "left4me", "name of the cluster, user and context in the kubeconfig")
-	cmd.AddCommand(kc)
+	caHash := &cobra.Command{
+		Use:   "ca-hash",
+		Short: "Print the hash of this config's CA, which l4m-node join --ca-hash checks the server by",
+		Long: `Print sha256:<hex>, the SHA-256 of the public key of the CA this config trusts
+(kubeadm's --discovery-token-ca-cert-hash format). A joining host checks the
+API server's CA against it, so that no one in between can stand in for the
+server:
+
+  l4m-node join https://api.example.org:6443 --token JOINTOKEN --ca-hash $(l4mctl config ca-hash)
+
+(l4mctl token create join prints that whole command.)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig()
+			if err != nil {
+				return err
+			}
+			hash, err := configCAHash(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(c.streams.Out, hash)
+			return err
+		},
+	}
+	cmd.AddCommand(kc, caHash)
 	return cmd
+}
+
+// configCAHash is the CAHash of the CA cfg trusts (the first certificate
+// of its bundle: l4m-server's CA is one certificate).
+func configCAHash(cfg *client.File) (string, error) {
+	cc, err := cfg.Config()
+	if err != nil {
+		return "", err
+	}
+	if len(cc.CAData) == 0 {
+		return "", fmt.Errorf("this config names no CA (certificateAuthority or certificateAuthorityData), so there is no CA hash: the server's certificate is checked against the system's roots")
+	}
+	hashes, err := pki.CAHashesPEM(cc.CAData)
+	if err != nil {
+		return "", fmt.Errorf("the config's CA: %w", err)
+	}
+	return hashes[0], nil
 }
 
 // kubeconfig renders cfg as a kubeconfig (clientcmd's v1 Config) of one

@@ -30,13 +30,15 @@ is printed once, when the token is created; the server keeps only its hash.
 	var ttl time.Duration
 	var desc string
 	var uses int32
+	var printJoin bool
 	create := &cobra.Command{
 		Use:   "create (user NAME --role ROLE[:NAMESPACE]... | join | node NODENAME)",
 		Short: "Create a token and print it (once)",
 		Example: `  l4mctl token create user alice --role editor:team-a --role viewer:team-b --ttl 720h
   l4mctl token create user ci --role admin
   l4mctl token create join --ttl 1h
-  l4mctl token create join --uses 3   # three hosts may join with it (default: one, within 24h)`,
+  l4mctl token create join --uses 3   # three hosts may join with it (default: one, within 24h)
+  ssh root@host-1 "$(l4mctl token create join --print-join-command) --node-name host-1"`,
 		Args: cobra.RangeArgs(1, 2),
 		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 {
@@ -58,17 +60,21 @@ is printed once, when the token is created; the server keeps only its hash.
 				}
 				spec.Uses = uses
 			}
+			if printJoin && spec.Type != v1.TokenJoin {
+				return fmt.Errorf("--print-join-command prints how a host joins: only for token create join")
+			}
 			if ttl > 0 {
 				exp := metav1.NewTime(time.Now().Add(ttl).Truncate(time.Second))
 				spec.ExpirationTime = &exp
 			}
-			return c.createToken(cmd.Context(), spec)
+			return c.createToken(cmd.Context(), spec, printJoin)
 		},
 	}
 	create.Flags().StringSliceVar(&roles, "role", nil, "role binding: admin, editor:NAMESPACE or viewer:NAMESPACE (repeatable)")
 	create.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h (default: 24h for join tokens, no expiry for others)")
 	create.Flags().Int32Var(&uses, "uses", 1, "join tokens: how many nodes may join with it")
 	create.Flags().StringVar(&desc, "description", "", "what the token is for")
+	create.Flags().BoolVar(&printJoin, "print-join-command", false, "join tokens: print only the l4m-node join command a host runs (with the token and the CA's hash), for scripts")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -121,7 +127,24 @@ func tokenSpec(args, roles []string, desc string) (v1.TokenSpec, error) {
 	return spec, nil
 }
 
-func (c *cli) createToken(ctx context.Context, spec v1.TokenSpec) error {
+// createToken creates the token and prints it on stdout. For a join token
+// it also prints, on stderr (stdout stays the token alone, for scripts),
+// the l4m-node join command a host runs, its CA pinned by the hash of the
+// CA in this config; printJoin prints that command alone, on stdout.
+func (c *cli) createToken(ctx context.Context, spec v1.TokenSpec, printJoin bool) error {
+	var server, caHash string
+	var caErr error
+	if spec.Type == v1.TokenJoin {
+		cfg, err := c.loadConfig()
+		if err != nil {
+			return err
+		}
+		server = cfg.Server
+		caHash, caErr = configCAHash(cfg)
+		if printJoin && caErr != nil {
+			return caErr
+		}
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -134,7 +157,23 @@ func (c *cli) createToken(ctx context.Context, spec v1.TokenSpec) error {
 		return err
 	}
 	t := out.(*v1.Token)
+	if printJoin {
+		fmt.Fprintln(c.streams.Out, joinCommand(server, t.Status.Token, caHash))
+		return nil
+	}
 	fmt.Fprintf(c.streams.Err, "token.%s/%s created; store it now, it is not shown again:\n", v1.Group, t.Name)
 	fmt.Fprintln(c.streams.Out, t.Status.Token)
+	if spec.Type == v1.TokenJoin {
+		if caErr != nil {
+			fmt.Fprintf(c.streams.Err, "a host joins with this, as root, given the hash of the server's CA (%v):\n  %s\n", caErr, joinCommand(server, t.Status.Token, "sha256:<hash>"))
+		} else {
+			fmt.Fprintf(c.streams.Err, "a host joins with (as root, adding --node-name, --address, --labels as it needs):\n  %s\n", joinCommand(server, t.Status.Token, caHash))
+		}
+	}
 	return nil
+}
+
+// joinCommand is the command a host runs to join with token.
+func joinCommand(server, token, caHash string) string {
+	return fmt.Sprintf("l4m-node join %s --token %s --ca-hash %s", server, token, caHash)
 }
