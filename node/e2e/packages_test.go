@@ -134,6 +134,7 @@ func TestDebianPackages(t *testing.T) {
 	if game.Status.MainPID == 0 || game.Status.NodeName != debNodeBox {
 		t.Fatalf("coop-1: %+v", game.Status)
 	}
+	t.Logf("coop-1 Ready on %s: unit %s, PID %d, build %s", game.Status.NodeName, game.Status.UnitName, game.Status.MainPID, game.Status.Build)
 
 	// Upgrade both with the game running: it keeps its process.
 	run("apply", "-f", writeFile(t, "team-a.yaml", "apiVersion: left4me.io/v1alpha1\nkind: Namespace\nmetadata: {name: team-a}\n"))
@@ -151,6 +152,8 @@ func TestDebianPackages(t *testing.T) {
 		in := instanceOf(t, run("get", "instance", "coop-1", "-o", "json"))
 		return in.Status.MainPID == game.Status.MainPID && in.Status.Phase == v1.PhaseRunning && nodeAgentVersion(t, run("get", "node", debNodeBox, "-o", "json")) == debVersion2
 	})
+
+	t.Logf("upgraded to %s; coop-1 still PID %d", debVersion2, game.Status.MainPID)
 
 	// Removing l4m-node stops the agent, not the game; purge, once an
 	// admin stopped the game, removes the node's state.
