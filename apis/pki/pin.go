@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -165,6 +166,14 @@ func pickCA(chain []*x509.Certificate, pin string) (*x509.Certificate, error) {
 	}
 	if !ca.BasicConstraintsValid || !ca.IsCA {
 		return nil, fmt.Errorf("%w: the certificate %s it presents (%q) is not a CA certificate", ErrNotTrusted, CAHash(ca), ca.Subject.String())
+	}
+	// The pin covers the key; a self-signed CA's own signature covers the
+	// rest (validity, constraints), so nobody relaying the handshake can
+	// hand over the right key in a certificate of their making.
+	if bytes.Equal(ca.RawIssuer, ca.RawSubject) {
+		if err := ca.CheckSignatureFrom(ca); err != nil {
+			return nil, fmt.Errorf("%w: the CA certificate %s is not signed by its own key: %v", ErrNotTrusted, CAHash(ca), err)
+		}
 	}
 	return ca, nil
 }

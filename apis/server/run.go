@@ -224,7 +224,12 @@ func (s *Server) serverTLS(opts Options) (*tls.Config, error) {
 			// Listening on every address (the package's 0.0.0.0:6443):
 			// nodes reach the server at any of this host's addresses, as
 			// kubeadm's certificate names the host's own.
-			hosts = append(hosts, hostAddresses()...)
+			addrs, err := hostAddresses()
+			if err != nil {
+				opts.Log.Error(err, "cannot list this host's addresses for the serving certificate; nodes must reach the server by a name it has (--tls-san)")
+			}
+			opts.Log.Info("the serving certificate names this host's addresses", "addresses", addrs)
+			hosts = append(hosts, addrs...)
 		}
 	}
 	hosts = append(hosts, opts.TLSSANs...)
@@ -384,10 +389,10 @@ func (s *Server) close() {
 
 // hostAddresses are this host's unicast addresses, loopback and link-local
 // ones left out (already named, or not routable).
-func hostAddresses() []string {
+func hostAddresses() ([]string, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list interface addresses: %w", err)
 	}
 	var out []string
 	for _, a := range addrs {
@@ -397,5 +402,5 @@ func hostAddresses() []string {
 		}
 		out = append(out, ipn.IP.String())
 	}
-	return out
+	return out, nil
 }

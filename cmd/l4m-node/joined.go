@@ -11,7 +11,8 @@ import (
 
 // newJoinedCommand is the unit's ExecCondition (the package installs and
 // starts l4m-node before anyone has joined it to a server): it exits 0 when
-// the config names a server and holds a token, so the agent starts; 1, so
+// the config names a server and holds a token (or a join token for the
+// first start to spend), so the agent starts; 1, so
 // systemd skips the start without calling it a failure, while the config
 // is the package's commented-out template or missing. A config that does
 // not parse exits 0 too: the agent's start then fails naming the mistake,
@@ -31,8 +32,11 @@ func newJoinedCommand() *cobra.Command {
 				os.Exit(1)
 			case err != nil:
 				return nil // the agent says what is wrong
-			case f.Server == "" || f.Token == "":
-				fmt.Fprintf(os.Stderr, "l4m-node: %s names no server and token yet: run `l4m-node join https://SERVER:6443 --token TOKEN --ca-hash sha256:HASH`\n", config)
+			case f.Server == "":
+				fmt.Fprintf(os.Stderr, "l4m-node: %s names no server yet: run `l4m-node join https://SERVER:6443 --token TOKEN --ca-hash sha256:HASH`\n", config)
+				os.Exit(1)
+			case f.Token == "" && f.JoinToken == "" && os.Getenv("L4M_JOIN_TOKEN") == "":
+				fmt.Fprintf(os.Stderr, "l4m-node: %s names a server but no token or joinToken: run `l4m-node join`\n", config)
 				os.Exit(1)
 			}
 			return nil

@@ -105,19 +105,30 @@ func TestDebianPackages(t *testing.T) {
 		t.Fatalf("join token %q, CA hash %q", token, caHash)
 	}
 	serverURL := "https://" + debServerIP + ":6443"
+	// What the samples' Overlays fetch (hack/sample-sources.sh, as make
+	// run makes it), and the admin's settings in node.yaml before the join,
+	// which join keeps: where file:// sources may be read, and the Steam
+	// Web API double (on the bridge) for the Workshop.
+	data := t.TempDir()
+	if out, err := exec.Command(filepath.Join(repoRoot(), "hack", "sample-sources.sh"), node.Left4meDir, data).CombinedOutput(); err != nil {
+		t.Fatalf("sample sources: %v\n%s", err, out)
+	}
+	steamURL := startSteamAPI(t, filepath.Join(data, "steam"))
+	node.MustExec(t, "bash", "-c", "printf 'node:\\n  overlayFileRoots: [/var/lib/left4me/archives]\\n  steamAPIURL: "+steamURL+"\\n' > /etc/left4me/node.yaml")
 	out, err := node.Exec("l4m-node", "join", serverURL, "--token", token, "--ca-hash", "sha256:"+strings.Repeat("ab", 32), "--address", debNodeIP)
 	if err == nil || !strings.Contains(out, caHash) {
 		t.Fatalf("a join with a wrong CA hash: %v\n%s", err, out)
 	}
-	if _, err := node.Exec("l4m-node", "check-joined"); err == nil {
-		t.Fatal("a refused join wrote node.yaml")
+	before := node.MustExec(t, "cat", "/etc/left4me/node.yaml")
+	if _, err := node.Exec("l4m-node", "check-joined"); err == nil || !strings.Contains(before, "steamAPIURL") || strings.Contains(before, "token") {
+		t.Fatalf("a refused join wrote node.yaml:\n%s", before)
 	}
 	installSteamcmdOn(t, node.Left4meDir)
 	node.MustExec(t, "l4m-node", "join", serverURL, "--token", token, "--ca-hash", caHash, "--address", debNodeIP, "--node-name", debNodeBox)
 	waitUnit(t, node, "l4m-node.service", "active")
 
-	// From outside, with the packaged l4mctl: the Installation sample and a
-	// server on it, Ready through the steamcmd and game doubles.
+	// From outside, with the packaged l4mctl: the samples, Ready through the
+	// steamcmd, Workshop and game doubles.
 	l4mctl := extractL4mctl(t, deb(debVersion1, "l4mctl"))
 	cfg := outsideConfig(t, filepath.Join(srv.Left4meDir, "server", "admin.yaml"), serverURL)
 	run := func(args ...string) string {
@@ -128,8 +139,7 @@ func TestDebianPackages(t *testing.T) {
 		}
 		return string(out)
 	}
-	run("apply", "-f", filepath.Join(repoRoot(), "config", "samples", "00-installation.yaml"))
-	run("apply", "-f", writeFile(t, "coop.yaml", coopServer), "--wait", "--timeout", "5m")
+	run("apply", "-f", filepath.Join(repoRoot(), "config", "samples"), "--wait", "--timeout", "5m")
 	game := instanceOf(t, run("get", "instance", "coop-1", "-o", "json"))
 	if game.Status.MainPID == 0 || game.Status.NodeName != debNodeBox {
 		t.Fatalf("coop-1: %+v", game.Status)
@@ -155,17 +165,43 @@ func TestDebianPackages(t *testing.T) {
 
 	t.Logf("upgraded to %s; coop-1 still PID %d", debVersion2, game.Status.MainPID)
 
-	// Removing l4m-node stops the agent, not the game; purge, once an
-	// admin stopped the game, removes the node's state.
+	// Removing l4m-node stops the agent, not the game. Purge while it
+	// runs keeps its files (and says so); once an admin stopped the game,
+	// a reinstall and purge removes the node's state, config and accounts.
 	node.MustExec(t, "dpkg", "-r", "l4m-node")
 	waitUnit(t, node, "l4m-node.service", "inactive")
-	if out := node.MustExec(t, "systemctl", "show", "-p", "MainPID", "--value", game.Status.UnitName); strings.TrimSpace(out) != fmt.Sprint(game.Status.MainPID) {
-		t.Errorf("removing l4m-node touched the game: MainPID %s, was %d", out, game.Status.MainPID)
+	gamePID := func() string {
+		return strings.TrimSpace(node.MustExec(t, "systemctl", "show", "-p", "MainPID", "--value", game.Status.UnitName))
 	}
-	node.MustExec(t, "systemctl", "stop", game.Status.UnitName)
-	node.MustExec(t, "dpkg", "-P", "l4m-node")
-	if out, _ := node.Exec("ls", "-A", "/var/lib/left4me"); strings.Contains(out, "installation") || strings.Contains(out, "steamcmd") {
+	if pid := gamePID(); pid != fmt.Sprint(game.Status.MainPID) {
+		t.Errorf("removing l4m-node touched the game: MainPID %s, was %d", pid, game.Status.MainPID)
+	}
+	if out := node.MustExec(t, "dpkg", "-P", "l4m-node"); !strings.Contains(out, "games still run") {
+		t.Errorf("purge with a game running did not say it keeps the state:\n%s", out)
+	}
+	if pid := gamePID(); pid != fmt.Sprint(game.Status.MainPID) {
+		t.Errorf("purge touched the running game: MainPID %s", pid)
+	}
+	node.MustExec(t, "test", "-d", "/var/lib/left4me/installation")
+	node.MustExec(t, "systemctl", "stop", "l4m-*") // the admin stops the games (and their overlays' mounts)
+	node.MustExec(t, "dpkg", "-i", deb(debVersion2, "l4m-node"))
+	node.MustExec(t, "dpkg", "-i", deb(debVersion2, "l4m-node")) // twice: still configured
+	if out, _ := node.Exec("systemctl", "show", "-p", "ConditionResult", "l4m-node.service"); !strings.Contains(out, "ConditionResult=no") {
+		t.Errorf("a reinstalled, unjoined l4m-node should be skipped:\n%s", out)
+	}
+	if out := node.MustExec(t, "dpkg", "-P", "l4m-node"); strings.Contains(out, "keeping") {
+		t.Errorf("purge with every game stopped kept the state:\n%s", out)
+	}
+	if out, _ := node.Exec("ls", "-A", "/var/lib/left4me"); strings.TrimSpace(out) != "" {
 		t.Errorf("purge left the node's state: %s", out)
+	}
+	if out, err := node.Exec("test", "-e", "/etc/left4me/node.yaml"); err == nil {
+		t.Errorf("purge left /etc/left4me/node.yaml: %s", out)
+	}
+	for _, acct := range []string{"l4m-steamcmd", "l4m-fetch"} {
+		if out, err := node.Exec("getent", "passwd", acct); err == nil {
+			t.Errorf("purge left the %s account: %s", acct, out)
+		}
 	}
 
 	// Remove stops the server and keeps its state; purge removes it.
@@ -176,25 +212,7 @@ func TestDebianPackages(t *testing.T) {
 	if out, err := srv.Exec("test", "-e", "/var/lib/left4me/server"); err == nil {
 		t.Errorf("purge left /var/lib/left4me/server: %s", out)
 	}
-	if out, err := node.Exec("getent", "passwd", "l4m-steamcmd"); err == nil {
-		t.Errorf("purge left the l4m-steamcmd account: %s", out)
-	}
 }
-
-// coopServer is a server on the Installation sample's build, with no
-// Overlay (the samples' need their sources served: make run does that).
-const coopServer = `apiVersion: left4me.io/v1alpha1
-kind: Blueprint
-metadata: {name: coop}
-spec:
-  game: {map: c1m1_hotel, mode: coop, maxPlayers: 4}
----
-apiVersion: left4me.io/v1alpha1
-kind: Instance
-metadata: {name: coop-1}
-spec:
-  blueprintRef: {name: coop}
-`
 
 var joinTokenRE = regexp.MustCompile(`l4m\.[A-Za-z0-9]+\.[A-Za-z0-9_-]+`)
 
@@ -210,6 +228,27 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// startSteamAPI runs the Steam Web API double (built by the outer test) on
+// the bridge with the samples' catalog, until the test ends; it returns
+// its URL.
+func startSteamAPI(t *testing.T, dir string) string {
+	t.Helper()
+	addrFile := filepath.Join(dir, "addr")
+	cmd := exec.Command(filepath.Join(os.Getenv(debDirEnv), "steam-api-double"), "--listen", debGateway+":0", "--allow-non-loopback",
+		"--catalog", filepath.Join(dir, "catalog.json"), "--addr-file", addrFile)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var addr []byte
+	waitFor(t, 10*time.Second, "the Steam Web API double listening", func() bool {
+		addr, _ = os.ReadFile(addrFile)
+		return len(bytes.TrimSpace(addr)) > 0
+	})
+	return "http://" + string(bytes.TrimSpace(addr))
 }
 
 // installSteamcmdOn puts the steamcmd double (built by the outer test)
@@ -329,7 +368,7 @@ func inDebNetns(t *testing.T) bool {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	repo := repoRoot()
-	for pkg, name := range map[string]string{"hack/srcds-double": "srcds_run", "hack/steamcmd-double": "steamcmd-double"} {
+	for pkg, name := range map[string]string{"hack/srcds-double": "srcds_run", "hack/steamcmd-double": "steamcmd-double", "hack/steam-api-double": "steam-api-double"} {
 		build(t, "github.com/left4me/left4me/"+pkg, filepath.Join(dir, name))
 	}
 	for _, v := range []string{debVersion1, debVersion2} {
