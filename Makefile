@@ -42,7 +42,7 @@ DEB_BUILD := $(DEB_OUT)/build
 .PHONY: deb
 deb: ## Debian packages for amd64 in dist/: l4m-server, l4m-node, l4mctl (nfpm; version from git, DEB_VERSION overrides).
 	@set -euo pipefail; v=$$(./hack/deb-version.sh); echo "version $$v"; \
-	export SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct); \
+	sde=$$(git log -1 --format=%ct 2>/dev/null || true); [ -z "$$sde" ] || export SOURCE_DATE_EPOCH=$$sde; \
 	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/completion $(DEB_BUILD)/man; \
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/left4me/left4me/apis/version.Version=$$v" -o $(DEB_BUILD)/ ./cmd/l4m-server ./cmd/l4m-node ./cmd/l4mctl; \
 	./hack/deb-docs.sh "$$v" $(DEB_BUILD); \
