@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -76,47 +75,12 @@ func inFleetNetns(t *testing.T) bool {
 // runs the test again inside the namespace.
 func runInFleetNetns(t *testing.T) {
 	ns := fmt.Sprintf("l4mfleet%d", os.Getpid())
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	ip("netns", "add", ns)
-	t.Cleanup(func() {
-		// Sandboxes the inner test could not tear down (it was killed) go
-		// first: their veths live in this namespace.
-		for i := 1; i <= 3; i++ {
-			exec.Command(sandboxtest.Script(), "down", fmt.Sprintf("fleet-%d", i)).Run()
-		}
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("delete netns %s: %v: %s", ns, err, out)
-		}
-	})
-	ip("-n", ns, "link", "set", "lo", "up")
-	ip("-n", ns, "link", "add", fleetBridge, "type", "bridge")
-	ip("-n", ns, "addr", "add", fleetGateway+"/24", "dev", fleetBridge)
-	ip("-n", ns, "link", "set", fleetBridge, "up")
-
 	bin := t.TempDir()
 	for pkg, name := range map[string]string{"cmd/l4m-server": "l4m-server", "cmd/l4m-node": "l4m-node", "hack/srcds-double": "srcds_run", "hack/steamcmd-double": "steamcmd-double"} {
 		build(t, "github.com/left4me/left4me/"+pkg, filepath.Join(bin, name))
 	}
-	var out bytes.Buffer
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count", "1", "-test.timeout", "30m")
-	cmd.Env = append(os.Environ(), fleetNetnsEnv+"="+ns, fleetBinEnv+"="+bin)
-	if testing.Verbose() {
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, os.Stdout), io.MultiWriter(&out, os.Stdout)
-	} else {
-		cmd.Stdout, cmd.Stderr = &out, &out
-	}
-	err := cmd.Run()
-	if err != nil {
-		t.Fatalf("the fleet test inside netns %s failed: %v\n%s", ns, err, out.String())
-	}
-	if !strings.Contains(out.String(), "--- PASS: "+t.Name()) {
-		t.Fatalf("the fleet test did not pass inside netns %s:\n%s", ns, out.String())
-	}
+	testNetns{name: ns, bridge: fleetBridge, gateway: fleetGateway,
+		boxes: []string{"fleet-1", "fleet-2", "fleet-3"}, timeout: "30m"}.runInside(t, fleetNetnsEnv+"="+ns, fleetBinEnv+"="+bin)
 }
 
 // proc is a control-plane process the test started (and kills by PID).

@@ -378,40 +378,8 @@ func inDebNetns(t *testing.T) bool {
 			t.Fatalf("make deb %s: %v\n%s", v, err, out)
 		}
 	}
-	ns := fmt.Sprintf("l4mdeb%d", os.Getpid())
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	ip("netns", "add", ns)
-	t.Cleanup(func() {
-		for _, name := range []string{debServerBox, debNodeBox} {
-			exec.Command(sandboxtest.Script(), "down", name).Run()
-		}
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("delete netns %s: %v: %s", ns, err, out)
-		}
-	})
-	ip("-n", ns, "link", "set", "lo", "up")
-	ip("-n", ns, "link", "add", debBridge, "type", "bridge")
-	ip("-n", ns, "addr", "add", debGateway+"/24", "dev", debBridge)
-	ip("-n", ns, "link", "set", debBridge, "up")
-	var out bytes.Buffer
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count", "1", "-test.timeout", "20m")
-	cmd.Env = append(os.Environ(), debNetnsEnv+"="+ns, debDirEnv+"="+dir)
-	if testing.Verbose() {
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, os.Stdout), io.MultiWriter(&out, os.Stdout)
-	} else {
-		cmd.Stdout, cmd.Stderr = &out, &out
-	}
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("the packages test inside netns %s failed: %v\n%s", ns, err, out.String())
-	}
-	if !strings.Contains(out.String(), "--- PASS: "+t.Name()) {
-		t.Fatalf("the packages test did not pass inside netns %s:\n%s", ns, out.String())
-	}
+	testNetns{name: fmt.Sprintf("l4mdeb%d", os.Getpid()), bridge: debBridge, gateway: debGateway,
+		boxes: []string{debServerBox, debNodeBox}, timeout: "20m"}.runInside(t, debNetnsEnv+"=1", debDirEnv+"="+dir)
 	return false
 }
 
